@@ -1,0 +1,1 @@
+"""The ``cairn`` command line: thin, it parses, calls a service and renders."""

@@ -1,0 +1,81 @@
+"""Entry point. Errors are shown here and only here: one line, a non-zero exit code.
+
+Command modules are imported when their group is used, and the heavy libraries (rich,
+anyio, the MCP client) only by the commands that need them, so ``cairn agent runs
+--json`` starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from cairn.errors import CairnError
+
+_GROUPS = {
+    "agent": ("cairn.cli.agents", "agent", "Create, inspect, test and list the runs of agents."),
+    "runs": ("cairn.cli.runs", "runs", "Inspect and prune runs in the ledger."),
+    "source": ("cairn.cli.sources", "source", "Register and check tool sources (MCP servers)."),
+    "demo": ("cairn.cli.demo", "demo", "Load the demo sandbox: example agents and runs."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_GROUPS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = _GROUPS.get(cmd_name)
+        if entry is None:
+            return None
+        import importlib
+
+        command: click.Command = getattr(importlib.import_module(entry[0]), entry[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _GROUPS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.option("--db", "database_url", envvar="CAIRN_DATABASE_URL", help="Ledger database URL.")
+@click.option("--sandbox", envvar="CAIRN_SANDBOX", default="default", show_default=True)
+@click.version_option(package_name="cairn")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, sandbox: str) -> None:
+    """Cairn: event-driven agents and the run ledger that explains them."""
+    from cairn.cli.context import CliContext
+
+    ctx.obj = CliContext(database_url=database_url, sandbox=sandbox)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def main(argv: Sequence[str] | None = None) -> Any:
+    """Console-script entry: run the CLI, turning expected errors into one line and an exit code."""
+    try:
+        return cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except CairnError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        click.echo(f"error: {error.format_message()}", err=True)
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Rendering for people: tables, the run view and the trace, with rich (imported here only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cairn.domain.agents import Agent
+from cairn.domain.runs import Run, RunEvent
+from cairn.domain.sources import DataSource
+from cairn.domain.trace import ToolResolutionTrace
+
+console = Console(highlight=False)
+
+STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "queued": "cyan",
+}
+QUIET_OUTCOMES = {"model_chose_no_tool", "no_tools_available", "interrupted", "tool_errors"}
+
+
+def _short(value: Any, width: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _status(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def _outcome(outcome: str | None) -> Text:
+    if outcome is None:
+        return Text("-", style="dim")
+    return Text(outcome, style="bold yellow" if outcome in QUIET_OUTCOMES else "")
+
+
+def agents_table(agents: list[Agent]) -> None:
+    """``cairn agent list``."""
+    table = Table("slug", "name", "status", "version", "backend", "sources", "allowlist")
+    for agent in agents:
+        table.add_row(
+            agent.slug,
+            agent.name,
+            agent.status,
+            str(agent.version),
+            f"{agent.model_settings.backend}:{agent.model_settings.model}",
+            "default" if agent.tool_sources is None else (", ".join(agent.tool_sources) or "none"),
+            ", ".join(agent.tool_allowlist) or "all",
+        )
+    console.print(table)
+
+
+def agent_detail(agent: Agent) -> None:
+    """``cairn agent show``."""
+    settings = agent.model_settings
+    console.print(f"[bold]{agent.slug}[/]  {agent.name}  ({agent.status}, version {agent.version})")
+    if agent.description:
+        console.print(agent.description)
+    console.print(f"id: {agent.agent_id}")
+    console.print(
+        f"model: {settings.backend}:{settings.model}  temperature={settings.temperature}  "
+        f"max_tokens={settings.max_tokens}  max_turns={settings.max_turns}  "
+        f"timeout_s={settings.timeout_s:g}" + (f"  base_url={settings.base_url}" if
+                                               settings.base_url else "")
+    )
+    sources = "sandbox default" if agent.tool_sources is None else (
+        ", ".join(agent.tool_sources) or "none (tool-less by choice)"
+    )
+    console.print(f"tool sources: {sources}")
+    console.print(f"tool allowlist: {', '.join(agent.tool_allowlist) or 'all resolved tools'}")
+    console.print("[bold]system prompt[/]")
+    console.print(Text(agent.system_prompt))
+
+
+def trace_view(trace: ToolResolutionTrace | None) -> None:
+    """The tool-resolution trace, with what explains a silent run first."""
+    if trace is None:
+        console.print("[dim]no tool-resolution trace (the run ended before tools resolved)[/]")
+        return
+    console.print(f"[bold]tool resolution[/] ({trace.duration_ms:.1f} ms)")
+    for resolved in trace.sources_resolved:
+        hidden = (
+            f", {len(resolved.hidden_by_source)} hidden by the source's allowed tools"
+            if resolved.hidden_by_source else ""
+        )
+        console.print(
+            f"  [green]resolved[/] {resolved.label} ({resolved.kind}): "
+            f"{resolved.tool_count} tools{hidden}"
+        )
+    for skipped in trace.sources_skipped:
+        console.print(
+            f"  [red]skipped[/]  {skipped.label} ({skipped.kind}): "
+            f"[bold]{skipped.reason}[/] - {skipped.message}"
+        )
+    advertised = ", ".join(trace.tool_names_advertised) or "[bold red]none[/]"
+    console.print(f"  advertised: {advertised}")
+    if trace.allowlist_filtered_out:
+        console.print(f"  filtered out by allowlist: {', '.join(trace.allowlist_filtered_out)}")
+    for missing in trace.allowlist_missing_entries:
+        hint = f" - did you mean {', '.join(missing.suggestions)}?" if missing.suggestions else ""
+        origin = (
+            f" (source {missing.possibly_from_skipped} was skipped)"
+            if missing.possibly_from_skipped else ""
+        )
+        console.print(
+            f"  [bold yellow]stale allowlist entry[/] {missing.entry!r}{origin}{hint}"
+        )
+    for conflict in trace.name_conflicts:
+        console.print(f"  [yellow]name conflict[/] {conflict}: an earlier source's tool was kept")
+
+
+def runs_table(runs: list[Run]) -> None:
+    """``cairn agent runs``."""
+    table = Table("run_id", "created", "kind", "status", "outcome", "tools", "tokens", "ms", "error")
+    for run in runs:
+        table.add_row(
+            run.run_id,
+            run.created_at.strftime("%Y-%m-%d %H:%M:%S") if run.created_at else "",
+            run.kind,
+            _status(run.status),
+            _outcome(run.outcome),
+            str(len(run.tool_calls)),
+            f"{run.usage.tokens_in}/{run.usage.tokens_out}",
+            f"{run.duration_ms:.0f}" if run.duration_ms is not None else "",
+            _short(run.error_message or "", 40),
+        )
+    console.print(table)
+    if runs:
+        console.print(f"[dim]next page: --before {runs[-1].run_id}[/]")
+
+
+def run_detail(run: Run, events: list[RunEvent] | None = None) -> None:
+    """``cairn runs show`` and the result of ``cairn agent test``."""
+    console.print(
+        Text.assemble(
+            (run.run_id, "bold"), "  ", _status(run.status), "  outcome ", _outcome(run.outcome)
+        )
+    )
+    console.print(
+        f"agent {run.agent_slug} v{run.agent_version} · {run.kind}"
+        + (f" · trigger {run.trigger_id}" if run.trigger_id else "")
+        + f" · {run.model or ''}"
+    )
+    duration = f"{run.duration_ms:.1f} ms" if run.duration_ms is not None else "-"
+    console.print(
+        f"tokens in {run.usage.tokens_in} / out {run.usage.tokens_out}"
+        f" (cache read {run.usage.cache_read_tokens}, write {run.usage.cache_write_tokens})"
+        f" · duration {duration}"
+        + (f" · cost {run.cost_micros / 1e6:.6f}" if run.cost_micros is not None else "")
+    )
+    if run.error_message:
+        console.print(f"[red]error ({run.error_type}):[/] {run.error_message}")
+    console.print("[bold]event payload[/]")
+    console.print(Text(json.dumps(run.event_payload, indent=2, default=str)))
+    if run.tool_calls:
+        console.print(f"[bold]tool calls[/] ({len(run.tool_calls)})")
+        for call in run.tool_calls:
+            outcome = (
+                Text(f"error: {_short(call.error, 200)}", style="red")
+                if call.error else Text(f"-> {_short(call.result, 200)}")
+            )
+            console.print(
+                Text.assemble(
+                    f"  {call.call_id} ", (call.name, "bold"), f"({_short(call.arguments, 120)}) ",
+                    outcome, f"  [{call.duration_ms:.1f} ms]",
+                )
+            )
+    else:
+        console.print("[bold]tool calls[/] none")
+    console.print("[bold]output[/]")
+    console.print(Text(run.output_text) if run.output_text else Text("(empty)", style="dim"))
+    trace_view(run.tool_resolution_trace)
+    if events is not None:
+        console.print(f"[bold]events[/] ({len(events)})")
+        for event in events:
+            console.print(f"  {event.seq:>4} {event.kind:<11} {_short(event.data, 100)}")
+
+
+def sources_table(sources: list[DataSource]) -> None:
+    """``cairn source list``."""
+    table = Table("source_id", "label", "kind", "transport", "namespace", "status", "reason")
+    for source in sources:
+        table.add_row(
+            source.source_id,
+            source.label,
+            source.kind,
+            str(source.config.get("transport", "-")),
+            str(source.config.get("namespace", "-")),
+            _status(source.status) if source.status != "active" else Text("active", "green"),
+            _short(source.status_reason or "", 50),
+        )
+    console.print(table)
+
+
+def source_detail(source: DataSource) -> None:
+    """``cairn source show``: configuration and status, secrets by name only."""
+    console.print(f"[bold]{source.label}[/] ({source.kind}) {source.source_id}")
+    console.print(f"status: {source.status}" + (
+        f" - {source.status_reason}" if source.status_reason else ""))
+    for key, value in sorted(source.config.items()):
+        console.print(f"  {key}: {_short(value, 120)}")
+    if source.checked_at:
+        console.print(f"last checked: {source.checked_at.isoformat()}")
+
+
+def warn(message: str) -> None:
+    """A warning on stderr that does not change the exit code."""
+    Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {message}")

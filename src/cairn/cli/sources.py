@@ -1,0 +1,159 @@
+"""``cairn source …``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json, run_async
+from cairn.errors import InvalidJSON, UsageError
+
+
+@click.group()
+def source() -> None:
+    """Register and check tool sources (the user's MCP servers; builtin is always there)."""
+
+
+def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--env takes NAME=VALUE, got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+def _print_health(report: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(report.to_dict())
+        return
+    label = report.source.label
+    if report.ok:
+        click.echo(
+            f"{label}: healthy, {len(report.tool_names)} tools in {report.duration_ms:.0f} ms: "
+            + ", ".join(report.tool_names)
+        )
+    else:
+        click.echo(f"{label}: status error ({report.reason}): {report.message}", err=True)
+
+
+@source.command("add")
+@click.argument("label")
+@click.option("--command", "command_", help="stdio: the server command.")
+@click.option("--arg", "args", multiple=True, help="stdio: one argument (repeat).")
+@click.option("--env", "env", multiple=True, help="stdio: NAME=VALUE for the server (secret).")
+@click.option("--url", help="http: the streamable-HTTP endpoint.")
+@click.option("--auth", type=click.Choice(["none", "bearer", "header"]), default="none")
+@click.option("--token", envvar="CAIRN_MCP_TOKEN", help="Bearer token or header value.")
+@click.option("--header-name", help="auth=header: the header to send.")
+@click.option("--namespace", help="Prefix for tool names (default: the source id).")
+@click.option("--allowed-tools", help="JSON list: only these tools of the server.")
+@click.option("--calls-per-minute", type=int, help="Cap on calls to this server.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def add(
+    cli: CliContext,
+    label: str,
+    command_: str | None,
+    args: tuple[str, ...],
+    env: tuple[str, ...],
+    url: str | None,
+    auth: Any,
+    token: str | None,
+    header_name: str | None,
+    namespace: str | None,
+    allowed_tools: str | None,
+    calls_per_minute: int | None,
+    as_json: bool,
+) -> None:
+    """Register an MCP server as LABEL (stdio with --command, or http with --url) and check it."""
+    from cairn.services.sources import McpSourceSpec, add_mcp_source
+
+    if bool(command_) == bool(url):
+        raise UsageError("pass exactly one of --command (stdio) or --url (streamable HTTP)")
+    allowed = parse_json_option(allowed_tools, "--allowed-tools")
+    if allowed is not None and not (
+        isinstance(allowed, list) and all(isinstance(x, str) for x in allowed)
+    ):
+        raise InvalidJSON("--allowed-tools must be a JSON list of tool names")
+    spec = McpSourceSpec(
+        label=label,
+        transport="stdio" if command_ else "http",
+        command=command_,
+        args=list(args),
+        url=url,
+        auth=auth,
+        token=token if auth != "none" else None,
+        header_name=header_name,
+        env=_env_pairs(env),
+        namespace=namespace,
+        allowed_tools=allowed,
+        calls_per_minute=calls_per_minute,
+    )
+    report = run_async(add_mcp_source, cli.app, cli.sandbox, spec)
+    if not as_json:
+        click.echo(f"added source {report.source.label} ({report.source.source_id})")
+    _print_health(report, as_json)
+
+
+@source.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def list_(cli: CliContext, as_json: bool) -> None:
+    """Every source of the sandbox and its status."""
+    from cairn.services.sources import list_sources
+
+    found = list_sources(cli.app, cli.sandbox)
+    if as_json:
+        print_json([s.to_dict() for s in found])
+    else:
+        from cairn.cli.render import sources_table
+
+        sources_table(found)
+
+
+@source.command("show")
+@click.argument("source_ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def show(cli: CliContext, source_ref: str, as_json: bool) -> None:
+    """One source (by id or label): configuration and status; secrets by name only."""
+    from cairn.services.sources import get_source
+
+    found = get_source(cli.app, cli.sandbox, source_ref)
+    if as_json:
+        print_json(found.to_dict())
+    else:
+        from cairn.cli.render import source_detail
+
+        source_detail(found)
+
+
+@source.command("test")
+@click.argument("source_ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def test(cli: CliContext, source_ref: str, as_json: bool) -> None:
+    """Health-check a source now (tools/list); exit 1 when it fails."""
+    from cairn.services.sources import check_source
+
+    report = run_async(check_source, cli.app, cli.sandbox, source_ref)
+    _print_health(report, as_json)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@source.command("revoke")
+@click.argument("source_ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_cli
+def revoke(cli: CliContext, source_ref: str, yes: bool) -> None:
+    """Forget a source's binding and secret (the server keeps running)."""
+    from cairn.services.sources import revoke_source
+
+    if not yes:
+        click.confirm(f"revoke source {source_ref} and forget its secret?", abort=True)
+    revoked = revoke_source(cli.app, cli.sandbox, source_ref)
+    click.echo(f"revoked source {revoked.label} ({revoked.source_id})")

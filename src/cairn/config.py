@@ -1,0 +1,73 @@
+"""Settings from the environment, resolved once per process.
+
+=========================  ================================================  ==================
+variable                   meaning                                           default
+=========================  ================================================  ==================
+``CAIRN_HOME``             where the embedded database and key file live     the user data dir
+``CAIRN_DATABASE_URL``     ledger database (``sqlite:///…``/``postgresql://…``)  SQLite in CAIRN_HOME
+``CAIRN_SANDBOX``          sandbox the CLI acts in                           ``default``
+``CAIRN_SECRET_KEY``       Fernet key for source secrets                     a key file in CAIRN_HOME
+``CAIRN_RETENTION_DAYS``   ``cairn runs prune`` default age                  30
+``CAIRN_HTTP_ALLOWED_HOSTS``  hosts the builtin ``http_request`` may reach   none
+``CAIRN_RESOLVE_TIMEOUT_S``   per-source time to list tools                  10
+=========================  ================================================  ==================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cairn.errors import UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable about one Cairn process."""
+
+    home: Path
+    database_url: str
+    sandbox: str = "default"
+    retention_days: int = 30
+    http_allowed_hosts: tuple[str, ...] = ()
+    resolve_timeout_s: float = 10.0
+    stale_run_after_s: float = 60.0
+
+
+def default_home() -> Path:
+    """``CAIRN_HOME`` or the platform's user data directory for ``cairn``."""
+    explicit = os.environ.get("CAIRN_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("cairn", appauthor=False))
+
+
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a number") from None
+
+
+def load_settings(*, database_url: str | None = None, sandbox: str | None = None) -> Settings:
+    """Settings from the environment, with command-line overrides applied."""
+    home = default_home()
+    url = database_url or os.environ.get("CAIRN_DATABASE_URL")
+    if not url:
+        home.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{home / 'cairn.db'}"
+    hosts = os.environ.get("CAIRN_HTTP_ALLOWED_HOSTS", "")
+    return Settings(
+        home=home,
+        database_url=url,
+        sandbox=sandbox or os.environ.get("CAIRN_SANDBOX") or "default",
+        retention_days=int(_number("CAIRN_RETENTION_DAYS", 30)),
+        http_allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
+        resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
+    )

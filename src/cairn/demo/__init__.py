@@ -1,0 +1,1 @@
+"""The demo sandbox that ``make run`` loads, and the small MCP server it uses."""

@@ -1,0 +1,208 @@
+"""Runs: the ledger rows, their tool calls, their events, and the outcome vocabulary.
+
+``status`` says whether the run machinery finished; ``outcome`` says what the agent
+actually did, so a run that "succeeded" without touching a tool cannot hide:
+
+=====================  ==============================================================
+outcome                meaning
+=====================  ==============================================================
+``acted``              called one or more tools, and every call returned a result
+``tool_errors``        called tools and at least one call errored (or was unadvertised)
+``answered``           tools were advertised, the model replied with text only
+``model_chose_no_tool`` tools were advertised, the model made no call and said nothing
+``no_tools_available`` nothing was advertised (no sources, all skipped, or all filtered)
+``interrupted``        the run failed or was cancelled before it called any tool
+=====================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from cairn.domain.trace import ToolResolutionTrace
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+RunKind = Literal["trigger", "manual", "test", "oneshot"]
+RunOutcome = Literal[
+    "acted",
+    "tool_errors",
+    "answered",
+    "model_chose_no_tool",
+    "no_tools_available",
+    "interrupted",
+]
+RunEventKind = Literal["text", "tool_call", "tool_result", "finish", "error"]
+
+LIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running")
+FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "cancelled")
+RUN_KINDS: tuple[RunKind, ...] = ("trigger", "manual", "test", "oneshot")
+RUN_STATUSES: tuple[RunStatus, ...] = LIVE_STATUSES + FINAL_STATUSES
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """One tool call as the ledger keeps it: what was asked, what came back, how long."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    result: Any = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and displayed form."""
+        return {
+            "call_id": self.call_id,
+            "name": self.name,
+            "arguments": self.arguments,
+            "result": self.result,
+            "error": self.error,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ToolCall:
+        """Inverse of ``to_dict``."""
+        return cls(
+            call_id=data["call_id"],
+            name=data["name"],
+            arguments=data.get("arguments") or {},
+            result=data.get("result"),
+            error=data.get("error"),
+            duration_ms=float(data.get("duration_ms") or 0.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One event of a run's live stream, numbered from 1 within the run."""
+
+    seq: int
+    kind: RunEventKind
+    data: dict[str, Any]
+    created_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and displayed form."""
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "data": self.data,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage. ``tokens_in`` counts every prompt token once, cached or not;
+    ``cache_read_tokens`` / ``cache_write_tokens`` repeat the cached share apart (docs/tokens.md)."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        """Accumulate another turn's usage into this one."""
+        self.tokens_in += other.tokens_in
+        self.tokens_out += other.tokens_out
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+
+
+@dataclass(slots=True)
+class Run:
+    """A run row. Built by the runner, persisted by the store, shown by the CLI."""
+
+    run_id: str
+    sandbox_id: str
+    agent_id: str
+    agent_slug: str
+    agent_version: int
+    kind: RunKind
+    status: RunStatus
+    event_payload: Any
+    trigger_id: str | None = None
+    outcome: RunOutcome | None = None
+    output_text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    cost_micros: int | None = None
+    duration_ms: float | None = None
+    error_message: str | None = None
+    error_type: str | None = None
+    tool_resolution_trace: ToolResolutionTrace | None = None
+    model: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full row in its JSON form (``cairn runs show --json``)."""
+        return {
+            "run_id": self.run_id,
+            "sandbox_id": self.sandbox_id,
+            "agent_id": self.agent_id,
+            "agent_slug": self.agent_slug,
+            "agent_version": self.agent_version,
+            "kind": self.kind,
+            "trigger_id": self.trigger_id,
+            "status": self.status,
+            "outcome": self.outcome,
+            "event_payload": self.event_payload,
+            "output_text": self.output_text,
+            "tool_calls": [call.to_dict() for call in self.tool_calls],
+            "tokens_in": self.usage.tokens_in,
+            "tokens_out": self.usage.tokens_out,
+            "cache_read_tokens": self.usage.cache_read_tokens,
+            "cache_write_tokens": self.usage.cache_write_tokens,
+            "cost_micros": self.cost_micros,
+            "duration_ms": self.duration_ms,
+            "error_message": self.error_message,
+            "error_type": self.error_type,
+            "model": self.model,
+            "tool_resolution_trace": (
+                self.tool_resolution_trace.to_dict() if self.tool_resolution_trace else None
+            ),
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "heartbeat_at": _iso(self.heartbeat_at),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def decide_outcome(
+    *, status: RunStatus, advertised: int, tool_calls: list[ToolCall], output_text: str
+) -> RunOutcome:
+    """Name what a finished run did (see the module table). Pure, so tests pin each case."""
+    if tool_calls:
+        return "tool_errors" if any(call.error for call in tool_calls) else "acted"
+    if status != "succeeded":
+        return "interrupted"
+    if advertised == 0:
+        return "no_tools_available"
+    return "answered" if output_text.strip() else "model_chose_no_tool"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """What a run listing selects. Ids bound the window: ``before`` is the pagination cursor
+    (exclusive), ``since``/``until`` are epoch seconds turned into id bounds by the store."""
+
+    sandbox_id: str
+    agent_id: str | None = None
+    status: RunStatus | None = None
+    trigger_id: str | None = None
+    kind: RunKind | None = None
+    before: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 20

@@ -1,0 +1,47 @@
+"""Data sources as stored: where tools (and, later, events) come from.
+
+A source's ``config`` is what may be shown; its secret (an MCP bearer token, a custom
+header's value, environment values for a stdio server) is kept apart, encrypted at rest by
+the store, and never appears in ``to_dict``, traces, events or log lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+SourceStatus = Literal["active", "error", "revoked"]
+
+
+@dataclass(slots=True)
+class DataSource:
+    """A registered source. ``secret`` is decrypted only when the source is built."""
+
+    source_id: str
+    sandbox_id: str
+    kind: str
+    label: str
+    config: dict[str, Any]
+    status: SourceStatus = "active"
+    status_reason: str | None = None
+    secret: dict[str, str] = field(default_factory=dict, repr=False)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    checked_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Shown form: configuration and status. The config names the secret fields kept
+        (``secret_fields``), never their values."""
+        return {
+            "source_id": self.source_id,
+            "sandbox_id": self.sandbox_id,
+            "kind": self.kind,
+            "label": self.label,
+            "config": self.config,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+        }

@@ -1,0 +1,146 @@
+"""The tool-resolution trace: why an agent saw the tools it saw.
+
+Skip reasons are a closed vocabulary so that tools (``explain``, ``doctor``, dashboards)
+can branch on them; the ``message`` beside each is for people.
+
+==================  ==================================================================
+reason              meaning
+==================  ==================================================================
+``oauth_missing``   an integration has no OAuth connection
+``oauth_expired``   the connection's token expired or was revoked upstream
+``unreachable``     the server could not be reached or started (refused, DNS, exec)
+``auth_refused``    the server answered 401/403: missing or wrong credentials
+``timeout``         the source did not list its tools within the resolution timeout
+``disabled``        the source was revoked or is switched off
+``not_found``       the agent names a source id or kind that does not exist
+``error``           anything else the source raised while listing tools
+==================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SkipReason = Literal[
+    "oauth_missing",
+    "oauth_expired",
+    "unreachable",
+    "auth_refused",
+    "timeout",
+    "disabled",
+    "not_found",
+    "error",
+]
+SKIP_REASONS: tuple[SkipReason, ...] = (
+    "oauth_missing",
+    "oauth_expired",
+    "unreachable",
+    "auth_refused",
+    "timeout",
+    "disabled",
+    "not_found",
+    "error",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceResolved:
+    """A source that built, and how many tools it gave (before the agent's allowlist)."""
+
+    source_id: str
+    kind: str
+    label: str
+    tool_count: int
+    duration_ms: float
+    hidden_by_source: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form. ``hidden_by_source``: tools the source's own allowed-tools list removed."""
+        return {
+            "source_id": self.source_id,
+            "kind": self.kind,
+            "label": self.label,
+            "tool_count": self.tool_count,
+            "duration_ms": round(self.duration_ms, 3),
+            "hidden_by_source": self.hidden_by_source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSkipped:
+    """A source whose builder soft-failed; the run went on without it."""
+
+    source_id: str
+    kind: str
+    label: str
+    reason: SkipReason
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "source_id": self.source_id,
+            "kind": self.kind,
+            "label": self.label,
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MissingEntry:
+    """An allowlist entry that matched no real tool, with the closest real names."""
+
+    entry: str
+    suggestions: list[str]
+    possibly_from_skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form. ``possibly_from_skipped`` names a skipped source whose namespace the
+        entry carries: the tool may be real, its source just did not build this time."""
+        return {
+            "entry": self.entry,
+            "suggestions": self.suggestions,
+            "possibly_from_skipped": self.possibly_from_skipped,
+        }
+
+
+@dataclass(slots=True)
+class ToolResolutionTrace:
+    """The drift detector of SPEC §1, filled in by ``cairn.tools.resolution``."""
+
+    sources_resolved: list[SourceResolved] = field(default_factory=list)
+    sources_skipped: list[SourceSkipped] = field(default_factory=list)
+    tool_names_advertised: list[str] = field(default_factory=list)
+    allowlist_filtered_out: list[str] = field(default_factory=list)
+    allowlist_missing_entries: list[MissingEntry] = field(default_factory=list)
+    duration_ms: float = 0.0
+    name_conflicts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form stored on the run row."""
+        return {
+            "sources_resolved": [s.to_dict() for s in self.sources_resolved],
+            "sources_skipped": [s.to_dict() for s in self.sources_skipped],
+            "tool_names_advertised": self.tool_names_advertised,
+            "allowlist_filtered_out": self.allowlist_filtered_out,
+            "allowlist_missing_entries": [m.to_dict() for m in self.allowlist_missing_entries],
+            "duration_ms": round(self.duration_ms, 3),
+            "name_conflicts": self.name_conflicts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ToolResolutionTrace:
+        """Inverse of ``to_dict``."""
+        return cls(
+            sources_resolved=[SourceResolved(**s) for s in data.get("sources_resolved", [])],
+            sources_skipped=[SourceSkipped(**s) for s in data.get("sources_skipped", [])],
+            tool_names_advertised=list(data.get("tool_names_advertised", [])),
+            allowlist_filtered_out=list(data.get("allowlist_filtered_out", [])),
+            allowlist_missing_entries=[
+                MissingEntry(**m) for m in data.get("allowlist_missing_entries", [])
+            ],
+            duration_ms=float(data.get("duration_ms", 0.0)),
+            name_conflicts=list(data.get("name_conflicts", [])),
+        )

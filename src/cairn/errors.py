@@ -1,0 +1,136 @@
+"""Every error Cairn raises on purpose, in one hierarchy.
+
+Transports catch the root once: the CLI prints ``str(error)`` on one line and exits with
+``error.exit_code``; the API (later) maps ``error.http_status`` to a problem+json body.
+Anything that is *not* a ``CairnError`` is a bug and keeps its traceback.
+
+::
+
+    CairnError                      exit 2 unless stated
+    ├── UsageError                  bad input from a person or a script
+    │   ├── InvalidSlug
+    │   ├── InvalidJSON
+    │   ├── InvalidModelSettings
+    │   ├── UnknownBackend          lists the known backends
+    │   ├── UnknownSourceKind       lists the known kinds
+    │   ├── InvalidScript           a scripted-backend script that cannot run
+    │   └── InvalidDuration         "30d", "24h", "15m" are the accepted forms
+    ├── NotFound                    unknown agent slug, run id, source id
+    ├── AlreadyExists               duplicate slug
+    ├── StoreError                  the database cannot be opened or migrated
+    └── RunFailure                  something that ends a run ``failed`` (recorded, not raised to users)
+        ├── ModelError              the backend raised; carries the backend name
+        ├── ToolFailure             a tool raised; carries the call id and tool name
+        ├── MaxTurnsExceeded
+        └── RunTimedOut
+
+A cancelled run is not an error class: anyio's cancellation is the mechanism, and the
+runner records ``status="cancelled"``.
+"""
+
+from __future__ import annotations
+
+
+class CairnError(Exception):
+    """Root of every error Cairn raises deliberately."""
+
+    exit_code: int = 2
+    http_status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CairnError):
+    """The input cannot be used as given; the message says what to change."""
+
+
+class InvalidSlug(UsageError):
+    """An agent slug outside ``[a-z0-9-]+``."""
+
+
+class InvalidJSON(UsageError):
+    """A JSON argument (payload, allowlist, settings) that does not parse or has the wrong shape."""
+
+
+class InvalidModelSettings(UsageError):
+    """A model setting out of range or of the wrong type."""
+
+
+class UnknownBackend(UsageError):
+    """A model backend name that no module registered."""
+
+
+class UnknownSourceKind(UsageError):
+    """A tool-source kind that no module registered."""
+
+
+class InvalidScript(UsageError):
+    """A scripted-backend script that is malformed."""
+
+
+class InvalidDuration(UsageError):
+    """A duration such as ``--since`` or ``--older-than`` that does not parse."""
+
+
+class NotFound(CairnError):
+    """The named agent, run or source does not exist in this sandbox."""
+
+    http_status = 404
+
+
+class AlreadyExists(CairnError):
+    """A unique name (an agent slug in a sandbox) is taken."""
+
+    http_status = 409
+
+
+class StoreError(CairnError):
+    """The ledger database cannot be opened, reached or migrated."""
+
+    exit_code = 3
+    http_status = 503
+
+
+class RunFailure(CairnError):
+    """Ends a run ``failed``; the runner records it on the row rather than raising it."""
+
+    error_type: str = "run_failure"
+
+
+class ModelError(RunFailure):
+    """The model backend raised or returned an error."""
+
+    error_type = "model_error"
+
+    def __init__(self, message: str, *, backend: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.backend = backend
+        self.status_code = status_code
+
+
+class ToolFailure(RunFailure):
+    """A tool call failed in a way that ends the run (not an ordinary tool error result)."""
+
+    error_type = "tool_failure"
+
+    def __init__(self, message: str, *, call_id: str, tool_name: str) -> None:
+        super().__init__(message)
+        self.call_id = call_id
+        self.tool_name = tool_name
+
+
+class MaxTurnsExceeded(RunFailure):
+    """The model still wanted tools after ``max_turns`` turns."""
+
+    error_type = "max_turns_exceeded"
+
+
+class RunTimedOut(RunFailure):
+    """The run took longer than ``timeout_s``."""
+
+    error_type = "timeout"

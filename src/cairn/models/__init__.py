@@ -1,0 +1,1 @@
+"""Model backends: one module per vendor behind one streaming interface."""

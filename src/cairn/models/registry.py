@@ -1,0 +1,41 @@
+"""Model backends, keyed by the name used in ``model_settings.backend``.
+
+A backend factory takes the agent's ``ModelSettings`` and returns a ``ModelBackend``.
+Vendor modules are imported only when an agent of theirs fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cairn.domain.agents import ModelSettings
+from cairn.errors import UnknownBackend
+from cairn.models.base import ModelBackend
+from cairn.registry import Registry
+
+BackendFactory = Callable[[ModelSettings], ModelBackend]
+
+model_backends: Registry[BackendFactory] = Registry(
+    "model backend",
+    "cairn.model_backends",
+    UnknownBackend,
+    {"scripted": "cairn.models.scripted:ScriptedBackend"},
+)
+
+# Backends that are part of the product but arrive with their own issue; an agent may be
+# configured for them today (so settings round-trip) and fails its run with a clear message.
+PLANNED_BACKENDS = ("anthropic", "openai", "google")
+
+
+def known_backend_names() -> list[str]:
+    """Every name ``model_settings.backend`` may take."""
+    return sorted(set(model_backends.names()) | set(PLANNED_BACKENDS))
+
+
+def check_backend_name(name: str) -> str:
+    """Return ``name`` if an agent may use it, else raise ``UnknownBackend`` listing the choices."""
+    if name not in known_backend_names():
+        raise UnknownBackend(
+            f"unknown model backend {name!r}; known: {', '.join(known_backend_names())}"
+        )
+    return name

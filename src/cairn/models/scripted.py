@@ -1,0 +1,252 @@
+"""The offline ``scripted`` backend: deterministic model turns from a script.
+
+It makes every feature usable and testable with no key and no network: a test fire of a
+scripted agent calls the same tools, writes the same run row and streams the same events
+as a real model would. The format is documented in ``docs/scripted.md``; in short::
+
+    {"turns": [
+        {"text": "Looking it up.",
+         "tool_calls": [{"name": "crm_lookup_order", "arguments": {"order_id": "{{event.order_id}}"}}]},
+        {"text": "Order {{event.order_id}}: {{results.-1}}"}
+     ],
+     "then": "stop"}
+
+A list of turns or a single string is accepted as shorthand. Placeholders: ``{{event}}``,
+``{{event.a.b}}``, ``{{results.N}}`` (Nth tool result of the run, negative from the end),
+``{{tools}}`` (advertised names). An argument that is exactly one placeholder takes the
+raw JSON value. A turn may also carry ``delay_s`` (sleep first: timeouts, cancellation),
+``error`` (the backend raises: model failures), ``stop_reason`` and ``usage``.
+
+Tokens are counted as one per four characters of what is sent (system, messages, tool
+specs) and of what comes back, rounded up, so the same run always costs the same.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from cairn.domain.agents import ModelSettings
+from cairn.domain.runs import Usage
+from cairn.errors import InvalidScript, ModelError
+from cairn.models.base import (
+    Message,
+    ModelEvent,
+    ModelRequest,
+    TextDelta,
+    ToolCallRequest,
+    TurnEnd,
+)
+
+DEFAULT_SCRIPT: dict[str, Any] = {"turns": [{"text": "Scripted reply: received {{event}}"}]}
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z_][\w.\-]*)\s*\}\}")
+_TURN_KEYS = {"text", "tool_calls", "delay_s", "error", "stop_reason", "usage"}
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedCall:
+    """One scripted tool call (arguments may hold placeholders)."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedTurn:
+    """One scripted model turn."""
+
+    text: str = ""
+    tool_calls: tuple[ScriptedCall, ...] = ()
+    delay_s: float = 0.0
+    error: str | None = None
+    stop_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A parsed script; ``then`` is ``stop`` (end quietly) or ``repeat_last`` when turns run out."""
+
+    turns: tuple[ScriptedTurn, ...]
+    then: str = "stop"
+
+
+def parse_script(raw: Any) -> Script:
+    """Validate a script (from model_settings or a file) and say exactly what is wrong."""
+    if raw is None:
+        raw = DEFAULT_SCRIPT
+    if isinstance(raw, str):
+        raw = {"turns": [{"text": raw}]}
+    if isinstance(raw, list):
+        raw = {"turns": raw}
+    if not isinstance(raw, dict) or not isinstance(raw.get("turns"), list):
+        raise InvalidScript("a script is an object with a 'turns' list (see docs/scripted.md)")
+    then = raw.get("then", "stop")
+    if then not in ("stop", "repeat_last"):
+        raise InvalidScript(f"script 'then' must be 'stop' or 'repeat_last', not {then!r}")
+    turns = []
+    for index, turn in enumerate(raw["turns"]):
+        if isinstance(turn, str):
+            turn = {"text": turn}
+        if not isinstance(turn, dict):
+            raise InvalidScript(f"script turn {index} must be an object or a string")
+        unknown = set(turn) - _TURN_KEYS
+        if unknown:
+            raise InvalidScript(
+                f"script turn {index} has unknown key {sorted(unknown)[0]!r}; "
+                f"known: {', '.join(sorted(_TURN_KEYS))}"
+            )
+        calls = []
+        for call in turn.get("tool_calls") or []:
+            if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+                raise InvalidScript(f"script turn {index}: each tool call needs a 'name'")
+            arguments = call.get("arguments") or {}
+            if not isinstance(arguments, dict):
+                raise InvalidScript(f"script turn {index}: 'arguments' must be an object")
+            calls.append(ScriptedCall(call["name"], arguments))
+        turns.append(
+            ScriptedTurn(
+                text=str(turn.get("text", "")),
+                tool_calls=tuple(calls),
+                delay_s=float(turn.get("delay_s", 0.0)),
+                error=turn.get("error"),
+                stop_reason=turn.get("stop_reason"),
+                usage=dict(turn.get("usage") or {}),
+            )
+        )
+    return Script(tuple(turns), then)
+
+
+def count_tokens(text: str) -> int:
+    """The scripted backend's deterministic token count: one per four characters, rounded up."""
+    return (len(text) + 3) // 4
+
+
+class ScriptedBackend:
+    """Plays a script turn by turn; stateless between turns (the turn index comes in the request)."""
+
+    name = "scripted"
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self.script = parse_script(settings.script)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Yield the scripted turn for ``request.turn`` (0-based)."""
+        turn = self._turn_at(request.turn)
+        if turn.delay_s:
+            await anyio.sleep(turn.delay_s)
+        if turn.error:
+            raise ModelError(turn.error, backend=self.name)
+        scope = _Scope(request)
+        text = scope.render_text(turn.text)
+        for piece in _chunks(text):
+            yield TextDelta(piece)
+        calls = [
+            ToolCallRequest(
+                call_id=f"call_{request.turn}_{index}",
+                name=call.name,
+                arguments=scope.render_value(call.arguments),
+            )
+            for index, call in enumerate(turn.tool_calls)
+        ]
+        for call in calls:
+            yield call
+        sent = _prompt_text(request)
+        received = text + "".join(json.dumps(c.arguments, sort_keys=True) + c.name for c in calls)
+        usage = Usage(
+            tokens_in=turn.usage.get("tokens_in", count_tokens(sent)),
+            tokens_out=turn.usage.get("tokens_out", count_tokens(received)),
+            cache_read_tokens=turn.usage.get("cache_read_tokens", 0),
+            cache_write_tokens=turn.usage.get("cache_write_tokens", 0),
+        )
+        stop = turn.stop_reason or ("tool_use" if calls else "end_turn")
+        yield TurnEnd(stop, usage)
+
+    def _turn_at(self, index: int) -> ScriptedTurn:
+        turns = self.script.turns
+        if index < len(turns):
+            return turns[index]
+        if self.script.then == "repeat_last" and turns:
+            return turns[-1]
+        return ScriptedTurn()
+
+
+def _chunks(text: str) -> list[str]:
+    """Split text after each space so it streams as several deltas, as vendors do."""
+    return [piece for piece in re.split(r"(?<= )", text) if piece]
+
+
+def _prompt_text(request: ModelRequest) -> str:
+    parts = [request.system]
+    for message in request.messages:
+        parts.append(message.text)
+        for call in message.tool_calls:
+            parts.append(call.name + json.dumps(call.arguments, sort_keys=True))
+        for result in message.tool_results:
+            parts.append(json.dumps(result.content, sort_keys=True, default=str))
+    for spec in request.tools:
+        parts.append(spec.name + spec.description + json.dumps(spec.input_schema, sort_keys=True))
+    return "".join(parts)
+
+
+class _Scope:
+    """Resolves placeholders against the event payload and the run's tool results so far."""
+
+    def __init__(self, request: ModelRequest) -> None:
+        self.event = request.event_payload
+        self.results: list[Any] = [
+            result.content
+            for message in request.messages
+            for result in message.tool_results
+        ]
+        self.tools = ", ".join(spec.name for spec in request.tools)
+
+    def lookup(self, path: str) -> Any:
+        head, *rest = path.split(".")
+        value: Any
+        if head == "event":
+            value = self.event
+        elif head == "results":
+            value = self.results
+        elif head == "tools":
+            return self.tools
+        else:
+            return "{{" + path + "}}"
+        for step in rest:
+            if isinstance(value, list) and step.lstrip("-").isdigit():
+                index = int(step)
+                value = value[index] if -len(value) <= index < len(value) else None
+            elif isinstance(value, dict):
+                value = value.get(step)
+            else:
+                value = None
+        return value
+
+    def render_text(self, template: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            value = self.lookup(match.group(1))
+            if isinstance(value, str):
+                return value
+            return "" if value is None else json.dumps(value, sort_keys=True, default=str)
+
+        return _PLACEHOLDER.sub(replace, template)
+
+    def render_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            whole = _PLACEHOLDER.fullmatch(value.strip())
+            if whole:
+                return self.lookup(whole.group(1))
+            return self.render_text(value)
+        if isinstance(value, dict):
+            return {k: self.render_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.render_value(v) for v in value]
+        return value
+
+
+__all__ = ["Message", "ScriptedBackend", "count_tokens", "parse_script"]

@@ -1,0 +1,1 @@
+"""The run engine: fire → resolve tools → model turns → tool calls → ledger row."""

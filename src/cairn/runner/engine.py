@@ -1,0 +1,375 @@
+"""Executes runs and keeps their ledger rows honest.
+
+Whatever happens — a tool raises, the backend raises, ``max_turns`` or ``timeout_s`` is
+hit, the run is cancelled — the row ends final with an error message, because the final
+write sits in a ``finally`` that no exception of the run can skip. While a run is live a
+heartbeat task flushes new events and touches ``heartbeat_at``, so a hung tool call is
+visible and a dead worker is detectable (``reap_stale_runs``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from cairn.domain.agents import Agent
+from cairn.domain.runs import (
+    Run,
+    RunEvent,
+    RunEventKind,
+    RunKind,
+    ToolCall,
+    Usage,
+    decide_outcome,
+)
+from cairn.domain.sources import DataSource
+from cairn.errors import (
+    CairnError,
+    MaxTurnsExceeded,
+    ModelError,
+    RunFailure,
+    RunTimedOut,
+    ToolFailure,
+)
+from cairn.ids import new_id
+from cairn.models.base import (
+    Message,
+    ModelBackend,
+    ModelRequest,
+    TextDelta,
+    ToolCallRequest,
+    ToolResultMessage,
+    TurnEnd,
+)
+from cairn.models.registry import model_backends
+from cairn.runner.messages import render_event_message
+from cairn.store import Store
+from cairn.store import runs as run_store
+from cairn.tools.base import ToolContext, ToolOutput
+from cairn.tools.resolution import ResolvedTools, resolve_tools
+
+
+@dataclass(slots=True)
+class _Recorder:
+    """Numbers a run's events and remembers which are not yet written."""
+
+    run: Run
+    next_seq: int = 1
+    pending: list[RunEvent] = field(default_factory=list)
+
+    def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
+        self.pending.append(RunEvent(self.next_seq, kind, data, datetime.now(UTC)))
+        self.next_seq += 1
+
+    def take(self) -> list[RunEvent]:
+        events, self.pending = self.pending, []
+        return events
+
+
+class Runner:
+    """Fires agents in this process. One per process; safe to share between tasks."""
+
+    def __init__(
+        self, store: Store, tool_context: ToolContext, *, heartbeat_s: float = 1.0
+    ) -> None:
+        self.store = store
+        self.tool_context = tool_context
+        self.heartbeat_s = heartbeat_s
+        self._live: dict[str, anyio.CancelScope] = {}
+
+    def accept(
+        self,
+        agent: Agent,
+        event_payload: Any,
+        *,
+        kind: RunKind,
+        trigger_id: str | None = None,
+        start_now: bool = True,
+    ) -> Run:
+        """Write the run row for a fire that was accepted; it exists before anything runs."""
+        now = datetime.now(UTC)
+        run = Run(
+            run_id=new_id("run"),
+            sandbox_id=agent.sandbox_id,
+            agent_id=agent.agent_id,
+            agent_slug=agent.slug,
+            agent_version=agent.version,
+            kind=kind,
+            status="running" if start_now else "queued",
+            event_payload=event_payload,
+            trigger_id=trigger_id if kind == "trigger" else None,
+            model=f"{agent.model_settings.backend}:{agent.model_settings.model}",
+            created_at=now,
+            started_at=now if start_now else None,
+            heartbeat_at=now,
+        )
+        with self.store.begin() as conn:
+            run_store.create_run(conn, run)
+        return run
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run live in this process; ``False`` if it is not running here."""
+        scope = self._live.get(run_id)
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
+
+    async def execute(self, run: Run, agent: Agent, available: list[DataSource]) -> Run:
+        """Run an accepted fire to its end and write the final row. Never raises for the run's
+        sake (only ``BaseException``s such as KeyboardInterrupt pass, after the row is written)."""
+        started = time.perf_counter()
+        if run.started_at is None:
+            run.started_at = datetime.now(UTC)
+        run.status = "running"
+        recorder = _Recorder(run)
+        scope = anyio.CancelScope()
+        self._live[run.run_id] = scope
+        final_stop = "end_turn"
+        try:
+            with scope:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(self._heartbeat, recorder)
+                    try:
+                        final_stop = await self._guarded_turns(run, agent, available, recorder)
+                    finally:
+                        group.cancel_scope.cancel()
+            if scope.cancelled_caught:
+                run.status = "cancelled"
+                run.error_type = "cancelled"
+                run.error_message = "the run was cancelled before it finished"
+        finally:
+            self._live.pop(run.run_id, None)
+            self._finalise(run, recorder, started, final_stop)
+        return run
+
+    async def fire(
+        self,
+        agent: Agent,
+        event_payload: Any,
+        available: list[DataSource],
+        *,
+        kind: RunKind,
+        trigger_id: str | None = None,
+    ) -> Run:
+        """Accept and execute in one call (synchronous test fires, the CLI, the benchmark)."""
+        run = self.accept(agent, event_payload, kind=kind, trigger_id=trigger_id)
+        return await self.execute(run, agent, available)
+
+    async def _guarded_turns(
+        self, run: Run, agent: Agent, available: list[DataSource], recorder: _Recorder
+    ) -> str:
+        """The turns, with every failure turned into the row's status and error (so nothing
+        but cancellation crosses the heartbeat's task group)."""
+        try:
+            stop = await self._run_turns(run, agent, available, recorder)
+        except TimeoutError:
+            self._fail(run, RunTimedOut(
+                f"the run exceeded timeout_s={agent.model_settings.timeout_s:g} s; "
+                "raise timeout_s or find the slow step in the events"
+            ))
+        except CairnError as error:
+            self._fail(run, error)
+        except Exception as exc:  # a bug must still leave a complete row
+            run.status = "failed"
+            run.error_type = "internal_error"
+            run.error_message = f"internal error: {type(exc).__name__}: {exc}"
+        else:
+            run.status = "succeeded"
+            return stop
+        return "error"
+
+    @staticmethod
+    def _fail(run: Run, error: CairnError) -> None:
+        run.status = "failed"
+        run.error_type = getattr(error, "error_type", "usage_error")
+        run.error_message = str(error)
+
+    async def _heartbeat(self, recorder: _Recorder) -> None:
+        while True:
+            await anyio.sleep(self.heartbeat_s)
+            recorder.run.heartbeat_at = datetime.now(UTC)
+            events = recorder.take()
+            try:
+                with self.store.begin() as conn:
+                    run_store.save_progress(conn, recorder.run, events)
+            except CairnError:
+                # A missed heartbeat is retried by the next one; the events stay queued.
+                recorder.pending[:0] = events
+
+    def _finalise(self, run: Run, recorder: _Recorder, started: float, stop: str) -> None:
+        now = datetime.now(UTC)
+        run.finished_at = now
+        run.heartbeat_at = now
+        run.duration_ms = (time.perf_counter() - started) * 1000
+        advertised = len(run.tool_resolution_trace.tool_names_advertised) if (
+            run.tool_resolution_trace
+        ) else 0
+        run.outcome = decide_outcome(
+            status=run.status,
+            advertised=advertised,
+            tool_calls=run.tool_calls,
+            output_text=run.output_text,
+        )
+        if run.cost_micros is None and run.model and run.model.startswith("scripted:"):
+            run.cost_micros = 0  # the offline backend costs nothing
+        usage = _usage_dict(run.usage)
+        if run.status == "succeeded":
+            recorder.emit("finish", {"stop_reason": stop, "usage": usage})
+        else:
+            recorder.emit(
+                "error",
+                {"message": run.error_message, "error_type": run.error_type, "usage": usage},
+            )
+        with anyio.CancelScope(shield=True), self.store.begin() as conn:
+            run_store.finish_run(conn, run, recorder.take())
+
+    async def _run_turns(
+        self, run: Run, agent: Agent, available: list[DataSource], recorder: _Recorder
+    ) -> str:
+        settings = agent.model_settings
+        with anyio.fail_after(settings.timeout_s):
+            backend = self._backend(agent)
+            async with resolve_tools(
+                selection=agent.tool_sources,
+                allowlist=agent.tool_allowlist,
+                available=available,
+                context=self.tool_context,
+            ) as tools:
+                run.tool_resolution_trace = tools.trace
+                messages = [Message("user", render_event_message(run.event_payload))]
+                for turn in range(settings.max_turns):
+                    text, calls, stop = await self._model_turn(
+                        backend, agent, run, tools, messages, turn, recorder
+                    )
+                    messages.append(Message("assistant", text, tuple(calls)))
+                    if text:
+                        run.output_text = text
+                    if not calls:
+                        return stop
+                    results = [await self._call_tool(tools, call, run, recorder) for call in calls]
+                    messages.append(Message("tool", tool_results=tuple(results)))
+                raise MaxTurnsExceeded(
+                    f"the model still asked for tools after max_turns={settings.max_turns} turns; "
+                    "raise max_turns or tell the prompt when to stop"
+                )
+
+    def _backend(self, agent: Agent) -> ModelBackend:
+        name = agent.model_settings.backend
+        try:
+            factory = model_backends.get(name)
+        except CairnError:
+            raise ModelError(
+                f"model backend {name!r} is not available in this installation "
+                f"(installed: {', '.join(model_backends.names())})",
+                backend=name,
+            ) from None
+        return factory(agent.model_settings)
+
+    async def _model_turn(
+        self,
+        backend: ModelBackend,
+        agent: Agent,
+        run: Run,
+        tools: ResolvedTools,
+        messages: list[Message],
+        turn: int,
+        recorder: _Recorder,
+    ) -> tuple[str, list[ToolCallRequest], str]:
+        request = ModelRequest(
+            system=agent.system_prompt,
+            messages=list(messages),
+            tools=tools.specs,
+            settings=agent.model_settings,
+            turn=turn,
+            event_payload=run.event_payload,
+        )
+        text_parts: list[str] = []
+        calls: list[ToolCallRequest] = []
+        stop = "end_turn"
+        try:
+            async for event in backend.stream(request):
+                if isinstance(event, TextDelta):
+                    text_parts.append(event.text)
+                    recorder.emit("text", {"delta": event.text, "turn": turn})
+                elif isinstance(event, ToolCallRequest):
+                    calls.append(event)
+                elif isinstance(event, TurnEnd):
+                    stop = event.stop_reason
+                    run.usage.add(event.usage)
+        except (RunFailure, anyio.get_cancelled_exc_class(), TimeoutError):
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"model backend {backend.name!r} raised {type(exc).__name__}: {exc}",
+                backend=backend.name,
+            ) from exc
+        return "".join(text_parts), calls, stop
+
+    async def _call_tool(
+        self, tools: ResolvedTools, call: ToolCallRequest, run: Run, recorder: _Recorder
+    ) -> ToolResultMessage:
+        recorder.emit(
+            "tool_call", {"call_id": call.call_id, "name": call.name, "arguments": call.arguments}
+        )
+        record = ToolCall(call.call_id, call.name, call.arguments)
+        run.tool_calls.append(record)
+        started = time.perf_counter()
+        if not tools.is_advertised(call.name):
+            output = ToolOutput(
+                error=f"tool {call.name!r} was not advertised to the model, so it was not run; "
+                f"advertised: {', '.join(tools.trace.tool_names_advertised) or 'none'}"
+            )
+        else:
+            try:
+                output = await tools.call(call.name, call.arguments)
+            except Exception as exc:
+                record.error = f"{type(exc).__name__}: {exc}"
+                record.duration_ms = (time.perf_counter() - started) * 1000
+                recorder.emit(
+                    "tool_result",
+                    {"call_id": call.call_id, "name": call.name, "result": None,
+                     "error": record.error},
+                )
+                raise ToolFailure(
+                    f"tool {call.name!r} (call {call.call_id}) crashed: {record.error}",
+                    call_id=call.call_id,
+                    tool_name=call.name,
+                ) from exc
+        record.result = _jsonable(output.result)
+        record.error = output.error
+        record.duration_ms = (time.perf_counter() - started) * 1000
+        recorder.emit(
+            "tool_result",
+            {"call_id": call.call_id, "name": call.name, "result": record.result,
+             "error": record.error},
+        )
+        return ToolResultMessage(
+            call.call_id,
+            call.name,
+            record.error if record.error else record.result,
+            is_error=record.error is not None,
+        )
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "tokens_in": usage.tokens_in,
+        "tokens_out": usage.tokens_out,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """Tool results go into JSON columns; anything exotic is stored as its string form."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value

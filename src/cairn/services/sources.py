@@ -1,0 +1,169 @@
+"""Tool-source operations: register an MCP server, check it, revoke it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cairn.domain.sources import DataSource
+from cairn.errors import UsageError
+from cairn.ids import new_id
+from cairn.services.app import App
+from cairn.store import sources as source_store
+from cairn.store.sandboxes import require_sandbox
+
+Transport = Literal["stdio", "http"]
+AuthMode = Literal["none", "bearer", "header"]
+
+
+@dataclass(frozen=True, slots=True)
+class McpSourceSpec:
+    """What ``cairn source add`` collects for a user's MCP server."""
+
+    label: str
+    transport: Transport
+    command: str | None = None
+    args: list[str] = field(default_factory=list)
+    url: str | None = None
+    auth: AuthMode = "none"
+    token: str | None = None
+    header_name: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    namespace: str | None = None
+    allowed_tools: list[str] | None = None
+    calls_per_minute: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """The result of a health check, as stored on the source and shown to people."""
+
+    source: DataSource
+    ok: bool
+    reason: str | None
+    message: str
+    tool_names: list[str]
+    duration_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "source": self.source.to_dict(),
+            "ok": self.ok,
+            "reason": self.reason,
+            "message": self.message,
+            "tool_names": self.tool_names,
+            "duration_ms": round(self.duration_ms, 1),
+        }
+
+
+def _validate(spec: McpSourceSpec) -> None:
+    if not spec.label.strip():
+        raise UsageError("a source needs a non-empty label")
+    if spec.transport == "stdio" and not spec.command:
+        raise UsageError("a stdio MCP source needs --command")
+    if spec.transport == "http":
+        if not spec.url or not spec.url.startswith(("http://", "https://")):
+            raise UsageError(f"an http MCP source needs --url http(s)://…, got {spec.url!r}")
+    if spec.auth != "none" and not spec.token:
+        raise UsageError(f"auth {spec.auth!r} needs --token (or CAIRN_MCP_TOKEN)")
+    if spec.auth == "header" and not spec.header_name:
+        raise UsageError("auth 'header' needs --header-name")
+    if spec.auth != "none" and spec.transport == "stdio":
+        raise UsageError("auth applies to http sources; pass secrets to stdio servers with --env")
+    if spec.calls_per_minute is not None and spec.calls_per_minute < 1:
+        raise UsageError("--calls-per-minute must be at least 1")
+    if spec.namespace is not None and not spec.namespace.replace("_", "").replace("-", "").isalnum():
+        raise UsageError(f"namespace {spec.namespace!r} may use letters, digits, '_' and '-'")
+
+
+async def add_mcp_source(app: App, sandbox_id: str, spec: McpSourceSpec) -> HealthReport:
+    """Register the server, then health-check it: a failed check saves it with status
+    ``error`` and the reason (it may come up later), never refuses it."""
+    _validate(spec)
+    source_id = new_id("src")
+    config: dict[str, Any] = {
+        "transport": spec.transport,
+        "auth": spec.auth,
+        "namespace": spec.namespace or source_id,
+    }
+    if spec.transport == "stdio":
+        config.update(command=spec.command, args=list(spec.args))
+    else:
+        config["url"] = spec.url
+    if spec.header_name:
+        config["header_name"] = spec.header_name
+    if spec.allowed_tools is not None:
+        config["allowed_tools"] = list(spec.allowed_tools)
+    if spec.calls_per_minute:
+        config["calls_per_minute"] = spec.calls_per_minute
+    secret = {f"env:{k}": v for k, v in spec.env.items()}
+    if spec.token:
+        secret["token"] = spec.token
+    if secret:
+        config["secret_fields"] = sorted(secret)
+    source = DataSource(source_id, sandbox_id, "user_mcp", spec.label, config, secret=secret)
+    with app.store.begin() as conn:
+        require_sandbox(conn, sandbox_id)
+        source_store.create_source(conn, source, app.secrets)
+    return await check_source(app, sandbox_id, source_id)
+
+
+async def check_source(app: App, sandbox_id: str, id_or_label: str) -> HealthReport:
+    """Run the source's health check (``tools/list``) now and record the result."""
+    with app.store.connect() as conn:
+        source = source_store.get_source(conn, sandbox_id, id_or_label, app.secrets)
+    if source.status == "revoked":
+        raise UsageError(f"source {source.label!r} was revoked; add it again to use it")
+    from cairn.tools.mcp import check_health
+
+    health = await check_health(source, app.tool_context, app.settings.resolve_timeout_s)
+    status = "active" if health.ok else "error"
+    with app.store.begin() as conn:
+        source_store.set_source_status(
+            conn, sandbox_id, source.source_id, status=status, reason=health.message if not
+            health.ok else None, checked=True,
+        )
+        source = source_store.get_source(conn, sandbox_id, source.source_id)
+    return HealthReport(
+        source, health.ok, health.reason, health.message, health.tool_names, health.duration_ms
+    )
+
+
+def list_sources(app: App, sandbox_id: str) -> list[DataSource]:
+    """Registered sources (without secrets), plus the always-present builtin source first."""
+    from cairn.tools.builtin import builtin_source_record
+
+    with app.store.connect() as conn:
+        return [builtin_source_record(sandbox_id), *source_store.list_sources(conn, sandbox_id)]
+
+
+def get_source(app: App, sandbox_id: str, id_or_label: str) -> DataSource:
+    """One source by id or label, without its secret."""
+    from cairn.tools.builtin import BUILTIN_SOURCE_ID, builtin_source_record
+
+    if id_or_label == BUILTIN_SOURCE_ID:
+        return builtin_source_record(sandbox_id)
+    with app.store.connect() as conn:
+        return source_store.get_source(conn, sandbox_id, id_or_label)
+
+
+def revoke_source(app: App, sandbox_id: str, id_or_label: str) -> DataSource:
+    """Forget the binding and its secret; the server itself keeps running. Agents that name
+    it explicitly then record it as skipped (``disabled``)."""
+    with app.store.begin() as conn:
+        source = source_store.get_source(conn, sandbox_id, id_or_label)
+        source_store.set_source_status(
+            conn, sandbox_id, source.source_id, status="revoked",
+            reason="revoked by user", forget_secret=True,
+        )
+        return source_store.get_source(conn, sandbox_id, source.source_id)
+
+
+def available_sources(app: App, sandbox_id: str) -> list[DataSource]:
+    """Every source a run in the sandbox could use, with secrets, for building them."""
+    from cairn.tools.builtin import builtin_source_record
+
+    with app.store.connect() as conn:
+        stored = source_store.list_sources(conn, sandbox_id, app.secrets)
+    return [builtin_source_record(sandbox_id), *stored]

@@ -1,0 +1,104 @@
+"""Agent rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cairn.domain.agents import Agent, ModelSettings
+from cairn.errors import AlreadyExists, NotFound
+from cairn.store.schema import agents
+
+
+def _to_agent(row: Row[Any]) -> Agent:
+    return Agent(
+        agent_id=row.agent_id,
+        sandbox_id=row.sandbox_id,
+        slug=row.slug,
+        name=row.name,
+        description=row.description,
+        system_prompt=row.system_prompt,
+        tool_sources=row.tool_sources,
+        tool_allowlist=list(row.tool_allowlist or []),
+        model_settings=ModelSettings.from_dict(row.model_settings or {}),
+        version=row.version,
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _values(agent: Agent) -> dict[str, Any]:
+    return {
+        "agent_id": agent.agent_id,
+        "sandbox_id": agent.sandbox_id,
+        "slug": agent.slug,
+        "name": agent.name,
+        "description": agent.description,
+        "system_prompt": agent.system_prompt,
+        "tool_sources": agent.tool_sources,
+        "tool_allowlist": agent.tool_allowlist,
+        "model_settings": agent.model_settings.to_dict(),
+        "version": agent.version,
+        "status": agent.status,
+        "created_at": agent.created_at,
+        "updated_at": agent.updated_at,
+    }
+
+
+def create_agent(conn: Connection, agent: Agent) -> Agent:
+    """Insert ``agent``; a taken slug raises ``AlreadyExists``."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(agents).values(**_values(agent)))
+    except IntegrityError:
+        raise AlreadyExists(
+            f"an agent with slug {agent.slug!r} already exists in sandbox {agent.sandbox_id!r}; "
+            "choose another slug or update it with 'cairn agent update'"
+        ) from None
+    return agent
+
+
+def get_agent(conn: Connection, sandbox_id: str, slug: str) -> Agent:
+    """The agent ``slug`` of the sandbox, or ``NotFound``."""
+    row = conn.execute(
+        select(agents).where(agents.c.sandbox_id == sandbox_id, agents.c.slug == slug)
+    ).first()
+    if row is None:
+        raise NotFound(f"no agent {slug!r} in sandbox {sandbox_id!r} (see 'cairn agent list')")
+    return _to_agent(row)
+
+
+def get_agent_by_id(conn: Connection, sandbox_id: str, agent_id: str) -> Agent:
+    """The agent with ``agent_id`` in the sandbox, or ``NotFound``."""
+    row = conn.execute(
+        select(agents).where(agents.c.sandbox_id == sandbox_id, agents.c.agent_id == agent_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no agent with id {agent_id!r} in sandbox {sandbox_id!r}")
+    return _to_agent(row)
+
+
+def list_agents(conn: Connection, sandbox_id: str, *, include_archived: bool = True) -> list[Agent]:
+    """Every agent of the sandbox, by slug."""
+    query = select(agents).where(agents.c.sandbox_id == sandbox_id).order_by(agents.c.slug)
+    if not include_archived:
+        query = query.where(agents.c.status == "active")
+    return [_to_agent(row) for row in conn.execute(query)]
+
+
+def save_agent(conn: Connection, agent: Agent) -> Agent:
+    """Write every mutable field of ``agent`` back (the caller computed the new version)."""
+    values = _values(agent)
+    values["updated_at"] = datetime.now(UTC)
+    for key in ("agent_id", "sandbox_id", "created_at"):
+        values.pop(key)
+    conn.execute(
+        update(agents)
+        .where(agents.c.sandbox_id == agent.sandbox_id, agents.c.agent_id == agent.agent_id)
+        .values(**values)
+    )
+    return get_agent_by_id(conn, agent.sandbox_id, agent.agent_id)

@@ -1,0 +1,139 @@
+"""Opening the ledger: engine set-up, SQLite pragmas, and migrations on first use.
+
+``open_store`` costs one query when the schema is current: it compares the recorded
+Alembic revision with ``SCHEMA_HEAD`` and only imports Alembic (slow to import) when the
+database is new or behind. That keeps a cold ``cairn agent runs`` well under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+
+from cairn.errors import StoreError
+
+SCHEMA_HEAD = "0001"
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and route them to psycopg 3."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+class Store:
+    """An open ledger database. ``begin()`` gives a transaction; ``connect()`` a plain read."""
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.url = url
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside a transaction that commits on success and rolls back on error."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database error on {redact_url(self.url)}: {exc.orig}") from exc
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reads (no explicit transaction)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database error on {redact_url(self.url)}: {exc.orig}") from exc
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (a live view, the CLI) read while a run writes; NORMAL sync is
+    # durable across process crashes, which is what a ledger on one machine needs.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings Cairn relies on for each dialect."""
+    url = normalise_url(url)
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot open database {redact_url(url)}: {exc}") from exc
+    return engine
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The Alembic revision recorded in the database, or ``None`` for an empty database."""
+    try:
+        with conn.begin_nested() if conn.in_transaction() else _nullcontext():
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError):
+        return None
+
+
+@contextmanager
+def _nullcontext() -> Iterator[None]:
+    yield None
+
+
+def migrate(store: Store) -> None:
+    """Bring the schema to head with Alembic (idempotent)."""
+    from cairn.store.migrations.runner import upgrade_to_head
+
+    upgrade_to_head(store.engine)
+
+
+def open_store(url: str, *, migrate_if_needed: bool = True) -> Store:
+    """Open ``url``, migrating it first when it is new or behind. Raises ``StoreError``."""
+    engine = create_store_engine(url)
+    store = Store(normalise_url(url), engine)
+    try:
+        with engine.connect() as conn:
+            revision = current_revision(conn)
+    except OperationalError as exc:
+        raise StoreError(f"cannot open database {redact_url(url)}: {exc.orig}") from exc
+    if revision != SCHEMA_HEAD:
+        if not migrate_if_needed:
+            raise StoreError(
+                f"database {redact_url(url)} is at schema {revision or 'none'}, "
+                f"expected {SCHEMA_HEAD}: run 'cairn db upgrade'"
+            )
+        try:
+            migrate(store)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate database {redact_url(url)}: {exc}") from exc
+    return store

@@ -1,0 +1,1 @@
+"""Alembic migrations for the ledger (one history for SQLite and PostgreSQL)."""

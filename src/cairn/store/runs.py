@@ -1,0 +1,221 @@
+"""Run rows and run events: the ledger's write path and its listings.
+
+The write path is three short transactions per run (insert when accepted, heartbeats with
+any new events while it runs, one final update with the remaining events), which keeps a
+persisted scripted run near a millisecond on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+
+from cairn.domain.runs import (
+    LIVE_STATUSES,
+    Run,
+    RunEvent,
+    RunFilter,
+    ToolCall,
+    Usage,
+)
+from cairn.domain.trace import ToolResolutionTrace
+from cairn.errors import NotFound
+from cairn.ids import id_floor
+from cairn.store.schema import run_events, runs
+
+_ROW_COLUMNS = [c for c in runs.c]
+
+
+def _to_run(row: Row[Any]) -> Run:
+    trace = row.tool_resolution_trace
+    return Run(
+        run_id=row.run_id,
+        sandbox_id=row.sandbox_id,
+        agent_id=row.agent_id,
+        agent_slug=row.agent_slug,
+        agent_version=row.agent_version,
+        kind=row.kind,
+        status=row.status,
+        event_payload=row.event_payload,
+        trigger_id=row.trigger_id,
+        outcome=row.outcome,
+        output_text=row.output_text or "",
+        tool_calls=[ToolCall.from_dict(c) for c in row.tool_calls or []],
+        usage=Usage(row.tokens_in, row.tokens_out, row.cache_read_tokens, row.cache_write_tokens),
+        cost_micros=row.cost_micros,
+        duration_ms=row.duration_ms,
+        error_message=row.error_message,
+        error_type=row.error_type,
+        tool_resolution_trace=ToolResolutionTrace.from_dict(trace) if trace else None,
+        model=row.model,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
+    )
+
+
+def _final_values(run: Run) -> dict[str, Any]:
+    return {
+        "status": run.status,
+        "outcome": run.outcome,
+        "output_text": run.output_text,
+        "tool_calls": [call.to_dict() for call in run.tool_calls],
+        "tokens_in": run.usage.tokens_in,
+        "tokens_out": run.usage.tokens_out,
+        "cache_read_tokens": run.usage.cache_read_tokens,
+        "cache_write_tokens": run.usage.cache_write_tokens,
+        "cost_micros": run.cost_micros,
+        "duration_ms": run.duration_ms,
+        "error_message": run.error_message,
+        "error_type": run.error_type,
+        "tool_resolution_trace": (
+            run.tool_resolution_trace.to_dict() if run.tool_resolution_trace else None
+        ),
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "heartbeat_at": run.heartbeat_at,
+    }
+
+
+def create_run(conn: Connection, run: Run) -> None:
+    """Insert a run as accepted (``queued``, or ``running`` when it starts at once)."""
+    values = _final_values(run)
+    values.update(
+        run_id=run.run_id,
+        sandbox_id=run.sandbox_id,
+        agent_id=run.agent_id,
+        agent_slug=run.agent_slug,
+        agent_version=run.agent_version,
+        trigger_id=run.trigger_id,
+        kind=run.kind,
+        model=run.model,
+        event_payload=run.event_payload,
+        created_at=run.created_at,
+    )
+    conn.execute(insert(runs), [values])
+
+
+def append_events(conn: Connection, run_id: str, events: Sequence[RunEvent]) -> None:
+    """Persist events of a run (their ``seq`` already assigned by the runner)."""
+    if events:
+        now = datetime.now(UTC)
+        conn.execute(
+            insert(run_events),
+            [
+                {
+                    "run_id": run_id,
+                    "seq": e.seq,
+                    "kind": e.kind,
+                    "data": e.data,
+                    "created_at": e.created_at or now,
+                }
+                for e in events
+            ],
+        )
+
+
+def save_progress(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
+    """Heartbeat: keep the live row current (status, calls so far, trace) and add new events."""
+    conn.execute(update(runs).where(runs.c.run_id == run.run_id).values(**_final_values(run)))
+    append_events(conn, run.run_id, events)
+
+
+def finish_run(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
+    """Write the final state of a run and its remaining events, in one transaction."""
+    save_progress(conn, run, events)
+
+
+def get_run(conn: Connection, sandbox_id: str, run_id: str) -> Run:
+    """One run of the sandbox, or ``NotFound``."""
+    row = conn.execute(
+        select(*_ROW_COLUMNS).where(runs.c.sandbox_id == sandbox_id, runs.c.run_id == run_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no run {run_id!r} in sandbox {sandbox_id!r}")
+    return _to_run(row)
+
+
+def list_runs(conn: Connection, where: RunFilter) -> list[Run]:
+    """Runs newest first, by keyset: ``where.before`` is the last run_id of the previous page."""
+    query = select(*_ROW_COLUMNS).where(runs.c.sandbox_id == where.sandbox_id)
+    if where.agent_id is not None:
+        query = query.where(runs.c.agent_id == where.agent_id)
+    if where.status is not None:
+        query = query.where(runs.c.status == where.status)
+    if where.trigger_id is not None:
+        query = query.where(runs.c.trigger_id == where.trigger_id)
+    if where.kind is not None:
+        query = query.where(runs.c.kind == where.kind)
+    if where.before is not None:
+        query = query.where(runs.c.run_id < where.before)
+    if where.since is not None:
+        query = query.where(runs.c.run_id >= id_floor("run", where.since))
+    if where.until is not None:
+        query = query.where(runs.c.run_id < id_floor("run", where.until))
+    query = query.order_by(runs.c.run_id.desc()).limit(where.limit)
+    return [_to_run(row) for row in conn.execute(query)]
+
+
+def list_events(conn: Connection, run_id: str, *, after_seq: int = 0) -> list[RunEvent]:
+    """A run's events in order, from ``after_seq`` on (for resuming a stream)."""
+    rows = conn.execute(
+        select(run_events.c.seq, run_events.c.kind, run_events.c.data, run_events.c.created_at)
+        .where(run_events.c.run_id == run_id, run_events.c.seq > after_seq)
+        .order_by(run_events.c.seq)
+    )
+    return [RunEvent(row.seq, row.kind, row.data, row.created_at) for row in rows]
+
+
+def reap_stale_runs(conn: Connection, *, stale_after_s: float) -> int:
+    """Mark live runs whose heartbeat stopped (a worker died) ``failed``; returns how many.
+
+    The row keeps everything it had; the error says the worker stopped answering."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=stale_after_s)
+    now = datetime.now(UTC)
+    result = conn.execute(
+        update(runs)
+        .where(runs.c.status.in_(LIVE_STATUSES), runs.c.heartbeat_at < cutoff)
+        .values(
+            status="failed",
+            outcome="interrupted",
+            error_type="worker_lost",
+            error_message=(
+                f"the worker running this run stopped sending heartbeats for over "
+                f"{stale_after_s:g} s (process killed or crashed); the run was ended"
+            ),
+            finished_at=now,
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+def prune_runs(conn: Connection, *, older_than: datetime, batch: int = 5000) -> int:
+    """Delete finished runs (and their events) created before ``older_than``; returns how many."""
+    bound = id_floor("run", older_than.timestamp())
+    total = 0
+    while True:
+        ids = list(
+            conn.execute(
+                select(runs.c.run_id)
+                .where(runs.c.run_id < bound, runs.c.status.not_in(LIVE_STATUSES))
+                .limit(batch)
+            ).scalars()
+        )
+        if not ids:
+            return total
+        conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))
+        conn.execute(delete(runs).where(runs.c.run_id.in_(ids)))
+        total += len(ids)
+
+
+def count_runs(conn: Connection, sandbox_id: str) -> int:
+    """How many runs the sandbox holds (for ``cairn runs prune`` and the demo)."""
+    return int(
+        conn.execute(
+            select(func.count()).select_from(runs).where(runs.c.sandbox_id == sandbox_id)
+        ).scalar_one()
+    )

@@ -1,0 +1,169 @@
+"""The ledger's tables.
+
+Data model
+----------
+``sandboxes`` is the tenancy boundary: every other row carries a ``sandbox_id`` and every
+query filters on it first, so one sandbox never reads another's rows.
+
+``agents`` are stored configurations, unique by ``(sandbox_id, slug)``; ``version`` goes
+up when the system prompt changes. ``sources`` are tool (and later event) sources; their
+secrets live encrypted in ``secret_ciphertext`` and nowhere else.
+
+``runs`` is the ledger proper: one row per fire, written ``queued`` when the fire is
+accepted and updated in place until it is final. Ids are time-sortable (``cairn.ids``),
+so ``run_id`` doubles as the creation order: listings walk an index newest-first with a
+``run_id < :before`` cursor (keyset pagination, never OFFSET), and a time window becomes
+an id range on the same index. Tool calls and the tool-resolution trace are JSON on the
+row because they are always read with it. ``run_events`` holds the ordered live stream
+(text deltas, tool calls and results, finish, error), numbered per run by ``seq``.
+
+Every column that a listing filters on is the second column of an index that starts with
+``sandbox_id`` and ends with ``run_id``, so "the last 20 runs of an agent" reads 20 index
+entries whether the ledger holds a hundred runs or a million.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+sandboxes = Table(
+    "sandboxes",
+    metadata,
+    Column("sandbox_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("agent_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("system_prompt", Text, nullable=False),
+    Column("tool_sources", JSON, nullable=True),
+    Column("tool_allowlist", JSON, nullable=False),
+    Column("model_settings", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("sandbox_id", "slug"),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("source_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("secret_ciphertext", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("checked_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("sandbox_id", "label"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("agent_id", String(40), ForeignKey("agents.agent_id"), nullable=False),
+    Column("agent_slug", String(64), nullable=False),
+    Column("agent_version", Integer, nullable=False),
+    Column("trigger_id", String(40), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("outcome", String(32), nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("event_payload", JSON, nullable=True),
+    Column("output_text", Text, nullable=False, default=""),
+    Column("tool_calls", JSON, nullable=False),
+    Column("tokens_in", BigInteger, nullable=False, default=0),
+    Column("tokens_out", BigInteger, nullable=False, default=0),
+    Column("cache_read_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_write_tokens", BigInteger, nullable=False, default=0),
+    Column("cost_micros", BigInteger, nullable=True),
+    Column("duration_ms", Float, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("error_type", String(64), nullable=True),
+    Column("tool_resolution_trace", JSON, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("heartbeat_at", UTCDateTime(), nullable=True),
+    Index(None, "sandbox_id", "run_id"),
+    Index(None, "sandbox_id", "agent_id", "run_id"),
+    Index(None, "sandbox_id", "agent_id", "status", "run_id"),
+    Index(None, "sandbox_id", "trigger_id", "run_id"),
+    Index(None, "status", "heartbeat_at"),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("run_id", "seq"),
+)

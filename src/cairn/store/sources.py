@@ -1,0 +1,109 @@
+"""Tool-source rows. Secrets are sealed by ``SecretBox`` before they reach the table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cairn.domain.sources import DataSource
+from cairn.errors import AlreadyExists, NotFound
+from cairn.store.crypto import SecretBox
+from cairn.store.schema import sources
+
+
+def _to_source(row: Row[Any], box: SecretBox | None) -> DataSource:
+    return DataSource(
+        source_id=row.source_id,
+        sandbox_id=row.sandbox_id,
+        kind=row.kind,
+        label=row.label,
+        config=dict(row.config or {}),
+        status=row.status,
+        status_reason=row.status_reason,
+        secret=box.open(row.secret_ciphertext) if box else {},
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        checked_at=row.checked_at,
+    )
+
+
+def create_source(conn: Connection, source: DataSource, box: SecretBox) -> DataSource:
+    """Insert ``source``; a label already used in the sandbox raises ``AlreadyExists``."""
+    now = datetime.now(UTC)
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(sources).values(
+                    source_id=source.source_id,
+                    sandbox_id=source.sandbox_id,
+                    kind=source.kind,
+                    label=source.label,
+                    config=source.config,
+                    secret_ciphertext=box.seal(source.secret),
+                    status=source.status,
+                    status_reason=source.status_reason,
+                    created_at=now,
+                    updated_at=now,
+                    checked_at=source.checked_at,
+                )
+            )
+    except IntegrityError:
+        raise AlreadyExists(
+            f"a source labelled {source.label!r} already exists in sandbox {source.sandbox_id!r}"
+        ) from None
+    source.created_at = source.updated_at = now
+    return source
+
+
+def get_source(
+    conn: Connection, sandbox_id: str, id_or_label: str, box: SecretBox | None = None
+) -> DataSource:
+    """A source by id or label; pass ``box`` only where the secret is needed (building it)."""
+    row = conn.execute(
+        select(sources).where(
+            sources.c.sandbox_id == sandbox_id,
+            or_(sources.c.source_id == id_or_label, sources.c.label == id_or_label),
+        )
+    ).first()
+    if row is None:
+        raise NotFound(
+            f"no source {id_or_label!r} in sandbox {sandbox_id!r} (see 'cairn source list')"
+        )
+    return _to_source(row, box)
+
+
+def list_sources(
+    conn: Connection, sandbox_id: str, box: SecretBox | None = None
+) -> list[DataSource]:
+    """Every source of the sandbox, oldest first."""
+    rows = conn.execute(
+        select(sources).where(sources.c.sandbox_id == sandbox_id).order_by(sources.c.source_id)
+    )
+    return [_to_source(row, box) for row in rows]
+
+
+def set_source_status(
+    conn: Connection,
+    sandbox_id: str,
+    source_id: str,
+    *,
+    status: str,
+    reason: str | None,
+    checked: bool = False,
+    forget_secret: bool = False,
+) -> None:
+    """Record a health-check result or a revoke (``forget_secret`` drops the ciphertext)."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {"status": status, "status_reason": reason, "updated_at": now}
+    if checked:
+        values["checked_at"] = now
+    if forget_secret:
+        values["secret_ciphertext"] = None
+    conn.execute(
+        update(sources)
+        .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
+        .values(**values)
+    )

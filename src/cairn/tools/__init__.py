@@ -1,0 +1,1 @@
+"""Tool sources, the wrappers around them, and resolution of an agent's catalog."""

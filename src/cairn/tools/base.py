@@ -1,0 +1,76 @@
+"""The tool-source interface every kind implements, and the errors that make a source skip.
+
+A source is an async context manager: ``__aenter__`` connects (spawns a stdio server,
+opens an HTTP session), ``list_tools`` says what it offers, ``call_tool`` runs one, and
+``__aexit__`` lets go. Resolution keeps the sources of a run open for the whole run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+from cairn.domain.trace import SkipReason
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """What a model is told about a tool: a name, what it does, a JSON Schema for arguments."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    """What a tool call returned: a JSON-able result, or an error message for the model."""
+
+    result: Any = None
+    error: str | None = None
+
+
+class SourceUnavailable(Exception):  # noqa: N818 - it is a condition, not a failure of ours
+    """Raised by a source that cannot build; resolution records it as a skip, never a crash."""
+
+    def __init__(self, reason: SkipReason, message: str) -> None:
+        super().__init__(message)
+        self.reason: SkipReason = reason
+        self.message = message
+
+
+@runtime_checkable
+class ToolSource(Protocol):
+    """One place tools come from. Implementations live one per module under ``cairn.tools``."""
+
+    source_id: str
+    kind: str
+    label: str
+
+    async def __aenter__(self) -> ToolSource: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def list_tools(self) -> list[ToolSpec]:
+        """The tools this source offers now; raise ``SourceUnavailable`` to be skipped."""
+        ...
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
+        """Run tool ``name`` (as this source lists it); errors come back in ``ToolOutput.error``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """Process-wide settings a source may need when it is built (from ``cairn.config``)."""
+
+    http_allowed_hosts: tuple[str, ...] = ()
+    http_timeout_s: float = 10.0
+    http_max_response_bytes: int = 65_536
+    resolve_timeout_s: float = 10.0

@@ -1,0 +1,204 @@
+"""Tools that ship with Cairn and always resolve: a clock, a guarded HTTP client, JSON and
+text helpers. They exist so that a fresh install has an agent that can *do* something,
+and so an operator can tell "the runtime works" apart from "my MCP server is down".
+
+``http_request`` reaches only hosts listed in ``CAIRN_HTTP_ALLOWED_HOSTS`` (comma-separated;
+empty by default): an agent that can fetch any URL is a data-exfiltration path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cairn.domain.sources import DataSource
+from cairn.tools.base import ToolContext, ToolOutput, ToolSpec
+
+BUILTIN_SOURCE_ID = "builtin"
+
+_SPECS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "clock_now",
+        "Current date and time, ISO 8601, in the given IANA time zone (default UTC).",
+        {
+            "type": "object",
+            "properties": {"timezone": {"type": "string", "description": "e.g. Europe/Paris"}},
+        },
+    ),
+    ToolSpec(
+        "http_request",
+        "Make an HTTP request to an allowed host; returns status, headers and body (truncated).",
+        {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string"},
+                "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "body": {"type": "string"},
+            },
+            "required": ["url"],
+        },
+    ),
+    ToolSpec(
+        "json_extract",
+        "Pick a value out of a JSON document by a dotted path such as 'items.0.title'.",
+        {
+            "type": "object",
+            "properties": {"document": {}, "path": {"type": "string"}},
+            "required": ["document", "path"],
+        },
+    ),
+    ToolSpec(
+        "regex_find",
+        "Find every match of a regular expression in a text; returns the matches.",
+        {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string"},
+                "pattern": {"type": "string"},
+                "max_matches": {"type": "integer", "minimum": 1, "maximum": 1000},
+            },
+            "required": ["text", "pattern"],
+        },
+    ),
+)
+
+
+class ToolArgumentError(Exception):
+    """A builtin tool was called with arguments it cannot use; becomes the call's error."""
+
+
+class BuiltinSource:
+    """The always-resolvable ``builtin`` source."""
+
+    kind = "builtin"
+
+    def __init__(self, source: DataSource, context: ToolContext) -> None:
+        self.source_id = source.source_id
+        self.label = source.label
+        self._context = context
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+            "clock_now": self._clock_now,
+            "http_request": self._http_request,
+            "json_extract": self._json_extract,
+            "regex_find": self._regex_find,
+        }
+
+    async def __aenter__(self) -> BuiltinSource:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def list_tools(self) -> list[ToolSpec]:
+        """All builtin tools; they need nothing outside the process."""
+        return list(_SPECS)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
+        """Run a builtin; argument problems come back as the call's error, for the model to fix."""
+        handler = self._handlers.get(name)
+        if handler is None:
+            return ToolOutput(error=f"unknown builtin tool {name!r}")
+        try:
+            return ToolOutput(result=await handler(arguments))
+        except ToolArgumentError as exc:
+            return ToolOutput(error=str(exc))
+
+    async def _clock_now(self, arguments: dict[str, Any]) -> str:
+        zone_name = arguments.get("timezone") or "UTC"
+        try:
+            zone = UTC if zone_name == "UTC" else ZoneInfo(str(zone_name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ToolArgumentError(f"unknown time zone {zone_name!r}") from None
+        return datetime.now(zone).isoformat(timespec="seconds")
+
+    async def _http_request(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        url = str(arguments.get("url", ""))
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ToolArgumentError(f"not an http(s) URL: {url!r}")
+        allowed = self._context.http_allowed_hosts
+        if parts.hostname not in allowed:
+            raise ToolArgumentError(
+                f"host {parts.hostname!r} is not allowed; allowed hosts: "
+                f"{', '.join(allowed) or 'none'} (set CAIRN_HTTP_ALLOWED_HOSTS)"
+            )
+        import httpx
+
+        method = str(arguments.get("method") or "GET").upper()
+        headers = {str(k): str(v) for k, v in (arguments.get("headers") or {}).items()}
+        limit = self._context.http_max_response_bytes
+        try:
+            async with (
+                httpx.AsyncClient(timeout=self._context.http_timeout_s) as client,
+                client.stream(method, url, headers=headers, content=arguments.get("body")) as resp,
+            ):
+                body = b""
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        break
+        except httpx.HTTPError as exc:
+            raise ToolArgumentError(f"{method} {url} failed: {exc!s}") from None
+        return {
+            "status": resp.status_code,
+            "headers": {"content-type": resp.headers.get("content-type", "")},
+            "body": body[:limit].decode("utf-8", "replace"),
+            "truncated": len(body) > limit,
+        }
+
+    async def _json_extract(self, arguments: dict[str, Any]) -> Any:
+        document = arguments.get("document")
+        if isinstance(document, str):
+            try:
+                document = json.loads(document)
+            except json.JSONDecodeError as exc:
+                raise ToolArgumentError(f"document is not valid JSON: {exc.msg}") from None
+        value = document
+        path = str(arguments.get("path", ""))
+        for step in filter(None, path.split(".")):
+            if isinstance(value, list) and step.lstrip("-").isdigit():
+                index = int(step)
+                if not -len(value) <= index < len(value):
+                    raise ToolArgumentError(f"index {index} is out of range at {step!r} in {path!r}")
+                value = value[index]
+            elif isinstance(value, dict) and step in value:
+                value = value[step]
+            else:
+                raise ToolArgumentError(f"path {path!r} has no {step!r}")
+        return value
+
+    async def _regex_find(self, arguments: dict[str, Any]) -> list[str]:
+        try:
+            pattern = re.compile(str(arguments.get("pattern", "")))
+        except re.error as exc:
+            raise ToolArgumentError(f"invalid pattern: {exc}") from None
+        limit = int(arguments.get("max_matches") or 100)
+        matches: list[str] = []
+        for match in pattern.finditer(str(arguments.get("text", ""))):
+            matches.append(match.group(0))
+            if len(matches) >= limit:
+                break
+        return matches
+
+
+def builtin_source_record(sandbox_id: str) -> DataSource:
+    """The virtual record of the builtin source, present in every sandbox without being stored."""
+    return DataSource(
+        source_id=BUILTIN_SOURCE_ID,
+        sandbox_id=sandbox_id,
+        kind="builtin",
+        label="builtin",
+        config={},
+    )

@@ -1,0 +1,467 @@
+"""The ``user_mcp`` tool source: a user's own Model Context Protocol server.
+
+A source's ``config`` says how to reach the server, its ``secret`` holds what must not be
+shown::
+
+    config                                        secret
+    transport: "stdio" | "http"                   token: bearer token / custom header value
+    command, args, cwd     (stdio)                env:NAME: environment of a stdio server
+    url                    (http, streamable HTTP)
+    auth: "none" | "bearer" | "header"
+    header_name            (auth = header)
+
+``McpSource`` is a thin adapter over the ``mcp`` SDK's ``Client``: it lists the server's
+tools under their own names and calls them. Namespacing, per-source allowed tools and
+call caps are wrappers (``cairn.tools.wrappers``); timeouts belong to the caller.
+
+Connecting fails with ``SourceUnavailable`` and a reason from the trace vocabulary:
+``unreachable`` (no such command, connection refused, DNS, a server that exits before
+the handshake), ``auth_refused`` (HTTP 401/403), ``timeout`` (an HTTP timeout of the
+client itself) or ``error`` (bad config, anything else). Messages are one line, for
+people, and never carry a secret value: every message is passed through a redactor.
+
+A stdio server's stderr goes to a temporary file, not the terminal; its last line is
+quoted when the server dies before the handshake. The SDK stops a stdio server the way
+the MCP spec says (close stdin, wait 2 s, SIGTERM, wait 2 s, SIGKILL), shielded from
+cancellation, so a timed-out or cancelled source leaves no child process behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import IO, Any, Final
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+import mcp_types
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from cairn.domain.sources import DataSource
+from cairn.domain.trace import SkipReason
+from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSpec
+
+logger = logging.getLogger(__name__)
+
+TRANSPORTS: Final = ("stdio", "http")
+AUTH_MODES: Final = ("none", "bearer", "header")
+ENV_SECRET_PREFIX: Final = "env:"
+"""Secret keys ``env:NAME`` become environment variable ``NAME`` of a stdio server."""
+
+_MAX_TOOL_PAGES: Final = 100  # a server whose cursor never ends cannot hang a listing
+_STDERR_TAIL_BYTES: Final = 4096
+_MESSAGE_MAX_CHARS: Final = 300
+_HTTP_READ_TIMEOUT_S: Final = 300.0  # the SDK's default: a tool call may stream for long
+_CONNECTION_CLOSED: Final = mcp_types.CONNECTION_CLOSED
+
+_Transport = AbstractAsyncContextManager[Any]
+"""What ``mcp.Client`` accepts as a transport: a context manager of (read, write) streams."""
+
+
+def _client_version() -> str:
+    try:
+        return version("cairn")
+    except PackageNotFoundError:
+        return "0"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthResult:
+    """The outcome of ``check_health``: whether ``tools/list`` answered, and if not, why.
+
+    ``reason`` is a trace skip reason (``None`` when ``ok``); ``message`` is one line for
+    people; ``tool_names`` are the server's raw names, in its order.
+    """
+
+    ok: bool
+    reason: SkipReason | None
+    message: str
+    tool_names: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "ok": self.ok,
+            "reason": self.reason,
+            "message": self.message,
+            "tool_names": self.tool_names,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+
+class McpSource:
+    """A ``user_mcp`` data source as a ``ToolSource``, built by ``McpSource(source, context)``.
+
+    ``async with`` connects and completes the MCP handshake; it raises ``SourceUnavailable``
+    when the server cannot be used, having already released everything it started (the
+    caller need not, and must not, call ``__aexit__`` then). ``list_tools`` raises
+    ``SourceUnavailable`` too; ``call_tool`` never raises for the server's sake. Enter and
+    exit from the same task: the SDK's client holds anyio task groups.
+    """
+
+    kind = "user_mcp"
+
+    def __init__(self, source: DataSource, context: ToolContext) -> None:
+        self.source_id = source.source_id
+        self.label = source.label
+        self._config = dict(source.config)
+        self._secret = dict(source.secret)
+        self._context = context
+        self._client: Client | None = None
+        self._stack: AsyncExitStack | None = None
+        self._stderr: IO[str] | None = None
+        self._http_statuses: list[int] = []
+        self._output_schemas: dict[str, dict[str, Any] | None] = {}
+
+    async def __aenter__(self) -> McpSource:
+        if self._stack is not None:
+            raise RuntimeError(f"MCP source {self.label!r} is already open")
+        self._http_statuses.clear()
+        stack = AsyncExitStack()
+        try:
+            client = Client(
+                await self._transport(stack),
+                cache=None,  # a listing must ask the server: it is also the health check
+                client_info=mcp_types.Implementation(name="cairn", version=_client_version()),
+            )
+            await stack.enter_async_context(client)
+        except BaseException as exc:
+            unavailable = self._unavailable(exc) if isinstance(exc, Exception) else None
+            with anyio.CancelScope(shield=True):
+                await _close_stack(stack, self.label)
+            self._stderr = None
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        self._client, self._stack = client, stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._client, self._stderr = self._stack, None, None, None
+        if stack is not None:
+            await _close_stack(stack, self.label)
+
+    async def list_tools(self) -> list[ToolSpec]:
+        """The server's tools under their own names (every page of ``tools/list``).
+
+        Raises ``SourceUnavailable`` when the listing fails (e.g. the token was revoked).
+        """
+        client = self._require_client()
+        specs: list[ToolSpec] = []
+        schemas: dict[str, dict[str, Any] | None] = {}
+        cursor: str | None = None
+        try:
+            for _ in range(_MAX_TOOL_PAGES):
+                page = await client.list_tools(cursor=cursor)
+                for tool in page.tools:
+                    description = tool.description or tool.title or ""
+                    specs.append(ToolSpec(tool.name, description, dict(tool.input_schema)))
+                    schemas[tool.name] = tool.output_schema
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+        self._output_schemas = schemas
+        return specs
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
+        """Call tool ``name``; the server's errors come back in ``ToolOutput.error``.
+
+        The result is the structured content when the server gives one (unwrapped from
+        the ``{"result": ...}`` envelope the SDK puts around plain return values), else
+        the text of the content blocks joined by newlines.
+        """
+        client = self._client
+        if client is None:
+            return ToolOutput(error=f"MCP source {self.label!r} is not connected")
+        try:
+            result = await client.call_tool(name, arguments)
+        except Exception as exc:  # the server is foreign code: its failures are the call's
+            logger.debug("MCP tool %s of %s failed", name, self.label, exc_info=True)
+            return ToolOutput(error=self._redact(f"{name} failed: {_describe(exc)}"))
+        if result.is_error:
+            text = _content_text(result.content)
+            return ToolOutput(error=text or f"{name} reported an error without a message")
+        if result.structured_content is not None:
+            return ToolOutput(result=self._unwrap(name, result.structured_content))
+        return ToolOutput(result=_content_text(result.content))
+
+    # -- connecting ---------------------------------------------------------------------
+
+    async def _transport(self, stack: AsyncExitStack) -> _Transport:
+        """The SDK transport for this config; resources it needs are entered on ``stack``."""
+        transport = self._config.get("transport")
+        if transport == "stdio":
+            return self._stdio_transport(stack)
+        if transport == "http":
+            return await self._http_transport(stack)
+        raise self._config_error(
+            f"transport is {transport!r}; it must be one of {', '.join(TRANSPORTS)}"
+        )
+
+    def _stdio_transport(self, stack: AsyncExitStack) -> _Transport:
+        command = self._config.get("command")
+        args = self._config.get("args", [])
+        cwd = self._config.get("cwd")
+        if not isinstance(command, str) or not command:
+            raise self._config_error("a stdio source needs a command")
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise self._config_error("args must be a list of strings")
+        if cwd is not None and not (isinstance(cwd, str) and os.path.isdir(cwd)):
+            raise SourceUnavailable(
+                "unreachable",
+                self._redact(f"{self.label}: working directory {cwd!r} does not exist"),
+            )
+        env = {
+            key.removeprefix(ENV_SECRET_PREFIX): value
+            for key, value in self._secret.items()
+            if key.startswith(ENV_SECRET_PREFIX)
+        }
+        # The exit stack closes it; SIM115 cannot see that.
+        stderr = stack.enter_context(
+            tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        )
+        self._stderr = stderr
+        params = StdioServerParameters(command=command, args=args, env=env or None, cwd=cwd)
+        return stdio_client(params, errlog=stderr)
+
+    async def _http_transport(self, stack: AsyncExitStack) -> _Transport:
+        url = self._config.get("url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise self._config_error(f"url {url!r} is not an http:// or https:// URL")
+        http = httpx2.AsyncClient(
+            headers=self._auth_headers(),
+            timeout=httpx2.Timeout(self._context.http_timeout_s, read=_HTTP_READ_TIMEOUT_S),
+            event_hooks={"response": [self._record_status]},
+        )
+        await stack.enter_async_context(http)
+        return streamable_http_client(url, http_client=http)
+
+    def _auth_headers(self) -> dict[str, str]:
+        auth = self._config.get("auth", "none")
+        if auth == "none":
+            return {}
+        if auth not in AUTH_MODES:
+            raise self._config_error(f"auth is {auth!r}; it must be one of {', '.join(AUTH_MODES)}")
+        token = self._secret.get("token")
+        if not token:
+            raise self._config_error(f"auth is {auth} but no token is stored: set the token")
+        if auth == "bearer":
+            return {"Authorization": f"Bearer {token}"}
+        header_name = self._config.get("header_name")
+        if not isinstance(header_name, str) or not header_name:
+            raise self._config_error("auth is header but header_name is not set")
+        return {header_name: token}
+
+    async def _record_status(self, response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            self._http_statuses.append(response.status_code)
+
+    def _require_client(self) -> Client:
+        if self._client is None:
+            raise SourceUnavailable("error", f"{self.label}: MCP source used before it was opened")
+        return self._client
+
+    # -- errors -------------------------------------------------------------------------
+
+    def _config_error(self, problem: str) -> SourceUnavailable:
+        return SourceUnavailable("error", self._redact(f"{self.label}: {problem}"))
+
+    def _unavailable(self, exc: BaseException) -> SourceUnavailable:
+        """Classify a failure to connect or list into a skip reason and a one-line message."""
+        leaves = list(_leaves(exc))
+        for leaf in leaves:
+            if isinstance(leaf, SourceUnavailable):
+                return leaf
+        reason, message = self._classify(leaves)
+        return SourceUnavailable(reason, self._redact(f"{self.label}: {message}"))
+
+    def _classify(self, leaves: list[BaseException]) -> tuple[SkipReason, str]:
+        if self._config.get("transport") == "http":
+            where = f"server at {_display_url(str(self._config.get('url', '')))}"
+            refused = [s for s in self._http_statuses if s in (401, 403)]
+            if refused:
+                return "auth_refused", f"{where} refused the credentials (HTTP {refused[0]}): " + (
+                    self._credential_hint()
+                )
+            for leaf in leaves:
+                if isinstance(leaf, httpx2.TimeoutException):
+                    return "timeout", f"{where} did not answer in time ({_describe(leaf)})"
+                if isinstance(leaf, httpx2.ConnectError):
+                    return "unreachable", f"cannot connect to {where}: {_describe(leaf)}"
+                if isinstance(leaf, httpx2.UnsupportedProtocol | httpx2.InvalidURL):
+                    return "error", f"{where}: {_describe(leaf)}"
+            if self._http_statuses:
+                status = self._http_statuses[-1]
+                hint = ": check the URL (MCP endpoints are often at /mcp)" if status == 404 else ""
+                return "error", f"{where} answered HTTP {status}{hint}"
+            return "error", f"{where} failed the MCP handshake: {_describe(leaves[0])}"
+        command = str(self._config.get("command", ""))
+        for leaf in leaves:
+            if isinstance(leaf, FileNotFoundError):
+                return "unreachable", f"cannot start {command!r}: command not found"
+            if isinstance(leaf, PermissionError):
+                return "unreachable", f"cannot start {command!r}: permission denied"
+            if isinstance(leaf, OSError):
+                return "unreachable", f"cannot start {command!r}: {_describe(leaf)}"
+            if isinstance(leaf, MCPError) and leaf.code == _CONNECTION_CLOSED:
+                tail = self._stderr_tail()
+                said = f"; its last stderr line: {tail}" if tail else ""
+                return (
+                    "unreachable",
+                    f"{command!r} exited before completing the MCP handshake{said}",
+                )
+        return "error", f"{command!r} failed the MCP handshake: {_describe(leaves[0])}"
+
+    def _credential_hint(self) -> str:
+        auth = self._config.get("auth", "none")
+        if auth == "bearer":
+            return "check the bearer token"
+        if auth == "header":
+            return f"check the value of the {self._config.get('header_name')} header"
+        return "the server wants credentials: register the source with bearer or header auth"
+
+    def _stderr_tail(self) -> str:
+        """The last non-empty line the stdio server wrote to stderr, or ''."""
+        if self._stderr is None:
+            return ""
+        try:
+            fd = self._stderr.fileno()
+            size = os.fstat(fd).st_size
+            chunk = os.pread(fd, _STDERR_TAIL_BYTES, max(0, size - _STDERR_TAIL_BYTES))
+        except (OSError, ValueError):
+            return ""
+        lines = [line.strip() for line in chunk.decode("utf-8", "replace").splitlines()]
+        return next((line for line in reversed(lines) if line), "")
+
+    def _redact(self, text: str) -> str:
+        """``text`` as one bounded line with every secret value replaced by ``***``."""
+        for value in sorted(self._secret.values(), key=len, reverse=True):
+            if value:
+                text = text.replace(value, "***")
+        line = " ".join(text.split())
+        if len(line) > _MESSAGE_MAX_CHARS:
+            line = line[: _MESSAGE_MAX_CHARS - 1] + "…"
+        return line
+
+    def _unwrap(self, name: str, structured: Any) -> Any:
+        """Drop the ``{"result": value}`` envelope when the tool's output schema is just that."""
+        schema = self._output_schemas.get(name)
+        if (
+            isinstance(structured, dict)
+            and structured.keys() == {"result"}
+            and isinstance(schema, dict)
+            and isinstance(schema.get("properties"), dict)
+            and schema["properties"].keys() == {"result"}
+        ):
+            return structured["result"]
+        return structured
+
+
+async def check_health(
+    source: DataSource, context: ToolContext, timeout_s: float = 10.0
+) -> HealthResult:
+    """Connect to ``source``'s server and list its tools (``tools/list``), within ``timeout_s``.
+
+    Never raises for the server's sake: a failure is ``ok=False`` with a trace skip reason
+    (``timeout`` when the deadline passed). The connection is closed before returning;
+    closing is not counted against the timeout.
+    """
+    started = time.perf_counter()
+    mcp_source = McpSource(source, context)
+    opened = False
+    try:
+        with anyio.fail_after(timeout_s):
+            await mcp_source.__aenter__()
+            opened = True
+            specs = await mcp_source.list_tools()
+    except TimeoutError:
+        message = f"{source.label}: did not list its tools within {timeout_s:g} s"
+        return _health(False, "timeout", message, started)
+    except SourceUnavailable as exc:
+        return _health(False, exc.reason, exc.message, started)
+    except Exception as exc:  # a health check reports; it must not crash its caller
+        logger.debug("health check of %s failed", source.label, exc_info=True)
+        message = mcp_source._redact(f"{source.label}: {_describe(exc)}")
+        return _health(False, "error", message, started)
+    finally:
+        if opened:
+            with anyio.CancelScope(shield=True):
+                await mcp_source.__aexit__(None, None, None)
+    names = [spec.name for spec in specs]
+    plural = "" if len(names) == 1 else "s"
+    return _health(True, None, f"{source.label}: listed {len(names)} tool{plural}", started, names)
+
+
+def _health(
+    ok: bool,
+    reason: SkipReason | None,
+    message: str,
+    started: float,
+    tool_names: list[str] | None = None,
+) -> HealthResult:
+    duration_ms = (time.perf_counter() - started) * 1000
+    return HealthResult(ok, reason, message, tool_names or [], duration_ms)
+
+
+async def _close_stack(stack: AsyncExitStack, label: str) -> None:
+    try:
+        await stack.aclose()
+    except Exception:  # a server that cannot shut down cleanly is not the caller's problem
+        logger.debug("closing MCP source %s failed", label, exc_info=True)
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions inside (possibly nested) exception groups, in order."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+def _content_text(content: list[mcp_types.ContentBlock]) -> str:
+    """Text blocks as they are; other blocks as a short placeholder naming their kind."""
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, mcp_types.TextContent):
+            parts.append(block.text)
+        elif isinstance(block, mcp_types.ImageContent | mcp_types.AudioContent):
+            parts.append(f"[{block.type}: {block.mime_type}]")
+        else:
+            parts.append(f"[{block.type}]")
+    return "\n".join(parts)
+
+
+def _display_url(url: str) -> str:
+    """``url`` without credentials or query string, which may carry secrets."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url
+
+
+__all__ = ["AUTH_MODES", "TRANSPORTS", "HealthResult", "McpSource", "check_health"]

@@ -1,0 +1,273 @@
+"""Resolve an agent's tool catalog and explain it: the tool-resolution trace.
+
+Steps, each recorded in the trace:
+
+1. *Select* sources from the agent's ``tool_sources`` (``None``: the sandbox default, which
+   is ``builtin`` plus every MCP source not revoked; ``[]``: none; entries are kinds or
+   source ids). A named source that does not exist or was revoked is a skip.
+2. *Build* every selected source concurrently, each under ``resolve_timeout_s``; one that
+   raises or hangs is a skip with a reason and costs only itself.
+3. *Filter* by the agent's allowlist: real tools not listed go to ``allowlist_filtered_out``;
+   entries that match nothing go to ``allowlist_missing_entries`` with the closest real
+   names. Entries may be exact names or shell-style patterns (``crm_*``).
+
+Each source is entered and left inside its own task, because MCP clients hold anyio task
+groups that must be exited by the task that entered them; the sources stay open until the
+``resolve_tools`` context exits, so a run can call them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from cairn.domain.sources import DataSource
+from cairn.domain.trace import (
+    MissingEntry,
+    SkipReason,
+    SourceResolved,
+    SourceSkipped,
+    ToolResolutionTrace,
+)
+from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSource, ToolSpec
+from cairn.tools.builtin import BUILTIN_SOURCE_ID
+from cairn.tools.registry import source_kinds
+from cairn.tools.wrappers import hidden_by_source, wrap_for_config
+
+DEFAULT_SOURCE_KINDS = ("builtin", "user_mcp")
+
+
+@dataclass(slots=True)
+class ResolvedTools:
+    """What a run may use: the advertised specs, how to call them, and why it is so."""
+
+    trace: ToolResolutionTrace
+    specs: list[ToolSpec]
+    _routes: dict[str, ToolSource] = field(default_factory=dict)
+
+    def is_advertised(self, name: str) -> bool:
+        """Whether the model was told about ``name`` (only those may be executed)."""
+        return name in self._routes
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
+        """Call an advertised tool through its source; the caller checks ``is_advertised`` first."""
+        return await self._routes[name].call_tool(name, arguments)
+
+
+def select_sources(
+    selection: list[str] | None, available: list[DataSource]
+) -> tuple[list[DataSource], list[SourceSkipped]]:
+    """Pick the sources an agent's ``tool_sources`` names; unknown or revoked ones become skips."""
+    entries = list(DEFAULT_SOURCE_KINDS) if selection is None else selection
+    chosen: dict[str, DataSource] = {}
+    skipped: list[SourceSkipped] = []
+    for entry in entries:
+        matches = [s for s in available if entry in (s.source_id, s.kind)]
+        by_id = [s for s in matches if s.source_id == entry]
+        if not matches:
+            if selection is not None:  # the default set may legitimately have no MCP source
+                skipped.append(
+                    SourceSkipped(
+                        entry, entry, entry, "not_found", f"no tool source or kind named {entry!r}"
+                    )
+                )
+            continue
+        for source in matches:
+            if source.status == "revoked":
+                if by_id:  # a kind silently leaves revoked sources out; a named id says why
+                    skipped.append(_skip(source, "disabled", f"{source.label}: source was revoked"))
+                continue
+            chosen.setdefault(source.source_id, source)
+    return list(chosen.values()), skipped
+
+
+def _skip(source: DataSource, reason: SkipReason, message: str) -> SourceSkipped:
+    return SourceSkipped(source.source_id, source.kind, source.label, reason, message)
+
+
+def allowlist_matches(entry: str, name: str) -> bool:
+    """Whether an allowlist entry admits a tool name (exact, or a shell-style pattern)."""
+    if any(ch in entry for ch in "*?["):
+        return fnmatch.fnmatchcase(name, entry)
+    return entry == name
+
+
+def suggest_tool_names(entry: str, real_names: list[str], limit: int = 3) -> list[str]:
+    """The real tool names an operator most likely meant by ``entry``.
+
+    Names that differ only by a namespace prefix come first (``lookup_order`` vs
+    ``crm_lookup_order``), then close spellings."""
+    suffix = [n for n in real_names if n.endswith("_" + entry) or entry.endswith("_" + n)]
+    close = difflib.get_close_matches(entry, real_names, n=limit, cutoff=0.6)
+    ordered = list(dict.fromkeys(suffix + close))
+    return ordered[:limit]
+
+
+def apply_allowlist(
+    allowlist: list[str], real_names: list[str]
+) -> tuple[list[str], list[str], list[MissingEntry]]:
+    """Split real names into (advertised, filtered_out) and report stale entries."""
+    if not allowlist:
+        return list(real_names), [], []
+    advertised = [n for n in real_names if any(allowlist_matches(e, n) for e in allowlist)]
+    filtered = [n for n in real_names if n not in set(advertised)]
+    missing = [
+        MissingEntry(entry, suggest_tool_names(entry, real_names))
+        for entry in allowlist
+        if not any(allowlist_matches(entry, n) for n in real_names)
+    ]
+    return advertised, filtered, missing
+
+
+@dataclass(slots=True)
+class _Slot:
+    record: DataSource
+    source: ToolSource | None = None
+    specs: list[ToolSpec] | None = None
+    skip: SourceSkipped | None = None
+    duration_ms: float = 0.0
+    ready: anyio.Event = field(default_factory=anyio.Event)
+
+
+@asynccontextmanager
+async def resolve_tools(
+    *,
+    selection: list[str] | None,
+    allowlist: list[str],
+    available: list[DataSource],
+    context: ToolContext,
+) -> AsyncIterator[ResolvedTools]:
+    """Build the agent's tools and keep them open for the ``async with`` body.
+
+    Never raises for a source's sake: every failure becomes a ``sources_skipped`` entry."""
+    started = time.perf_counter()
+    chosen, skipped = select_sources(selection, available)
+    slots = [_Slot(record) for record in chosen]
+    close = anyio.Event()
+    body_error: Exception | None = None
+    async with anyio.create_task_group() as group:
+        for slot in slots:
+            group.start_soon(_hold_source, slot, context, close)
+        try:
+            for slot in slots:
+                await slot.ready.wait()
+            try:
+                yield _assemble(slots, skipped, allowlist, started)
+            except Exception as exc:
+                # Re-raised below, after the sources closed, so callers get the run's own
+                # error rather than an ExceptionGroup made by this task group.
+                body_error = exc
+        finally:
+            close.set()
+    if body_error is not None:
+        raise body_error
+
+
+async def _hold_source(slot: _Slot, context: ToolContext, close: anyio.Event) -> None:
+    record = slot.record
+    started = time.perf_counter()
+    source: ToolSource | None = None
+    try:
+        factory = source_kinds.get(record.kind)
+        source = wrap_for_config(factory(record, context), record.config)
+        with anyio.fail_after(context.resolve_timeout_s):
+            await source.__aenter__()
+            try:
+                slot.specs = await source.list_tools()
+            except BaseException:
+                await _close_quietly(source)
+                raise
+        slot.source = source
+    except TimeoutError:
+        slot.skip = _skip(
+            record,
+            "timeout",
+            f"{record.label}: did not list its tools within {context.resolve_timeout_s:g} s",
+        )
+    except SourceUnavailable as exc:
+        slot.skip = _skip(record, exc.reason, exc.message)
+    except Exception as exc:  # a source bug must cost only that source
+        slot.skip = _skip(record, "error", f"{record.label}: {type(exc).__name__}: {exc}")
+    finally:
+        slot.duration_ms = (time.perf_counter() - started) * 1000
+        slot.ready.set()
+    if slot.source is not None:
+        try:
+            await close.wait()
+        finally:
+            await _close_quietly(slot.source)
+
+
+async def _close_quietly(source: ToolSource) -> None:
+    with anyio.move_on_after(5, shield=True):
+        try:
+            await source.__aexit__(None, None, None)
+        except Exception:  # closing a broken server must not fail a finished run
+            pass
+
+
+def _assemble(
+    slots: list[_Slot], skipped: list[SourceSkipped], allowlist: list[str], started: float
+) -> ResolvedTools:
+    trace = ToolResolutionTrace(sources_skipped=list(skipped))
+    routes: dict[str, ToolSource] = {}
+    specs_by_name: dict[str, ToolSpec] = {}
+    for slot in slots:
+        if slot.skip is not None:
+            trace.sources_skipped.append(slot.skip)
+            continue
+        assert slot.source is not None and slot.specs is not None
+        record = slot.record
+        trace.sources_resolved.append(
+            SourceResolved(
+                record.source_id,
+                record.kind,
+                record.label,
+                len(slot.specs),
+                slot.duration_ms,
+                hidden_by_source(slot.source),
+            )
+        )
+        for spec in slot.specs:
+            if spec.name in routes:
+                trace.name_conflicts.append(f"{spec.name} ({record.label})")
+                continue
+            routes[spec.name] = slot.source
+            specs_by_name[spec.name] = spec
+    advertised, filtered, missing = apply_allowlist(allowlist, list(routes))
+    missing = [_note_skipped_namespace(entry, slots) for entry in missing]
+    trace.tool_names_advertised = advertised
+    trace.allowlist_filtered_out = filtered
+    trace.allowlist_missing_entries = missing
+    trace.duration_ms = (time.perf_counter() - started) * 1000
+    return ResolvedTools(
+        trace=trace,
+        specs=[specs_by_name[name] for name in advertised],
+        _routes={name: routes[name] for name in advertised},
+    )
+
+
+def _note_skipped_namespace(entry: MissingEntry, slots: list[_Slot]) -> MissingEntry:
+    for slot in slots:
+        namespace = slot.record.config.get("namespace")
+        if slot.skip is not None and namespace and entry.entry.startswith(f"{namespace}_"):
+            return MissingEntry(entry.entry, entry.suggestions, slot.record.label)
+    return entry
+
+
+__all__ = [
+    "BUILTIN_SOURCE_ID",
+    "ResolvedTools",
+    "allowlist_matches",
+    "apply_allowlist",
+    "resolve_tools",
+    "select_sources",
+    "suggest_tool_names",
+]
