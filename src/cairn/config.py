@@ -1,16 +1,12 @@
 """Settings from the environment, resolved once per process.
 
-=========================  ================================================  ==================
-variable                   meaning                                           default
-=========================  ================================================  ==================
-``CAIRN_HOME``             where the embedded database and key file live     the user data dir
-``CAIRN_DATABASE_URL``     ledger database (``sqlite:///…``/``postgresql://…``)  SQLite in CAIRN_HOME
-``CAIRN_SANDBOX``          sandbox the CLI acts in                           ``default``
-``CAIRN_SECRET_KEY``       Fernet key for source secrets                     a key file in CAIRN_HOME
-``CAIRN_RETENTION_DAYS``   ``cairn runs prune`` default age                  30
-``CAIRN_HTTP_ALLOWED_HOSTS``  hosts the builtin ``http_request`` may reach   none
-``CAIRN_RESOLVE_TIMEOUT_S``   per-source time to list tools                  10
-=========================  ================================================  ==================
+- ``CAIRN_HOME``: where the embedded database and the key file live (the user data dir).
+- ``CAIRN_DATABASE_URL``: the ledger, ``sqlite:///…`` or ``postgresql://…`` (SQLite in home).
+- ``CAIRN_SANDBOX``: the sandbox the CLI acts in (``default``).
+- ``CAIRN_SECRET_KEY``: Fernet key for source secrets (a key file in home).
+- ``CAIRN_RETENTION_DAYS``: the age ``cairn runs prune`` deletes by default (30).
+- ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
+- ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Anything that is *not* a ``CairnError`` is a bug and keeps its traceback.
     ├── NotFound                    unknown agent slug, run id, source id
     ├── AlreadyExists               duplicate slug
     ├── StoreError                  the database cannot be opened or migrated
-    └── RunFailure                  something that ends a run ``failed`` (recorded, not raised to users)
+    └── RunFailure                  ends a run ``failed`` (recorded on the row, not raised)
         ├── ModelError              the backend raised; carries the backend name
         ├── ToolFailure             a tool raised; carries the call id and tool name
         ├── MaxTurnsExceeded

@@ -29,7 +29,7 @@ def _encode(value: int) -> str:
 
 
 def new_id(prefix: str) -> str:
-    """A new id for ``prefix`` (``run``, ``src``, ``agt``, …), greater than any made before it here."""
+    """A new id for ``prefix`` (``run``, ``src``, ``agt``, …), above any made before it here."""
     global _last_ms, _last_random
     with _lock:
         now_ms = time.time_ns() // 1_000_000
@@ -41,6 +41,12 @@ def new_id(prefix: str) -> str:
         _last_ms = now_ms
         value = (now_ms << _RANDOM_BITS) | (_last_random & ((1 << _RANDOM_BITS) - 1))
     return f"{prefix}_{_encode(value)}"
+
+
+def id_at(prefix: str, epoch_seconds: float) -> str:
+    """An id for a past moment (imports, backfills, tests); random within that millisecond."""
+    random_part = int.from_bytes(os.urandom(10), "big") >> 1
+    return f"{prefix}_{_encode((int(epoch_seconds * 1000) << _RANDOM_BITS) | random_part)}"
 
 
 def id_floor(prefix: str, epoch_seconds: float) -> str:

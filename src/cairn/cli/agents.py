@@ -31,14 +31,16 @@ def _settings_options(function: Any) -> Any:
         click.option("--base-url", help="OpenAI-compatible server URL."),
         click.option("--script", "script_json", help="Scripted-backend script, JSON."),
         click.option(
-            "--script-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            "--script-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Scripted-backend script, a JSON file (docs/scripted.md).",
         ),
         click.option("--tool-sources", help='JSON list of source kinds/ids, or "default".'),
         click.option("--tool-allowlist", help="JSON list of tool names (or patterns); [] = all."),
         click.option("--prompt", help="System prompt text."),
         click.option(
-            "--prompt-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            "--prompt-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="System prompt from a file.",
         ),
         click.option("--name"),
@@ -77,8 +79,15 @@ def _prompt(prompt: str | None, prompt_file: Path | None) -> str | None:
 def _settings_changes(options: dict[str, Any]) -> dict[str, Any]:
     changes = {
         key: options[key]
-        for key in ("backend", "model", "temperature", "max_tokens", "max_turns", "timeout_s",
-                    "base_url")
+        for key in (
+            "backend",
+            "model",
+            "temperature",
+            "max_tokens",
+            "max_turns",
+            "timeout_s",
+            "base_url",
+        )
         if options.get(key) is not None
     }
     if options.get("script_json") is not None:
@@ -103,7 +112,7 @@ def _print_warnings(warnings: list[str]) -> None:
 @_settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print the agent as JSON.")
 @pass_cli
-def create(cli: CliContext, slug: str, as_json: bool, **options: Any) -> None:
+def create(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None:
     """Create agent SLUG from flags or a prompt file."""
     from cairn.domain.agents import ModelSettings
     from cairn.services.agents import AgentSpec, create_agent
@@ -134,7 +143,7 @@ def create(cli: CliContext, slug: str, as_json: bool, **options: Any) -> None:
 @_settings_options
 @click.option("--json", "as_json", is_flag=True)
 @pass_cli
-def update(cli: CliContext, slug: str, as_json: bool, **options: Any) -> None:
+def update(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None:
     """Change only the named fields of agent SLUG (a new prompt bumps its version)."""
     from cairn.services.agents import AgentChanges, update_agent
 
@@ -235,7 +244,8 @@ def tools(cli: CliContext, slug: str, as_json: bool) -> None:
 @click.argument("slug")
 @click.option("--event-payload", "payload_json", default="{}", help="The fake event, JSON.")
 @click.option(
-    "--event-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--event-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The fake event from a JSON file.",
 )
 @click.option("--json", "as_json", is_flag=True)

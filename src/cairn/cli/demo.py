@@ -17,9 +17,7 @@ def demo(cli: CliContext) -> None:
     summary = run_async(load_demo, cli.app)
     console.print(f"[bold]Cairn demo loaded[/] into sandbox '{summary.sandbox}'.")
     for run in summary.runs:
-        console.print(
-            f"  {run.run_id}  {run.agent_slug:<9} {run.status:<10} outcome {run.outcome}"
-        )
+        console.print(f"  {run.run_id}  {run.agent_slug:<9} {run.status:<10} outcome {run.outcome}")
     console.print(
         f"""
 Try next (the demo lives in sandbox '{summary.sandbox}'):

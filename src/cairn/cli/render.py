@@ -14,7 +14,7 @@ from cairn.domain.runs import Run, RunEvent
 from cairn.domain.sources import DataSource
 from cairn.domain.trace import ToolResolutionTrace
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -68,11 +68,13 @@ def agent_detail(agent: Agent) -> None:
     console.print(
         f"model: {settings.backend}:{settings.model}  temperature={settings.temperature}  "
         f"max_tokens={settings.max_tokens}  max_turns={settings.max_turns}  "
-        f"timeout_s={settings.timeout_s:g}" + (f"  base_url={settings.base_url}" if
-                                               settings.base_url else "")
+        f"timeout_s={settings.timeout_s:g}"
+        + (f"  base_url={settings.base_url}" if settings.base_url else "")
     )
-    sources = "sandbox default" if agent.tool_sources is None else (
-        ", ".join(agent.tool_sources) or "none (tool-less by choice)"
+    sources = (
+        "sandbox default"
+        if agent.tool_sources is None
+        else (", ".join(agent.tool_sources) or "none (tool-less by choice)")
     )
     console.print(f"tool sources: {sources}")
     console.print(f"tool allowlist: {', '.join(agent.tool_allowlist) or 'all resolved tools'}")
@@ -89,7 +91,8 @@ def trace_view(trace: ToolResolutionTrace | None) -> None:
     for resolved in trace.sources_resolved:
         hidden = (
             f", {len(resolved.hidden_by_source)} hidden by the source's allowed tools"
-            if resolved.hidden_by_source else ""
+            if resolved.hidden_by_source
+            else ""
         )
         console.print(
             f"  [green]resolved[/] {resolved.label} ({resolved.kind}): "
@@ -108,18 +111,19 @@ def trace_view(trace: ToolResolutionTrace | None) -> None:
         hint = f" - did you mean {', '.join(missing.suggestions)}?" if missing.suggestions else ""
         origin = (
             f" (source {missing.possibly_from_skipped} was skipped)"
-            if missing.possibly_from_skipped else ""
+            if missing.possibly_from_skipped
+            else ""
         )
-        console.print(
-            f"  [bold yellow]stale allowlist entry[/] {missing.entry!r}{origin}{hint}"
-        )
+        console.print(f"  [bold yellow]stale allowlist entry[/] {missing.entry!r}{origin}{hint}")
     for conflict in trace.name_conflicts:
         console.print(f"  [yellow]name conflict[/] {conflict}: an earlier source's tool was kept")
 
 
 def runs_table(runs: list[Run]) -> None:
     """``cairn agent runs``."""
-    table = Table("run_id", "created", "kind", "status", "outcome", "tools", "tokens", "ms", "error")
+    table = Table(
+        "run_id", "created", "kind", "status", "outcome", "tools", "tokens", "ms", "error"
+    )
     for run in runs:
         table.add_row(
             run.run_id,
@@ -165,12 +169,16 @@ def run_detail(run: Run, events: list[RunEvent] | None = None) -> None:
         for call in run.tool_calls:
             outcome = (
                 Text(f"error: {_short(call.error, 200)}", style="red")
-                if call.error else Text(f"-> {_short(call.result, 200)}")
+                if call.error
+                else Text(f"-> {_short(call.result, 200)}")
             )
             console.print(
                 Text.assemble(
-                    f"  {call.call_id} ", (call.name, "bold"), f"({_short(call.arguments, 120)}) ",
-                    outcome, f"  [{call.duration_ms:.1f} ms]",
+                    f"  {call.call_id} ",
+                    (call.name, "bold"),
+                    f"({_short(call.arguments, 120)}) ",
+                    outcome,
+                    f"  [{call.duration_ms:.1f} ms]",
                 )
             )
     else:
@@ -186,7 +194,10 @@ def run_detail(run: Run, events: list[RunEvent] | None = None) -> None:
 
 def sources_table(sources: list[DataSource]) -> None:
     """``cairn source list``."""
-    table = Table("source_id", "label", "kind", "transport", "namespace", "status", "reason")
+    table = Table()
+    table.add_column("source_id", no_wrap=True, min_width=30)
+    for header in ("label", "kind", "transport", "namespace", "status", "reason"):
+        table.add_column(header)
     for source in sources:
         table.add_row(
             source.source_id,
@@ -203,8 +214,9 @@ def sources_table(sources: list[DataSource]) -> None:
 def source_detail(source: DataSource) -> None:
     """``cairn source show``: configuration and status, secrets by name only."""
     console.print(f"[bold]{source.label}[/] ({source.kind}) {source.source_id}")
-    console.print(f"status: {source.status}" + (
-        f" - {source.status_reason}" if source.status_reason else ""))
+    console.print(
+        f"status: {source.status}" + (f" - {source.status_reason}" if source.status_reason else "")
+    )
     for key, value in sorted(source.config.items()):
         console.print(f"  {key}: {_short(value, 120)}")
     if source.checked_at:
@@ -213,4 +225,4 @@ def source_detail(source: DataSource) -> None:
 
 def warn(message: str) -> None:
     """A warning on stderr that does not change the exit code."""
-    Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {message}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]warning:[/] {message}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
 
-ORDERS = {
+ORDERS: dict[str, dict[str, str | None]] = {
     "A-1001": {"status": "shipped", "carrier": "DHL", "eta": "2 days"},
     "A-1002": {"status": "processing", "carrier": None, "eta": "5 days"},
     "A-1003": {"status": "delivered", "carrier": "UPS", "eta": None},

@@ -9,7 +9,7 @@ outcome                meaning
 ``acted``              called one or more tools, and every call returned a result
 ``tool_errors``        called tools and at least one call errored (or was unadvertised)
 ``answered``           tools were advertised, the model replied with text only
-``model_chose_no_tool`` tools were advertised, the model made no call and said nothing
+``model_chose_no_tool`` tools were advertised; the model made no call and said nothing
 ``no_tools_available`` nothing was advertised (no sources, all skipped, or all filtered)
 ``interrupted``        the run failed or was cancelled before it called any tool
 =====================  ==============================================================
@@ -98,7 +98,8 @@ class RunEvent:
 @dataclass(slots=True)
 class Usage:
     """Token usage. ``tokens_in`` counts every prompt token once, cached or not;
-    ``cache_read_tokens`` / ``cache_write_tokens`` repeat the cached share apart (docs/tokens.md)."""
+    ``cache_read_tokens`` / ``cache_write_tokens`` repeat the cached share apart
+    (docs/tokens.md)."""
 
     tokens_in: int = 0
     tokens_out: int = 0

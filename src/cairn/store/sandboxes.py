@@ -21,9 +21,7 @@ def require_sandbox(conn: Connection, sandbox_id: str) -> None:
         select(sandboxes.c.sandbox_id).where(sandboxes.c.sandbox_id == sandbox_id)
     ).first()
     if found is None:
-        raise NotFound(
-            f"no sandbox {sandbox_id!r}; sandboxes: {', '.join(list_sandbox_ids(conn))}"
-        )
+        raise NotFound(f"no sandbox {sandbox_id!r}; sandboxes: {', '.join(list_sandbox_ids(conn))}")
 
 
 def ensure_sandbox(conn: Connection, sandbox_id: str, name: str | None = None) -> None:

@@ -31,7 +31,7 @@ class ToolOutput:
     error: str | None = None
 
 
-class SourceUnavailable(Exception):  # noqa: N818 - it is a condition, not a failure of ours
+class SourceUnavailable(Exception):
     """Raised by a source that cannot build; resolution records it as a skip, never a crash."""
 
     def __init__(self, reason: SkipReason, message: str) -> None:

@@ -171,7 +171,9 @@ class BuiltinSource:
             if isinstance(value, list) and step.lstrip("-").isdigit():
                 index = int(step)
                 if not -len(value) <= index < len(value):
-                    raise ToolArgumentError(f"index {index} is out of range at {step!r} in {path!r}")
+                    raise ToolArgumentError(
+                        f"index {index} is out of range at {step!r} in {path!r}"
+                    )
                 value = value[index]
             elif isinstance(value, dict) and step in value:
                 value = value[step]

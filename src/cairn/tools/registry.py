@@ -1,4 +1,6 @@
-"""Tool-source kinds, keyed by name. A kind is a factory ``(DataSource, ToolContext) -> ToolSource``.
+"""Tool-source kinds, keyed by name.
+
+A kind is a factory ``(DataSource, ToolContext) -> ToolSource``.
 
 Adding a kind is adding a module and one line here (or an entry point in the
 ``cairn.tool_sources`` group for a plugin).

@@ -77,12 +77,14 @@ class SourceFilteredSource(_Wrapper):
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         if name not in self.allowed:
-            return ToolOutput(error=f"tool {name!r} is not in source {self.label!r}'s allowed tools")
+            return ToolOutput(
+                error=f"tool {name!r} is not in source {self.label!r}'s allowed tools"
+            )
         return await self.inner.call_tool(name, arguments)
 
 
 class RateCappedSource(_Wrapper):
-    """At most ``calls_per_minute`` calls in any 60 s window; over it a call errors, it does not wait.
+    """At most ``calls_per_minute`` calls in any 60 s window; over it a call errors (no wait).
 
     Erroring (rather than queueing) lets the model see the cap and lets the run finish; the
     window is kept per source id for the whole process (runs come and go, the cap holds
