@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -14,7 +15,8 @@ from cairn.domain.runs import Run, RunEvent
 from cairn.domain.sources import DataSource
 from cairn.domain.trace import ToolResolutionTrace
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (grep, less, a log) gets full-width rows instead of 80 squeezed columns.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 STATUS_STYLE = {
     "succeeded": "green",
