@@ -7,6 +7,7 @@
 - ``CAIRN_RETENTION_DAYS``: the age ``cairn runs prune`` deletes by default (30).
 - ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
 - ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
+- ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ runner records ``status="cancelled"``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class CairnError(Exception):
     """Root of every error Cairn raises deliberately."""
@@ -102,15 +104,45 @@ class RunFailure(CairnError):
     error_type: str = "run_failure"
 
 
+ModelErrorReason = Literal[
+    "auth",
+    "unknown_model",
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "context_too_long",
+    "bad_request",
+    "connection",
+    "other",
+]
+
+
 class ModelError(RunFailure):
-    """The model backend raised or returned an error."""
+    """The model backend raised or returned an error.
+
+    ``reason`` classifies it for people and for ``explain``; ``retryable`` errors (rate
+    limits, 5xx, dropped connections) are retried by the runner with backoff, waiting at
+    least ``retry_after_s`` when the provider said so. Messages never include credentials.
+    """
 
     error_type = "model_error"
 
-    def __init__(self, message: str, *, backend: str, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str,
+        status_code: int | None = None,
+        reason: ModelErrorReason = "other",
+        retryable: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.backend = backend
         self.status_code = status_code
+        self.reason: ModelErrorReason = reason
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class ToolFailure(RunFailure):

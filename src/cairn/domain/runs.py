@@ -33,7 +33,7 @@ RunOutcome = Literal[
     "no_tools_available",
     "interrupted",
 ]
-RunEventKind = Literal["text", "tool_call", "tool_result", "finish", "error"]
+RunEventKind = Literal["text", "tool_call", "tool_result", "retry", "finish", "error"]
 
 LIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running")
 FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "cancelled")

@@ -83,6 +83,41 @@ class ModelRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+class Credentials(Protocol):
+    """Where a backend gets its API key: the sandbox's encrypted credential store first,
+    then the environment (``ANTHROPIC_API_KEY``, ``OPENAI_API_KEY``, ``GOOGLE_API_KEY``)."""
+
+    def api_key(self, backend: str) -> str | None:
+        """The key for ``backend``, or ``None`` when none is configured."""
+        ...
+
+
+ENV_KEYS: dict[str, tuple[str, ...]] = {
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "openai": ("OPENAI_API_KEY",),
+    "google": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+}
+
+
+class EnvCredentials:
+    """Credentials from environment variables only (the embedded default, and tests)."""
+
+    def __init__(self, extra: dict[str, str] | None = None) -> None:
+        self._extra = dict(extra or {})
+
+    def api_key(self, backend: str) -> str | None:
+        """``extra[backend]`` if given, else the first of the backend's variables that is set."""
+        import os
+
+        if backend in self._extra:
+            return self._extra[backend]
+        for name in ENV_KEYS.get(backend, ()):
+            value = os.environ.get(name)
+            if value:
+                return value
+        return None
+
+
 class ModelBackend(Protocol):
     """A model vendor's adapter. ``stream`` must honour cancellation (close the vendor stream)."""
 

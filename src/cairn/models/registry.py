@@ -1,7 +1,8 @@
 """Model backends, keyed by the name used in ``model_settings.backend``.
 
-A backend factory takes the agent's ``ModelSettings`` and returns a ``ModelBackend``.
-Vendor modules are imported only when an agent of theirs fires.
+A backend factory takes the agent's ``ModelSettings`` and the ``Credentials`` to use and
+returns a ``ModelBackend``. Vendor modules (and their SDKs) are imported only when an agent
+of theirs fires.
 """
 
 from __future__ import annotations
@@ -10,26 +11,27 @@ from collections.abc import Callable
 
 from cairn.domain.agents import ModelSettings
 from cairn.errors import UnknownBackend
-from cairn.models.base import ModelBackend
+from cairn.models.base import Credentials, ModelBackend
 from cairn.registry import Registry
 
-BackendFactory = Callable[[ModelSettings], ModelBackend]
+BackendFactory = Callable[[ModelSettings, Credentials], ModelBackend]
 
 model_backends: Registry[BackendFactory] = Registry(
     "model backend",
     "cairn.model_backends",
     UnknownBackend,
-    {"scripted": "cairn.models.scripted:ScriptedBackend"},
+    {
+        "scripted": "cairn.models.scripted:ScriptedBackend",
+        "anthropic": "cairn.models.anthropic:AnthropicBackend",
+        "openai": "cairn.models.openai:OpenAIBackend",
+        "google": "cairn.models.google:GoogleBackend",
+    },
 )
-
-# Backends that are part of the product but arrive with their own issue; an agent may be
-# configured for them today (so settings round-trip) and fails its run with a clear message.
-PLANNED_BACKENDS = ("anthropic", "openai", "google")
 
 
 def known_backend_names() -> list[str]:
     """Every name ``model_settings.backend`` may take."""
-    return sorted(set(model_backends.names()) | set(PLANNED_BACKENDS))
+    return model_backends.names()
 
 
 def check_backend_name(name: str) -> str:

@@ -36,6 +36,7 @@ from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
 from cairn.errors import InvalidScript, ModelError
 from cairn.models.base import (
+    Credentials,
     Message,
     ModelEvent,
     ModelRequest,
@@ -133,7 +134,7 @@ class ScriptedBackend:
 
     name = "scripted"
 
-    def __init__(self, settings: ModelSettings) -> None:
+    def __init__(self, settings: ModelSettings, credentials: Credentials | None = None) -> None:
         self.script = parse_script(settings.script)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,8 @@ from cairn.errors import (
 )
 from cairn.ids import new_id
 from cairn.models.base import (
+    Credentials,
+    EnvCredentials,
     Message,
     ModelBackend,
     ModelRequest,
@@ -47,6 +50,7 @@ from cairn.models.base import (
     TurnEnd,
 )
 from cairn.models.registry import model_backends
+from cairn.pricing import PriceTable
 from cairn.runner.messages import render_event_message
 from cairn.store import Store
 from cairn.store import runs as run_store
@@ -75,11 +79,25 @@ class Runner:
     """Fires agents in this process. One per process; safe to share between tasks."""
 
     def __init__(
-        self, store: Store, tool_context: ToolContext, *, heartbeat_s: float = 1.0
+        self,
+        store: Store,
+        tool_context: ToolContext,
+        *,
+        credentials: Callable[[str], Credentials] | None = None,
+        prices: PriceTable | None = None,
+        heartbeat_s: float = 1.0,
+        max_model_retries: int = 3,
+        retry_base_s: float = 0.5,
+        retry_cap_s: float = 60.0,
     ) -> None:
         self.store = store
         self.tool_context = tool_context
+        self.credentials = credentials or (lambda _sandbox_id: EnvCredentials())
+        self.prices = prices
         self.heartbeat_s = heartbeat_s
+        self.max_model_retries = max_model_retries
+        self.retry_base_s = retry_base_s
+        self.retry_cap_s = retry_cap_s
         self._live: dict[str, anyio.CancelScope] = {}
 
     def accept(
@@ -221,8 +239,8 @@ class Runner:
             tool_calls=run.tool_calls,
             output_text=run.output_text,
         )
-        if run.cost_micros is None and run.model and run.model.startswith("scripted:"):
-            run.cost_micros = 0  # the offline backend costs nothing
+        if self.prices is not None and run.model:
+            run.cost_micros = self.prices.cost_micros(run.model, run.usage)
         usage = _usage_dict(run.usage)
         if run.status == "succeeded":
             recorder.emit("finish", {"stop_reason": stop, "usage": usage})
@@ -249,7 +267,7 @@ class Runner:
                 run.tool_resolution_trace = tools.trace
                 messages = [Message("user", render_event_message(run.event_payload))]
                 for turn in range(settings.max_turns):
-                    text, calls, stop = await self._model_turn(
+                    text, calls, stop = await self._model_turn_with_retries(
                         backend, agent, run, tools, messages, turn, recorder
                     )
                     messages.append(Message("assistant", text, tuple(calls)))
@@ -274,7 +292,47 @@ class Runner:
                 f"(installed: {', '.join(model_backends.names())})",
                 backend=name,
             ) from None
-        return factory(agent.model_settings)
+        return factory(agent.model_settings, self.credentials(agent.sandbox_id))
+
+    async def _model_turn_with_retries(
+        self,
+        backend: ModelBackend,
+        agent: Agent,
+        run: Run,
+        tools: ResolvedTools,
+        messages: list[Message],
+        turn: int,
+        recorder: _Recorder,
+    ) -> tuple[str, list[ToolCallRequest], str]:
+        """A model turn, retried with exponential backoff on retryable errors (rate limits,
+        5xx, dropped connections), honouring the provider's retry-after; each retry is a
+        ``retry`` event so a slow run explains itself."""
+        attempt = 0
+        while True:
+            try:
+                return await self._model_turn(backend, agent, run, tools, messages, turn, recorder)
+            except ModelError as error:
+                if not error.retryable or attempt >= self.max_model_retries:
+                    if attempt:
+                        error.message = f"{error.message} (gave up after {attempt} retries)"
+                    raise
+                attempt += 1
+                wait = self.retry_base_s * 2 ** (attempt - 1)
+                if error.retry_after_s is not None:
+                    wait = max(wait, error.retry_after_s)
+                wait = min(wait, self.retry_cap_s)
+                recorder.emit(
+                    "retry",
+                    {
+                        "attempt": attempt,
+                        "reason": error.reason,
+                        "status_code": error.status_code,
+                        "wait_s": wait,
+                        "message": error.message,
+                        "turn": turn,
+                    },
+                )
+                await anyio.sleep(wait)
 
     async def _model_turn(
         self,

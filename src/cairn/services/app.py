@@ -46,9 +46,10 @@ class App:
     @cached_property
     def runner(self) -> Runner:
         """The in-process run engine."""
+        from cairn.pricing import load_price_table
         from cairn.runner.engine import Runner
 
-        return Runner(self.store, self.tool_context)
+        return Runner(self.store, self.tool_context, prices=load_price_table(self.settings.home))
 
     def close(self) -> None:
         """Release database connections."""
