@@ -16,7 +16,9 @@ A list of turns or a single string is accepted as shorthand. Placeholders: ``{{e
 ``{{event.a.b}}``, ``{{results.N}}`` (Nth tool result of the run, negative from the end),
 ``{{tools}}`` (advertised names). An argument that is exactly one placeholder takes the
 raw JSON value. A turn may also carry ``delay_s`` (sleep first: timeouts, cancellation),
-``error`` (the backend raises: model failures), ``stop_reason`` and ``usage``.
+``error`` (the backend raises: model failures; a string, or an object with ``message``,
+``reason``, ``retryable``, ``retry_after_s`` and ``times``, the number of attempts that
+fail before the turn plays), ``stop_reason`` and ``usage``.
 
 Tokens are counted as one per four characters of what is sent (system, messages, tool
 specs) and of what comes back, rounded up, so the same run always costs the same.
@@ -59,13 +61,24 @@ class ScriptedCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ScriptedError:
+    """A scripted model failure; ``times`` attempts fail (``None``: every attempt)."""
+
+    message: str
+    reason: str = "other"
+    retryable: bool = False
+    retry_after_s: float | None = None
+    times: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ScriptedTurn:
     """One scripted model turn."""
 
     text: str = ""
     tool_calls: tuple[ScriptedCall, ...] = ()
     delay_s: float = 0.0
-    error: str | None = None
+    error: ScriptedError | None = None
     stop_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
 
@@ -116,12 +129,35 @@ def parse_script(raw: Any) -> Script:
                 text=str(turn.get("text", "")),
                 tool_calls=tuple(calls),
                 delay_s=float(turn.get("delay_s", 0.0)),
-                error=turn.get("error"),
+                error=_parse_error(turn.get("error"), index),
                 stop_reason=turn.get("stop_reason"),
                 usage=dict(turn.get("usage") or {}),
             )
         )
     return Script(tuple(turns), then)
+
+
+def _parse_error(raw: Any, index: int) -> ScriptedError | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return ScriptedError(raw)
+    if not isinstance(raw, dict) or not isinstance(raw.get("message"), str):
+        raise InvalidScript(f"script turn {index}: 'error' is a string or an object with 'message'")
+    known = {"message", "reason", "retryable", "retry_after_s", "times"}
+    unknown = set(raw) - known
+    if unknown:
+        raise InvalidScript(
+            f"script turn {index}: 'error' has unknown key {sorted(unknown)[0]!r}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return ScriptedError(
+        message=raw["message"],
+        reason=str(raw.get("reason", "other")),
+        retryable=bool(raw.get("retryable", False)),
+        retry_after_s=raw.get("retry_after_s"),
+        times=raw.get("times"),
+    )
 
 
 def count_tokens(text: str) -> int:
@@ -136,14 +172,24 @@ class ScriptedBackend:
 
     def __init__(self, settings: ModelSettings, credentials: Credentials | None = None) -> None:
         self.script = parse_script(settings.script)
+        self._failures: dict[int, int] = {}  # turn index -> attempts failed so far
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Yield the scripted turn for ``request.turn`` (0-based)."""
         turn = self._turn_at(request.turn)
         if turn.delay_s:
             await anyio.sleep(turn.delay_s)
-        if turn.error:
-            raise ModelError(turn.error, backend=self.name)
+        error = turn.error
+        failed = self._failures.get(request.turn, 0)
+        if error is not None and (error.times is None or failed < error.times):
+            self._failures[request.turn] = failed + 1
+            raise ModelError(
+                error.message,
+                backend=self.name,
+                reason=error.reason,  # type: ignore[arg-type]
+                retryable=error.retryable,
+                retry_after_s=error.retry_after_s,
+            )
         scope = _Scope(request)
         text = scope.render_text(turn.text)
         for piece in _chunks(text):
