@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy src tests
+	$(BIN)/mypy src tests bench
 
 ## make bench: the benchmarks, side by side with their peers (needs the bench extra).
 bench: $(BENCH_STAMP)

@@ -75,16 +75,16 @@ def _reset_postgres(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} CASCADE"))
         conn.execute(
-            text("INSERT INTO sandboxes (sandbox_id, name, created_at) "
-                 "VALUES ('default', 'default', now())")
+            text(
+                "INSERT INTO sandboxes (sandbox_id, name, created_at) "
+                "VALUES ('default', 'default', now())"
+            )
         )
     engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """An empty, migrated ledger (with the ``default`` sandbox) on each backend."""
     if request.param == "sqlite":
         path = tmp_path / "ledger.db"

@@ -15,8 +15,12 @@ Anything that is *not* a ``CairnError`` is a bug and keeps its traceback.
     │   ├── UnknownSourceKind       lists the known kinds
     │   ├── InvalidScript           a scripted-backend script that cannot run
     │   └── InvalidDuration         "30d", "24h", "15m" are the accepted forms
-    ├── NotFound                    unknown agent slug, run id, source id
-    ├── AlreadyExists               duplicate slug
+    ├── NotFound                    unknown agent slug, run id, source id (HTTP 404)
+    ├── AlreadyExists               duplicate slug (409)
+    ├── Unauthorized                missing, unknown or revoked API key (401)
+    ├── Forbidden                   the key's role may not do this (403)
+    ├── Busy                        the run queue is full: retry later (429)
+    ├── Conflict                    the operation does not fit the current state (409)
     ├── StoreError                  the database cannot be opened or migrated
     └── RunFailure                  ends a run ``failed`` (recorded on the row, not raised)
         ├── ModelError              the backend raised; carries the backend name
@@ -87,6 +91,31 @@ class NotFound(CairnError):
 
 class AlreadyExists(CairnError):
     """A unique name (an agent slug in a sandbox) is taken."""
+
+    http_status = 409
+
+
+class Unauthorized(CairnError):
+    """No valid API key: missing, malformed, unknown or revoked."""
+
+    http_status = 401
+
+
+class Forbidden(CairnError):
+    """The key is valid but its role does not allow the operation."""
+
+    http_status = 403
+
+
+class Busy(CairnError):
+    """The server cannot take more work now; nothing was dropped, retry later."""
+
+    exit_code = 4
+    http_status = 429
+
+
+class Conflict(CairnError):
+    """The operation does not fit the object's current state (e.g. cancelling a finished run)."""
 
     http_status = 409
 

@@ -37,6 +37,11 @@ class Registry(Generic[T]):
         self._loaded[name] = factory
         self._paths.pop(name, None)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plugin being unloaded, or a test cleaning up)."""
+        self._loaded.pop(name, None)
+        self._paths.pop(name, None)
+
     def names(self) -> list[str]:
         """Every known name, built-in or plugged in, sorted."""
         self._scan_entry_points()

@@ -29,9 +29,7 @@ Cli = Callable[..., Result]
 
 
 @pytest.fixture
-def cli(
-    database_url: str, cairn_home: Path, capsys: pytest.CaptureFixture[str]
-) -> Cli:
+def cli(database_url: str, cairn_home: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
     """``cli("agent", "list", "--json")`` → ``Result``; uses ``--db`` for the test's ledger."""
 
     def invoke(*args: str) -> Result:

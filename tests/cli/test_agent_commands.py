@@ -12,8 +12,15 @@ from tests.cli.conftest import Cli
 TOOL_SCRIPT = json.dumps(
     {
         "turns": [
-            {"text": "Extracting.", "tool_calls": [{"name": "json_extract", "arguments": {
-                "document": "{{event}}", "path": "ticket.title"}}]},
+            {
+                "text": "Extracting.",
+                "tool_calls": [
+                    {
+                        "name": "json_extract",
+                        "arguments": {"document": "{{event}}", "path": "ticket.title"},
+                    }
+                ],
+            },
             {"text": "Title: {{results.0}}"},
         ]
     }
@@ -29,10 +36,32 @@ def test_create_then_show_returns_every_field_as_json(cli: Cli, tmp_path: Path) 
     prompt = tmp_path / "p.md"
     prompt.write_text("You triage bug reports.\n")
     result = cli(
-        "agent", "create", "triage", "--prompt-file", str(prompt), "--name", "Triage",
-        "--description", "Files bugs", "--backend", "scripted", "--model", "scripted-1",
-        "--temperature", "0.2", "--max-tokens", "500", "--max-turns", "3", "--timeout-s", "30",
-        "--tool-sources", '["builtin"]', "--tool-allowlist", '["clock_now"]', "--json",
+        "agent",
+        "create",
+        "triage",
+        "--prompt-file",
+        str(prompt),
+        "--name",
+        "Triage",
+        "--description",
+        "Files bugs",
+        "--backend",
+        "scripted",
+        "--model",
+        "scripted-1",
+        "--temperature",
+        "0.2",
+        "--max-tokens",
+        "500",
+        "--max-turns",
+        "3",
+        "--timeout-s",
+        "30",
+        "--tool-sources",
+        '["builtin"]',
+        "--tool-allowlist",
+        '["clock_now"]',
+        "--json",
     )
     assert result.exit_code == 0, result.stderr
     shown = cli("agent", "show", "triage", "--json").json()
@@ -42,8 +71,12 @@ def test_create_then_show_returns_every_field_as_json(cli: Cli, tmp_path: Path) 
     assert shown["tool_sources"] == ["builtin"]
     assert shown["tool_allowlist"] == ["clock_now"]
     assert shown["model_settings"] == {
-        "backend": "scripted", "model": "scripted-1", "temperature": 0.2, "max_tokens": 500,
-        "max_turns": 3, "timeout_s": 30.0,
+        "backend": "scripted",
+        "model": "scripted-1",
+        "temperature": 0.2,
+        "max_tokens": 500,
+        "max_turns": 3,
+        "timeout_s": 30.0,
     }
     assert shown["version"] == 1 and shown["status"] == "active"
     assert shown["agent_id"].startswith("agt_")
@@ -74,16 +107,24 @@ def test_archive_and_unarchive_are_reversible(cli: Cli) -> None:
     ("args", "message"),
     [
         (["agent", "create", "Bad_Slug", "--prompt", "x"], "invalid slug 'Bad_Slug'"),
-        (["agent", "create", "ok", "--prompt", "x", "--tool-allowlist", "[clock"],
-         "--tool-allowlist is not valid JSON"),
-        (["agent", "create", "ok", "--prompt", "x", "--tool-allowlist", '{"a": 1}'],
-         "must be a JSON list of strings"),
-        (["agent", "create", "ok", "--prompt", "x", "--backend", "gpt5000"],
-         "unknown model backend 'gpt5000'; known: anthropic, google, openai, scripted"),
+        (
+            ["agent", "create", "ok", "--prompt", "x", "--tool-allowlist", "[clock"],
+            "--tool-allowlist is not valid JSON",
+        ),
+        (
+            ["agent", "create", "ok", "--prompt", "x", "--tool-allowlist", '{"a": 1}'],
+            "must be a JSON list of strings",
+        ),
+        (
+            ["agent", "create", "ok", "--prompt", "x", "--backend", "gpt5000"],
+            "unknown model backend 'gpt5000'; known: anthropic, google, openai, scripted",
+        ),
         (["agent", "create", "ok", "--prompt", "x", "--max-turns", "0"], "max_turns 0"),
         (["agent", "create", "ok"], "needs a system prompt"),
-        (["agent", "create", "ok", "--prompt", "x", "--script", '{"turns": [{"txt": "hi"}]}'],
-         "unknown key 'txt'"),
+        (
+            ["agent", "create", "ok", "--prompt", "x", "--script", '{"turns": [{"txt": "hi"}]}'],
+            "unknown key 'txt'",
+        ),
         (["agent", "show", "nobody"], "no agent 'nobody'"),
         (["agent", "test", "nobody"], "no agent 'nobody'"),
         (["agent", "runs", "nobody"], "no agent 'nobody'"),
@@ -119,8 +160,16 @@ def test_invalid_event_payload_is_refused_before_anything_runs(cli: Cli) -> None
 
 def test_stale_allowlist_entry_warns_with_did_you_mean_but_is_saved(cli: Cli) -> None:
     result = cli(
-        "agent", "create", "support", "--prompt", "x", "--tool-sources", '["builtin"]',
-        "--tool-allowlist", '["clock_nwo", "json_extract"]', "--json",
+        "agent",
+        "create",
+        "support",
+        "--prompt",
+        "x",
+        "--tool-sources",
+        '["builtin"]',
+        "--tool-allowlist",
+        '["clock_nwo", "json_extract"]',
+        "--json",
     )
     assert result.exit_code == 0
     assert "allowlist entry 'clock_nwo' matches no tool" in result.stderr
@@ -130,8 +179,9 @@ def test_stale_allowlist_entry_warns_with_did_you_mean_but_is_saved(cli: Cli) ->
 
 def test_test_fire_prints_the_run_and_its_trace(cli: Cli) -> None:
     create(cli, "support", "--script", TOOL_SCRIPT, "--tool-allowlist", '["json_extract"]')
-    result = cli("agent", "test", "support", "--event-payload",
-                 '{"ticket": {"title": "broken checkout"}}')
+    result = cli(
+        "agent", "test", "support", "--event-payload", '{"ticket": {"title": "broken checkout"}}'
+    )
     assert result.exit_code == 0, result.stderr
     assert "succeeded" in result.stdout and "outcome acted" in result.stdout
     assert "json_extract" in result.stdout
@@ -152,8 +202,9 @@ def test_test_fire_of_a_failing_run_exits_1_and_json_has_the_error(cli: Cli) -> 
 def test_runs_lists_newest_first_with_filters_and_a_cursor(cli: Cli) -> None:
     create(cli, "support", "--script", TOOL_SCRIPT)
     ids = [
-        cli("agent", "test", "support", "--event-payload", '{"ticket": {"title": "t"}}',
-            "--json").json()["run_id"]
+        cli(
+            "agent", "test", "support", "--event-payload", '{"ticket": {"title": "t"}}', "--json"
+        ).json()["run_id"]
         for _ in range(3)
     ]
     cli("agent", "update", "support", "--script", '{"turns": [{"error": "boom"}]}')
@@ -173,8 +224,9 @@ def test_runs_lists_newest_first_with_filters_and_a_cursor(cli: Cli) -> None:
 
 def test_runs_show_json_has_the_whole_row_trace_and_events(cli: Cli) -> None:
     create(cli, "support", "--script", TOOL_SCRIPT, "--tool-sources", '["builtin"]')
-    run_id = cli("agent", "test", "support", "--event-payload", '{"ticket": {"title": "x"}}',
-                 "--json").json()["run_id"]
+    run_id = cli(
+        "agent", "test", "support", "--event-payload", '{"ticket": {"title": "x"}}', "--json"
+    ).json()["run_id"]
     row = cli("runs", "show", run_id, "--json").json()
     assert row["run_id"] == run_id
     assert row["tool_calls"][0]["name"] == "json_extract"

@@ -1,15 +1,14 @@
 """Real MCP servers for tests, written with the ``mcp`` SDK, and helpers to run them.
 
-``orders.py`` is one server (order lookup plus tools that fail, sleep, read the
-environment) that speaks stdio or streamable HTTP. Tests reach it through:
+``orders.py`` is one server (order lookup plus tools that fail, crash the server, sleep,
+read the environment) that speaks stdio or streamable HTTP. Tests reach it through:
 
 - ``stdio_config()``: a ``user_mcp`` source config that spawns it over stdio;
 - ``serve_http(token, auth_header=None)``: a context manager that starts it over HTTP on a
   free loopback port in a subprocess, waits until it accepts connections (bounded, reading
   the port it announces, no sleeps), yields an ``HttpServer`` and stops it.
 
-Import as ``from mcp_servers import serve_http, stdio_config`` with ``tests/`` on
-``sys.path``.
+Import as ``from tests.mcp_servers import serve_http, stdio_config``.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ ORDERS_SERVER = Path(__file__).with_name("orders.py")
 TOKEN_ENV = "ORDERS_MCP_TOKEN"
 """Environment variable the HTTP server reads its expected credential from."""
 
-ORDERS_TOOLS = ("add", "fail", "lookup_order", "order_summary", "read_env", "slow")
+ORDERS_TOOLS = ("add", "crash", "fail", "lookup_order", "order_summary", "read_env", "slow")
 """The tool names the server lists, sorted."""
 
 

@@ -9,7 +9,7 @@ Run by file path in a fresh interpreter (it imports nothing from the test tree):
 Over HTTP it listens on a free loopback port and, once it accepts connections, prints
 ``port=<n>`` as the only line on stdout. It wants the credential from the environment
 variable ``ORDERS_MCP_TOKEN`` (``Authorization: Bearer <token>``, or ``<header>: <token>``
-with ``--auth-header``) and answers 401 without it. ``mcp_servers.serve_http`` drives this.
+with ``--auth-header``) and answers 401 without it. ``tests.mcp_servers.serve_http`` drives this.
 """
 
 from __future__ import annotations
@@ -59,6 +59,11 @@ def build_server() -> MCPServer:
         """Sleep, then answer: for timeouts and cancellation."""
         await anyio.sleep(seconds)
         return f"slept {seconds:g} s"
+
+    @server.tool()
+    def crash() -> str:
+        """Exit the server process at once, in the middle of the call."""
+        os._exit(1)
 
     @server.tool()
     def read_env(name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from cairn.domain.agents import Agent, ModelSettings
 from cairn.domain.runs import Run, RunEvent, RunFilter, RunKind, RunStatus
 from cairn.errors import AlreadyExists, NotFound
@@ -218,10 +219,8 @@ def test_listing_the_last_runs_of_an_agent_walks_an_index_without_sorting(
                 assert "TEMP B-TREE" not in plan, plan
             else:
                 conn.exec_driver_sql("SET enable_seqscan = off")
-                compiled = query.compile(dialect=postgresql.dialect())
-                rows = conn.exec_driver_sql(
-                    f"EXPLAIN {compiled}", compiled.params
-                ).all()
+                compiled = query.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
+                rows = conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params).all()
                 plan = " ".join(str(row[0]) for row in rows)
                 assert "Index" in plan, plan
                 assert "Sort" not in plan, plan

@@ -12,17 +12,12 @@ from typing import Any
 
 import anyio
 import pytest
+from tests.mcp_servers import ORDERS_TOOLS, HttpServer, serve_http, stdio_config
 
 from cairn.domain.sources import DataSource
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolSource
 from cairn.tools.mcp import HealthResult, McpSource, check_health
-
-# The helper servers live beside the tests, not in an installed package.
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from mcp_servers import ORDERS_TOOLS, HttpServer, serve_http, stdio_config  # noqa: E402
+from cairn.tools.registry import source_kinds
 
 CONTEXT = ToolContext()
 TOKEN = "tok-4f1d9c2ab7e3"
@@ -31,23 +26,24 @@ HEADER = "X-Orders-Key"
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
+    """asyncio, at module scope so the shared ``stdio_orders`` fixture can be async."""
     return "asyncio"
 
 
-def make_source(
-    config: dict[str, Any], secret: dict[str, str] | None = None, label: str = "orders"
-) -> DataSource:
+def make_source(config: dict[str, Any], secret: dict[str, str] | None = None) -> DataSource:
     return DataSource(
         source_id="src_orders",
         sandbox_id="sbx_test",
         kind="user_mcp",
-        label=label,
+        label="orders",
         config=config,
         secret=secret or {},
     )
 
 
-async def open_failure(config: dict[str, Any], secret: dict[str, str] | None = None) -> Any:
+async def open_failure(
+    config: dict[str, Any], secret: dict[str, str] | None = None
+) -> SourceUnavailable:
     """Enter a source that must not open; return the ``SourceUnavailable`` it raised."""
     with pytest.raises(SourceUnavailable) as caught:
         with anyio.fail_after(15):
@@ -92,6 +88,10 @@ def process_is_gone(pid: int) -> bool:
 
 
 # -- stdio -------------------------------------------------------------------------------
+
+
+def test_the_user_mcp_kind_is_built_by_mcp_source() -> None:
+    assert source_kinds.get("user_mcp") is McpSource
 
 
 def test_mcp_source_satisfies_the_tool_source_protocol() -> None:
@@ -164,6 +164,31 @@ async def test_a_cancelled_call_leaves_the_source_usable(stdio_orders: McpSource
 
 
 @pytest.mark.anyio
+async def test_a_source_opened_under_a_deadline_can_be_closed_after_the_deadline_scope() -> None:
+    # How resolution holds a source: bound entering and listing, close much later.
+    source = McpSource(make_source(stdio_config()), CONTEXT)
+    with anyio.fail_after(15):
+        await source.__aenter__()
+        specs = await source.list_tools()
+    output = await source.call_tool("lookup_order", {"order_id": "C-3"})
+    await source.__aexit__(None, None, None)
+
+    assert len(specs) == len(ORDERS_TOOLS)
+    assert output.result == "order C-3: shipped"
+
+
+@pytest.mark.anyio
+async def test_a_server_that_dies_mid_run_fails_its_calls_without_cancelling_the_caller() -> None:
+    with anyio.fail_after(10):
+        async with McpSource(make_source(stdio_config()), CONTEXT) as source:
+            crashed = await source.call_tool("crash", {})
+            after = await source.call_tool("lookup_order", {"order_id": "D-4"})
+
+    assert crashed.result is None and crashed.error
+    assert after.result is None and after.error
+
+
+@pytest.mark.anyio
 async def test_env_secrets_reach_the_stdio_server_but_the_parent_environment_does_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -208,6 +233,7 @@ async def test_a_server_that_dies_before_the_handshake_is_unreachable_with_its_l
     assert "fatal" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_check_health_times_out_on_a_server_that_never_speaks_mcp_and_leaves_no_child(
     tmp_path: Path,
@@ -237,12 +263,13 @@ async def test_check_health_of_a_working_server_names_its_tools() -> None:
     assert health == HealthResult(
         ok=True,
         reason=None,
-        message="orders: listed 6 tools",
+        message=f"orders: listed {len(ORDERS_TOOLS)} tools",
         tool_names=health.tool_names,
         duration_ms=health.duration_ms,
     )
     assert sorted(health.tool_names) == list(ORDERS_TOOLS)
     assert health.duration_ms > 0
+    assert health.to_dict()["reason"] is None
 
 
 # -- HTTP --------------------------------------------------------------------------------
@@ -341,16 +368,44 @@ async def test_check_health_over_http_reports_auth_refused(bearer_server: HttpSe
 
 
 @pytest.mark.anyio
-async def test_an_unknown_transport_is_an_error_naming_the_known_ones() -> None:
-    error = await open_failure({"transport": "carrier-pigeon"})
+@pytest.mark.parametrize(
+    ("config", "secret", "reason", "says"),
+    [
+        ({"transport": "carrier-pigeon"}, {}, "error", "one of stdio, http"),
+        ({"transport": "stdio"}, {}, "error", "needs a command"),
+        ({"transport": "stdio", "command": "x", "args": "-v"}, {}, "error", "list of strings"),
+        (
+            {"transport": "stdio", "command": sys.executable, "cwd": "/nonexistent/dir"},
+            {},
+            "unreachable",
+            "working directory '/nonexistent/dir' does not exist",
+        ),
+        ({"transport": "http", "url": "ftp://example.test/mcp"}, {}, "error", "not an http"),
+        (
+            {"transport": "http", "url": "http://127.0.0.1:1/mcp", "auth": "bearer"},
+            {},
+            "error",
+            "no token is stored",
+        ),
+        (
+            {"transport": "http", "url": "http://127.0.0.1:1/mcp", "auth": "header"},
+            {"token": "t-1"},
+            "error",
+            "header_name is not set",
+        ),
+        (
+            {"transport": "http", "url": "http://127.0.0.1:1/mcp", "auth": "oauth"},
+            {"token": "t-1"},
+            "error",
+            "one of none, bearer, header",
+        ),
+    ],
+)
+async def test_a_config_that_cannot_work_is_refused_with_what_to_change(
+    config: dict[str, Any], secret: dict[str, str], reason: str, says: str
+) -> None:
+    error = await open_failure(config, secret)
 
-    assert error.reason == "error"
-    assert "stdio, http" in error.message
-
-
-@pytest.mark.anyio
-async def test_bearer_auth_without_a_stored_token_is_an_error_with_a_remedy() -> None:
-    error = await open_failure({"transport": "http", "url": "http://127.0.0.1:1/mcp", "auth": "bearer"})
-
-    assert error.reason == "error"
-    assert "no token is stored" in error.message
+    assert error.reason == reason
+    assert error.message.startswith("orders: ")
+    assert says in error.message

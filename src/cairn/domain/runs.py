@@ -141,6 +141,7 @@ class Run:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
+    replay_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The full row in its JSON form (``cairn runs show --json``)."""
@@ -173,6 +174,7 @@ class Run:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "heartbeat_at": _iso(self.heartbeat_at),
+            "replay_of": self.replay_of,
         }
 
 

@@ -124,14 +124,22 @@ def parse_script(raw: Any) -> Script:
             if not isinstance(arguments, dict):
                 raise InvalidScript(f"script turn {index}: 'arguments' must be an object")
             calls.append(ScriptedCall(call["name"], arguments))
+        delay = turn.get("delay_s", 0.0)
+        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+            raise InvalidScript(f"script turn {index}: 'delay_s' must be a number >= 0")
+        usage = turn.get("usage") or {}
+        if not isinstance(usage, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in usage.values()
+        ):
+            raise InvalidScript(f"script turn {index}: 'usage' values must be whole numbers >= 0")
         turns.append(
             ScriptedTurn(
                 text=str(turn.get("text", "")),
                 tool_calls=tuple(calls),
-                delay_s=float(turn.get("delay_s", 0.0)),
+                delay_s=float(delay),
                 error=_parse_error(turn.get("error"), index),
                 stop_reason=turn.get("stop_reason"),
-                usage=dict(turn.get("usage") or {}),
+                usage=dict(usage),
             )
         )
     return Script(tuple(turns), then)
@@ -151,12 +159,18 @@ def _parse_error(raw: Any, index: int) -> ScriptedError | None:
             f"script turn {index}: 'error' has unknown key {sorted(unknown)[0]!r}; "
             f"known: {', '.join(sorted(known))}"
         )
+    times = raw.get("times")
+    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
+        raise InvalidScript(f"script turn {index}: error 'times' must be a whole number >= 1")
+    retry_after = raw.get("retry_after_s")
+    if retry_after is not None and (not isinstance(retry_after, int | float) or retry_after < 0):
+        raise InvalidScript(f"script turn {index}: error 'retry_after_s' must be a number >= 0")
     return ScriptedError(
         message=raw["message"],
         reason=str(raw.get("reason", "other")),
         retryable=bool(raw.get("retryable", False)),
-        retry_after_s=raw.get("retry_after_s"),
-        times=raw.get("times"),
+        retry_after_s=retry_after,
+        times=times,
     )
 
 

@@ -51,6 +51,7 @@ from cairn.models.base import (
 )
 from cairn.models.registry import model_backends
 from cairn.pricing import PriceTable
+from cairn.runner.bus import RunBus
 from cairn.runner.messages import render_event_message
 from cairn.store import Store
 from cairn.store import runs as run_store
@@ -60,15 +61,20 @@ from cairn.tools.resolution import ResolvedTools, resolve_tools
 
 @dataclass(slots=True)
 class _Recorder:
-    """Numbers a run's events and remembers which are not yet written."""
+    """Numbers a run's events, hands them to live followers at once, and remembers which
+    are not yet written to the ledger."""
 
     run: Run
+    bus: RunBus | None = None
     next_seq: int = 1
     pending: list[RunEvent] = field(default_factory=list)
 
     def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
-        self.pending.append(RunEvent(self.next_seq, kind, data, datetime.now(UTC)))
+        event = RunEvent(self.next_seq, kind, data, datetime.now(UTC))
+        self.pending.append(event)
         self.next_seq += 1
+        if self.bus is not None:
+            self.bus.publish(self.run.run_id, event)
 
     def take(self) -> list[RunEvent]:
         events, self.pending = self.pending, []
@@ -85,7 +91,8 @@ class Runner:
         *,
         credentials: Callable[[str], Credentials] | None = None,
         prices: PriceTable | None = None,
-        heartbeat_s: float = 1.0,
+        bus: RunBus | None = None,
+        heartbeat_s: float = 0.5,
         max_model_retries: int = 3,
         retry_base_s: float = 0.5,
         retry_cap_s: float = 60.0,
@@ -94,6 +101,7 @@ class Runner:
         self.tool_context = tool_context
         self.credentials = credentials or (lambda _sandbox_id: EnvCredentials())
         self.prices = prices
+        self.bus = bus
         self.heartbeat_s = heartbeat_s
         self.max_model_retries = max_model_retries
         self.retry_base_s = retry_base_s
@@ -108,6 +116,7 @@ class Runner:
         kind: RunKind,
         trigger_id: str | None = None,
         start_now: bool = True,
+        replay_of: str | None = None,
     ) -> Run:
         """Write the run row for a fire that was accepted; it exists before anything runs."""
         now = datetime.now(UTC)
@@ -125,10 +134,17 @@ class Runner:
             created_at=now,
             started_at=now if start_now else None,
             heartbeat_at=now,
+            replay_of=replay_of,
         )
         with self.store.begin() as conn:
             run_store.create_run(conn, run)
+        if self.bus is not None:
+            self.bus.summary(run)
         return run
+
+    def live_run_ids(self) -> list[str]:
+        """Runs executing in this process now."""
+        return list(self._live)
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a run live in this process; ``False`` if it is not running here."""
@@ -145,9 +161,12 @@ class Runner:
         if run.started_at is None:
             run.started_at = datetime.now(UTC)
         run.status = "running"
-        recorder = _Recorder(run)
+        run.heartbeat_at = datetime.now(UTC)
+        recorder = _Recorder(run, self.bus)
         scope = anyio.CancelScope()
         self._live[run.run_id] = scope
+        if self.bus is not None:
+            self.bus.run_started(run)
         final_stop = "end_turn"
         try:
             with scope:
@@ -186,14 +205,6 @@ class Runner:
         but cancellation crosses the heartbeat's task group)."""
         try:
             stop = await self._run_turns(run, agent, available, recorder)
-        except TimeoutError:
-            self._fail(
-                run,
-                RunTimedOut(
-                    f"the run exceeded timeout_s={agent.model_settings.timeout_s:g} s; "
-                    "raise timeout_s or find the slow step in the events"
-                ),
-            )
         except CairnError as error:
             self._fail(run, error)
         except Exception as exc:  # a bug must still leave a complete row
@@ -212,16 +223,22 @@ class Runner:
         run.error_message = str(error)
 
     async def _heartbeat(self, recorder: _Recorder) -> None:
+        """Every ``heartbeat_s``: write progress, and honour a cancel asked by another process."""
+        run = recorder.run
         while True:
             await anyio.sleep(self.heartbeat_s)
-            recorder.run.heartbeat_at = datetime.now(UTC)
+            run.heartbeat_at = datetime.now(UTC)
             events = recorder.take()
             try:
                 with self.store.begin() as conn:
-                    run_store.save_progress(conn, recorder.run, events)
+                    run_store.save_progress(conn, run, events)
+                    cancel_asked = run_store.cancel_requested(conn, run.run_id)
             except CairnError:
                 # A missed heartbeat is retried by the next one; the events stay queued.
                 recorder.pending[:0] = events
+                continue
+            if cancel_asked:
+                self.cancel(run.run_id)
 
     def _finalise(self, run: Run, recorder: _Recorder, started: float, stop: str) -> None:
         now = datetime.now(UTC)
@@ -251,36 +268,50 @@ class Runner:
             )
         with self.store.begin() as conn:
             run_store.finish_run(conn, run, recorder.take())
+        if self.bus is not None:
+            self.bus.run_finished(run)
 
     async def _run_turns(
         self, run: Run, agent: Agent, available: list[DataSource], recorder: _Recorder
     ) -> str:
         settings = agent.model_settings
-        with anyio.fail_after(settings.timeout_s):
-            backend = self._backend(agent)
-            async with resolve_tools(
-                selection=agent.tool_sources,
-                allowlist=agent.tool_allowlist,
-                available=available,
-                context=self.tool_context,
-            ) as tools:
-                run.tool_resolution_trace = tools.trace
-                messages = [Message("user", render_event_message(run.event_payload))]
-                for turn in range(settings.max_turns):
-                    text, calls, stop = await self._model_turn_with_retries(
-                        backend, agent, run, tools, messages, turn, recorder
-                    )
-                    messages.append(Message("assistant", text, tuple(calls)))
-                    if text:
-                        run.output_text = text
-                    if not calls:
-                        return stop
-                    results = [await self._call_tool(tools, call, run, recorder) for call in calls]
-                    messages.append(Message("tool", tool_results=tuple(results)))
-                raise MaxTurnsExceeded(
-                    f"the model still asked for tools after max_turns={settings.max_turns} turns; "
-                    "raise max_turns or tell the prompt when to stop"
+        # Our own deadline, told apart from any TimeoutError a backend or a tool raises.
+        with anyio.move_on_after(settings.timeout_s) as deadline:
+            return await self._turns(run, agent, available, recorder)
+        assert deadline.cancelled_caught
+        raise RunTimedOut(
+            f"the run exceeded timeout_s={settings.timeout_s:g} s{_where(run)}; "
+            "raise timeout_s or find the slow step in the events"
+        )
+
+    async def _turns(
+        self, run: Run, agent: Agent, available: list[DataSource], recorder: _Recorder
+    ) -> str:
+        settings = agent.model_settings
+        backend = self._backend(agent)
+        async with resolve_tools(
+            selection=agent.tool_sources,
+            allowlist=agent.tool_allowlist,
+            available=available,
+            context=self.tool_context,
+        ) as tools:
+            run.tool_resolution_trace = tools.trace
+            messages = [Message("user", render_event_message(run.event_payload))]
+            for turn in range(settings.max_turns):
+                text, calls, stop = await self._model_turn_with_retries(
+                    backend, agent, run, tools, messages, turn, recorder
                 )
+                messages.append(Message("assistant", text, tuple(calls)))
+                if text:
+                    run.output_text = text
+                if not calls:
+                    return stop
+                results = [await self._call_tool(tools, call, run, recorder) for call in calls]
+                messages.append(Message("tool", tool_results=tuple(results)))
+            raise MaxTurnsExceeded(
+                f"the model still asked for tools after max_turns={settings.max_turns} turns; "
+                "raise max_turns or tell the prompt when to stop"
+            )
 
     def _backend(self, agent: Agent) -> ModelBackend:
         name = agent.model_settings.backend
@@ -365,8 +396,14 @@ class Runner:
                 elif isinstance(event, TurnEnd):
                     stop = event.stop_reason
                     run.usage.add(event.usage)
-        except (RunFailure, anyio.get_cancelled_exc_class(), TimeoutError):
+        except RunFailure:
             raise
+        except TimeoutError as exc:
+            raise ModelError(
+                f"model backend {backend.name!r} timed out: {exc or 'no answer in time'}",
+                backend=backend.name,
+                reason="timeout",
+            ) from exc
         except Exception as exc:
             raise ModelError(
                 f"model backend {backend.name!r} raised {type(exc).__name__}: {exc}",
@@ -391,6 +428,21 @@ class Runner:
         else:
             try:
                 output = await tools.call(call.name, call.arguments)
+            except anyio.get_cancelled_exc_class():
+                # The run's deadline or a cancel cut the call off: say so rather than leave
+                # a call that looks as if it returned nothing.
+                record.error = "interrupted: the run timed out or was cancelled during this call"
+                record.duration_ms = (time.perf_counter() - started) * 1000
+                recorder.emit(
+                    "tool_result",
+                    {
+                        "call_id": call.call_id,
+                        "name": call.name,
+                        "result": None,
+                        "error": record.error,
+                    },
+                )
+                raise
             except Exception as exc:
                 record.error = f"{type(exc).__name__}: {exc}"
                 record.duration_ms = (time.perf_counter() - started) * 1000
@@ -426,6 +478,16 @@ class Runner:
             record.error if record.error else record.result,
             is_error=record.error is not None,
         )
+
+
+def _where(run: Run) -> str:
+    """Where a run was when its deadline hit, for the timeout message."""
+    if run.tool_resolution_trace is None:
+        return " while resolving tools"
+    last = run.tool_calls[-1] if run.tool_calls else None
+    if last is not None and last.result is None and last.error is None:
+        return f" while tool {last.name!r} (call {last.call_id}) ran"
+    return " while waiting for the model"
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:

@@ -55,6 +55,7 @@ def _to_run(row: Row[Any]) -> Run:
         started_at=row.started_at,
         finished_at=row.finished_at,
         heartbeat_at=row.heartbeat_at,
+        replay_of=row.replay_of,
     )
 
 
@@ -95,6 +96,7 @@ def create_run(conn: Connection, run: Run) -> None:
         model=run.model,
         event_payload=run.event_payload,
         created_at=run.created_at,
+        replay_of=run.replay_of,
     )
     conn.execute(insert(runs), [values])
 
@@ -127,6 +129,53 @@ def save_progress(conn: Connection, run: Run, events: Sequence[RunEvent]) -> Non
 def finish_run(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
     """Write the final state of a run and its remaining events, in one transaction."""
     save_progress(conn, run, events)
+
+
+def request_cancel(conn: Connection, run_id: str) -> None:
+    """Ask whichever process runs ``run_id`` to cancel it (seen at its next heartbeat)."""
+    conn.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id, runs.c.cancel_requested_at.is_(None))
+        .values(cancel_requested_at=datetime.now(UTC))
+    )
+
+
+def cancel_requested(conn: Connection, run_id: str) -> bool:
+    """Whether a cancel was asked for ``run_id``."""
+    return (
+        conn.execute(
+            select(runs.c.cancel_requested_at).where(runs.c.run_id == run_id)
+        ).scalar_one_or_none()
+        is not None
+    )
+
+
+def claim_queued_run(conn: Connection, run_id: str, started_at: datetime) -> bool:
+    """Move a queued run to running; ``False`` if it is no longer queued (cancelled first)."""
+    result = conn.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id, runs.c.status == "queued")
+        .values(status="running", started_at=started_at, heartbeat_at=started_at)
+    )
+    return bool(result.rowcount)
+
+
+def cancel_queued_run(conn: Connection, run_id: str, now: datetime, reason: str) -> bool:
+    """End a run that never started as ``cancelled``; ``False`` if it had already started."""
+    result = conn.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id, runs.c.status == "queued")
+        .values(
+            status="cancelled",
+            outcome="interrupted",
+            error_type="cancelled",
+            error_message=reason,
+            finished_at=now,
+            heartbeat_at=now,
+            duration_ms=0.0,
+        )
+    )
+    return bool(result.rowcount)
 
 
 def get_run(conn: Connection, sandbox_id: str, run_id: str) -> Run:

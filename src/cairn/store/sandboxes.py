@@ -35,3 +35,9 @@ def ensure_sandbox(conn: Connection, sandbox_id: str, name: str | None = None) -
                 sandbox_id=sandbox_id, name=name or sandbox_id, created_at=datetime.now(UTC)
             )
         )
+
+
+def list_sandboxes(conn: Connection) -> list[tuple[str, str]]:
+    """Every sandbox as ``(sandbox_id, name)``."""
+    rows = conn.execute(select(sandboxes.c.sandbox_id, sandboxes.c.name).order_by("sandbox_id"))
+    return [(row.sandbox_id, row.name) for row in rows]

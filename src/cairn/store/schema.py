@@ -17,6 +17,11 @@ an id range on the same index. Tool calls and the tool-resolution trace are JSON
 row because they are always read with it. ``run_events`` holds the ordered live stream
 (text deltas, tool calls and results, finish, error), numbered per run by ``seq``.
 
+``api_keys`` authenticate API calls: each key belongs to one sandbox and carries a role;
+only a SHA-256 of its secret part is stored. ``runs.cancel_requested_at`` lets any process
+ask the process running a run to stop it; ``runs.replay_of`` points a replay at the run
+whose event it re-fired.
+
 Every column that a listing filters on is the second column of an index that starts with
 ``sandbox_id`` and ends with ``run_id``, so "the last 20 runs of an agent" reads 20 index
 entries whether the ledger holds a hundred runs or a million.
@@ -150,6 +155,8 @@ runs = Table(
     Column("started_at", UTCDateTime(), nullable=True),
     Column("finished_at", UTCDateTime(), nullable=True),
     Column("heartbeat_at", UTCDateTime(), nullable=True),
+    Column("cancel_requested_at", UTCDateTime(), nullable=True),
+    Column("replay_of", String(40), nullable=True),
     Index(None, "sandbox_id", "run_id"),
     Index(None, "sandbox_id", "agent_id", "run_id"),
     Index(None, "sandbox_id", "agent_id", "status", "run_id"),
@@ -166,4 +173,18 @@ run_events = Table(
     Column("data", JSON, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("run_id", "seq"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index(None, "sandbox_id", "key_id"),
 )

@@ -38,7 +38,7 @@ _SPECS: tuple[ToolSpec, ...] = (
             "type": "object",
             "properties": {
                 "url": {"type": "string"},
-                "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+                "method": {"type": "string", "description": "GET, POST, PUT, PATCH or DELETE"},
                 "headers": {"type": "object", "additionalProperties": {"type": "string"}},
                 "body": {"type": "string"},
             },
@@ -110,6 +110,9 @@ class BuiltinSource:
         handler = self._handlers.get(name)
         if handler is None:
             return ToolOutput(error=f"unknown builtin tool {name!r}")
+        problem = _argument_problem(name, arguments)
+        if problem is not None:
+            return ToolOutput(error=problem)
         try:
             return ToolOutput(result=await handler(arguments))
         except ToolArgumentError as exc:
@@ -137,6 +140,10 @@ class BuiltinSource:
         import httpx
 
         method = str(arguments.get("method") or "GET").upper()
+        if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            raise ToolArgumentError(
+                f"method {method!r} is not one of GET, POST, PUT, PATCH, DELETE"
+            )
         headers = {str(k): str(v) for k, v in (arguments.get("headers") or {}).items()}
         limit = self._context.http_max_response_bytes
         try:
@@ -193,6 +200,19 @@ class BuiltinSource:
             if len(matches) >= limit:
                 break
         return matches
+
+
+def _argument_problem(name: str, arguments: dict[str, Any]) -> str | None:
+    """Check arguments against the tool's JSON Schema, so the model gets a precise error to
+    fix instead of the tool crashing on a value of the wrong type."""
+    from jsonschema import Draft202012Validator
+
+    spec = next(s for s in _SPECS if s.name == name)
+    error = next(iter(Draft202012Validator(spec.input_schema).iter_errors(arguments)), None)
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path) or "arguments"
+    return f"invalid arguments for {name}: {where}: {error.message}"
 
 
 def builtin_source_record(sandbox_id: str) -> DataSource:

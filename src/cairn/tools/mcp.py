@@ -20,24 +20,30 @@ the handshake), ``auth_refused`` (HTTP 401/403), ``timeout`` (an HTTP timeout of
 client itself) or ``error`` (bad config, anything else). Messages are one line, for
 people, and never carry a secret value: every message is passed through a redactor.
 
+The SDK client's task groups live in a task the source owns, not the caller's: a caller
+may bound ``__aenter__`` + ``list_tools`` with ``fail_after`` and exit the source later,
+outside that scope, and a server that dies mid-run fails its calls without cancelling
+the caller.
+
 A stdio server's stderr goes to a temporary file, not the terminal; its last line is
-quoted when the server dies before the handshake. The SDK stops a stdio server the way
+quoted when the server dies before it is connected. The SDK stops a stdio server the way
 the MCP spec says (close stdin, wait 2 s, SIGTERM, wait 2 s, SIGKILL), shielded from
 cancellation, so a timed-out or cancelled source leaves no child process behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import IO, Any, Final
+from typing import Any, Final, TextIO, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -61,6 +67,7 @@ ENV_SECRET_PREFIX: Final = "env:"
 _MAX_TOOL_PAGES: Final = 100  # a server whose cursor never ends cannot hang a listing
 _STDERR_TAIL_BYTES: Final = 4096
 _MESSAGE_MAX_CHARS: Final = 300
+_CLOSE_GRACE_S: Final = 5.0  # then closing is forced (a stdio server still gets the spec's stop)
 _HTTP_READ_TIMEOUT_S: Final = 300.0  # the SDK's default: a tool call may stream for long
 _CONNECTION_CLOSED: Final = mcp_types.CONNECTION_CLOSED
 
@@ -100,14 +107,29 @@ class HealthResult:
         }
 
 
+@dataclass(slots=True)
+class _Connection:
+    """The task that owns one open MCP client, and how to talk to it."""
+
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    ready: anyio.Event = field(default_factory=anyio.Event)
+    stop: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    task: asyncio.Task[None] | None = None
+
+
 class McpSource:
     """A ``user_mcp`` data source as a ``ToolSource``, built by ``McpSource(source, context)``.
 
     ``async with`` connects and completes the MCP handshake; it raises ``SourceUnavailable``
     when the server cannot be used, having already released everything it started (the
     caller need not, and must not, call ``__aexit__`` then). ``list_tools`` raises
-    ``SourceUnavailable`` too; ``call_tool`` never raises for the server's sake. Enter and
-    exit from the same task: the SDK's client holds anyio task groups.
+    ``SourceUnavailable`` too; ``call_tool`` never raises for the server's sake.
+
+    The SDK's client holds anyio task groups for as long as it is open. They live in a task
+    of their own (an asyncio task: Cairn runs on asyncio), not in the caller's, so a caller
+    may put a deadline (``fail_after``) around ``__aenter__`` and ``list_tools`` alone and
+    exit much later outside it, and a server that dies mid-run cannot cancel the caller.
     """
 
     kind = "user_mcp"
@@ -118,33 +140,35 @@ class McpSource:
         self._config = dict(source.config)
         self._secret = dict(source.secret)
         self._context = context
+        self._connection: _Connection | None = None
         self._client: Client | None = None
-        self._stack: AsyncExitStack | None = None
-        self._stderr: IO[str] | None = None
+        self._failure: SourceUnavailable | None = None
+        self._stderr: TextIO | None = None
         self._http_statuses: list[int] = []
-        self._output_schemas: dict[str, dict[str, Any] | None] = {}
+        self._output_schemas: dict[str, dict[str, Any] | None] | None = None
 
     async def __aenter__(self) -> McpSource:
-        if self._stack is not None:
+        if self._connection is not None:
             raise RuntimeError(f"MCP source {self.label!r} is already open")
         self._http_statuses.clear()
-        stack = AsyncExitStack()
+        self._output_schemas = None
+        self._failure = None
         try:
-            client = Client(
-                await self._transport(stack),
-                cache=None,  # a listing must ask the server: it is also the health check
-                client_info=mcp_types.Implementation(name="cairn", version=_client_version()),
-            )
-            await stack.enter_async_context(client)
-        except BaseException as exc:
-            unavailable = self._unavailable(exc) if isinstance(exc, Exception) else None
-            with anyio.CancelScope(shield=True):
-                await _close_stack(stack, self.label)
-            self._stderr = None
-            if unavailable is None:
-                raise
-            raise unavailable from exc
-        self._client, self._stack = client, stack
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError("McpSource needs an asyncio event loop (anyio's default)") from None
+        connection = self._connection = _Connection()
+        # A reference is kept so the task cannot be garbage-collected while it runs.
+        connection.task = loop.create_task(self._hold(connection), name=f"MCP {self.label}")
+        try:
+            await connection.ready.wait()
+        except BaseException:  # cancelled (a deadline): stop connecting, leave nothing behind
+            connection.scope.cancel()
+            await self._wait_closed(connection)
+            raise
+        if self._failure is not None or self._client is None:
+            await self._wait_closed(connection)
+            raise self._failure or SourceUnavailable("error", f"{self.label}: connection lost")
         return self
 
     async def __aexit__(
@@ -153,9 +177,63 @@ class McpSource:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        stack, self._stack, self._client, self._stderr = self._stack, None, None, None
-        if stack is not None:
-            await _close_stack(stack, self.label)
+        connection = self._connection
+        if connection is not None:
+            connection.stop.set()
+            await self._wait_closed(connection)
+
+    async def _wait_closed(self, connection: _Connection) -> None:
+        """Wait, shielded, for the owner task to finish; hurry it if it dawdles."""
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(_CLOSE_GRACE_S):
+                await connection.done.wait()
+            if not connection.done.is_set():
+                connection.scope.cancel()  # the SDK still stops a stdio server, shielded
+                await connection.done.wait()
+        self._connection = None
+
+    async def _hold(self, connection: _Connection) -> None:
+        """Owner task: open the client, report through ``ready``, keep it open until stopped."""
+        ready = connection.ready
+        try:
+            with self._stderr_capture(), connection.scope:
+                try:
+                    async with AsyncExitStack() as stack:
+                        client = Client(
+                            await self._transport(stack),
+                            cache=None,  # a listing must ask the server: it is the health check
+                            client_info=mcp_types.Implementation(
+                                name="cairn", version=_client_version()
+                            ),
+                        )
+                        await stack.enter_async_context(client)
+                        self._client = client
+                        ready.set()
+                        await connection.stop.wait()
+                except Exception as exc:
+                    if ready.is_set():  # the server went away mid-run, or closing failed
+                        logger.debug(
+                            "MCP source %s closed with an error", self.label, exc_info=True
+                        )
+                    else:  # classified here, while the server's stderr is still readable
+                        self._failure = self._unavailable(exc)
+        finally:
+            self._client = None
+            ready.set()
+            connection.done.set()
+
+    @contextmanager
+    def _stderr_capture(self) -> Iterator[None]:
+        """A temporary file for a stdio server's stderr, kept for the ``_hold`` lifetime."""
+        if self._config.get("transport") != "stdio":
+            yield
+            return
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as stderr:
+            self._stderr = cast(TextIO, stderr)  # typeshed says IO[str]; it is a TextIOWrapper
+            try:
+                yield
+            finally:
+                self._stderr = None
 
     async def list_tools(self) -> list[ToolSpec]:
         """The server's tools under their own names (every page of ``tools/list``).
@@ -163,6 +241,7 @@ class McpSource:
         Raises ``SourceUnavailable`` when the listing fails (e.g. the token was revoked).
         """
         client = self._require_client()
+        self._http_statuses.clear()
         specs: list[ToolSpec] = []
         schemas: dict[str, dict[str, Any] | None] = {}
         cursor: str | None = None
@@ -177,7 +256,7 @@ class McpSource:
                 if cursor is None:
                     break
         except Exception as exc:
-            raise self._unavailable(exc) from exc
+            raise self._unavailable(exc, during="tools/list") from exc
         self._output_schemas = schemas
         return specs
 
@@ -192,6 +271,8 @@ class McpSource:
         if client is None:
             return ToolOutput(error=f"MCP source {self.label!r} is not connected")
         try:
+            if self._output_schemas is None:  # called before any listing: unwrapping needs one
+                await self.list_tools()
             result = await client.call_tool(name, arguments)
         except Exception as exc:  # the server is foreign code: its failures are the call's
             logger.debug("MCP tool %s of %s failed", name, self.label, exc_info=True)
@@ -209,14 +290,14 @@ class McpSource:
         """The SDK transport for this config; resources it needs are entered on ``stack``."""
         transport = self._config.get("transport")
         if transport == "stdio":
-            return self._stdio_transport(stack)
+            return self._stdio_transport()
         if transport == "http":
             return await self._http_transport(stack)
         raise self._config_error(
             f"transport is {transport!r}; it must be one of {', '.join(TRANSPORTS)}"
         )
 
-    def _stdio_transport(self, stack: AsyncExitStack) -> _Transport:
+    def _stdio_transport(self) -> _Transport:
         command = self._config.get("command")
         args = self._config.get("args", [])
         cwd = self._config.get("cwd")
@@ -234,13 +315,9 @@ class McpSource:
             for key, value in self._secret.items()
             if key.startswith(ENV_SECRET_PREFIX)
         }
-        # The exit stack closes it; SIM115 cannot see that.
-        stderr = stack.enter_context(
-            tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
-        )
-        self._stderr = stderr
+        assert self._stderr is not None, "_hold opens the stderr capture first"
         params = StdioServerParameters(command=command, args=args, env=env or None, cwd=cwd)
-        return stdio_client(params, errlog=stderr)
+        return stdio_client(params, errlog=self._stderr)
 
     async def _http_transport(self, stack: AsyncExitStack) -> _Transport:
         url = self._config.get("url")
@@ -271,7 +348,8 @@ class McpSource:
         return {header_name: token}
 
     async def _record_status(self, response: httpx2.Response) -> None:
-        if response.status_code >= 400:
+        # Only message POSTs: many servers answer the optional GET stream with 405.
+        if response.status_code >= 400 and response.request.method == "POST":
             self._http_statuses.append(response.status_code)
 
     def _require_client(self) -> Client:
@@ -284,16 +362,18 @@ class McpSource:
     def _config_error(self, problem: str) -> SourceUnavailable:
         return SourceUnavailable("error", self._redact(f"{self.label}: {problem}"))
 
-    def _unavailable(self, exc: BaseException) -> SourceUnavailable:
+    def _unavailable(
+        self, exc: BaseException, during: str = "the MCP handshake"
+    ) -> SourceUnavailable:
         """Classify a failure to connect or list into a skip reason and a one-line message."""
         leaves = list(_leaves(exc))
         for leaf in leaves:
             if isinstance(leaf, SourceUnavailable):
                 return leaf
-        reason, message = self._classify(leaves)
+        reason, message = self._classify(leaves, during)
         return SourceUnavailable(reason, self._redact(f"{self.label}: {message}"))
 
-    def _classify(self, leaves: list[BaseException]) -> tuple[SkipReason, str]:
+    def _classify(self, leaves: list[BaseException], during: str) -> tuple[SkipReason, str]:
         if self._config.get("transport") == "http":
             where = f"server at {_display_url(str(self._config.get('url', '')))}"
             refused = [s for s in self._http_statuses if s in (401, 403)]
@@ -312,7 +392,7 @@ class McpSource:
                 status = self._http_statuses[-1]
                 hint = ": check the URL (MCP endpoints are often at /mcp)" if status == 404 else ""
                 return "error", f"{where} answered HTTP {status}{hint}"
-            return "error", f"{where} failed the MCP handshake: {_describe(leaves[0])}"
+            return "error", f"{where} failed {during}: {_describe(leaves[0])}"
         command = str(self._config.get("command", ""))
         for leaf in leaves:
             if isinstance(leaf, FileNotFoundError):
@@ -326,9 +406,9 @@ class McpSource:
                 said = f"; its last stderr line: {tail}" if tail else ""
                 return (
                     "unreachable",
-                    f"{command!r} exited before completing the MCP handshake{said}",
+                    f"{command!r} exited during {during}{said}",
                 )
-        return "error", f"{command!r} failed the MCP handshake: {_describe(leaves[0])}"
+        return "error", f"{command!r} failed {during}: {_describe(leaves[0])}"
 
     def _credential_hint(self) -> str:
         auth = self._config.get("auth", "none")
@@ -363,7 +443,7 @@ class McpSource:
 
     def _unwrap(self, name: str, structured: Any) -> Any:
         """Drop the ``{"result": value}`` envelope when the tool's output schema is just that."""
-        schema = self._output_schemas.get(name)
+        schema = (self._output_schemas or {}).get(name)
         if (
             isinstance(structured, dict)
             and structured.keys() == {"result"}
@@ -382,7 +462,7 @@ async def check_health(
 
     Never raises for the server's sake: a failure is ``ok=False`` with a trace skip reason
     (``timeout`` when the deadline passed). The connection is closed before returning;
-    closing is not counted against the timeout.
+    closing counts neither against the timeout nor in ``duration_ms``.
     """
     started = time.perf_counter()
     mcp_source = McpSource(source, context)
@@ -391,7 +471,11 @@ async def check_health(
         with anyio.fail_after(timeout_s):
             await mcp_source.__aenter__()
             opened = True
-            specs = await mcp_source.list_tools()
+            names = [spec.name for spec in await mcp_source.list_tools()]
+        plural = "" if len(names) == 1 else "s"
+        return _health(
+            True, None, f"{source.label}: listed {len(names)} tool{plural}", started, names
+        )
     except TimeoutError:
         message = f"{source.label}: did not list its tools within {timeout_s:g} s"
         return _health(False, "timeout", message, started)
@@ -402,12 +486,8 @@ async def check_health(
         message = mcp_source._redact(f"{source.label}: {_describe(exc)}")
         return _health(False, "error", message, started)
     finally:
-        if opened:
-            with anyio.CancelScope(shield=True):
-                await mcp_source.__aexit__(None, None, None)
-    names = [spec.name for spec in specs]
-    plural = "" if len(names) == 1 else "s"
-    return _health(True, None, f"{source.label}: listed {len(names)} tool{plural}", started, names)
+        if opened:  # after the result is timed; shielded inside
+            await mcp_source.__aexit__(None, None, None)
 
 
 def _health(
@@ -419,13 +499,6 @@ def _health(
 ) -> HealthResult:
     duration_ms = (time.perf_counter() - started) * 1000
     return HealthResult(ok, reason, message, tool_names or [], duration_ms)
-
-
-async def _close_stack(stack: AsyncExitStack, label: str) -> None:
-    try:
-        await stack.aclose()
-    except Exception:  # a server that cannot shut down cleanly is not the caller's problem
-        logger.debug("closing MCP source %s failed", label, exc_info=True)
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:

@@ -1,0 +1,54 @@
+"""API keys and roles: who may do what in a sandbox.
+
+A key is shown once as ``<key_id>.<secret>``; only a SHA-256 of the secret is stored.
+Roles are ordered: a viewer reads and test-fires; an editor also changes agents, sources
+and triggers; an owner also destroys things and manages keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+Role = Literal["viewer", "editor", "owner"]
+ROLES: tuple[Role, ...] = ("viewer", "editor", "owner")
+
+
+def role_allows(role: Role, needed: Role) -> bool:
+    """Whether ``role`` includes everything ``needed`` may do."""
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored key (never its secret)."""
+
+    key_id: str
+    sandbox_id: str
+    name: str
+    role: Role
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Shown form."""
+        return {
+            "key_id": self.key_id,
+            "sandbox_id": self.sandbox_id,
+            "name": self.name,
+            "role": self.role,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the sandbox their key is scoped to and their role."""
+
+    sandbox_id: str
+    role: Role
+    key_id: str | None = None

@@ -1,0 +1,95 @@
+"""Sandboxes and API keys: the tenancy boundary and who may cross into it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import UTC, datetime
+
+from cairn.domain.agents import validate_slug
+from cairn.domain.keys import ROLES, ApiKey, Principal, Role, role_allows
+from cairn.errors import AlreadyExists, Forbidden, Unauthorized, UsageError
+from cairn.ids import new_id
+from cairn.services.app import App
+from cairn.store import keys as key_store
+from cairn.store import sandboxes as sandbox_store
+
+LOCAL_KEY_FILE = "local-key"
+
+
+def create_sandbox(app: App, sandbox_id: str, name: str | None = None) -> str:
+    """A new, empty sandbox (same naming rules as agent slugs)."""
+    validate_slug(sandbox_id)
+    with app.store.begin() as conn:
+        if sandbox_id in sandbox_store.list_sandbox_ids(conn):
+            raise AlreadyExists(f"sandbox {sandbox_id!r} already exists")
+        sandbox_store.ensure_sandbox(conn, sandbox_id, name)
+    return sandbox_id
+
+
+def list_sandboxes(app: App) -> list[tuple[str, str]]:
+    """Every sandbox as ``(sandbox_id, name)`` (an operator command, not scoped)."""
+    with app.store.connect() as conn:
+        return sandbox_store.list_sandboxes(conn)
+
+
+def create_key(app: App, sandbox_id: str, name: str, role: Role) -> tuple[ApiKey, str]:
+    """A new key; returns it and the token ``<key_id>.<secret>``, shown this once only."""
+    if role not in ROLES:
+        raise UsageError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    key = ApiKey(new_id("key"), sandbox_id, name or role, role, datetime.now(UTC))
+    secret = secrets.token_urlsafe(32)
+    with app.store.begin() as conn:
+        sandbox_store.require_sandbox(conn, sandbox_id)
+        key_store.create_key(conn, key, secret)
+    return key, f"{key.key_id}.{secret}"
+
+
+def list_keys(app: App, sandbox_id: str) -> list[ApiKey]:
+    """The sandbox's keys (never their secrets)."""
+    with app.store.connect() as conn:
+        return key_store.list_keys(conn, sandbox_id)
+
+
+def revoke_key(app: App, sandbox_id: str, key_id: str) -> ApiKey:
+    """Revoke a key now; calls with it get 401 from then on."""
+    with app.store.begin() as conn:
+        return key_store.revoke_key(conn, sandbox_id, key_id)
+
+
+def authenticate(app: App, token: str | None) -> Principal:
+    """The caller behind a bearer token, or ``Unauthorized`` with the reason."""
+    if not token:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    key_id, dot, secret = token.partition(".")
+    if not dot or not key_id.startswith("key_"):
+        raise Unauthorized("malformed API key: expected '<key_id>.<secret>'")
+    with app.store.connect() as conn:
+        key = key_store.verify_key(conn, key_id, secret)
+    if key is None:
+        raise Unauthorized("unknown or revoked API key")
+    return Principal(key.sandbox_id, key.role, key.key_id)
+
+
+def require(principal: Principal, needed: Role, action: str) -> None:
+    """Raise ``Forbidden`` unless the principal's role allows ``action``."""
+    if not role_allows(principal.role, needed):
+        raise Forbidden(f"a {principal.role} key cannot {action}; it needs the {needed} role")
+
+
+def local_key(app: App) -> str:
+    """The embedded default's owner key for the ``default`` sandbox, made on first use and kept
+    in ``CAIRN_HOME/local-key`` (mode 0600), so a newcomer's CLI needs no setup."""
+    path = app.settings.home / LOCAL_KEY_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        key_id, _, secret = token.partition(".")
+        with app.store.connect() as conn:
+            if key_store.verify_key(conn, key_id, secret) is not None:
+                return token
+    _, token = create_key(app, "default", "local CLI", "owner")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token)
+    return token

@@ -1,0 +1,312 @@
+"""The wire models: what the HTTP API serves and accepts, what the SDK returns, what
+``--json`` prints. One set, so the three cannot drift apart.
+
+Responses are built from the domain objects' ``to_dict`` forms; requests are validated
+here (pydantic at the edge) and turned into domain objects by the services.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+RunKind = Literal["trigger", "manual", "test", "oneshot"]
+Role = Literal["viewer", "editor", "owner"]
+
+
+class Wire(BaseModel):
+    """Base: unknown fields are refused on input, so typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    """An error, as ``application/problem+json`` (RFC 9457)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    error: str = Field(description="Cairn's error class, e.g. NotFound, InvalidSlug")
+
+
+class ModelSettings(Wire):
+    """How an agent talks to its model (see docs/scripted.md for ``script``)."""
+
+    backend: str = "scripted"
+    model: str = "scripted-1"
+    temperature: float | None = None
+    max_tokens: int = 1024
+    max_turns: int = 8
+    timeout_s: float = 120.0
+    base_url: str | None = None
+    script: Any = None
+
+
+class AgentCreate(Wire):
+    """A new agent. ``tool_sources`` null = the sandbox default, [] = no tools."""
+
+    slug: str
+    system_prompt: str
+    name: str | None = None
+    description: str = ""
+    tool_sources: list[str] | None = None
+    tool_allowlist: list[str] = Field(default_factory=list)
+    model_settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentUpdate(Wire):
+    """Only the fields present change; ``tool_sources: null`` resets to the sandbox default."""
+
+    name: str | None = None
+    description: str | None = None
+    system_prompt: str | None = None
+    tool_sources: list[str] | None = None
+    tool_allowlist: list[str] | None = None
+    model_settings: dict[str, Any] | None = None
+
+
+class Agent(BaseModel):
+    """A stored agent. ``warnings`` (on create/update) name stale allowlist entries."""
+
+    agent_id: str
+    sandbox_id: str
+    slug: str
+    name: str
+    description: str
+    system_prompt: str
+    tool_sources: list[str] | None
+    tool_allowlist: list[str]
+    model_settings: ModelSettings
+    version: int
+    status: Literal["active", "archived"]
+    created_at: str | None
+    updated_at: str | None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class SourceResolved(BaseModel):
+    source_id: str
+    kind: str
+    label: str
+    tool_count: int
+    duration_ms: float
+    hidden_by_source: list[str] = Field(default_factory=list)
+
+
+class SourceSkipped(BaseModel):
+    source_id: str
+    kind: str
+    label: str
+    reason: str
+    message: str
+
+
+class MissingEntry(BaseModel):
+    entry: str
+    suggestions: list[str]
+    possibly_from_skipped: str | None = None
+
+
+class ToolResolutionTrace(BaseModel):
+    """Why the agent saw the tools it saw (docs/ledger.md)."""
+
+    sources_resolved: list[SourceResolved]
+    sources_skipped: list[SourceSkipped]
+    tool_names_advertised: list[str]
+    allowlist_filtered_out: list[str]
+    allowlist_missing_entries: list[MissingEntry]
+    duration_ms: float
+    name_conflicts: list[str] = Field(default_factory=list)
+
+
+class Tool(BaseModel):
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+class Catalog(BaseModel):
+    """The tools an agent would see right now, and the trace."""
+
+    agent: str
+    tools: list[Tool]
+    trace: ToolResolutionTrace
+
+
+class ToolCall(BaseModel):
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    result: Any = None
+    error: str | None = None
+    duration_ms: float
+
+
+class Run(BaseModel):
+    """A run row (docs/ledger.md for status, outcome and error_type values)."""
+
+    run_id: str
+    sandbox_id: str
+    agent_id: str
+    agent_slug: str
+    agent_version: int
+    kind: RunKind
+    trigger_id: str | None
+    status: RunStatus
+    outcome: str | None
+    event_payload: Any
+    output_text: str
+    tool_calls: list[ToolCall]
+    tokens_in: int
+    tokens_out: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_micros: int | None
+    duration_ms: float | None
+    error_message: str | None
+    error_type: str | None
+    model: str | None
+    tool_resolution_trace: ToolResolutionTrace | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    heartbeat_at: str | None
+    replay_of: str | None = None
+
+
+class RunPage(BaseModel):
+    """A page of runs, newest first; pass ``next_before`` as ``before`` for the next page."""
+
+    runs: list[Run]
+    next_before: str | None
+
+
+class RunEvent(BaseModel):
+    """One event of a run's stream (``seq`` from 1)."""
+
+    seq: int
+    kind: Literal["text", "tool_call", "tool_result", "retry", "finish", "error"]
+    data: dict[str, Any]
+    created_at: str | None
+
+
+class RunSummary(BaseModel):
+    """A run starting or finishing, as the per-agent tail shows it."""
+
+    run_id: str
+    agent_slug: str
+    kind: RunKind
+    trigger_id: str | None
+    status: RunStatus
+    outcome: str | None
+    tokens_in: int
+    tokens_out: int
+    tool_calls: int
+    duration_ms: float | None
+    error_message: str | None
+    created_at: str | None
+
+
+class FireRequest(Wire):
+    """The (fake) event an agent is fired with, delivered exactly as a trigger would."""
+
+    event_payload: Any = Field(default_factory=dict)
+
+
+class ReplayRequest(Wire):
+    """Replay a run's event, or an edited one (``event_payload``), as a test run."""
+
+    event_payload: Any = None
+
+
+class OneShotRequest(Wire):
+    """A one-shot turn: ``prompt`` delivered to agent ``agent`` as the event."""
+
+    prompt: str
+    agent: str
+
+
+class FireAccepted(BaseModel):
+    """An asynchronous fire was accepted; follow ``run_id``."""
+
+    run_id: str
+    status: RunStatus
+    agent_slug: str
+
+
+class SourceCreate(Wire):
+    """A user's MCP server: stdio (``command``) or streamable HTTP (``url``)."""
+
+    label: str
+    transport: Literal["stdio", "http"]
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    url: str | None = None
+    auth: Literal["none", "bearer", "header"] = "none"
+    token: str | None = Field(default=None, description="Bearer token or header value; write-only")
+    header_name: str | None = None
+    env: dict[str, str] = Field(default_factory=dict, description="stdio env; write-only")
+    namespace: str | None = None
+    allowed_tools: list[str] | None = None
+    calls_per_minute: int | None = None
+
+
+class Source(BaseModel):
+    """A tool source; secrets are never included, only their names in ``secret_fields``."""
+
+    source_id: str
+    sandbox_id: str
+    kind: str
+    label: str
+    config: dict[str, Any]
+    status: Literal["active", "error", "revoked"]
+    status_reason: str | None
+    created_at: str | None
+    updated_at: str | None
+    checked_at: str | None
+
+
+class Health(BaseModel):
+    """The result of a source's health check (``tools/list``)."""
+
+    source: Source
+    ok: bool
+    reason: str | None
+    message: str
+    tool_names: list[str]
+    duration_ms: float
+
+
+class Sandbox(BaseModel):
+    sandbox_id: str
+    name: str
+
+
+class SandboxCreate(Wire):
+    sandbox_id: str
+    name: str | None = None
+
+
+class ApiKey(BaseModel):
+    key_id: str
+    sandbox_id: str
+    name: str
+    role: Role
+    created_at: str | None
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class ApiKeyCreate(Wire):
+    name: str = ""
+    role: Role = "viewer"
+
+
+class ApiKeyCreated(BaseModel):
+    """A new key. ``token`` is shown this once and stored only as a hash."""
+
+    key: ApiKey
+    token: str
