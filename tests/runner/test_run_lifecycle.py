@@ -107,7 +107,7 @@ async def test_cancelling_while_the_model_waits_ends_the_run_cancelled_with_even
     run, events = stored(app, accepted.run_id)
     message = assert_failed(run, events, status="cancelled", error_type="cancelled")
     assert "cancelled" in message
-    assert kinds(events) == ["text", "text", "tool_call", "tool_result", "error"]
+    assert kinds(events) == ["text", "tool_call", "tool_result", "error"]
     assert [c.result for c in run.tool_calls] == ["pong"]
     assert run.output_text == "Checking first."
     assert app.runner.cancel(accepted.run_id) is False

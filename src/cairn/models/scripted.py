@@ -46,6 +46,7 @@ from cairn.models.base import (
     ToolCallRequest,
     TurnEnd,
 )
+from cairn.tools.base import ToolSpec
 
 DEFAULT_SCRIPT: dict[str, Any] = {"turns": [{"text": "Scripted reply: received {{event}}"}]}
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z_][\w.\-]*)\s*\}\}")
@@ -187,6 +188,7 @@ class ScriptedBackend:
     def __init__(self, settings: ModelSettings, credentials: Credentials | None = None) -> None:
         self.script = parse_script(settings.script)
         self._failures: dict[int, int] = {}  # turn index -> attempts failed so far
+        self._sizes: dict[int, tuple[Any, int]] = {}
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Yield the scripted turn for ``request.turn`` (0-based)."""
@@ -206,7 +208,7 @@ class ScriptedBackend:
             )
         scope = _Scope(request)
         text = scope.render_text(turn.text)
-        for piece in _chunks(text):
+        for piece in chunk_text(text):
             yield TextDelta(piece)
         calls = [
             ToolCallRequest(
@@ -218,16 +220,32 @@ class ScriptedBackend:
         ]
         for call in calls:
             yield call
-        sent = _prompt_text(request)
         received = text + "".join(json.dumps(c.arguments, sort_keys=True) + c.name for c in calls)
         usage = Usage(
-            tokens_in=turn.usage.get("tokens_in", count_tokens(sent)),
+            tokens_in=turn.usage.get("tokens_in", (self._prompt_chars(request) + 3) // 4),
             tokens_out=turn.usage.get("tokens_out", count_tokens(received)),
             cache_read_tokens=turn.usage.get("cache_read_tokens", 0),
             cache_write_tokens=turn.usage.get("cache_write_tokens", 0),
         )
         stop = turn.stop_reason or ("tool_use" if calls else "end_turn")
         yield TurnEnd(stop, usage)
+
+    def _prompt_chars(self, request: ModelRequest) -> int:
+        """Characters sent this turn. Messages and specs repeat every turn of a run, so their
+        sizes are measured once (keyed by object, kept alive by the cache itself)."""
+        total = len(request.system)
+        for message in request.messages:
+            total += self._measured(message, _message_chars)
+        for spec in request.tools:
+            total += self._measured(spec, _spec_chars)
+        return total
+
+    def _measured(self, item: Any, measure: Any) -> int:
+        hit = self._sizes.get(id(item))
+        if hit is None or hit[0] is not item:
+            hit = (item, int(measure(item)))
+            self._sizes[id(item)] = hit
+        return hit[1]
 
     def _turn_at(self, index: int) -> ScriptedTurn:
         turns = self.script.turns
@@ -238,22 +256,37 @@ class ScriptedBackend:
         return ScriptedTurn()
 
 
-def _chunks(text: str) -> list[str]:
-    """Split text after each space so it streams as several deltas, as vendors do."""
-    return [piece for piece in re.split(r"(?<= )", text) if piece]
+CHUNK_CHARS = 24
 
 
-def _prompt_text(request: ModelRequest) -> str:
-    parts = [request.system]
-    for message in request.messages:
-        parts.append(message.text)
-        for call in message.tool_calls:
-            parts.append(call.name + json.dumps(call.arguments, sort_keys=True))
-        for result in message.tool_results:
-            parts.append(json.dumps(result.content, sort_keys=True, default=str))
-    for spec in request.tools:
-        parts.append(spec.name + spec.description + json.dumps(spec.input_schema, sort_keys=True))
-    return "".join(parts)
+def chunk_text(text: str) -> list[str]:
+    """Split text into deltas of about ``CHUNK_CHARS`` characters, cut after a space, so it
+    streams in several pieces as vendors' text does (a few words per delta)."""
+    pieces: list[str] = []
+    current = ""
+    for word in re.split(r"(?<= )", text):
+        current += word
+        if len(current) >= CHUNK_CHARS:
+            pieces.append(current)
+            current = ""
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _message_chars(message: Message) -> int:
+    size = len(message.text)
+    for call in message.tool_calls:
+        size += len(call.name) + len(json.dumps(call.arguments, sort_keys=True))
+    for result in message.tool_results:
+        size += len(json.dumps(result.content, sort_keys=True, default=str))
+    return size
+
+
+def _spec_chars(spec: ToolSpec) -> int:
+    return (
+        len(spec.name) + len(spec.description) + len(json.dumps(spec.input_schema, sort_keys=True))
+    )
 
 
 class _Scope:

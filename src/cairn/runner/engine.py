@@ -9,6 +9,7 @@ visible and a dead worker is detectable (``reap_stale_runs``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -57,6 +58,29 @@ from cairn.store import Store
 from cairn.store import runs as run_store
 from cairn.tools.base import ToolContext, ToolOutput
 from cairn.tools.resolution import ResolvedTools, resolve_tools
+
+
+class _Heartbeat:
+    """Calls ``Runner.beat`` every ``heartbeat_s`` while a run is live.
+
+    A loop timer rather than a task: most runs end long before the first beat, and a timer
+    costs them nothing but scheduling, where a task group per run cost a measurable share
+    of a scripted run. Store writes are synchronous, so a beat never interleaves with
+    another write of the run. (Cairn runs on asyncio; the MCP client needs it too.)"""
+
+    def __init__(self, runner: Runner, recorder: _Recorder) -> None:
+        self._runner = runner
+        self._recorder = recorder
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(runner.heartbeat_s, self._beat)
+
+    def _beat(self) -> None:
+        self._runner.beat(self._recorder)
+        self._handle = self._loop.call_later(self._runner.heartbeat_s, self._beat)
+
+    def stop(self) -> None:
+        """No more beats (the final write follows)."""
+        self._handle.cancel()
 
 
 @dataclass(slots=True)
@@ -168,19 +192,16 @@ class Runner:
         if self.bus is not None:
             self.bus.run_started(run)
         final_stop = "end_turn"
+        heartbeat = _Heartbeat(self, recorder)
         try:
             with scope:
-                async with anyio.create_task_group() as group:
-                    group.start_soon(self._heartbeat, recorder)
-                    try:
-                        final_stop = await self._guarded_turns(run, agent, available, recorder)
-                    finally:
-                        group.cancel_scope.cancel()
+                final_stop = await self._guarded_turns(run, agent, available, recorder)
             if scope.cancelled_caught:
                 run.status = "cancelled"
                 run.error_type = "cancelled"
                 run.error_message = "the run was cancelled before it finished"
         finally:
+            heartbeat.stop()
             self._live.pop(run.run_id, None)
             self._finalise(run, recorder, started, final_stop)
         return run
@@ -201,8 +222,7 @@ class Runner:
     async def _guarded_turns(
         self, run: Run, agent: Agent, available: list[DataSource], recorder: _Recorder
     ) -> str:
-        """The turns, with every failure turned into the row's status and error (so nothing
-        but cancellation crosses the heartbeat's task group)."""
+        """The turns, with every failure turned into the row's status and error."""
         try:
             stop = await self._run_turns(run, agent, available, recorder)
         except CairnError as error:
@@ -222,23 +242,21 @@ class Runner:
         run.error_type = getattr(error, "error_type", "usage_error")
         run.error_message = str(error)
 
-    async def _heartbeat(self, recorder: _Recorder) -> None:
-        """Every ``heartbeat_s``: write progress, and honour a cancel asked by another process."""
+    def beat(self, recorder: _Recorder) -> None:
+        """Write progress, and honour a cancel asked by another process (see ``_Heartbeat``)."""
         run = recorder.run
-        while True:
-            await anyio.sleep(self.heartbeat_s)
-            run.heartbeat_at = datetime.now(UTC)
-            events = recorder.take()
-            try:
-                with self.store.begin() as conn:
-                    run_store.save_progress(conn, run, events)
-                    cancel_asked = run_store.cancel_requested(conn, run.run_id)
-            except CairnError:
-                # A missed heartbeat is retried by the next one; the events stay queued.
-                recorder.pending[:0] = events
-                continue
-            if cancel_asked:
-                self.cancel(run.run_id)
+        run.heartbeat_at = datetime.now(UTC)
+        events = recorder.take()
+        try:
+            with self.store.begin() as conn:
+                run_store.save_progress(conn, run, events)
+                cancel_asked = run_store.cancel_requested(conn, run.run_id)
+        except CairnError:
+            # A missed heartbeat is retried by the next one; the events stay queued.
+            recorder.pending[:0] = events
+            return
+        if cancel_asked:
+            self.cancel(run.run_id)
 
     def _finalise(self, run: Run, recorder: _Recorder, started: float, stop: str) -> None:
         now = datetime.now(UTC)

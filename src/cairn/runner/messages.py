@@ -11,7 +11,11 @@ from typing import Any
 
 
 def render_event_message(payload: Any) -> str:
-    """A string payload is sent as is; anything else as labelled, stable, indented JSON."""
+    """A string payload is sent as is; anything else as labelled JSON with sorted keys (stable
+    for caching and for scripted token counts; compact, because indenting costs a
+    pure-Python encoder pass on every fire)."""
     if isinstance(payload, str):
         return payload
-    return "Event payload:\n" + json.dumps(payload, indent=2, sort_keys=True, default=str)
+    return "Event payload:\n" + json.dumps(
+        payload, sort_keys=True, ensure_ascii=False, default=str
+    )

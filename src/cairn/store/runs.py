@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, delete, func, insert, select, update
 
 from cairn.domain.runs import (
     LIVE_STATUSES,
@@ -59,7 +59,28 @@ def _to_run(row: Row[Any]) -> Run:
     )
 
 
+_PROGRESS_COLUMNS = (
+    "status",
+    "outcome",
+    "output_text",
+    "tool_calls",
+    "tokens_in",
+    "tokens_out",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_micros",
+    "duration_ms",
+    "error_message",
+    "error_type",
+    "tool_resolution_trace",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
+)
+
+
 def _final_values(run: Run) -> dict[str, Any]:
+    """The columns a run changes after it is accepted (``_PROGRESS_COLUMNS``)."""
     return {
         "status": run.status,
         "outcome": run.outcome,
@@ -82,6 +103,9 @@ def _final_values(run: Run) -> dict[str, Any]:
     }
 
 
+_INSERT_RUN = insert(runs)
+
+
 def create_run(conn: Connection, run: Run) -> None:
     """Insert a run as accepted (``queued``, or ``running`` when it starts at once)."""
     values = _final_values(run)
@@ -98,7 +122,7 @@ def create_run(conn: Connection, run: Run) -> None:
         created_at=run.created_at,
         replay_of=run.replay_of,
     )
-    conn.execute(insert(runs), [values])
+    conn.execute(_INSERT_RUN, values)
 
 
 def append_events(conn: Connection, run_id: str, events: Sequence[RunEvent]) -> None:
@@ -120,9 +144,20 @@ def append_events(conn: Connection, run_id: str, events: Sequence[RunEvent]) -> 
         )
 
 
+# One statement object for every progress write: SQLAlchemy caches its compiled form, where
+# ``update(...).values(**literals)`` would be rebuilt and re-keyed on each call (hot path).
+_SAVE_PROGRESS = (
+    update(runs)
+    .where(runs.c.run_id == bindparam("target_run_id"))
+    .values({name: bindparam(name) for name in _PROGRESS_COLUMNS})
+)
+
+
 def save_progress(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
     """Heartbeat: keep the live row current (status, calls so far, trace) and add new events."""
-    conn.execute(update(runs).where(runs.c.run_id == run.run_id).values(**_final_values(run)))
+    values = _final_values(run)
+    values["target_run_id"] = run.run_id
+    conn.execute(_SAVE_PROGRESS, values)
     append_events(conn, run.run_id, events)
 
 

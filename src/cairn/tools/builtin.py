@@ -78,6 +78,7 @@ class BuiltinSource:
     """The always-resolvable ``builtin`` source."""
 
     kind = "builtin"
+    inline = True  # nothing to connect to: resolution builds it in the caller's task
 
     def __init__(self, source: DataSource, context: ToolContext) -> None:
         self.source_id = source.source_id
@@ -202,13 +203,19 @@ class BuiltinSource:
         return matches
 
 
+_VALIDATORS: dict[str, Any] = {}  # tool name -> compiled validator (building one is slow)
+
+
 def _argument_problem(name: str, arguments: dict[str, Any]) -> str | None:
     """Check arguments against the tool's JSON Schema, so the model gets a precise error to
     fix instead of the tool crashing on a value of the wrong type."""
-    from jsonschema import Draft202012Validator
+    validator = _VALIDATORS.get(name)
+    if validator is None:
+        from jsonschema import Draft202012Validator
 
-    spec = next(s for s in _SPECS if s.name == name)
-    error = next(iter(Draft202012Validator(spec.input_schema).iter_errors(arguments)), None)
+        spec = next(s for s in _SPECS if s.name == name)
+        validator = _VALIDATORS[name] = Draft202012Validator(spec.input_schema)
+    error = next(iter(validator.iter_errors(arguments)), None)
     if error is None:
         return None
     where = ".".join(str(p) for p in error.absolute_path) or "arguments"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -146,63 +147,116 @@ async def resolve_tools(
 ) -> AsyncIterator[ResolvedTools]:
     """Build the agent's tools and keep them open for the ``async with`` body.
 
-    Never raises for a source's sake: every failure becomes a ``sources_skipped`` entry."""
+    Never raises for a source's sake: every failure becomes a ``sources_skipped`` entry.
+    Sources that connect to something are held in tasks of their own, concurrently; inline
+    sources (``inline = True`` on their class, e.g. builtin) are built right here."""
     started = time.perf_counter()
     chosen, skipped = select_sources(selection, available)
     slots = [_Slot(record) for record in chosen]
-    close = anyio.Event()
-    body_error: Exception | None = None
-    async with anyio.create_task_group() as group:
-        for slot in slots:
-            group.start_soon(_hold_source, slot, context, close)
-        try:
-            for slot in slots:
-                await slot.ready.wait()
+    inline = [slot for slot in slots if _is_inline(slot.record)]
+    held = [slot for slot in slots if not _is_inline(slot.record)]
+    try:
+        for slot in inline:
+            await _open_inline(slot, context)
+        if not held:
+            yield _assemble(slots, skipped, allowlist, started)
+            return
+        close = anyio.Event()
+        body_error: Exception | None = None
+        async with anyio.create_task_group() as group:
+            for slot in held:
+                group.start_soon(_hold_source, slot, context, close)
             try:
-                yield _assemble(slots, skipped, allowlist, started)
-            except Exception as exc:
-                # Re-raised below, after the sources closed, so callers get the run's own
-                # error rather than an ExceptionGroup made by this task group.
-                body_error = exc
-        finally:
-            close.set()
-    if body_error is not None:
-        raise body_error
+                for slot in held:
+                    await slot.ready.wait()
+                try:
+                    yield _assemble(slots, skipped, allowlist, started)
+                except Exception as exc:
+                    # Re-raised below, after the sources closed, so callers get the run's
+                    # own error rather than an ExceptionGroup made by this task group.
+                    body_error = exc
+            finally:
+                close.set()
+        if body_error is not None:
+            raise body_error
+    finally:
+        for slot in inline:
+            if slot.source is not None:
+                await _close_quietly(slot.source)
 
 
-async def _hold_source(slot: _Slot, context: ToolContext, close: anyio.Event) -> None:
+def _is_inline(record: DataSource) -> bool:
+    try:
+        return bool(getattr(source_kinds.get(record.kind), "inline", False))
+    except Exception:  # an unknown kind is reported by _hold_source as a skip
+        return False
+
+
+def _build(record: DataSource, context: ToolContext) -> ToolSource:
+    factory = source_kinds.get(record.kind)
+    return wrap_for_config(factory(record, context), record.config)
+
+
+async def _open_inline(slot: _Slot, context: ToolContext) -> None:
+    """Build a source that does no I/O, in the caller's task (no timeout needed)."""
     record = slot.record
     started = time.perf_counter()
-    source: ToolSource | None = None
     try:
-        factory = source_kinds.get(record.kind)
-        source = wrap_for_config(factory(record, context), record.config)
-        with anyio.fail_after(context.resolve_timeout_s):
-            await source.__aenter__()
-            try:
-                slot.specs = await source.list_tools()
-            except BaseException:
-                await _close_quietly(source)
-                raise
+        source = _build(record, context)
+        await source.__aenter__()
+        try:
+            slot.specs = await source.list_tools()
+        except BaseException:
+            await _close_quietly(source)
+            raise
         slot.source = source
-    except TimeoutError:
-        slot.skip = _skip(
-            record,
-            "timeout",
-            f"{record.label}: did not list its tools within {context.resolve_timeout_s:g} s",
-        )
     except SourceUnavailable as exc:
         slot.skip = _skip(record, exc.reason, exc.message)
     except Exception as exc:  # a source bug must cost only that source
         slot.skip = _skip(record, "error", f"{record.label}: {type(exc).__name__}: {exc}")
     finally:
         slot.duration_ms = (time.perf_counter() - started) * 1000
+
+
+async def _hold_source(slot: _Slot, context: ToolContext, close: anyio.Event) -> None:
+    """Build one source under the resolution timeout, then hold it open until ``close``.
+
+    One cancel scope spans the source's whole life (its deadline lifted once the tools are
+    listed), so scopes the source opens inside are closed in the order anyio requires."""
+    record = slot.record
+    started = time.perf_counter()
+    entered: ToolSource | None = None
+    try:
+        with anyio.CancelScope(deadline=anyio.current_time() + context.resolve_timeout_s) as scope:
+            try:
+                source = _build(record, context)
+                await source.__aenter__()
+                entered = source
+                slot.specs = await source.list_tools()
+                slot.source = source
+            except SourceUnavailable as exc:
+                slot.skip = _skip(record, exc.reason, exc.message)
+            except Exception as exc:  # a source bug must cost only that source
+                slot.skip = _skip(record, "error", f"{record.label}: {type(exc).__name__}: {exc}")
+            finally:
+                slot.duration_ms = (time.perf_counter() - started) * 1000
+                if slot.source is None and entered is not None:
+                    await _close_quietly(entered)
+            if slot.source is not None:
+                scope.deadline = math.inf
+                slot.ready.set()
+                try:
+                    await close.wait()
+                finally:
+                    await _close_quietly(slot.source)
+        if scope.cancelled_caught and slot.source is None:
+            slot.skip = _skip(
+                record,
+                "timeout",
+                f"{record.label}: did not list its tools within {context.resolve_timeout_s:g} s",
+            )
+    finally:
         slot.ready.set()
-    if slot.source is not None:
-        try:
-            await close.wait()
-        finally:
-            await _close_quietly(slot.source)
 
 
 async def _close_quietly(source: ToolSource) -> None:
