@@ -12,12 +12,12 @@ from typing import Any
 
 import anyio
 import pytest
-from tests.mcp_servers import ORDERS_TOOLS, HttpServer, serve_http, stdio_config
 
 from cairn.domain.sources import DataSource
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolSource
 from cairn.tools.mcp import HealthResult, McpSource, check_health
 from cairn.tools.registry import source_kinds
+from tests.mcp_servers import ORDERS_TOOLS, HttpServer, serve_http, stdio_config
 
 CONTEXT = ToolContext()
 TOKEN = "tok-4f1d9c2ab7e3"

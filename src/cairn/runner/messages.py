@@ -16,6 +16,4 @@ def render_event_message(payload: Any) -> str:
     pure-Python encoder pass on every fire)."""
     if isinstance(payload, str):
         return payload
-    return "Event payload:\n" + json.dumps(
-        payload, sort_keys=True, ensure_ascii=False, default=str
-    )
+    return "Event payload:\n" + json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from cairn.config import Settings
-from cairn.store import Store, open_store
-from cairn.store.crypto import SecretBox
 
 if TYPE_CHECKING:
     from cairn.runner.engine import Runner
+    from cairn.store.crypto import SecretBox
+    from cairn.store.engine import Store
+    from cairn.store.reader import LedgerReader
     from cairn.tools.base import ToolContext
 
 
@@ -20,17 +22,41 @@ class App:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self._store = store
+        self._reader: LedgerReader | None = None
+        self._closers: list[Callable[[], None]] = []
 
     @property
     def store(self) -> Store:
         """The ledger, opened (and migrated if needed) on first use."""
         if self._store is None:
+            from cairn.store.engine import open_store
+
             self._store = open_store(self.settings.database_url)
         return self._store
+
+    @property
+    def reader(self) -> LedgerReader:
+        """The listing read path: plain ``sqlite3`` on an up-to-date embedded ledger (no
+        SQLAlchemy import, for a fast cold CLI), else the store."""
+        if self._reader is None:
+            from cairn.store.sqlite_reader import SqliteReader, sqlite_path
+
+            path = sqlite_path(self.settings.database_url) if self._store is None else None
+            fast = SqliteReader.open(path) if path is not None else None
+            if fast is not None:
+                self._closers.append(fast.close)
+                self._reader = fast
+            else:
+                from cairn.store.reader import StoreReader
+
+                self._reader = StoreReader(self.store)
+        return self._reader
 
     @cached_property
     def secrets(self) -> SecretBox:
         """Seals and opens source secrets."""
+        from cairn.store.crypto import SecretBox
+
         return SecretBox(self.settings.home / "secret.key")
 
     @cached_property
@@ -53,5 +79,7 @@ class App:
 
     def close(self) -> None:
         """Release database connections."""
+        for closer in self._closers:
+            closer()
         if self._store is not None:
             self._store.close()

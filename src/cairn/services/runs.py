@@ -9,8 +9,9 @@ from typing import Any
 
 from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent, RunFilter, RunKind, RunStatus
 from cairn.services.app import App
-from cairn.store import agents as agent_store
-from cairn.store import runs as run_store
+
+# Store modules are imported inside the functions: ``list_runs`` on the embedded ledger
+# must not import SQLAlchemy (see ``cairn.store.sqlite_reader``).
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ async def fire_agent(
 ) -> Run:
     """Fire an agent now and wait for its run to finish (a test fire, a manual fire)."""
     from cairn.services.sources import available_sources
+    from cairn.store import agents as agent_store
 
     with app.store.connect() as conn:
         agent = agent_store.get_agent(conn, sandbox_id, slug)
@@ -51,21 +53,21 @@ async def fire_agent(
 
 def list_runs(app: App, sandbox_id: str, query: RunQuery) -> list[Run]:
     """Runs newest first; ``query.before`` continues from the previous page's last run_id."""
-    with app.store.connect() as conn:
-        agent_id = None
-        if query.agent_slug is not None:
-            agent_id = agent_store.get_agent(conn, sandbox_id, query.agent_slug).agent_id
-        where = RunFilter(
-            sandbox_id=sandbox_id,
-            agent_id=agent_id,
-            status=query.status,
-            trigger_id=query.trigger_id,
-            kind=query.kind,
-            before=query.before,
-            since=time.time() - query.since_s if query.since_s is not None else None,
-            limit=query.limit,
-        )
-        found = run_store.list_runs(conn, where)
+    reader = app.reader
+    agent_id = None
+    if query.agent_slug is not None:
+        agent_id = reader.agent_id(sandbox_id, query.agent_slug)
+    where = RunFilter(
+        sandbox_id=sandbox_id,
+        agent_id=agent_id,
+        status=query.status,
+        trigger_id=query.trigger_id,
+        kind=query.kind,
+        before=query.before,
+        since=time.time() - query.since_s if query.since_s is not None else None,
+        limit=query.limit,
+    )
+    found = reader.list_runs(where)
     if any(run.status in LIVE_STATUSES for run in found):
         found = _after_reaping(app, sandbox_id, found)
     return found
@@ -73,6 +75,8 @@ def list_runs(app: App, sandbox_id: str, query: RunQuery) -> list[Run]:
 
 def _after_reaping(app: App, sandbox_id: str, found: list[Run]) -> list[Run]:
     """A live run whose heartbeat stopped is shown as what it is: failed, worker lost."""
+    from cairn.store import runs as run_store
+
     cutoff = datetime.now(UTC) - timedelta(seconds=app.settings.stale_run_after_s)
     stale = [
         run
@@ -89,6 +93,8 @@ def _after_reaping(app: App, sandbox_id: str, found: list[Run]) -> list[Run]:
 
 def get_run(app: App, sandbox_id: str, run_id: str) -> Run:
     """One run with its trace."""
+    from cairn.store import runs as run_store
+
     with app.store.connect() as conn:
         run = run_store.get_run(conn, sandbox_id, run_id)
     if run.status in LIVE_STATUSES:
@@ -98,6 +104,8 @@ def get_run(app: App, sandbox_id: str, run_id: str) -> Run:
 
 def get_run_events(app: App, sandbox_id: str, run_id: str, after_seq: int = 0) -> list[RunEvent]:
     """A run's events in order (the run must belong to the sandbox)."""
+    from cairn.store import runs as run_store
+
     with app.store.connect() as conn:
         run_store.get_run(conn, sandbox_id, run_id)
         return run_store.list_events(conn, run_id, after_seq=after_seq)
@@ -105,6 +113,8 @@ def get_run_events(app: App, sandbox_id: str, run_id: str, after_seq: int = 0) -
 
 def prune_runs(app: App, older_than_s: float | None = None) -> int:
     """Delete finished runs older than ``older_than_s`` (default: the retention setting)."""
+    from cairn.store import runs as run_store
+
     age = older_than_s if older_than_s is not None else app.settings.retention_days * 86400.0
     with app.store.begin() as conn:
         return run_store.prune_runs(conn, older_than=datetime.now(UTC) - timedelta(seconds=age))

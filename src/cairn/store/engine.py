@@ -15,8 +15,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from cairn.errors import StoreError
+from cairn.store.version import SCHEMA_HEAD
 
-SCHEMA_HEAD = "0002"
+__all__ = ["SCHEMA_HEAD", "Store", "open_store"]
 
 
 def normalise_url(url: str) -> str:

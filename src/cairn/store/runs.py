@@ -11,52 +11,23 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
 
 from cairn.domain.runs import (
     LIVE_STATUSES,
     Run,
     RunEvent,
     RunFilter,
-    ToolCall,
-    Usage,
 )
-from cairn.domain.trace import ToolResolutionTrace
 from cairn.errors import NotFound
 from cairn.ids import id_floor
+from cairn.store.rows import run_from_row
 from cairn.store.schema import run_events, runs
 
 _ROW_COLUMNS = [c for c in runs.c]
 
 
-def _to_run(row: Row[Any]) -> Run:
-    trace = row.tool_resolution_trace
-    return Run(
-        run_id=row.run_id,
-        sandbox_id=row.sandbox_id,
-        agent_id=row.agent_id,
-        agent_slug=row.agent_slug,
-        agent_version=row.agent_version,
-        kind=row.kind,
-        status=row.status,
-        event_payload=row.event_payload,
-        trigger_id=row.trigger_id,
-        outcome=row.outcome,
-        output_text=row.output_text or "",
-        tool_calls=[ToolCall.from_dict(c) for c in row.tool_calls or []],
-        usage=Usage(row.tokens_in, row.tokens_out, row.cache_read_tokens, row.cache_write_tokens),
-        cost_micros=row.cost_micros,
-        duration_ms=row.duration_ms,
-        error_message=row.error_message,
-        error_type=row.error_type,
-        tool_resolution_trace=ToolResolutionTrace.from_dict(trace) if trace else None,
-        model=row.model,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        heartbeat_at=row.heartbeat_at,
-        replay_of=row.replay_of,
-    )
+_to_run = run_from_row  # rows from SQLAlchemy are already decoded
 
 
 _PROGRESS_COLUMNS = (
