@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from cairn.config import Settings
-from cairn.domain.runs import RunFilter
+from cairn.domain.runs import Run, RunFilter
 from cairn.errors import NotFound
 from cairn.services.app import App
 from cairn.store import open_store
@@ -28,7 +28,7 @@ def test_sqlite_reader_lists_exactly_what_the_store_lists(tmp_path: Path) -> Non
     agent = make_agent(store)
     other = make_agent(store, "other")
     shapes = itertools.product(["succeeded", "failed"], ["test", "trigger"], [None, "trg_a"])
-    batch = []
+    batch: list[Run] = []
     for status, kind, trigger in itertools.islice(itertools.cycle(shapes), 60):
         run = make_run(agent, status=status, kind=kind, trigger_id=trigger)  # type: ignore[arg-type]
         run.event_payload = {"n": len(batch), "nested": {"ok": True}}
