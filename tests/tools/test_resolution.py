@@ -167,6 +167,13 @@ async def test_a_named_source_id_that_does_not_exist_is_skipped_as_not_found() -
     assert tools.trace.tool_names_advertised == BUILTIN_NAMES
 
 
+def test_a_source_can_be_named_by_its_label() -> None:
+    orders = fake("src_orders", ["lookup"], label="orders", kind="user_mcp")
+    chosen, skipped = select_sources(["orders"], [BUILTIN, orders])
+    assert [s.source_id for s in chosen] == ["src_orders"]
+    assert skipped == []
+
+
 @pytest.mark.anyio
 async def test_a_revoked_source_named_by_id_is_skipped_as_disabled() -> None:
     revoked = fake("src_old", ["a"], label="old crm", status="revoked")
@@ -411,3 +418,12 @@ def test_suggestions_also_strip_a_namespace_the_entry_carries() -> None:
 
 def test_suggestions_are_empty_when_nothing_is_close() -> None:
     assert suggest_tool_names("send_email", ["clock_now", "regex_find"]) == []
+
+
+def test_a_stale_entry_with_nothing_alike_suggests_its_namespaces_tools() -> None:
+    real = ["orders_lookup_order", "orders_list_orders", "crm_search"]
+    assert suggest_tool_names("orders_create_ticket", real) == [
+        "orders_lookup_order",
+        "orders_list_orders",
+    ]
+    assert suggest_tool_names("zzz", real) == []

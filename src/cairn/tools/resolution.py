@@ -3,8 +3,8 @@
 Steps, each recorded in the trace:
 
 1. *Select* sources from the agent's ``tool_sources`` (``None``: the sandbox default, which
-   is ``builtin`` plus every MCP source not revoked; ``[]``: none; entries are kinds or
-   source ids). A named source that does not exist or was revoked is a skip.
+   is ``builtin`` plus every MCP source not revoked; ``[]``: none; entries are kinds,
+   source ids or labels). A named source that does not exist or was revoked is a skip.
 2. *Build* every selected source concurrently, each under ``resolve_timeout_s``; one that
    raises or hangs is a skip with a reason and costs only itself.
 3. *Filter* by the agent's allowlist: real tools not listed go to ``allowlist_filtered_out``;
@@ -70,8 +70,8 @@ def select_sources(
     chosen: dict[str, DataSource] = {}
     skipped: list[SourceSkipped] = []
     for entry in entries:
-        matches = [s for s in available if entry in (s.source_id, s.kind)]
-        by_id = [s for s in matches if s.source_id == entry]
+        matches = [s for s in available if entry in (s.source_id, s.kind, s.label)]
+        by_id = [s for s in matches if entry in (s.source_id, s.label)]
         if not matches:
             if selection is not None:  # the default set may legitimately have no MCP source
                 skipped.append(
@@ -104,10 +104,16 @@ def suggest_tool_names(entry: str, real_names: list[str], limit: int = 3) -> lis
     """The real tool names an operator most likely meant by ``entry``.
 
     Names that differ only by a namespace prefix come first (``lookup_order`` vs
-    ``crm_lookup_order``), then close spellings."""
+    ``crm_lookup_order``), then close spellings; failing both, the tools of the entry's
+    namespace."""
     suffix = [n for n in real_names if n.endswith("_" + entry) or entry.endswith("_" + n)]
     close = difflib.get_close_matches(entry, real_names, n=limit, cutoff=0.6)
     ordered = list(dict.fromkeys(suffix + close))
+    if not ordered and "_" in entry:
+        # Nothing alike: offer what the same namespace does have (``orders_create_ticket``
+        # → the ``orders_*`` tools), which is where the operator will look next.
+        namespace = entry.split("_", 1)[0] + "_"
+        ordered = [n for n in real_names if n.startswith(namespace)]
     return ordered[:limit]
 
 
