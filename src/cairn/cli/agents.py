@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json, run_async
+from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json
 from cairn.errors import InvalidJSON, UsageError
 
 RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
@@ -107,6 +107,36 @@ def _print_warnings(warnings: list[str]) -> None:
             warn(line)
 
 
+def _body(options: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    prompt = _prompt(options["prompt"], options["prompt_file"])
+    if prompt is not None:
+        body["system_prompt"] = prompt
+    for key in ("name", "description"):
+        if options[key] is not None:
+            body[key] = options[key]
+    sources = _tool_sources(options["tool_sources"])
+    if sources != "UNSET":
+        body["tool_sources"] = sources
+    allowlist = _string_list(options["tool_allowlist"], "--tool-allowlist")
+    if allowlist is not None:
+        body["tool_allowlist"] = allowlist
+    settings = _settings_changes(options)
+    if settings:
+        body["model_settings"] = settings
+    return body
+
+
+def _print_agent(data: dict[str, Any], as_json: bool, verb: str) -> None:
+    _print_warnings(data.get("warnings", []))
+    if as_json:
+        print_json(data)
+    elif verb == "created":
+        click.echo(f"created agent {data['slug']} ({data['agent_id']})")
+    else:
+        click.echo(f"{verb} agent {data['slug']} (version {data['version']})")
+
+
 @agent.command("create")
 @click.argument("slug")
 @_settings_options
@@ -114,28 +144,10 @@ def _print_warnings(warnings: list[str]) -> None:
 @pass_cli
 def create(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None:
     """Create agent SLUG from flags or a prompt file."""
-    from cairn.domain.agents import ModelSettings
-    from cairn.services.agents import AgentSpec, create_agent
-
-    prompt = _prompt(options["prompt"], options["prompt_file"])
-    if prompt is None:
+    body = _body(options)
+    if "system_prompt" not in body:
         raise UsageError("an agent needs a system prompt: pass --prompt or --prompt-file")
-    sources = _tool_sources(options["tool_sources"])
-    spec = AgentSpec(
-        slug=slug,
-        system_prompt=prompt,
-        name=options["name"],
-        description=options["description"] or "",
-        tool_sources=None if sources == "UNSET" else sources,
-        tool_allowlist=_string_list(options["tool_allowlist"], "--tool-allowlist") or [],
-        model_settings=ModelSettings.from_dict(_settings_changes(options)),
-    )
-    created, warnings = run_async(create_agent, cli.app, cli.sandbox, spec)
-    _print_warnings(warnings)
-    if as_json:
-        print_json(created.to_dict() | {"warnings": warnings})
-    else:
-        click.echo(f"created agent {created.slug} ({created.agent_id})")
+    _print_agent(cli.request("POST", "/agents", json={"slug": slug, **body}), as_json, "created")
 
 
 @agent.command("update")
@@ -145,22 +157,7 @@ def create(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None
 @pass_cli
 def update(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None:
     """Change only the named fields of agent SLUG (a new prompt bumps its version)."""
-    from cairn.services.agents import AgentChanges, update_agent
-
-    changes = AgentChanges(
-        name=options["name"],
-        description=options["description"],
-        system_prompt=_prompt(options["prompt"], options["prompt_file"]),
-        tool_sources=_tool_sources(options["tool_sources"]),
-        tool_allowlist=_string_list(options["tool_allowlist"], "--tool-allowlist"),
-        model_settings=_settings_changes(options) or None,
-    )
-    updated, warnings = run_async(update_agent, cli.app, cli.sandbox, slug, changes)
-    _print_warnings(warnings)
-    if as_json:
-        print_json(updated.to_dict() | {"warnings": warnings})
-    else:
-        click.echo(f"updated agent {updated.slug} (version {updated.version})")
+    _print_agent(cli.request("PATCH", f"/agents/{slug}", json=_body(options)), as_json, "updated")
 
 
 @agent.command("list")
@@ -168,15 +165,14 @@ def update(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None
 @pass_cli
 def list_(cli: CliContext, as_json: bool) -> None:
     """List the sandbox's agents."""
-    from cairn.services.agents import list_agents
-
-    agents = list_agents(cli.app, cli.sandbox)
+    agents = cli.request("GET", "/agents")
     if as_json:
-        print_json([a.to_dict() for a in agents])
+        print_json(agents)
     else:
         from cairn.cli.render import agents_table
+        from cairn.domain.agents import agent_from_dict
 
-        agents_table(agents)
+        agents_table([agent_from_dict(a) for a in agents])
 
 
 @agent.command("show")
@@ -185,15 +181,14 @@ def list_(cli: CliContext, as_json: bool) -> None:
 @pass_cli
 def show(cli: CliContext, slug: str, as_json: bool) -> None:
     """Show agent SLUG's configuration."""
-    from cairn.services.agents import get_agent
-
-    found = get_agent(cli.app, cli.sandbox, slug)
+    found = cli.request("GET", f"/agents/{slug}")
     if as_json:
-        print_json(found.to_dict())
+        print_json(found)
     else:
         from cairn.cli.render import agent_detail
+        from cairn.domain.agents import agent_from_dict
 
-        agent_detail(found)
+        agent_detail(agent_from_dict(found))
 
 
 @agent.command("archive")
@@ -201,9 +196,7 @@ def show(cli: CliContext, slug: str, as_json: bool) -> None:
 @pass_cli
 def archive(cli: CliContext, slug: str) -> None:
     """Archive agent SLUG: triggers never fire it (reversible with unarchive)."""
-    from cairn.services.agents import set_archived
-
-    set_archived(cli.app, cli.sandbox, slug, True)
+    cli.request("POST", f"/agents/{slug}/archive")
     click.echo(f"archived agent {slug}")
 
 
@@ -212,9 +205,7 @@ def archive(cli: CliContext, slug: str) -> None:
 @pass_cli
 def unarchive(cli: CliContext, slug: str) -> None:
     """Restore an archived agent."""
-    from cairn.services.agents import set_archived
-
-    set_archived(cli.app, cli.sandbox, slug, False)
+    cli.request("POST", f"/agents/{slug}/unarchive")
     click.echo(f"unarchived agent {slug}")
 
 
@@ -224,20 +215,25 @@ def unarchive(cli: CliContext, slug: str) -> None:
 @pass_cli
 def tools(cli: CliContext, slug: str, as_json: bool) -> None:
     """The tools SLUG would see right now, and why (without running it)."""
-    from cairn.services.agents import agent_catalog
-
-    catalog = run_async(agent_catalog, cli.app, cli.sandbox, slug)
+    catalog = cli.request("GET", f"/agents/{slug}/tools")
     if as_json:
-        print_json(catalog.to_dict())
+        print_json(catalog)
         return
     from cairn.cli.render import console, trace_view
+    from cairn.domain.trace import ToolResolutionTrace
 
-    if catalog.tools:
-        for tool in catalog.tools:
+    if catalog["tools"]:
+        for tool in catalog["tools"]:
             console.print(f"[bold]{tool['name']}[/]  {tool['description']}")
     else:
         console.print("[bold red]no tools would be advertised[/]")
-    trace_view(catalog.trace)
+    trace_view(ToolResolutionTrace.from_dict(catalog["trace"]))
+
+
+def _payload(payload_json: str, event_file: Path | None) -> Any:
+    if event_file is not None:
+        payload_json = event_file.read_text(encoding="utf-8")
+    return parse_json_option(payload_json, "--event-payload")
 
 
 @agent.command("test")
@@ -254,20 +250,47 @@ def test(
     cli: CliContext, slug: str, payload_json: str, event_file: Path | None, as_json: bool
 ) -> None:
     """Test-fire SLUG with a fake event, wait, and show the run. Exit 1 if the run failed."""
-    from cairn.services.runs import fire_agent
+    from cairn.cli.context import waiting
 
-    if event_file is not None:
-        payload_json = event_file.read_text(encoding="utf-8")
-    payload = parse_json_option(payload_json, "--event-payload")
-    run = run_async(fire_agent, cli.app, cli.sandbox, slug, payload, kind="test")
-    if as_json:
-        print_json(run.to_dict())
-    else:
-        from cairn.cli.render import run_detail
-
-        run_detail(run)
-    if run.status != "succeeded":
+    payload = _payload(payload_json, event_file)
+    with waiting(f"test-firing {slug}"):
+        run = cli.request("POST", f"/agents/{slug}/test", json={"event_payload": payload})
+    show_run(run, as_json)
+    if run["status"] != "succeeded":
         raise SystemExit(1)
+
+
+@agent.command("fire")
+@click.argument("slug")
+@click.option("--event-payload", "payload_json", default="{}", help="The event, JSON.")
+@click.option(
+    "--event-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The event from a JSON file.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def fire(
+    cli: CliContext, slug: str, payload_json: str, event_file: Path | None, as_json: bool
+) -> None:
+    """Fire SLUG without waiting (a manual run); prints the run id to follow."""
+    payload = _payload(payload_json, event_file)
+    accepted = cli.request("POST", f"/agents/{slug}/fire", json={"event_payload": payload})
+    if as_json:
+        print_json(accepted)
+    else:
+        click.echo(accepted["run_id"])
+
+
+def show_run(run: dict[str, Any], as_json: bool) -> None:
+    """Print a run row (shared with ``cairn runs``)."""
+    if as_json:
+        print_json(run)
+        return
+    from cairn.cli.render import run_detail
+    from cairn.domain.runs import run_from_dict
+
+    run_detail(run_from_dict(run))
 
 
 @agent.command("runs")
@@ -278,6 +301,7 @@ def test(
 @click.option("--kind", type=click.Choice(RUN_KINDS))
 @click.option("--since", help="Only runs newer than this, e.g. 24h, 7d.")
 @click.option("--before", help="Cursor: runs older than this run_id (the next page).")
+@click.option("--follow", is_flag=True, help="Keep showing runs as they start and finish.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_cli
 def runs(
@@ -289,25 +313,28 @@ def runs(
     kind: Any,
     since: str | None,
     before: str | None,
+    follow: bool,
     as_json: bool,
 ) -> None:
-    """Recent runs of SLUG, newest first."""
-    from cairn.durations import parse_duration
-    from cairn.services.runs import RunQuery, list_runs
-
-    query = RunQuery(
-        agent_slug=slug,
-        status=status,
-        trigger_id=trigger_id,
-        kind=kind,
-        before=before,
-        since_s=parse_duration(since) if since else None,
-        limit=limit,
-    )
-    found = list_runs(cli.app, cli.sandbox, query)
-    if as_json:
-        click.echo(json.dumps([run.to_dict() for run in found], default=str))
-    else:
+    """Recent runs of SLUG, newest first (``--follow``: then live)."""
+    params = {
+        "limit": limit,
+        "status": status,
+        "trigger_id": trigger_id,
+        "kind": kind,
+        "before": before,
+        "since": since,
+    }
+    page = cli.request("GET", f"/agents/{slug}/runs", params=params)
+    if as_json and not follow:
+        click.echo(json.dumps(page["runs"], default=str))
+        return
+    if not follow:
         from cairn.cli.render import runs_table
+        from cairn.domain.runs import run_from_dict
 
-        runs_table(found)
+        runs_table([run_from_dict(r) for r in page["runs"]], limit)
+        return
+    from cairn.cli.render import follow_runs
+
+    follow_runs(cli.transport.stream(f"/agents/{slug}/runs/stream"), page["runs"], as_json)

@@ -1,35 +1,82 @@
-"""State shared by the commands of one invocation: settings and the lazily opened app."""
+"""State shared by the commands of one invocation: which Cairn to talk to, and how.
+
+With ``CAIRN_URL`` the CLI talks to that server through the SDK's HTTP transport
+(``CAIRN_API_KEY``, or the local key ``cairn serve`` wrote in ``CAIRN_HOME``). Without it,
+the SDK's in-process transport runs the same operations over the local ledger.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cairn.services.app import App
+if TYPE_CHECKING:
+    from cairn.client.transport import Transport
+    from cairn.services.app import App
 
 
 class CliContext:
-    """Holds ``--db`` / ``--sandbox`` and opens the app on first use."""
+    """Holds ``--db`` / ``--sandbox`` / ``--url`` and opens the transport on first use."""
 
-    def __init__(self, *, database_url: str | None, sandbox: str) -> None:
+    def __init__(self, *, database_url: str | None, sandbox: str, url: str | None) -> None:
         self._database_url = database_url
         self.sandbox = sandbox
+        self.url = url
+        self._transport: Transport | None = None
         self._app: App | None = None
 
     @property
+    def remote(self) -> bool:
+        """Whether commands go to a server."""
+        return bool(self.url)
+
+    @property
+    def transport(self) -> Transport:
+        """The SDK transport every command goes through."""
+        if self._transport is None:
+            if self.url:
+                from cairn.client.http import HttpTransport
+
+                self._transport = HttpTransport(self.url, self._api_key(), self.sandbox)
+            else:
+                from cairn.client.local import LocalTransport
+
+                self._transport = LocalTransport(self.app, self.sandbox)
+        return self._transport
+
+    @property
     def app(self) -> App:
-        """The application over the configured ledger."""
+        """The in-process application (local mode and local-only commands)."""
         if self._app is None:
             from cairn.config import load_settings
+            from cairn.services.app import App
 
             self._app = App(load_settings(database_url=self._database_url, sandbox=self.sandbox))
         return self._app
 
+    def _api_key(self) -> str | None:
+        key = os.environ.get("CAIRN_API_KEY")
+        if key:
+            return key
+        from cairn.config import default_home
+
+        local = default_home() / "local-key"
+        return local.read_text().strip() if local.exists() else None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Shorthand for ``self.transport.request``."""
+        return self.transport.request(method, path, **kwargs)
+
     def close(self) -> None:
-        """Release the database."""
-        if self._app is not None:
+        """Release connections and the database."""
+        if self._transport is not None:
+            self._transport.close()
+        elif self._app is not None:
             self._app.close()
 
 
@@ -58,3 +105,17 @@ def run_async(function: Any, *args: Any, **kwargs: Any) -> Any:
     import anyio
 
     return anyio.run(lambda: function(*args, **kwargs))
+
+
+@contextmanager
+def waiting(message: str) -> Iterator[None]:
+    """A spinner on stderr while a slow call runs, for people only (not when piped)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield

@@ -20,6 +20,9 @@ _GROUPS = {
     "runs": ("cairn.cli.runs", "runs", "Inspect and prune runs in the ledger."),
     "source": ("cairn.cli.sources", "source", "Register and check tool sources (MCP servers)."),
     "demo": ("cairn.cli.demo", "demo", "Load the demo sandbox: example agents and runs."),
+    "serve": ("cairn.cli.serve", "serve", "Run the HTTP API, workers and live streams."),
+    "sandbox": ("cairn.cli.access", "sandbox", "Create and list sandboxes."),
+    "key": ("cairn.cli.access", "key", "Create, list and revoke API keys."),
 }
 
 
@@ -47,13 +50,14 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup)
 @click.option("--db", "database_url", envvar="CAIRN_DATABASE_URL", help="Ledger database URL.")
 @click.option("--sandbox", envvar="CAIRN_SANDBOX", default="default", show_default=True)
+@click.option("--url", envvar="CAIRN_URL", help="A Cairn server; without it, work in-process.")
 @click.version_option(package_name="cairn")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, sandbox: str) -> None:
+def cli(ctx: click.Context, database_url: str | None, sandbox: str, url: str | None) -> None:
     """Cairn: event-driven agents and the run ledger that explains them."""
     from cairn.cli.context import CliContext
 
-    ctx.obj = CliContext(database_url=database_url, sandbox=sandbox)
+    ctx.obj = CliContext(database_url=database_url, sandbox=sandbox, url=url)
     ctx.call_on_close(ctx.obj.close)
 
 

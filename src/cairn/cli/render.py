@@ -121,7 +121,7 @@ def trace_view(trace: ToolResolutionTrace | None) -> None:
         console.print(f"  [yellow]name conflict[/] {conflict}: an earlier source's tool was kept")
 
 
-def runs_table(runs: list[Run]) -> None:
+def runs_table(runs: list[Run], limit: int | None = None) -> None:
     """``cairn agent runs``."""
     table = Table(
         "run_id", "created", "kind", "status", "outcome", "tools", "tokens", "ms", "error"
@@ -139,7 +139,7 @@ def runs_table(runs: list[Run]) -> None:
             _short(run.error_message or "", 40),
         )
     console.print(table)
-    if runs:
+    if runs and limit is not None and len(runs) == limit:
         console.print(f"[dim]next page: --before {runs[-1].run_id}[/]")
 
 
@@ -228,3 +228,95 @@ def source_detail(source: DataSource) -> None:
 def warn(message: str) -> None:
     """A warning on stderr that does not change the exit code."""
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]warning:[/] {message}")
+
+
+def _summary_line(summary: dict[str, Any]) -> Text:
+    status = summary["status"]
+    parts: list[Any] = [
+        (summary["run_id"], "bold"),
+        "  ",
+        _status(status),
+        "  ",
+        summary.get("kind") or "",
+    ]
+    if status not in ("queued", "running"):
+        parts += [
+            "  outcome ",
+            _outcome(summary.get("outcome")),
+            f"  tools {summary.get('tool_calls', 0)}",
+            f"  tokens {summary.get('tokens_in', 0)}/{summary.get('tokens_out', 0)}",
+        ]
+        if summary.get("duration_ms") is not None:
+            parts.append(f"  {summary['duration_ms']:.0f} ms")
+        if summary.get("error_message"):
+            parts.append(Text(f"  {_short(summary['error_message'], 80)}", style="red"))
+    return Text.assemble(*parts)
+
+
+def follow_runs(stream: Any, recent: list[dict[str, Any]], as_json: bool) -> None:
+    """``cairn agent runs --follow``: the recent runs, then each run as it starts and ends."""
+    import json as json_module
+
+    for run in reversed(recent):
+        if as_json:
+            print(json_module.dumps(run, default=str), flush=True)
+        else:
+            console.print(_summary_line(run))
+    if not as_json:
+        console.print("[dim]following; Ctrl-C to stop[/]")
+    for event in stream:
+        if event.event != "run":
+            continue
+        if as_json:
+            print(json_module.dumps(event.data, default=str), flush=True)
+        else:
+            console.print(_summary_line(event.data))
+
+
+def follow_events(stream: Any, as_json: bool) -> str | None:
+    """``cairn runs follow``: text as it streams, tool calls and results; returns the final
+    status from the ``end`` event."""
+    import json as json_module
+
+    for event in stream:
+        if as_json:
+            print(
+                json_module.dumps({"event": event.event, "data": event.data}, default=str),
+                flush=True,
+            )
+            if event.event == "end":
+                return str(event.data.get("status"))
+            continue
+        data = event.data.get("data", {}) if event.event != "end" else event.data
+        if event.event == "text":
+            console.print(Text(data.get("delta", "")), end="")
+        elif event.event == "tool_call":
+            console.print(
+                Text.assemble("\n→ ", (data["name"], "bold"), f"({_short(data['arguments'], 120)})")
+            )
+        elif event.event == "tool_result":
+            if data.get("error"):
+                console.print(Text(f"  ✗ {_short(data['error'], 200)}", style="red"))
+            else:
+                console.print(Text(f"  ← {_short(data.get('result'), 200)}"))
+        elif event.event == "retry":
+            console.print(
+                Text(
+                    f"\n↻ retry {data.get('attempt')} in {data.get('wait_s')} s: "
+                    f"{_short(data.get('message'), 120)}",
+                    style="yellow",
+                )
+            )
+        elif event.event == "error":
+            console.print(Text(f"\n✗ {data.get('message')}", style="red"))
+        elif event.event == "end":
+            console.print(
+                Text.assemble(
+                    "\n",
+                    _status(str(data.get("status"))),
+                    "  outcome ",
+                    _outcome(data.get("outcome")),
+                )
+            )
+            return str(data.get("status"))
+    return None

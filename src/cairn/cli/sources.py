@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json, run_async
+from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json
 from cairn.errors import InvalidJSON, UsageError
 
 
@@ -25,18 +25,18 @@ def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
-def _print_health(report: Any, as_json: bool) -> None:
+def _print_health(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print_json(report.to_dict())
+        print_json(report)
         return
-    label = report.source.label
-    if report.ok:
+    label = report["source"]["label"]
+    if report["ok"]:
         click.echo(
-            f"{label}: healthy, {len(report.tool_names)} tools in {report.duration_ms:.0f} ms: "
-            + ", ".join(report.tool_names)
+            f"{label}: healthy, {len(report['tool_names'])} tools in "
+            f"{report['duration_ms']:.0f} ms: " + ", ".join(report["tool_names"])
         )
     else:
-        click.echo(f"{label}: status error ({report.reason}): {report.message}", err=True)
+        click.echo(f"{label}: status error ({report['reason']}): {report['message']}", err=True)
 
 
 @source.command("add")
@@ -69,8 +69,6 @@ def add(
     as_json: bool,
 ) -> None:
     """Register an MCP server as LABEL (stdio with --command, or http with --url) and check it."""
-    from cairn.services.sources import McpSourceSpec, add_mcp_source
-
     if bool(command_) == bool(url):
         raise UsageError("pass exactly one of --command (stdio) or --url (streamable HTTP)")
     allowed = parse_json_option(allowed_tools, "--allowed-tools")
@@ -78,23 +76,23 @@ def add(
         isinstance(allowed, list) and all(isinstance(x, str) for x in allowed)
     ):
         raise InvalidJSON("--allowed-tools must be a JSON list of tool names")
-    spec = McpSourceSpec(
-        label=label,
-        transport="stdio" if command_ else "http",
-        command=command_,
-        args=list(args),
-        url=url,
-        auth=auth,
-        token=token if auth != "none" else None,
-        header_name=header_name,
-        env=_env_pairs(env),
-        namespace=namespace,
-        allowed_tools=allowed,
-        calls_per_minute=calls_per_minute,
-    )
-    report = run_async(add_mcp_source, cli.app, cli.sandbox, spec)
+    body = {
+        "label": label,
+        "transport": "stdio" if command_ else "http",
+        "command": command_,
+        "args": list(args),
+        "url": url,
+        "auth": auth,
+        "token": token if auth != "none" else None,
+        "header_name": header_name,
+        "env": _env_pairs(env),
+        "namespace": namespace,
+        "allowed_tools": allowed,
+        "calls_per_minute": calls_per_minute,
+    }
+    report = cli.request("POST", "/sources", json=body)
     if not as_json:
-        click.echo(f"added source {report.source.label} ({report.source.source_id})")
+        click.echo(f"added source {report['source']['label']} ({report['source']['source_id']})")
     _print_health(report, as_json)
 
 
@@ -103,15 +101,14 @@ def add(
 @pass_cli
 def list_(cli: CliContext, as_json: bool) -> None:
     """Every source of the sandbox and its status."""
-    from cairn.services.sources import list_sources
-
-    found = list_sources(cli.app, cli.sandbox)
+    found = cli.request("GET", "/sources")
     if as_json:
-        print_json([s.to_dict() for s in found])
+        print_json(found)
     else:
         from cairn.cli.render import sources_table
+        from cairn.domain.sources import source_from_dict
 
-        sources_table(found)
+        sources_table([source_from_dict(s) for s in found])
 
 
 @source.command("show")
@@ -120,15 +117,14 @@ def list_(cli: CliContext, as_json: bool) -> None:
 @pass_cli
 def show(cli: CliContext, source_ref: str, as_json: bool) -> None:
     """One source (by id or label): configuration and status; secrets by name only."""
-    from cairn.services.sources import get_source
-
-    found = get_source(cli.app, cli.sandbox, source_ref)
+    found = cli.request("GET", f"/sources/{source_ref}")
     if as_json:
-        print_json(found.to_dict())
+        print_json(found)
     else:
         from cairn.cli.render import source_detail
+        from cairn.domain.sources import source_from_dict
 
-        source_detail(found)
+        source_detail(source_from_dict(found))
 
 
 @source.command("test")
@@ -137,11 +133,9 @@ def show(cli: CliContext, source_ref: str, as_json: bool) -> None:
 @pass_cli
 def test(cli: CliContext, source_ref: str, as_json: bool) -> None:
     """Health-check a source now (tools/list); exit 1 when it fails."""
-    from cairn.services.sources import check_source
-
-    report = run_async(check_source, cli.app, cli.sandbox, source_ref)
+    report = cli.request("POST", f"/sources/{source_ref}/test")
     _print_health(report, as_json)
-    if not report.ok:
+    if not report["ok"]:
         raise SystemExit(1)
 
 
@@ -151,9 +145,7 @@ def test(cli: CliContext, source_ref: str, as_json: bool) -> None:
 @pass_cli
 def revoke(cli: CliContext, source_ref: str, yes: bool) -> None:
     """Forget a source's binding and secret (the server keeps running)."""
-    from cairn.services.sources import revoke_source
-
     if not yes:
         click.confirm(f"revoke source {source_ref} and forget its secret?", abort=True)
-    revoked = revoke_source(cli.app, cli.sandbox, source_ref)
-    click.echo(f"revoked source {revoked.label} ({revoked.source_id})")
+    revoked = cli.request("POST", f"/sources/{source_ref}/revoke")
+    click.echo(f"revoked source {revoked['label']} ({revoked['source_id']})")

@@ -130,3 +130,26 @@ class Agent:
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
         }
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def agent_from_dict(data: dict[str, Any]) -> Agent:
+    """Inverse of ``Agent.to_dict`` (for clients rendering what the API returned)."""
+    return Agent(
+        agent_id=data["agent_id"],
+        sandbox_id=data["sandbox_id"],
+        slug=data["slug"],
+        name=data["name"],
+        description=data["description"],
+        system_prompt=data["system_prompt"],
+        tool_sources=data["tool_sources"],
+        tool_allowlist=list(data["tool_allowlist"]),
+        model_settings=ModelSettings.from_dict(data["model_settings"]),
+        version=data["version"],
+        status=data["status"],
+        created_at=_time(data.get("created_at")),
+        updated_at=_time(data.get("updated_at")),
+    )

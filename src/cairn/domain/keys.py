@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from cairn.errors import Forbidden
+
 Role = Literal["viewer", "editor", "owner"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "owner")
 
@@ -52,3 +54,9 @@ class Principal:
     sandbox_id: str
     role: Role
     key_id: str | None = None
+
+
+def require(principal: Principal, needed: Role, action: str) -> None:
+    """Raise ``Forbidden`` unless the principal's role allows ``action``."""
+    if not role_allows(principal.role, needed):
+        raise Forbidden(f"a {principal.role} key cannot {action}; it needs the {needed} role")

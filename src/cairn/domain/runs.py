@@ -209,3 +209,48 @@ class RunFilter:
     since: float | None = None
     until: float | None = None
     limit: int = 20
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def run_from_dict(data: dict[str, Any]) -> Run:
+    """Inverse of ``Run.to_dict`` (for clients rendering what the API returned)."""
+    trace = data.get("tool_resolution_trace")
+    return Run(
+        run_id=data["run_id"],
+        sandbox_id=data["sandbox_id"],
+        agent_id=data["agent_id"],
+        agent_slug=data["agent_slug"],
+        agent_version=data["agent_version"],
+        kind=data["kind"],
+        status=data["status"],
+        event_payload=data.get("event_payload"),
+        trigger_id=data.get("trigger_id"),
+        outcome=data.get("outcome"),
+        output_text=data.get("output_text") or "",
+        tool_calls=[ToolCall.from_dict(c) for c in data.get("tool_calls") or []],
+        usage=Usage(
+            data.get("tokens_in", 0),
+            data.get("tokens_out", 0),
+            data.get("cache_read_tokens", 0),
+            data.get("cache_write_tokens", 0),
+        ),
+        cost_micros=data.get("cost_micros"),
+        duration_ms=data.get("duration_ms"),
+        error_message=data.get("error_message"),
+        error_type=data.get("error_type"),
+        tool_resolution_trace=ToolResolutionTrace.from_dict(trace) if trace else None,
+        model=data.get("model"),
+        created_at=_time(data.get("created_at")),
+        started_at=_time(data.get("started_at")),
+        finished_at=_time(data.get("finished_at")),
+        heartbeat_at=_time(data.get("heartbeat_at")),
+        replay_of=data.get("replay_of"),
+    )
+
+
+def event_from_dict(data: dict[str, Any]) -> RunEvent:
+    """Inverse of ``RunEvent.to_dict``."""
+    return RunEvent(data["seq"], data["kind"], data["data"], _time(data.get("created_at")))

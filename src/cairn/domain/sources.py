@@ -45,3 +45,23 @@ class DataSource:
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "checked_at": self.checked_at.isoformat() if self.checked_at else None,
         }
+
+
+def source_from_dict(data: dict[str, Any]) -> DataSource:
+    """Inverse of ``DataSource.to_dict`` (without the secret, which is never shown)."""
+
+    def time(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return DataSource(
+        source_id=data["source_id"],
+        sandbox_id=data["sandbox_id"],
+        kind=data["kind"],
+        label=data["label"],
+        config=dict(data["config"]),
+        status=data["status"],
+        status_reason=data.get("status_reason"),
+        created_at=time(data.get("created_at")),
+        updated_at=time(data.get("updated_at")),
+        checked_at=time(data.get("checked_at")),
+    )

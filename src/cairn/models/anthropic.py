@@ -7,9 +7,9 @@ Cairn's ``TextDelta`` / ``ToolCallRequest`` / ``TurnEnd``.
 
 What the adapter guarantees:
 
-* Text is yielded as each ``text_delta`` arrives; tool calls once their input JSON is
-  complete; one ``TurnEnd`` last, with the stop reason normalised (``end_turn``,
-  ``tool_use``, ``max_tokens``, ``other``).
+* Text is yielded as each ``text_delta`` arrives; tool calls once the message is complete
+  (a stream cut short must not run a tool with half its arguments); one ``TurnEnd`` last,
+  with the stop reason normalised (``end_turn``, ``tool_use``, ``max_tokens``, ``other``).
 * Usage follows docs/tokens.md: ``tokens_in = input_tokens + cache_creation_input_tokens +
   cache_read_input_tokens`` (each prompt token counted once), with the cached shares
   repeated as ``cache_write_tokens`` / ``cache_read_tokens``. ``message_delta`` counts are
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -38,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
-from cairn.errors import ModelError
+from cairn.errors import ModelError, ModelErrorReason
 from cairn.models.base import (
     Credentials,
     Message,
@@ -147,10 +148,12 @@ class AnthropicProvider:
         return text
 
     def where(self) -> str:
-        """The API's address for messages, without credentials or query string."""
-        url = self.base_url or DEFAULT_BASE_URL
+        """Where requests go (as the SDK decides), without credentials or query string."""
+        url = self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         parts = urlsplit(url)
         host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
         if parts.port:
             host = f"{host}:{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
@@ -192,6 +195,7 @@ class AnthropicBackend:
 
         params = build_params(request)
         calls: list[ToolCallRequest] = []
+        unreadable: list[tuple[str, str]] = []  # (tool name, why its input is not an object)
         json_buffers: dict[int, str] = {}
         complete = False
         usage = Usage()
@@ -214,8 +218,12 @@ class AnthropicBackend:
                     elif event.type == "content_block_stop":
                         block = event.content_block
                         if block.type == "tool_use":
-                            arguments = _tool_arguments(block.name, json_buffers[event.index])
-                            calls.append(ToolCallRequest(block.id, block.name, arguments))
+                            raw = json_buffers[event.index]
+                            arguments, problem = _tool_arguments(raw)
+                            if problem is None:
+                                calls.append(ToolCallRequest(block.id, block.name, arguments))
+                            else:
+                                unreadable.append((block.name, problem))
                     elif event.type == "message_stop":
                         complete = True
                         message = event.message
@@ -226,15 +234,7 @@ class AnthropicBackend:
         except httpx2.TimeoutException as exc:
             raise self._timeout() from exc
         except httpx2.TransportError as exc:
-            raise self._dropped(exc) from exc
-        except _ArgumentsNotJSON as exc:
-            raise ModelError(
-                f"anthropic sent arguments for tool {exc.tool!r} that are not a JSON object "
-                f"({exc.detail}); it will be retried, or tighten the tool's description",
-                backend=BACKEND,
-                reason="other",
-                retryable=True,
-            ) from None
+            raise self._dropped(exc, mid_stream=True) from exc
         except ValueError as exc:  # a frame that is not the JSON the protocol promises
             raise ModelError(
                 self.provider.redact(f"anthropic sent a stream Cairn could not read: {exc}"),
@@ -245,11 +245,13 @@ class AnthropicBackend:
         if not complete:
             raise ModelError(
                 f"anthropic's stream from {self.provider.where()} ended before the message was "
-                "complete (no message_stop): the connection dropped; it will be retried",
+                "complete (no message_stop): the connection dropped; try again",
                 backend=BACKEND,
                 reason="connection",
                 retryable=True,
             )
+        if unreadable:
+            raise self._unreadable_call(*unreadable[0], stop_reason)
         for call in calls:
             yield call
         yield TurnEnd(_STOP_REASONS.get(stop_reason or "", "other"), usage)
@@ -260,7 +262,7 @@ class AnthropicBackend:
         if isinstance(exc, sdk.APITimeoutError):
             return self._timeout()
         if isinstance(exc, sdk.APIConnectionError):
-            return self._dropped(exc.__cause__ or exc)
+            return self._dropped(exc.__cause__ or exc, mid_stream=False)
         if isinstance(exc, sdk.APIStatusError):
             return self._status_error(exc)
         return ModelError(
@@ -273,21 +275,42 @@ class AnthropicBackend:
         return ModelError(
             f"anthropic did not answer within {self.provider.timeout_s:g} s (model "
             f"{self.settings.model!r} at {self.provider.where()}): the service is slow or "
-            "unreachable; it will be retried, or raise timeout_s",
+            "unreachable; try again later or raise timeout_s",
             backend=BACKEND,
             reason="timeout",
             retryable=True,
         )
 
-    def _dropped(self, cause: BaseException) -> ModelError:
+    def _dropped(self, cause: BaseException, *, mid_stream: bool) -> ModelError:
         detail = str(cause) or type(cause).__name__
+        where = self.provider.where()
+        if mid_stream:
+            text = (
+                f"the connection to anthropic at {where} dropped mid-answer ({detail}): try "
+                "again; if it keeps happening, check the network or proxy"
+            )
+        else:
+            text = (
+                f"could not reach anthropic at {where} ({detail}): check the network and "
+                "model_settings.base_url"
+            )
         return ModelError(
-            self.provider.redact(
-                f"could not reach anthropic at {self.provider.where()} ({detail}): check the "
-                "network and model_settings.base_url; it will be retried"
-            ),
+            self.provider.redact(text), backend=BACKEND, reason="connection", retryable=True
+        )
+
+    def _unreadable_call(self, tool: str, problem: str, stop_reason: str | None) -> ModelError:
+        if stop_reason == "max_tokens":
+            return ModelError(
+                f"anthropic's answer reached max_tokens={self.settings.max_tokens} in the middle "
+                f"of a call to tool {tool!r}, so the call was not run: raise max_tokens",
+                backend=BACKEND,
+                reason="other",
+            )
+        return ModelError(
+            f"anthropic sent arguments for tool {tool!r} that are not a JSON object ({problem}): "
+            "try again, or make the tool's description clearer",
             backend=BACKEND,
-            reason="connection",
+            reason="other",
             retryable=True,
         )
 
@@ -300,7 +323,7 @@ class AnthropicBackend:
         status = _TYPE_STATUS.get(error_type, 500) if in_stream else exc.status_code
         said = f"{'an error event mid-stream' if in_stream else f'HTTP {status}'}: {api_message}"
         model = self.settings.model
-        reason: Any = "other"
+        reason: ModelErrorReason = "other"
         retryable = False
         retry_after: float | None = None
         if status == 401 or error_type == "authentication_error":
@@ -325,6 +348,8 @@ class AnthropicBackend:
             text = f"anthropic does not know model {model!r} ({said}): check model_settings.model"
             if self.provider.base_url:
                 text += f" and base_url (requests went to {self.provider.where()})"
+                if self.provider.base_url.rstrip("/").endswith("/v1"):
+                    text += "; leave /v1 off base_url, the SDK adds it"
         elif status == 413 or (status == 400 and _CONTEXT_TOO_LONG.search(api_message)):
             reason = "context_too_long"
             text = (
@@ -355,13 +380,13 @@ class AnthropicBackend:
                     text += f"; it asked to wait {retry_after:g} s"
         elif status in (408, 504) or error_type == "timeout_error":
             reason, retryable = "timeout", True
-            text = f"anthropic timed out on its side ({said}); it will be retried"
+            text = f"anthropic timed out on its side ({said}): try again later"
         elif status == 529 or error_type == "overloaded_error":
             reason, retryable = "server_error", True
-            text = f"anthropic is overloaded ({said}); it will be retried, or try again later"
+            text = f"anthropic is overloaded ({said}): try again later"
         elif status >= 500:
             reason, retryable = "server_error", True
-            text = f"anthropic had a server error ({said}); it will be retried"
+            text = f"anthropic had a server error ({said}): try again later"
         else:
             retryable = status == 409
             text = f"anthropic answered HTTP {status} ({api_message})"
@@ -466,25 +491,18 @@ def usage_from(usage: anthropic.types.Usage) -> Usage:
     )
 
 
-class _ArgumentsNotJSON(Exception):
-    def __init__(self, tool: str, detail: str) -> None:
-        super().__init__(detail)
-        self.tool = tool
-        self.detail = detail
-
-
-def _tool_arguments(tool: str, raw: str) -> dict[str, Any]:
-    """Parse a tool call's streamed input strictly (the SDK's own parse is lenient, for
-    display): a truncated or malformed call must not run with half its arguments."""
+def _tool_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    """A tool call's streamed input, parsed strictly (the SDK's own parse is lenient, for
+    display), and what is wrong with it if it is not a JSON object."""
     if not raw.strip():
-        return {}
+        return {}, None
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise _ArgumentsNotJSON(tool, f"{exc.msg} at character {exc.pos}") from None
+        return {}, f"{exc.msg} at character {exc.pos}"
     if not isinstance(value, dict):
-        raise _ArgumentsNotJSON(tool, f"got {type(value).__name__}")
-    return value
+        return {}, f"a JSON {type(value).__name__}"
+    return value, None
 
 
 def retry_after_s(headers: Any) -> float | None:
@@ -510,9 +528,11 @@ def retry_after_s(headers: Any) -> float | None:
 
 
 def _body_text(body: object) -> str:
-    if isinstance(body, str):
-        return body.strip()[:300]
-    return ""
+    """Something to quote from an error body that is not the API's own (a proxy's page)."""
+    if body is None:
+        return ""
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return " ".join(text.split())[:300]
 
 
 __all__ = [

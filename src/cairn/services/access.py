@@ -7,8 +7,8 @@ import secrets
 from datetime import UTC, datetime
 
 from cairn.domain.agents import validate_slug
-from cairn.domain.keys import ROLES, ApiKey, Principal, Role, role_allows
-from cairn.errors import AlreadyExists, Forbidden, Unauthorized, UsageError
+from cairn.domain.keys import ROLES, ApiKey, Principal, Role
+from cairn.errors import AlreadyExists, Unauthorized, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.store import keys as key_store
@@ -69,12 +69,6 @@ def authenticate(app: App, token: str | None) -> Principal:
     if key is None:
         raise Unauthorized("unknown or revoked API key")
     return Principal(key.sandbox_id, key.role, key.key_id)
-
-
-def require(principal: Principal, needed: Role, action: str) -> None:
-    """Raise ``Forbidden`` unless the principal's role allows ``action``."""
-    if not role_allows(principal.role, needed):
-        raise Forbidden(f"a {principal.role} key cannot {action}; it needs the {needed} role")
 
 
 def local_key(app: App) -> str:

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 from cairn.config import Settings
 
 if TYPE_CHECKING:
+    from cairn.runner.bus import RunBus
     from cairn.runner.engine import Runner
+    from cairn.runner.pool import WorkerPool
     from cairn.store.crypto import SecretBox
     from cairn.store.engine import Store
     from cairn.store.reader import LedgerReader
@@ -24,6 +26,8 @@ class App:
         self._store = store
         self._reader: LedgerReader | None = None
         self._closers: list[Callable[[], None]] = []
+        self.bus: RunBus | None = None  # set by the server: live events for SSE
+        self.pool: WorkerPool | None = None  # set by the server: runs off the request path
 
     @property
     def store(self) -> Store:
@@ -75,7 +79,12 @@ class App:
         from cairn.pricing import load_price_table
         from cairn.runner.engine import Runner
 
-        return Runner(self.store, self.tool_context, prices=load_price_table(self.settings.home))
+        return Runner(
+            self.store,
+            self.tool_context,
+            prices=load_price_table(self.settings.home),
+            bus=self.bus,
+        )
 
     def close(self) -> None:
         """Release database connections."""

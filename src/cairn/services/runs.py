@@ -5,10 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent, RunFilter, RunKind, RunStatus
 from cairn.services.app import App
+
+if TYPE_CHECKING:
+    from cairn.domain.agents import Agent
+    from cairn.domain.sources import DataSource
+    from cairn.runner.pool import Job
 
 # Store modules are imported inside the functions: ``list_runs`` on the embedded ledger
 # must not import SQLAlchemy (see ``cairn.store.sqlite_reader``).
@@ -27,6 +32,16 @@ class RunQuery:
     limit: int = 20
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptedFire:
+    """A fire whose row is written; ``job`` is its place in the server's queue, if any."""
+
+    run: Run
+    agent: Agent
+    available: list[DataSource]
+    job: Job | None
+
+
 async def fire_agent(
     app: App,
     sandbox_id: str,
@@ -35,20 +50,89 @@ async def fire_agent(
     *,
     kind: RunKind = "test",
     trigger_id: str | None = None,
+    replay_of: str | None = None,
 ) -> Run:
-    """Fire an agent now and wait for its run to finish (a test fire, a manual fire)."""
+    """Fire an agent and wait for its run to finish (a test fire, a manual fire). In the
+    server it goes through the worker pool like every other fire."""
+    fire = start_fire(
+        app, sandbox_id, slug, event_payload, kind=kind, trigger_id=trigger_id, replay_of=replay_of
+    )
+    if fire.job is None:
+        return await app.runner.execute(fire.run, fire.agent, fire.available)
+    await fire.job.done.wait()
+    return fire.run
+
+
+def start_fire(
+    app: App,
+    sandbox_id: str,
+    slug: str,
+    event_payload: Any,
+    *,
+    kind: RunKind,
+    trigger_id: str | None = None,
+    replay_of: str | None = None,
+) -> AcceptedFire:
+    """Accept a fire: write its row and, in the server, queue it for a worker (``Busy`` when
+    the queue is full, before anything is written). Without a pool (the CLI in-process) the
+    run is accepted as ``running`` and the caller executes it (``job`` is ``None``)."""
+    agent, available = _agent_and_sources(app, sandbox_id, slug)
+    pool = app.pool
+    if pool is None:
+        run = app.runner.accept(
+            agent, event_payload, kind=kind, trigger_id=trigger_id, replay_of=replay_of
+        )
+        return AcceptedFire(run, agent, available, None)
+    pool.check_capacity()
+    run = app.runner.accept(
+        agent,
+        event_payload,
+        kind=kind,
+        trigger_id=trigger_id,
+        replay_of=replay_of,
+        start_now=False,
+    )
+    return AcceptedFire(run, agent, available, pool.submit(run, agent, available))
+
+
+def _agent_and_sources(app: App, sandbox_id: str, slug: str) -> tuple[Agent, list[DataSource]]:
     from cairn.services.sources import available_sources
     from cairn.store import agents as agent_store
 
     with app.store.connect() as conn:
         agent = agent_store.get_agent(conn, sandbox_id, slug)
-    return await app.runner.fire(
-        agent,
-        event_payload,
-        available_sources(app, sandbox_id),
-        kind=kind,
-        trigger_id=trigger_id,
-    )
+    return agent, available_sources(app, sandbox_id)
+
+
+async def replay_run(app: App, sandbox_id: str, run_id: str, event_payload: Any = None) -> Run:
+    """Fire the run's agent again with the run's payload (or an edited one) as a test run
+    that points back at the original, so a fix is checked against the exact failing event."""
+    original = get_run(app, sandbox_id, run_id)
+    payload = original.event_payload if event_payload is None else event_payload
+    from cairn.store import agents as agent_store
+
+    with app.store.connect() as conn:
+        slug = agent_store.get_agent_by_id(conn, sandbox_id, original.agent_id).slug
+    return await fire_agent(app, sandbox_id, slug, payload, kind="test", replay_of=run_id)
+
+
+def cancel_run(app: App, sandbox_id: str, run_id: str) -> Run:
+    """Cancel a live run: at once if this process runs it, else at the running process's
+    next heartbeat; a queued run ends before it starts. A finished run is a ``Conflict``."""
+    from cairn.errors import Conflict
+    from cairn.store import runs as run_store
+
+    run = get_run(app, sandbox_id, run_id)
+    if run.status not in LIVE_STATUSES:
+        raise Conflict(f"run {run_id} already finished ({run.status}); nothing to cancel")
+    if app.runner.cancel(run_id):
+        return run
+    with app.store.begin() as conn:
+        if not run_store.cancel_queued_run(
+            conn, run_id, datetime.now(UTC), "cancelled before it started"
+        ):
+            run_store.request_cancel(conn, run_id)
+        return run_store.get_run(conn, sandbox_id, run_id)
 
 
 def list_runs(app: App, sandbox_id: str, query: RunQuery) -> list[Run]:

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI), and the operations it shares with the SDK's in-process transport."""

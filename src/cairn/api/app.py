@@ -1,0 +1,163 @@
+"""The FastAPI application: errors as problem+json in one place, API-key auth scoped to the
+path's sandbox, and the worker pool's lifecycle.
+
+``create_app(app)`` is what ``cairn serve`` runs under uvicorn. Shutdown is graceful: the
+pool stops taking fires, in-flight runs get a grace period and are then cancelled, so no
+run is left ``queued`` or ``running``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cairn import errors
+from cairn.api.operations import Caller
+from cairn.runner.bus import RunBus
+from cairn.runner.pool import WorkerPool
+from cairn.services.access import authenticate
+from cairn.services.app import App
+
+log = logging.getLogger("cairn.api")
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, error: str) -> JSONResponse:
+    """An RFC 9457 problem response."""
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail, "error": error},
+        status_code=status,
+        media_type=PROBLEM,
+    )
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Unavailable",
+}
+
+
+async def _cairn_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.CairnError)
+    status = exc.http_status
+    return problem(status, _TITLES.get(status, "Error"), str(exc), type(exc).__name__)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    detail = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    return problem(422, "Invalid request", detail, "InvalidRequest")
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem(
+        exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail), "HTTPError"
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem(500, "Internal error", f"internal error: {type(exc).__name__}", "InternalError")
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def caller_for(request: Request, sandbox: str, authorization: str | None) -> Caller:
+    """Authenticate and scope to ``sandbox``: another sandbox's caller gets 404, never data."""
+    cairn: App = request.app.state.cairn
+    principal = authenticate(cairn, bearer_token(authorization))
+    if principal.sandbox_id != sandbox:
+        raise errors.NotFound(f"no sandbox {sandbox!r}")
+    return Caller(cairn, principal)
+
+
+def current_caller(
+    request: Request,
+    sandbox: str,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Caller:
+    """FastAPI dependency for sandbox-scoped routes."""
+    return caller_for(request, sandbox, authorization)
+
+
+def key_caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    """FastAPI dependency for routes outside a sandbox path (the key's own sandbox)."""
+    cairn: App = request.app.state.cairn
+    return Caller(cairn, authenticate(cairn, bearer_token(authorization)))
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+KeyCallerDep = Annotated[Caller, Depends(key_caller)]
+
+
+def create_app(
+    cairn: App, *, workers: int = 8, queue_size: int = 1000, shutdown_grace_s: float = 10.0
+) -> FastAPI:
+    """The API over ``cairn``; runs execute on a worker pool started with the app."""
+    cairn.bus = RunBus()
+    pool = WorkerPool(cairn.runner, workers=workers, queue_size=queue_size)
+    cairn.pool = pool
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        with cairn.store.begin() as conn:  # a run left live by a killed server is ended
+            from cairn.store import runs as run_store
+
+            run_store.reap_stale_runs(conn, stale_after_s=cairn.settings.stale_run_after_s)
+        async with anyio.create_task_group() as group:
+            await group.start(pool.run)
+            try:
+                yield
+            finally:
+                await pool.shutdown(shutdown_grace_s)
+
+    from cairn import __version__
+    from cairn.api.routes import router
+    from cairn.api.streams import streams
+
+    api = FastAPI(
+        title="Cairn",
+        version=__version__,
+        description=(
+            "Event-driven agents and the run ledger that explains them. Every route but "
+            "/healthz needs `Authorization: Bearer <key>`; errors are problem+json."
+        ),
+        lifespan=lifespan,
+    )
+    api.state.cairn = cairn
+    api.add_exception_handler(errors.CairnError, _cairn_error)
+    api.add_exception_handler(RequestValidationError, _validation_error)
+    api.add_exception_handler(StarletteHTTPException, _http_error)
+    api.add_exception_handler(Exception, _unexpected)
+    api.include_router(router)
+    api.include_router(streams)
+
+    @api.get("/healthz", tags=["meta"], summary="Liveness: the server answers")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return api

@@ -1,0 +1,86 @@
+"""``cairn sandbox …`` and ``cairn key …``."""
+
+from __future__ import annotations
+
+import click
+
+from cairn.cli.context import CliContext, pass_cli, print_json
+
+
+@click.group()
+def sandbox() -> None:
+    """Create and list sandboxes (the tenancy boundary)."""
+
+
+@sandbox.command("create")
+@click.argument("sandbox_id")
+@click.option("--name")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def create_sandbox(cli: CliContext, sandbox_id: str, name: str | None, as_json: bool) -> None:
+    """Create SANDBOX_ID (an owner of 'default' may)."""
+    made = cli.request("POST", "//sandboxes", json={"sandbox_id": sandbox_id, "name": name})
+    if as_json:
+        print_json(made)
+    else:
+        click.echo(f"created sandbox {made['sandbox_id']}")
+
+
+@sandbox.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def list_sandboxes(cli: CliContext, as_json: bool) -> None:
+    """The sandboxes you can see."""
+    found = cli.request("GET", "//sandboxes")
+    if as_json:
+        print_json(found)
+    else:
+        for item in found:
+            click.echo(f"{item['sandbox_id']}\t{item['name']}")
+
+
+@click.group()
+def key() -> None:
+    """Create, list and revoke API keys of the sandbox (owner)."""
+
+
+@key.command("create")
+@click.option("--name", default="", help="What the key is for.")
+@click.option("--role", type=click.Choice(["viewer", "editor", "owner"]), default="viewer")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def create_key(cli: CliContext, name: str, role: str, as_json: bool) -> None:
+    """A new key; the token is printed this once and stored only as a hash."""
+    made = cli.request("POST", "/keys", json={"name": name, "role": role})
+    if as_json:
+        print_json(made)
+        return
+    click.echo(f"created {role} key {made['key']['key_id']} for sandbox {cli.sandbox}")
+    click.echo("token (shown once, keep it secret):")
+    click.echo(made["token"])
+
+
+@key.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def list_keys(cli: CliContext, as_json: bool) -> None:
+    """The sandbox's keys (never their tokens)."""
+    found = cli.request("GET", "/keys")
+    if as_json:
+        print_json(found)
+        return
+    for item in found:
+        state = f"revoked {item['revoked_at']}" if item["revoked_at"] else "active"
+        click.echo(f"{item['key_id']}\t{item['role']}\t{state}\t{item['name']}")
+
+
+@key.command("revoke")
+@click.argument("key_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_cli
+def revoke_key(cli: CliContext, key_id: str, yes: bool) -> None:
+    """Revoke KEY_ID: calls with it answer 401 from now on."""
+    if not yes:
+        click.confirm(f"revoke API key {key_id}?", abort=True)
+    cli.request("POST", f"/keys/{key_id}/revoke")
+    click.echo(f"revoked key {key_id}")

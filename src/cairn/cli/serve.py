@@ -1,0 +1,43 @@
+"""``cairn serve``: the HTTP API, the worker pool and the live streams, on uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from cairn.cli.context import CliContext, pass_cli
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--workers", "run_workers", default=8, show_default=True, help="Runs at once.")
+@click.option("--queue-size", default=1000, show_default=True, help="Runs waiting at most.")
+@click.option("--demo", is_flag=True, help="Load the demo sandbox first.")
+@pass_cli
+def serve(
+    cli: CliContext, host: str, port: int, run_workers: int, queue_size: int, demo: bool
+) -> None:
+    """Serve the API on HOST:PORT over the configured ledger (embedded SQLite by default).
+
+    On the embedded default an owner key for the 'default' sandbox is kept in
+    CAIRN_HOME/local-key, and the CLI uses it by itself when CAIRN_URL points here."""
+    import uvicorn
+
+    from cairn.api.app import create_app
+    from cairn.services.access import local_key
+
+    app = cli.app
+    if demo:
+        from cairn.cli.context import run_async
+        from cairn.services.demo import load_demo
+
+        run_async(load_demo, app)
+    local_key(app)
+    api = create_app(app, workers=run_workers, queue_size=queue_size)
+    ledger = app.settings.database_url.split("@")[-1]  # never print a password
+    click.echo(
+        f"Cairn serving on http://{host}:{port} (ledger: {ledger})"
+        f"\n  export CAIRN_URL=http://{host}:{port}   # the CLI then talks to this server"
+        f"\n  API docs: http://{host}:{port}/docs"
+    )
+    uvicorn.run(api, host=host, port=port, log_level="warning", lifespan="on")

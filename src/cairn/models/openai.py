@@ -1,0 +1,683 @@
+"""The OpenAI backend: Chat Completions through the official ``openai`` SDK, for OpenAI and
+for every server that speaks the same API (Ollama, vLLM, the llama.cpp server, LM Studio).
+
+Two parts, kept apart as in ``pydantic-ai``: ``OpenAIProvider`` owns the credential and
+where requests go, and builds SDK clients (the only object that ever holds the key); the
+wire adapter below it turns a ``ModelRequest`` into Chat Completions parameters and the
+streamed chunks into Cairn's ``TextDelta`` / ``ToolCallRequest`` / ``TurnEnd``.
+
+What the adapter guarantees:
+
+* Text is yielded as each ``delta.content`` arrives. Tool calls arrive as deltas keyed by
+  ``index`` (the id and name first, the arguments JSON in pieces); they are assembled and
+  yielded once the stream has ended, parsed strictly, in index order; then one ``TurnEnd``
+  with ``finish_reason`` normalised (``stop`` -> ``end_turn``, ``tool_calls`` ->
+  ``tool_use``, ``length`` -> ``max_tokens``, anything else -> ``other``).
+* Usage comes from the API's own counts, asked for with
+  ``stream_options={"include_usage": true}``: ``tokens_in = prompt_tokens`` (OpenAI's
+  prompt count already includes the cached tokens, so nothing is added: docs/tokens.md),
+  ``cache_read_tokens = prompt_tokens_details.cached_tokens``, ``cache_write_tokens =
+  prompt_tokens_details.cache_write_tokens`` (reported by SDK 3.x; 0 when absent),
+  ``tokens_out = completion_tokens``. The last usage seen wins, so servers that repeat a
+  cumulative usage on every chunk count once; a server that sends no usage at all gives
+  zero tokens, not a failure.
+* The SDK's retries are off (``max_retries=0``): the runner retries, and records each retry
+  as a run event. Failures become ``ModelError`` with a reason, ``retryable`` and the
+  server's ``retry-after``; messages name the model, the server and the remedy, never the
+  key (not even the masked form OpenAI quotes back in a 401).
+* The stream is read inside the SDK's context managers (the client's and the stream's), so
+  cancelling a run closes the HTTP response at once.
+
+OpenAI-compatible servers: set ``model_settings.base_url`` (for example
+``http://localhost:11434/v1`` for Ollama). When ``base_url`` is set and no OpenAI key is
+configured (no ``OPENAI_API_KEY``, no stored credential), the placeholder key
+``PLACEHOLDER_KEY`` is sent, because the SDK insists on some key and local servers ignore
+it; a server that does want one answers 401, and the error says to set ``OPENAI_API_KEY``.
+A configured key is sent to whatever ``base_url`` names, as the SDK itself does. Servers
+other than OpenAI get ``max_tokens`` (which all of them accept) where OpenAI gets
+``max_completion_tokens`` (the field its reasoning models require); ``token_field``
+overrides the choice. Only ``model_settings`` decides where requests go: the SDK's
+``OPENAI_BASE_URL`` variable is not consulted.
+
+The SDK is imported when a turn runs, not when this module is imported; a missing SDK
+fails the run with the extra to install.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from cairn.domain.agents import ModelSettings
+from cairn.domain.runs import Usage
+from cairn.errors import ModelError, ModelErrorReason
+from cairn.models.base import (
+    Credentials,
+    Message,
+    ModelEvent,
+    ModelRequest,
+    TextDelta,
+    ToolCallRequest,
+    ToolResultMessage,
+    TurnEnd,
+)
+from cairn.tools.base import ToolSpec
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types import CompletionUsage
+    from openai.types.chat import (
+        ChatCompletionChunk,
+        ChatCompletionFunctionToolParam,
+        ChatCompletionMessageParam,
+    )
+
+BACKEND = "openai"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+CONNECT_TIMEOUT_S = 10.0
+PLACEHOLDER_KEY = "no-key-required"
+"""Sent as the key to a ``base_url`` server when none is configured (see above)."""
+
+TokenField = Literal["max_completion_tokens", "max_tokens"]
+
+_KEY_HINT = "set OPENAI_API_KEY or store a credential for 'openai'"
+
+_FINISH_REASONS = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+}
+
+_CONTEXT_TOO_LONG = re.compile(
+    r"maximum context length|context[ _](?:length|window|limit)|prompt is too long"
+    r"|too many (?:input )?tokens|exceeds? the (?:model'?s? )?(?:maximum )?context",
+    re.IGNORECASE,
+)
+
+# What an OpenAI key looks like, whole or masked as the API quotes it back in a 401
+# ("Incorrect API key provided: sk-proj-****abcd"): blanked out of every message.
+_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*\-]{4,}")
+
+# The ``type`` / ``code`` of an error that arrives inside a 200 stream, as the status the
+# same error has when it is the response itself.
+_STREAM_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "context_length_exceeded": 400,
+    "invalid_api_key": 401,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "model_not_found": 404,
+    "not_found_error": 404,
+    "rate_limit_exceeded": 429,
+    "rate_limit_error": 429,
+    "insufficient_quota": 429,
+    "tokens": 429,
+    "requests": 429,
+    "timeout": 504,
+    "server_error": 500,
+    "api_error": 500,
+    "internal_error": 500,
+    "overloaded_error": 503,
+    "service_unavailable": 503,
+}
+
+
+def _missing_sdk() -> ModelError:
+    return ModelError(
+        "the openai backend needs the openai SDK, which is not installed: "
+        "pip install 'cairn[openai]'",
+        backend=BACKEND,
+        reason="other",
+    )
+
+
+def is_openai_host(base_url: str | None) -> bool:
+    """Whether requests go to OpenAI itself (no ``base_url``, or one on ``openai.com``)."""
+    if not base_url:
+        return True
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host == "openai.com" or host.endswith(".openai.com")
+
+
+class OpenAIProvider:
+    """Holds the API key and where to send requests; builds one SDK client per turn.
+
+    A client per turn (closed when the turn ends) means no connection pool outlives a run,
+    whatever the caller does with the backend afterwards. ``uses_placeholder`` is true when
+    a ``base_url`` server gets ``PLACEHOLDER_KEY`` because no key is configured.
+    """
+
+    def __init__(self, api_key: str | None, *, base_url: str | None, timeout_s: float) -> None:
+        self.base_url = base_url or None
+        self.timeout_s = timeout_s
+        self.is_openai = is_openai_host(self.base_url)
+        self.uses_placeholder = not api_key and self.base_url is not None
+        self._api_key = api_key or (PLACEHOLDER_KEY if self.uses_placeholder else None)
+
+    @property
+    def has_key(self) -> bool:
+        """Whether a key (or the placeholder) is there: a turn without one fails at once."""
+        return self._api_key is not None
+
+    def client(self) -> openai.AsyncOpenAI:
+        """A new SDK client with retries off and our timeout: ``timeout_s`` between bytes,
+        connect within ``CONNECT_TIMEOUT_S`` (a dead host fails fast). The key and the base
+        URL are always passed, so the SDK's own environment variables do not redirect it."""
+        try:
+            import openai
+        except ImportError:
+            raise _missing_sdk() from None
+        return openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self.base_url or DEFAULT_BASE_URL,
+            timeout=openai.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s)),
+            max_retries=0,
+        )
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key, and anything shaped like an OpenAI key, blanked out, for
+        anything that may reach a person, an event or a log."""
+        if self._api_key and not self.uses_placeholder and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "[redacted]")
+        return _KEY_LIKE.sub("[redacted]", text)
+
+    def where(self) -> str:
+        """The API's address, without credentials or query string."""
+        parts = urlsplit(self.base_url or DEFAULT_BASE_URL)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+class OpenAIBackend:
+    """Chat Completions, streamed. Constructed per run by the registry as
+    ``OpenAIBackend(settings, credentials)``; ``request_timeout_s`` (default: the agent's
+    ``timeout_s``) bounds each HTTP read, for embedders that want a stall to fail (and be
+    retried) well before the run's own deadline; ``token_field`` names the request field
+    that carries ``max_tokens`` (default: ``max_completion_tokens`` for OpenAI itself,
+    ``max_tokens`` for other servers), for a server that only takes the other one."""
+
+    name = BACKEND
+
+    def __init__(
+        self,
+        settings: ModelSettings,
+        credentials: Credentials,
+        *,
+        request_timeout_s: float | None = None,
+        token_field: TokenField | None = None,
+    ) -> None:
+        self.settings = settings
+        self.provider = OpenAIProvider(
+            credentials.api_key(BACKEND),
+            base_url=settings.base_url,
+            timeout_s=request_timeout_s or settings.timeout_s,
+        )
+        self.token_field: TokenField = token_field or (
+            "max_completion_tokens" if self.provider.is_openai else "max_tokens"
+        )
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """One Chat Completions call, streamed; raises ``ModelError`` on failure."""
+        if not self.provider.has_key:
+            raise ModelError(
+                f"no API key for openai: {_KEY_HINT} (or set model_settings.base_url to "
+                "an OpenAI-compatible server that needs none)",
+                backend=BACKEND,
+                reason="auth",
+            )
+        try:
+            import httpx2  # the SDK's HTTP client; a few of its errors can arrive unwrapped
+            import openai
+        except ImportError:
+            raise _missing_sdk() from None
+
+        settings = request.settings
+        tools = [to_tool(spec) for spec in request.tools]
+        limit = settings.max_tokens
+        completion_limit = limit if self.token_field == "max_completion_tokens" else None
+        calls: dict[int, _PartialCall] = {}
+        finish_reason: str | None = None
+        usage = Usage()
+        try:
+            async with self.provider.client() as client:
+                stream = await client.chat.completions.create(
+                    model=settings.model,
+                    messages=to_messages(request.system, request.messages),
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    tools=tools if tools else openai.omit,
+                    temperature=(
+                        settings.temperature if settings.temperature is not None else openai.omit
+                    ),
+                    max_completion_tokens=completion_limit or openai.omit,
+                    max_tokens=openai.omit if completion_limit else limit,
+                )
+                async with stream:
+                    self._check_streaming(stream.response.headers.get("content-type", ""))
+                    async for chunk in stream:
+                        chunk_usage = getattr(chunk, "usage", None)
+                        if chunk_usage is not None:
+                            usage = usage_from(chunk_usage)
+                        for choice in _choices(chunk):
+                            delta = getattr(choice, "delta", None)
+                            if delta is not None:
+                                text = (getattr(delta, "content", None) or "") + (
+                                    getattr(delta, "refusal", None) or ""
+                                )
+                                if text:
+                                    yield TextDelta(text)
+                                for piece in getattr(delta, "tool_calls", None) or ():
+                                    _PartialCall.add(calls, piece)
+                            if getattr(choice, "finish_reason", None):
+                                finish_reason = str(choice.finish_reason)
+        except openai.APIStatusError as exc:
+            raise self._status_error(
+                exc.status_code, exc.body, exc.response.headers, exc.message
+            ) from None
+        except openai.APITimeoutError as exc:
+            raise self._timeout() from exc
+        except openai.APIConnectionError as exc:
+            raise self._dropped(exc.__cause__ or exc) from exc
+        except openai.APIError as exc:  # an error object inside the 200 stream
+            raise self._stream_error(exc) from None
+        except httpx2.TimeoutException as exc:  # reading an error body or the stream's tail
+            raise self._timeout() from exc
+        except httpx2.TransportError as exc:
+            raise self._dropped(exc) from exc
+        except ValueError as exc:  # a frame that is not the JSON the protocol promises
+            raise ModelError(
+                self.provider.redact(
+                    f"the server at {self.provider.where()} sent a stream Cairn could not "
+                    f"read: {exc}"
+                ),
+                backend=BACKEND,
+                reason="other",
+                retryable=True,
+            ) from exc
+        if finish_reason is None:
+            raise ModelError(
+                f"the stream from {self.provider.where()} ended before the answer was complete "
+                "(no finish_reason): the connection dropped; try again",
+                backend=BACKEND,
+                reason="connection",
+                retryable=True,
+            )
+        ready = [calls[index].finish(request.turn, index, finish_reason) for index in sorted(calls)]
+        for call in ready:
+            yield call
+        stop = _FINISH_REASONS.get(finish_reason, "other")
+        if ready and stop == "end_turn":
+            stop = "tool_use"  # some compatible servers say "stop" after tool calls
+        yield TurnEnd(stop, usage)
+
+    def _check_streaming(self, content_type: str) -> None:
+        """A server that ignores ``stream: true`` answers with one JSON body, which the SSE
+        reader would silently find empty: say so instead."""
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            raise ModelError(
+                f"the server at {self.provider.where()} answered with one JSON body instead of "
+                "a stream: Cairn needs a server that supports stream=true on "
+                "/chat/completions",
+                backend=BACKEND,
+                reason="other",
+            )
+
+    # --- errors ------------------------------------------------------------------------
+
+    def _timeout(self) -> ModelError:
+        return ModelError(
+            f"openai did not answer within {self.provider.timeout_s:g} s (model "
+            f"{self.settings.model!r} at {self.provider.where()}): the service is slow or "
+            "unreachable; try again later or raise timeout_s",
+            backend=BACKEND,
+            reason="timeout",
+            retryable=True,
+        )
+
+    def _dropped(self, cause: BaseException) -> ModelError:
+        detail = str(cause) or type(cause).__name__
+        remedy = (
+            "check the network"
+            if self.provider.is_openai
+            else "check that the server is running there and model_settings.base_url"
+        )
+        return ModelError(
+            self.provider.redact(
+                f"could not reach openai at {self.provider.where()} ({detail}): {remedy}"
+            ),
+            backend=BACKEND,
+            reason="connection",
+            retryable=True,
+        )
+
+    def _stream_error(self, exc: openai.APIError) -> ModelError:
+        """An ``{"error": ...}`` object sent inside a stream that started with HTTP 200:
+        classified by its ``code`` / ``type`` (or a numeric code, as vLLM sends)."""
+        code = str(exc.code or "")
+        kind = str(exc.type or "")
+        status = _STREAM_ERROR_STATUS.get(code) or _STREAM_ERROR_STATUS.get(kind)
+        if status is None and code.isdigit() and 400 <= int(code) < 600:
+            status = int(code)
+        return self._status_error(
+            status or 500, exc.body, None, exc.message, in_stream=True, said_code=code
+        )
+
+    def _status_error(
+        self,
+        status: int,
+        body: object,
+        headers: Mapping[str, str] | None,
+        fallback: str,
+        *,
+        in_stream: bool = False,
+        said_code: str | None = None,
+    ) -> ModelError:
+        """Classify an error response (or an error inside the stream) and say what to do."""
+        detail = _ErrorDetail.parse(body, fallback)
+        code = said_code if said_code is not None else detail.code
+        where = "an error inside the stream" if in_stream else f"HTTP {status}"
+        said = f"{where}: {detail.message}"
+        model = self.settings.model
+        server = (
+            "openai"
+            if self.provider.is_openai
+            else f"the OpenAI-compatible server at {self.provider.where()}"
+        )
+        reason: ModelErrorReason = "other"
+        retryable = False
+        retry_after: float | None = None
+        if status == 401:
+            reason = "auth"
+            if self.provider.uses_placeholder:
+                text = f"{server} asked for an API key and none is configured ({said}): {_KEY_HINT}"
+            else:
+                text = f"{server} rejected the API key ({said}): {_KEY_HINT}"
+        elif status == 403:
+            reason = "auth"
+            text = (
+                f"{server} refused the request ({said}): the API key may not use model "
+                f"{model!r}; check the key's project and permissions"
+            )
+        elif status == 404:
+            reason = "unknown_model"
+            text = f"{server} does not know model {model!r} ({said}): check model_settings.model"
+            if self.provider.base_url:
+                text += (
+                    f" and base_url (requests went to {self.provider.where()}/chat/completions; "
+                    "OpenAI-compatible servers usually serve under /v1)"
+                )
+        elif (
+            status == 413
+            or code == "context_length_exceeded"
+            or (status in (400, 422) and _CONTEXT_TOO_LONG.search(detail.message))
+        ):
+            reason = "context_too_long"
+            text = (
+                f"the conversation is too long for model {model!r} ({said}): shorten the system "
+                "prompt, the event payload or the tool results, or lower max_tokens"
+            )
+        elif status in (400, 422):
+            reason = "bad_request"
+            text = f"{server} rejected the request ({said})"
+            if detail.param == "temperature" and self.settings.temperature is not None:
+                text += (
+                    f"; this agent sets temperature={self.settings.temperature:g}, which model "
+                    f"{model!r} does not accept: remove temperature from its model_settings"
+                )
+        elif status == 429:
+            reason = "rate_limited"
+            if code == "insufficient_quota" or detail.type == "insufficient_quota":
+                text = (
+                    f"{server} refused the request: the account's quota is used up ({said}); "
+                    "check the plan and billing details"
+                )
+            else:
+                retryable = True
+                retry_after = retry_after_s(headers) if headers is not None else None
+                text = f"{server} rate-limited the request ({said})"
+                if retry_after is not None:
+                    text += f"; it asked to wait {retry_after:g} s"
+        elif status in (408, 504):
+            reason, retryable = "timeout", True
+            text = f"{server} timed out on its side ({said}): try again later"
+        elif status >= 500:
+            reason, retryable = "server_error", True
+            text = f"{server} had a server error ({said}): try again later"
+        else:
+            retryable = status == 409
+            text = f"{server} answered {said}"
+        if headers is not None:
+            # The API says outright when a retry is (not) worth it; obey, as the SDK does.
+            should_retry = headers.get("x-should-retry")
+            if should_retry in ("true", "false") and reason != "auth":
+                retryable = should_retry == "true"
+            if retryable and retry_after is None:
+                retry_after = retry_after_s(headers)
+        return ModelError(
+            self.provider.redact(text),
+            backend=BACKEND,
+            status_code=None if in_stream else status,
+            reason=reason,
+            retryable=retryable,
+            retry_after_s=retry_after,
+        )
+
+
+# --- wire adapter: request ------------------------------------------------------------
+
+
+def to_messages(system: str, messages: list[Message]) -> list[ChatCompletionMessageParam]:
+    """Cairn's conversation as Chat Completions messages: the system prompt first, assistant
+    tool calls as ``tool_calls`` (arguments as a JSON string), and each tool result as a
+    ``tool`` message answering its ``tool_call_id``. An empty assistant turn is left out."""
+    turns: list[ChatCompletionMessageParam] = []
+    if system:
+        turns.append({"role": "system", "content": system})
+    for message in messages:
+        if message.role == "user":
+            turns.append({"role": "user", "content": message.text})
+        elif message.role == "assistant":
+            if message.tool_calls:
+                turns.append(
+                    {
+                        "role": "assistant",
+                        "content": message.text or None,
+                        "tool_calls": [
+                            {
+                                "id": call.call_id,
+                                "type": "function",
+                                "function": {
+                                    "name": call.name,
+                                    "arguments": json.dumps(call.arguments),
+                                },
+                            }
+                            for call in message.tool_calls
+                        ],
+                    }
+                )
+            elif message.text:
+                turns.append({"role": "assistant", "content": message.text})
+        else:
+            turns.extend(
+                {
+                    "role": "tool",
+                    "tool_call_id": result.call_id,
+                    "content": tool_result_text(result),
+                }
+                for result in message.tool_results
+            )
+    return turns
+
+
+def tool_result_text(result: ToolResultMessage) -> str:
+    """One tool's outcome as the ``tool`` message content: text as is, anything else as
+    JSON. Chat Completions has no error flag, so a failure says ``error:`` first."""
+    content = result.content
+    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    return f"error: {text}" if result.is_error else text
+
+
+def to_tool(spec: ToolSpec) -> ChatCompletionFunctionToolParam:
+    """A tool as advertised: a function whose parameters are an object schema (with
+    ``properties``, which some compatible servers insist on)."""
+    parameters: dict[str, Any] = {"type": "object", "properties": {}, **spec.input_schema}
+    tool: ChatCompletionFunctionToolParam = {
+        "type": "function",
+        "function": {"name": spec.name, "parameters": parameters},
+    }
+    if spec.description:
+        tool["function"]["description"] = spec.description
+    return tool
+
+
+# --- wire adapter: response -----------------------------------------------------------
+
+
+def usage_from(usage: CompletionUsage) -> Usage:
+    """Cairn's one rule for cached prompt tokens (docs/tokens.md), from OpenAI's counts:
+    ``prompt_tokens`` already counts the cached ones, which are repeated apart."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    return Usage(
+        tokens_in=getattr(usage, "prompt_tokens", None) or 0,
+        tokens_out=getattr(usage, "completion_tokens", None) or 0,
+        cache_read_tokens=getattr(details, "cached_tokens", None) or 0,
+        cache_write_tokens=getattr(details, "cache_write_tokens", None) or 0,
+    )
+
+
+def _choices(chunk: ChatCompletionChunk) -> list[Any]:
+    """The chunk's choices; the usage chunk has none, and lenient servers may omit the key."""
+    return list(getattr(chunk, "choices", None) or ())
+
+
+@dataclass(slots=True)
+class _PartialCall:
+    """A tool call being assembled from its deltas."""
+
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+    @staticmethod
+    def add(calls: dict[int, _PartialCall], piece: Any) -> None:
+        """Fold one ``delta.tool_calls[]`` item in. The id and the name come whole in the
+        first delta (some servers repeat them: the first is kept); arguments concatenate."""
+        index = int(getattr(piece, "index", None) or 0)
+        call = calls.setdefault(index, _PartialCall())
+        if not call.call_id and getattr(piece, "id", None):
+            call.call_id = str(piece.id)
+        function = getattr(piece, "function", None)
+        if function is not None:
+            if not call.name and getattr(function, "name", None):
+                call.name = str(function.name)
+            call.arguments += getattr(function, "arguments", None) or ""
+
+    def finish(self, turn: int, index: int, finish_reason: str) -> ToolCallRequest:
+        """The complete call, its arguments parsed strictly: a truncated or malformed call
+        must not run with half its arguments. A server that sends no id gets one made up."""
+        name = self.name or "(unnamed)"
+        arguments: Any = {}
+        if self.arguments.strip():
+            try:
+                arguments = json.loads(self.arguments)
+            except json.JSONDecodeError as exc:
+                raise _bad_arguments(
+                    name, f"{exc.msg} at character {exc.pos}", finish_reason
+                ) from None
+        if not isinstance(arguments, dict):
+            raise _bad_arguments(name, f"got {type(arguments).__name__}", finish_reason)
+        if not self.name:
+            raise ModelError(
+                "openai asked for a tool call without a tool name; retry",
+                backend=BACKEND,
+                reason="other",
+                retryable=True,
+            )
+        return ToolCallRequest(self.call_id or f"call_{turn}_{index}", name, arguments)
+
+
+def _bad_arguments(tool: str, detail: str, finish_reason: str) -> ModelError:
+    if finish_reason == "length":
+        return ModelError(
+            f"openai ran out of max_tokens while writing the arguments for tool {tool!r} "
+            f"({detail}); raise max_tokens",
+            backend=BACKEND,
+            reason="other",
+        )
+    return ModelError(
+        f"openai sent arguments for tool {tool!r} that are not a JSON object ({detail}); "
+        "retry, or make the tool's description clearer",
+        backend=BACKEND,
+        reason="other",
+        retryable=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _ErrorDetail:
+    """What an error body says: OpenAI's ``{"message", "type", "param", "code"}`` (the SDK
+    has already unwrapped ``"error"``), or the looser shapes compatible servers send."""
+
+    message: str
+    type: str = ""
+    param: str = ""
+    code: str = ""
+
+    @classmethod
+    def parse(cls, body: object, fallback: str) -> _ErrorDetail:
+        if isinstance(body, Mapping):
+            message = body.get("message") or body.get("detail") or body.get("error")
+            if not isinstance(message, str) or not message:
+                message = json.dumps(body, default=str)[:300]
+            return cls(
+                message,
+                str(body.get("type") or ""),
+                str(body.get("param") or ""),
+                str(body.get("code") or ""),
+            )
+        if isinstance(body, str) and body.strip():
+            return cls(body.strip()[:300])
+        return cls(fallback or "no message")
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked us to wait: ``retry-after-ms``, else ``retry-after``
+    (seconds or an HTTP date), as the SDK reads them; ``None`` when absent or unreadable."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(0.0, float(email.utils.mktime_tz(parsed) - time.time()))
+
+
+__all__ = [
+    "PLACEHOLDER_KEY",
+    "OpenAIBackend",
+    "OpenAIProvider",
+    "is_openai_host",
+    "retry_after_s",
+    "to_messages",
+    "to_tool",
+    "usage_from",
+]
