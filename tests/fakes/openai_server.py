@@ -305,9 +305,7 @@ class FakeOpenAI:
             if reply is None and self._replies:
                 reply = self._replies.popleft()
         if reply is None:
-            reply = Error(
-                500, "fake server: no reply was queued for this request", "server_error"
-            )
+            reply = Error(500, "fake server: no reply was queued for this request", "server_error")
         if isinstance(reply, Error):
             return JSONResponse(
                 {
