@@ -19,9 +19,9 @@ $(BENCH_STAMP): $(STAMP)
 
 venv: $(STAMP)
 
-## make run: load the demo sandbox on the embedded SQLite ledger and show what to try next.
+## make run: start Cairn on the embedded SQLite ledger with the demo sandbox loaded.
 run: $(STAMP)
-	$(BIN)/cairn demo
+	$(BIN)/cairn serve --demo
 
 ## make test: lint, type-check, then the test suite (SQLite, and PostgreSQL when reachable).
 test: lint typecheck pytest

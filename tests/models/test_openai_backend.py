@@ -428,8 +428,8 @@ async def test_an_error_inside_the_stream_is_retried_and_the_retry_answers(
     assert kinds(events) == ["text", "retry", "text", "finish"]
     retry = events[1].data
     assert (retry["reason"], retry["status_code"]) == ("server_error", None)
-    assert "server error (an error inside the stream: The model is overloaded.)" in (
-        retry["message"]
+    assert (
+        "server error (an error inside the stream: The model is overloaded.)" in (retry["message"])
     )
 
 
@@ -614,7 +614,9 @@ ERROR_CASES = [
         id="429-retry-after-ms",
     ),
     pytest.param(
-        Error(503, "The engine is currently overloaded", "server_error", headers={"retry-after": "4"}),
+        Error(
+            503, "The engine is currently overloaded", "server_error", headers={"retry-after": "4"}
+        ),
         ("server_error", True, 503, 4.0),
         "had a server error (HTTP 503: The engine is currently overloaded): try again later",
         id="503",
@@ -699,9 +701,7 @@ async def test_an_unreachable_server_is_a_retryable_connection_error() -> None:
     error = await failure(model)
     assert (error.reason, error.retryable) == ("connection", True)
     assert str(error).startswith(f"could not reach openai at http://127.0.0.1:{port}/v1 (")
-    assert str(error).endswith(
-        "check that the server is running there and model_settings.base_url"
-    )
+    assert str(error).endswith("check that the server is running there and model_settings.base_url")
 
 
 @pytest.mark.anyio
@@ -743,7 +743,7 @@ async def test_tool_arguments_cut_off_by_max_tokens_are_not_run(fake: FakeOpenAI
     error = await failure(backend(fake))
     assert str(error) == (
         "openai ran out of max_tokens while writing the arguments for tool 'regex_find' "
-        "(Unterminated string starting at at character 15); raise max_tokens"
+        "(Unterminated string starting at: line 1 column 18 (char 17)); raise max_tokens"
     )
     assert error.retryable is False
 
@@ -777,9 +777,9 @@ async def test_openai_itself_gets_max_completion_tokens_and_cache_writes_are_kep
         "end_turn",
         Usage(tokens_in=2048, tokens_out=40, cache_read_tokens=1024, cache_write_tokens=512),
     )
-    assert OpenAIBackend(
-        ModelSettings(backend="openai", model=MODEL), NoKey()
-    ).token_field == ("max_completion_tokens")
+    assert OpenAIBackend(ModelSettings(backend="openai", model=MODEL), NoKey()).token_field == (
+        "max_completion_tokens"
+    )
     assert is_openai_host(None) and is_openai_host("https://api.openai.com/v1")
     assert not is_openai_host(fake.url)
 

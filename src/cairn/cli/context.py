@@ -65,7 +65,7 @@ class CliContext:
             return key
         from cairn.config import default_home
 
-        local = default_home() / "local-key"
+        local = default_home() / "local-keys" / self.sandbox
         return local.read_text().strip() if local.exists() else None
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cairn.cli.context import CliContext, pass_cli, run_async
+
+if TYPE_CHECKING:
+    from cairn.services.demo import DemoSummary
 
 
 @click.command()
 @pass_cli
 def demo(cli: CliContext) -> None:
     """Load the demo sandbox (example agents, sources and runs) and print what to try next."""
-    from cairn.cli.render import console
     from cairn.services.demo import load_demo
 
-    summary = run_async(load_demo, cli.app)
+    print_summary(run_async(load_demo, cli.app))
+
+
+def print_summary(summary: DemoSummary) -> None:
+    """What the demo loaded and what to try next."""
+    from cairn.cli.render import console
+
     console.print(f"[bold]Cairn demo loaded[/] into sandbox '{summary.sandbox}'.")
     for run in summary.runs:
         console.print(f"  {run.run_id}  {run.agent_slug:<9} {run.status:<10} outcome {run.outcome}")
     console.print(
         f"""
-Try next (the demo lives in sandbox '{summary.sandbox}'):
-  export CAIRN_SANDBOX={summary.sandbox}
+Try next, in another terminal (the demo lives in sandbox '{summary.sandbox}'):
+  source .venv/bin/activate && export CAIRN_SANDBOX={summary.sandbox}
   cairn agent list
   cairn agent runs support                 # did it work?
   cairn runs show {summary.runs[0].run_id}   # the whole row and trace
@@ -29,5 +39,7 @@ Try next (the demo lives in sandbox '{summary.sandbox}'):
   cairn agent tools reporter               # a source that is down is skipped, with the reason
   cairn agent test support --event-payload '{{"order_id": "A-1003"}}'
   cairn source list
+  cairn agent runs support --follow        # live; fire from a third terminal:
+  cairn agent fire support --event-payload '{{"order_id": "A-1002"}}'
 """
     )

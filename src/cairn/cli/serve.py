@@ -19,8 +19,8 @@ def serve(
 ) -> None:
     """Serve the API on HOST:PORT over the configured ledger (embedded SQLite by default).
 
-    On the embedded default an owner key for the 'default' sandbox is kept in
-    CAIRN_HOME/local-key, and the CLI uses it by itself when CAIRN_URL points here."""
+    An owner key per sandbox is kept in CAIRN_HOME/local-keys/, and the CLI on this machine
+    uses it by itself when CAIRN_URL points here."""
     import uvicorn
 
     from cairn.api.app import create_app
@@ -29,10 +29,14 @@ def serve(
     app = cli.app
     if demo:
         from cairn.cli.context import run_async
+        from cairn.cli.demo import print_summary
         from cairn.services.demo import load_demo
 
-        run_async(load_demo, app)
-    local_key(app)
+        print_summary(run_async(load_demo, app))
+    from cairn.services.access import list_sandboxes
+
+    for sandbox_id, _name in list_sandboxes(app):
+        local_key(app, sandbox_id)
     api = create_app(app, workers=run_workers, queue_size=queue_size)
     ledger = app.settings.database_url.split("@")[-1]  # never print a password
     click.echo(

@@ -590,9 +590,7 @@ class _PartialCall:
             try:
                 arguments = json.loads(self.arguments)
             except json.JSONDecodeError as exc:
-                raise _bad_arguments(
-                    name, f"{exc.msg} at character {exc.pos}", finish_reason
-                ) from None
+                raise _bad_arguments(name, str(exc), finish_reason) from None
         if not isinstance(arguments, dict):
             raise _bad_arguments(name, f"got {type(arguments).__name__}", finish_reason)
         if not self.name:
