@@ -8,6 +8,8 @@
 - ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
 - ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
+- ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
+  tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Settings:
     http_allowed_hosts: tuple[str, ...] = ()
     resolve_timeout_s: float = 10.0
     stale_run_after_s: float = 60.0
+    connect_url: str | None = None
 
 
 def default_home() -> Path:
@@ -67,4 +70,5 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         retention_days=int(_number("CAIRN_RETENTION_DAYS", 30)),
         http_allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
         resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
+        connect_url=os.environ.get("CAIRN_CONNECT_URL") or None,
     )

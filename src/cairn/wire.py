@@ -223,10 +223,17 @@ class ReplayRequest(Wire):
 
 
 class OneShotRequest(Wire):
-    """A one-shot turn: ``prompt`` delivered to agent ``agent`` as the event."""
+    """A one-shot turn: ``prompt`` delivered as the event to ``agent``, or, without one, to
+    the sandbox's ad-hoc ``oneshot`` agent configured by the other fields (it is archived,
+    so no trigger ever fires it). ``wait: false`` answers at once with the run id."""
 
     prompt: str
-    agent: str
+    agent: str | None = None
+    model_settings: dict[str, Any] | None = None
+    tool_sources: list[str] | None = None
+    tool_allowlist: list[str] | None = None
+    system_prompt: str | None = None
+    wait: bool = True
 
 
 class FireAccepted(BaseModel):
@@ -310,3 +317,92 @@ class ApiKeyCreated(BaseModel):
 
     key: ApiKey
     token: str
+
+
+class TriggerCreate(Wire):
+    """Bind the agent to a source's events."""
+
+    data_source_id: str = Field(description="Source id or label (webhook, schedule, integration)")
+    event_type_filter: str = "*"
+    filter_config: dict[str, Any] | None = None
+    rate_limit_per_hour: int | None = None
+
+
+class TriggerUpdate(Wire):
+    """Only the fields present change; null removes the filter or the cap."""
+
+    event_type_filter: str | None = None
+    filter_config: dict[str, Any] | None = None
+    rate_limit_per_hour: int | None = None
+    status: Literal["active", "paused"] | None = None
+
+
+class Trigger(BaseModel):
+    """A trigger with its diagnostics (fire_count, last_fired_at)."""
+
+    trigger_id: str
+    sandbox_id: str
+    agent_id: str
+    agent_slug: str | None
+    data_source_id: str
+    event_type_filter: str
+    filter_config: dict[str, Any] | None
+    rate_limit_per_hour: int | None
+    status: Literal["active", "paused"]
+    fire_count: int
+    last_fired_at: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class Decision(BaseModel):
+    """One trigger's decision about one event."""
+
+    event_id: str
+    trigger_id: str
+    decision: Literal["fired", "filtered_out", "rate_limited", "paused", "agent_archived", "busy"]
+    detail: dict[str, Any] | None
+    run_id: str | None
+    decided_at: str | None
+
+
+class Event(BaseModel):
+    """An event a source received (or refused), with every trigger's decision."""
+
+    event_id: str
+    sandbox_id: str
+    source_id: str
+    sender_event_id: str | None
+    event_type: str | None
+    payload: Any
+    status: Literal["accepted", "rejected"]
+    reject_reason: str | None
+    received_at: str | None
+    decisions: list[Decision] | None
+
+
+class EventPage(BaseModel):
+    """Events newest first; ``next_before`` continues."""
+
+    events: list[Event]
+    next_before: str | None
+
+
+class WebhookCreate(Wire):
+    label: str
+
+
+class WebhookCreated(BaseModel):
+    """A webhook source; ``signing_secret`` is shown this once."""
+
+    source: Source
+    path: str
+    signing_secret: str
+
+
+class ScheduleCreate(Wire):
+    """A cron schedule; ticks are computed in ``timezone``."""
+
+    label: str
+    cron: str = Field(description="Five-field cron expression, e.g. '0 2 * * *'")
+    timezone: str = "UTC"

@@ -19,7 +19,8 @@ A test queues what the next requests get, in order:
   chunk per piece (``stall=True`` keeps the response open after the chunks; ``drop=True``
   closes the connection there; ``finish_reason=None`` ends the body cleanly without one;
   ``error={...}`` sends an error frame after the chunks);
-* ``Error(429, "RESOURCE_EXHAUSTED", "...", details=[retry_info("7s")])``;
+* ``Error(429, "RESOURCE_EXHAUSTED", "...", details=(retry_info("7s"),))`` (``html=...``
+  sends a page instead, as a proxy in front of the API might);
 * ``Hang()`` — send nothing, not even headers, until the client gives up.
 
 Everything received is kept in ``received`` (path, query, headers and JSON body).
@@ -46,7 +47,7 @@ import anyio.to_thread
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -94,6 +95,8 @@ class Error:
     message: str = "error"
     headers: Mapping[str, str] = field(default_factory=dict)
     details: tuple[dict[str, Any], ...] = ()
+    html: str | None = None
+    """Sent instead of the JSON body, as a proxy in front of the API would."""
 
     def body(self) -> dict[str, Any]:
         """The JSON body the API sends."""
@@ -334,6 +337,8 @@ class FakeGemini:
                 reply = self._replies.popleft()
         if reply is None:
             reply = Error(500, message="fake server: no reply was queued for this request")
+        if isinstance(reply, Error) and reply.html is not None:
+            return HTMLResponse(reply.html, status_code=reply.code, headers=dict(reply.headers))
         if isinstance(reply, Error):
             return JSONResponse(reply.body(), status_code=reply.code, headers=dict(reply.headers))
         if isinstance(reply, Hang):

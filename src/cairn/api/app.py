@@ -115,9 +115,15 @@ KeyCallerDep = Annotated[Caller, Depends(key_caller)]
 
 
 def create_app(
-    cairn: App, *, workers: int = 8, queue_size: int = 1000, shutdown_grace_s: float = 10.0
+    cairn: App,
+    *,
+    workers: int = 8,
+    queue_size: int = 1000,
+    shutdown_grace_s: float = 10.0,
+    run_schedules: bool = True,
 ) -> FastAPI:
-    """The API over ``cairn``; runs execute on a worker pool started with the app."""
+    """The API over ``cairn``; runs execute on a worker pool started with the app, and the
+    scheduler emits schedule sources' ticks (``run_schedules``)."""
     cairn.bus = RunBus()
     pool = WorkerPool(cairn.runner, workers=workers, queue_size=queue_size)
     cairn.pool = pool
@@ -128,12 +134,17 @@ def create_app(
             from cairn.store import runs as run_store
 
             run_store.reap_stale_runs(conn, stale_after_s=cairn.settings.stale_run_after_s)
+        from cairn.services.schedules import run_scheduler
+
         async with anyio.create_task_group() as group:
             await group.start(pool.run)
+            if run_schedules:
+                group.start_soon(run_scheduler, cairn)
             try:
                 yield
             finally:
                 await pool.shutdown(shutdown_grace_s)
+                group.cancel_scope.cancel()  # stops the scheduler; the pool has finished
 
     from cairn import __version__
     from cairn.api.routes import router
@@ -153,8 +164,13 @@ def create_app(
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(Exception, _unexpected)
+    from cairn.api.connections_routes import connections
+    from cairn.api.hooks import hooks
+
     api.include_router(router)
     api.include_router(streams)
+    api.include_router(connections)
+    api.include_router(hooks)
 
     @api.get("/healthz", tags=["meta"], summary="Liveness: the server answers")
     def healthz() -> dict[str, str]:

@@ -124,11 +124,60 @@ async def fire_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
     return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
 
 
-async def oneshot(caller: Caller, agent: str, prompt: str) -> JSON:
-    """A one-shot turn: ``prompt`` delivered to ``agent`` as its event (editor)."""
+ONESHOT_AGENT = "oneshot"
+
+
+async def oneshot(caller: Caller, body: wire.OneShotRequest) -> JSON:
+    """A one-shot turn (editor): the finished run, or ``{run_id, …}`` at once when not
+    waiting. Without ``agent``, the ad-hoc ``oneshot`` agent is set up from the body."""
     require(caller.principal, "editor", "fire agents")
-    run = await run_service.fire_agent(caller.app, caller.sandbox, agent, prompt, kind="oneshot")
-    return run.to_dict()
+    slug = body.agent or await _adhoc_agent(caller, body)
+    if body.wait:
+        run = await run_service.fire_agent(
+            caller.app, caller.sandbox, slug, body.prompt, kind="oneshot"
+        )
+        return run.to_dict()
+    fire = run_service.start_fire(caller.app, caller.sandbox, slug, body.prompt, kind="oneshot")
+    if fire.job is None:
+        await caller.app.runner.execute(fire.run, fire.agent, fire.available)
+    return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
+
+
+async def _adhoc_agent(caller: Caller, body: wire.OneShotRequest) -> str:
+    from cairn.domain.agents import ModelSettings
+    from cairn.errors import NotFound
+    from cairn.services.agents import AgentChanges, AgentSpec, create_agent, update_agent
+    from cairn.services.agents import set_archived as archive
+
+    prompt = body.system_prompt or "You are a helpful operator's assistant. Use your tools."
+    try:
+        await update_agent(
+            caller.app,
+            caller.sandbox,
+            ONESHOT_AGENT,
+            AgentChanges(
+                system_prompt=prompt,
+                tool_sources=body.tool_sources,
+                tool_allowlist=body.tool_allowlist or [],
+                model_settings=body.model_settings or {},
+            ),
+        )
+    except NotFound:
+        await create_agent(
+            caller.app,
+            caller.sandbox,
+            AgentSpec(
+                slug=ONESHOT_AGENT,
+                system_prompt=prompt,
+                name="One-shot runs",
+                description="Ad-hoc agent behind 'cairn run'; archived so no trigger fires it.",
+                tool_sources=body.tool_sources,
+                tool_allowlist=body.tool_allowlist or [],
+                model_settings=ModelSettings.from_dict(body.model_settings or {}),
+            ),
+        )
+        archive(caller.app, caller.sandbox, ONESHOT_AGENT, True)
+    return ONESHOT_AGENT
 
 
 async def replay_run(caller: Caller, run_id: str, event_payload: Any) -> JSON:
@@ -295,3 +344,112 @@ def revoke_key(caller: Caller, key_id: str) -> JSON:
 
     require(caller.principal, "owner", "revoke API keys")
     return revoke(caller.app, caller.sandbox, key_id).to_dict()
+
+
+# --- triggers and events ------------------------------------------------------------------
+
+
+def create_trigger(caller: Caller, slug: str, body: wire.TriggerCreate) -> JSON:
+    """Bind agent ``slug`` to a source's events (editor)."""
+    from cairn.services.triggers import create_trigger as create
+
+    require(caller.principal, "editor", "create triggers")
+    trigger = create(
+        caller.app,
+        caller.sandbox,
+        slug,
+        body.data_source_id,
+        event_type_filter=body.event_type_filter,
+        filter_config=body.filter_config,
+        rate_limit_per_hour=body.rate_limit_per_hour,
+    )
+    return trigger.to_dict()
+
+
+def list_triggers(caller: Caller, slug: str | None = None) -> JSON:
+    """The agent's triggers, or the sandbox's."""
+    from cairn.services.triggers import list_triggers as list_all
+
+    return [t.to_dict() for t in list_all(caller.app, caller.sandbox, slug)]
+
+
+def get_trigger(caller: Caller, trigger_id: str) -> JSON:
+    """One trigger."""
+    from cairn.services.triggers import get_trigger as get
+
+    return get(caller.app, caller.sandbox, trigger_id).to_dict()
+
+
+def update_trigger(caller: Caller, trigger_id: str, body: wire.TriggerUpdate) -> JSON:
+    """Change only the fields present (editor); pausing and resuming are reversible."""
+    from cairn.services.triggers import UNSET
+    from cairn.services.triggers import update_trigger as update
+
+    require(caller.principal, "editor", "change triggers")
+    given = body.model_fields_set
+    trigger = update(
+        caller.app,
+        caller.sandbox,
+        trigger_id,
+        event_type_filter=body.event_type_filter,
+        filter_config=body.filter_config if "filter_config" in given else UNSET,
+        rate_limit_per_hour=body.rate_limit_per_hour if "rate_limit_per_hour" in given else UNSET,
+        status=body.status,
+    )
+    return trigger.to_dict()
+
+
+def destroy_trigger(caller: Caller, trigger_id: str) -> JSON:
+    """Delete a trigger for good (owner)."""
+    from cairn.services.triggers import destroy_trigger as destroy
+
+    require(caller.principal, "owner", "destroy triggers")
+    return destroy(caller.app, caller.sandbox, trigger_id).to_dict()
+
+
+def list_events(
+    caller: Caller, source: str | None = None, before: str | None = None, limit: int = 20
+) -> JSON:
+    """Events newest first, with every trigger's decision."""
+    from cairn.errors import UsageError
+    from cairn.store import events as event_store
+    from cairn.store import sources as source_store
+
+    if not 1 <= int(limit) <= 500:
+        raise UsageError(f"limit {limit} is out of range: use 1 to 500")
+    with caller.app.store.connect() as conn:
+        source_id = (
+            source_store.get_source(conn, caller.sandbox, source).source_id if source else None
+        )
+        found = event_store.list_events(
+            conn, caller.sandbox, source_id=source_id, before=before, limit=int(limit)
+        )
+    return {
+        "events": [e.to_dict() for e in found],
+        "next_before": found[-1].event_id if len(found) == int(limit) else None,
+    }
+
+
+def get_event(caller: Caller, event_id: str) -> JSON:
+    """One event with every trigger's decision."""
+    from cairn.store import events as event_store
+
+    with caller.app.store.connect() as conn:
+        return event_store.get_event(conn, caller.sandbox, event_id).to_dict()
+
+
+def add_webhook(caller: Caller, label: str) -> JSON:
+    """A webhook source (editor); its signing secret is in this response only."""
+    from cairn.services.webhooks import add_webhook_source
+
+    require(caller.principal, "editor", "add sources")
+    made = add_webhook_source(caller.app, caller.sandbox, label)
+    return {"source": made.source.to_dict(), "path": made.path, "signing_secret": made.secret}
+
+
+def add_schedule(caller: Caller, label: str, cron: str, timezone: str) -> JSON:
+    """A schedule source emitting ``schedule.tick`` (editor)."""
+    from cairn.services.schedules import add_schedule_source
+
+    require(caller.principal, "editor", "add sources")
+    return add_schedule_source(caller.app, caller.sandbox, label, cron, timezone).to_dict()

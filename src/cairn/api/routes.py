@@ -168,10 +168,13 @@ def list_runs(
     )
 
 
-@runs.post("/oneshot", response_model=wire.Run, responses=_problems(400, 403, 429))
+@runs.post(
+    "/oneshot", response_model=wire.Run | wire.FireAccepted, responses=_problems(400, 403, 429)
+)
 async def oneshot(caller: CallerDep, body: wire.OneShotRequest) -> Any:
-    """One turn of an agent on a prompt, without a trigger (kind ``oneshot``)."""
-    return await ops.oneshot(caller, body.agent, body.prompt)
+    """One turn on a prompt, without a trigger (kind ``oneshot``): the finished run, or the
+    run id at once with ``wait: false``."""
+    return await ops.oneshot(caller, body)
 
 
 @runs.get("/{run_id}", response_model=wire.Run, responses=_problems())
@@ -295,3 +298,93 @@ router.include_router(agents)
 router.include_router(runs)
 router.include_router(sources)
 router.include_router(access)
+
+
+# --- triggers and events ------------------------------------------------------------------
+
+triggers = APIRouter(prefix="/sandboxes/{sandbox}", tags=["triggers and events"])
+
+
+@triggers.post(
+    "/agents/{slug}/triggers",
+    response_model=wire.Trigger,
+    status_code=status.HTTP_201_CREATED,
+    responses=_problems(400, 403),
+)
+def create_trigger(caller: CallerDep, slug: str, body: wire.TriggerCreate) -> Any:
+    """Bind the agent to a source's events."""
+    return ops.create_trigger(caller, slug, body)
+
+
+@triggers.get("/agents/{slug}/triggers", response_model=list[wire.Trigger], responses=_problems())
+def list_agent_triggers(caller: CallerDep, slug: str) -> Any:
+    """The agent's triggers with fire counts."""
+    return ops.list_triggers(caller, slug)
+
+
+@triggers.get("/triggers", response_model=list[wire.Trigger], responses=_problems())
+def list_triggers(caller: CallerDep) -> Any:
+    """Every trigger of the sandbox."""
+    return ops.list_triggers(caller)
+
+
+@triggers.get("/triggers/{trigger_id}", response_model=wire.Trigger, responses=_problems())
+def get_trigger(caller: CallerDep, trigger_id: str) -> Any:
+    """One trigger."""
+    return ops.get_trigger(caller, trigger_id)
+
+
+@triggers.patch(
+    "/triggers/{trigger_id}", response_model=wire.Trigger, responses=_problems(400, 403)
+)
+def update_trigger(caller: CallerDep, trigger_id: str, body: wire.TriggerUpdate) -> Any:
+    """Change the filter, the cap or the status (pause/resume)."""
+    return ops.update_trigger(caller, trigger_id, body)
+
+
+@triggers.delete("/triggers/{trigger_id}", response_model=wire.Trigger, responses=_problems(403))
+def destroy_trigger(caller: CallerDep, trigger_id: str) -> Any:
+    """Destroy a trigger for good (owner)."""
+    return ops.destroy_trigger(caller, trigger_id)
+
+
+@triggers.get("/events", response_model=wire.EventPage, responses=_problems(400))
+def list_events(
+    caller: CallerDep,
+    source: str | None = None,
+    before: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> Any:
+    """Events newest first (``source``: id or label), each with every trigger's decision."""
+    return ops.list_events(caller, source, before, limit)
+
+
+@triggers.get("/events/{event_id}", response_model=wire.Event, responses=_problems())
+def get_event(caller: CallerDep, event_id: str) -> Any:
+    """One event and what every trigger decided about it."""
+    return ops.get_event(caller, event_id)
+
+
+@triggers.post(
+    "/sources/webhooks",
+    response_model=wire.WebhookCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=_problems(400, 403, 409),
+)
+def add_webhook(caller: CallerDep, body: wire.WebhookCreate) -> Any:
+    """A webhook source; POST signed events to ``path`` (the secret is shown once)."""
+    return ops.add_webhook(caller, body.label)
+
+
+@triggers.post(
+    "/sources/schedules",
+    response_model=wire.Source,
+    status_code=status.HTTP_201_CREATED,
+    responses=_problems(400, 403, 409),
+)
+def add_schedule(caller: CallerDep, body: wire.ScheduleCreate) -> Any:
+    """A schedule source emitting ``schedule.tick`` events while the server runs."""
+    return ops.add_schedule(caller, body.label, body.cron, body.timezone)
+
+
+router.include_router(triggers)

@@ -338,3 +338,8 @@ def runs(
     from cairn.cli.render import follow_runs
 
     follow_runs(cli.transport.stream(f"/agents/{slug}/runs/stream"), page["runs"], as_json)
+
+
+from cairn.cli.triggers import trigger  # noqa: E402 - a subgroup of ``agent``
+
+agent.add_command(trigger)

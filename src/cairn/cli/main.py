@@ -23,6 +23,17 @@ _GROUPS = {
     "serve": ("cairn.cli.serve", "serve", "Run the HTTP API, workers and live streams."),
     "sandbox": ("cairn.cli.access", "sandbox", "Create and list sandboxes."),
     "key": ("cairn.cli.access", "key", "Create, list and revoke API keys."),
+    "connection": (
+        "cairn.cli.connections",
+        "connection",
+        "OAuth connections for integration sources.",
+    ),
+    "events": (
+        "cairn.cli.events",
+        "events",
+        "Events sources received, and every trigger's decision.",
+    ),
+    "run": ("cairn.cli.oneshot", "run", "Fire a one-shot agent turn from the shell."),
 }
 
 

@@ -149,3 +149,36 @@ def revoke(cli: CliContext, source_ref: str, yes: bool) -> None:
         click.confirm(f"revoke source {source_ref} and forget its secret?", abort=True)
     revoked = cli.request("POST", f"/sources/{source_ref}/revoke")
     click.echo(f"revoked source {revoked['label']} ({revoked['source_id']})")
+
+
+from cairn.cli.webhooks import schedule, webhook  # noqa: E402 - subgroups of ``source``
+
+source.add_command(webhook)
+source.add_command(schedule)
+
+
+@source.group("integration")
+def integration() -> None:
+    """OAuth'd apps (slack, github, …) as tool sources, through the connection provider."""
+
+
+@integration.command("add")
+@click.argument("app_slug")
+@click.option("--label", help="The source's label (default: the app slug).")
+@click.option("--provider-url", help="The provider's MCP base URL (default: CAIRN_CONNECT_URL).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def add_integration(
+    cli: CliContext, app_slug: str, label: str | None, provider_url: str | None, as_json: bool
+) -> None:
+    """Add APP_SLUG's tools as pd_<app_slug>_<tool>; runs skip it, with the reason, until
+    'cairn connection add APP_SLUG' gives it a working token."""
+    body = {"app_slug": app_slug, "label": label, "provider_url": provider_url}
+    made = cli.request("POST", "/sources/integrations", json=body)
+    if as_json:
+        print_json(made)
+    else:
+        click.echo(
+            f"added integration source {made['label']} ({made['source_id']}): tools appear as "
+            f"{made['config']['namespace']}_<tool> once {app_slug} is connected"
+        )

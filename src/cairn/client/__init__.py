@@ -180,9 +180,11 @@ class _Runs:
         )
         return wire.Run.model_validate(data)
 
-    def oneshot(self, agent: str, prompt: str) -> wire.Run:
-        """One turn of ``agent`` on ``prompt``."""
-        data = self._t.request("POST", "/runs/oneshot", json={"agent": agent, "prompt": prompt})
+    def oneshot(self, agent: str | None, prompt: str, **settings: Any) -> wire.Run:
+        """One turn of ``agent`` on ``prompt`` (``agent=None``: the ad-hoc agent, configured
+        by ``model_settings=``, ``tool_sources=``, ``tool_allowlist=``)."""
+        body = {"agent": agent, "prompt": prompt, **settings}
+        data = self._t.request("POST", "/runs/oneshot", json=body)
         return wire.Run.model_validate(data)
 
     def stream(self, run_id: str, *, after: int = 0) -> Iterator[wire.RunEvent]:

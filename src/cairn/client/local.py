@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from cairn.api import connection_ops as conn_ops
 from cairn.api import operations as ops
 from cairn.client.transport import StreamEvent
 from cairn.domain.keys import Principal
@@ -22,13 +23,14 @@ POLL_S = 0.1
 Handler = Callable[..., Any]
 
 
-def _body(model_name: str, json: Any) -> Any:
-    """Validate a request body with the named wire model, as the server would."""
+def _body(model_name: str | type[Any], json: Any) -> Any:
+    """Validate a request body with the wire model (named in ``cairn.wire``, or given), as
+    the server would."""
     from pydantic import ValidationError
 
     from cairn import wire
 
-    model = getattr(wire, model_name)
+    model = getattr(wire, model_name) if isinstance(model_name, str) else model_name
     try:
         return model.model_validate(json if json is not None else {})
     except ValidationError as exc:
@@ -37,10 +39,18 @@ def _body(model_name: str, json: Any) -> Any:
         raise InvalidJSON(f"{where}: {first['msg']}" if where else first["msg"]) from None
 
 
+def _wire_connections() -> Any:
+    """The connection wire models, imported on first use as ``cairn.wire`` is (pydantic)."""
+    from cairn import wire_connections
+
+    return wire_connections
+
+
 def _routes() -> list[tuple[str, re.Pattern[str], Handler]]:
     slug = r"(?P<slug>[^/]+)"
     run = r"(?P<run_id>[^/]+)"
     ref = r"(?P<ref>[^/]+)"
+    trg = r"(?P<trigger_id>[^/]+)"
     table: list[tuple[str, str, Handler]] = [
         ("GET", "/agents", lambda c, p, j, m: ops.list_agents(c)),
         ("POST", "/agents", lambda c, p, j, m: ops.create_agent(c, _body("AgentCreate", j))),
@@ -81,9 +91,7 @@ def _routes() -> list[tuple[str, re.Pattern[str], Handler]]:
         (
             "POST",
             "/runs/oneshot",
-            lambda c, p, j, m: ops.oneshot(
-                c, _body("OneShotRequest", j).agent, _body("OneShotRequest", j).prompt
-            ),
+            lambda c, p, j, m: ops.oneshot(c, _body("OneShotRequest", j)),
         ),
         ("GET", f"/runs/{run}", lambda c, p, j, m: ops.get_run(c, m["run_id"])),
         ("GET", f"/runs/{run}/trace", lambda c, p, j, m: ops.get_trace(c, m["run_id"])),
@@ -117,6 +125,57 @@ def _routes() -> list[tuple[str, re.Pattern[str], Handler]]:
             "POST",
             r"/keys/(?P<key_id>[^/]+)/revoke",
             lambda c, p, j, m: ops.revoke_key(c, m["key_id"]),
+        ),
+        (
+            "POST",
+            f"/agents/{slug}/triggers",
+            lambda c, p, j, m: ops.create_trigger(c, m["slug"], _body("TriggerCreate", j)),
+        ),
+        ("GET", f"/agents/{slug}/triggers", lambda c, p, j, m: ops.list_triggers(c, m["slug"])),
+        ("GET", "/triggers", lambda c, p, j, m: ops.list_triggers(c)),
+        ("GET", f"/triggers/{trg}", lambda c, p, j, m: ops.get_trigger(c, m["trigger_id"])),
+        (
+            "PATCH",
+            f"/triggers/{trg}",
+            lambda c, p, j, m: ops.update_trigger(c, m["trigger_id"], _body("TriggerUpdate", j)),
+        ),
+        ("DELETE", f"/triggers/{trg}", lambda c, p, j, m: ops.destroy_trigger(c, m["trigger_id"])),
+        ("GET", "/events", lambda c, p, j, m: ops.list_events(c, **p)),
+        ("GET", r"/events/(?P<event_id>[^/]+)", lambda c, p, j, m: ops.get_event(c, m["event_id"])),
+        (
+            "POST",
+            "/sources/webhooks",
+            lambda c, p, j, m: ops.add_webhook(c, _body("WebhookCreate", j).label),
+        ),
+        ("GET", "/connections", lambda c, p, j, m: conn_ops.list_connections(c)),
+        (
+            "POST",
+            "/connections",
+            lambda c, p, j, m: conn_ops.add_connection(
+                c, _body(_wire_connections().ConnectionCreate, j)
+            ),
+        ),
+        (
+            "POST",
+            f"/connections/{ref}/revoke",
+            lambda c, p, j, m: conn_ops.revoke_connection(c, m["ref"]),
+        ),
+        (
+            "POST",
+            "/sources/integrations",
+            lambda c, p, j, m: conn_ops.add_integration_source(
+                c, _body(_wire_connections().IntegrationSourceCreate, j)
+            ),
+        ),
+        (
+            "POST",
+            "/sources/schedules",
+            lambda c, p, j, m: ops.add_schedule(
+                c,
+                _body("ScheduleCreate", j).label,
+                _body("ScheduleCreate", j).cron,
+                _body("ScheduleCreate", j).timezone,
+            ),
         ),
         ("GET", "//sandboxes", lambda c, p, j, m: ops.list_sandboxes(c)),
         (

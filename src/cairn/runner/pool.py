@@ -77,6 +77,10 @@ class WorkerPool:
                 self._accepting = True
                 task_status.started()
         finally:
+            # Both ends are closed here, not only the sending end in ``shutdown``: an
+            # unclosed receiving end is a resource leak (anyio warns when it is collected).
+            self._send.close()
+            self._receive.close()
             self._stopped.set()
 
     async def _work(self) -> None:

@@ -176,4 +176,8 @@ def available_sources(app: App, sandbox_id: str) -> list[DataSource]:
 
     with app.store.connect() as conn:
         stored = source_store.list_sources(conn, sandbox_id, app.secrets)
+    if any(s.kind == "integration" for s in stored):  # they need their OAuth connections
+        from cairn.services.connections import attach_connections
+
+        attach_connections(app, sandbox_id, stored)
     return [builtin_source_record(sandbox_id), *stored]

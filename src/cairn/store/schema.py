@@ -22,6 +22,15 @@ only a SHA-256 of its secret part is stored. ``runs.cancel_requested_at`` lets a
 ask the process running a run to stop it; ``runs.replay_of`` points a replay at the run
 whose event it re-fired.
 
+``triggers`` bind an agent to a source's events, with an event-type filter, a structured
+payload filter and an hourly cap kept as a fixed window (``window_started_at``,
+``window_fires``) so that one conditional ``UPDATE`` decides a fire atomically, even under
+concurrency. ``events`` stores every event a source received, once (unique per source by
+the sender's event id), including rejected deliveries; ``trigger_decisions`` records what
+every trigger on the source decided about it: fired (with the run), filtered out (which
+filter), rate-limited, paused, agent archived. ``connections`` hold OAuth tokens for
+integration sources, encrypted like other secrets.
+
 Every column that a listing filters on is the second column of an index that starts with
 ``sandbox_id`` and ends with ``run_id``, so "the last 20 runs of an agent" reads 20 index
 entries whether the ledger holds a hundred runs or a million.
@@ -187,4 +196,72 @@ api_keys = Table(
     Column("last_used_at", UTCDateTime(), nullable=True),
     Column("revoked_at", UTCDateTime(), nullable=True),
     Index(None, "sandbox_id", "key_id"),
+)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("trigger_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("agent_id", String(40), ForeignKey("agents.agent_id"), nullable=False),
+    Column("data_source_id", String(40), nullable=False),
+    Column("event_type_filter", String(200), nullable=False),
+    Column("filter_config", JSON, nullable=True),
+    Column("rate_limit_per_hour", Integer, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("fire_count", BigInteger, nullable=False, default=0),
+    Column("last_fired_at", UTCDateTime(), nullable=True),
+    Column("window_started_at", UTCDateTime(), nullable=True),
+    Column("window_fires", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "sandbox_id", "data_source_id"),
+    Index(None, "sandbox_id", "agent_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("source_id", String(40), nullable=False),
+    Column("sender_event_id", String(200), nullable=True),
+    Column("event_type", String(200), nullable=True),
+    Column("payload", JSON, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("reject_reason", Text, nullable=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("source_id", "sender_event_id"),
+    Index(None, "sandbox_id", "event_id"),
+    Index(None, "sandbox_id", "source_id", "event_id"),
+)
+
+trigger_decisions = Table(
+    "trigger_decisions",
+    metadata,
+    Column(
+        "event_id", String(40), ForeignKey("events.event_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("trigger_id", String(40), nullable=False),
+    Column("decision", String(32), nullable=False),
+    Column("detail", JSON, nullable=True),
+    Column("run_id", String(40), nullable=True),
+    Column("decided_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("event_id", "trigger_id"),
+    Index(None, "trigger_id", "decided_at"),
+)
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("connection_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("app_slug", String(64), nullable=False),
+    Column("account_label", String(200), nullable=False),
+    Column("token_ciphertext", Text, nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "sandbox_id", "app_slug"),
 )

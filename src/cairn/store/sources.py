@@ -107,3 +107,28 @@ def set_source_status(
         .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
         .values(**values)
     )
+
+
+def find_source(conn: Connection, source_id: str, box: SecretBox) -> DataSource | None:
+    """A source by id in any sandbox (webhook deliveries name only the source), or ``None``."""
+    row = conn.execute(select(sources).where(sources.c.source_id == source_id)).first()
+    return _to_source(row, box) if row is not None else None
+
+
+def set_source_config(
+    conn: Connection, sandbox_id: str, source_id: str, config: dict[str, Any]
+) -> None:
+    """Replace a source's (non-secret) config."""
+    conn.execute(
+        update(sources)
+        .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
+        .values(config=config, updated_at=datetime.now(UTC))
+    )
+
+
+def sources_of_kind(conn: Connection, kind: str) -> list[DataSource]:
+    """Every live source of a kind, across sandboxes (the scheduler's work list)."""
+    rows = conn.execute(
+        select(sources).where(sources.c.kind == kind, sources.c.status != "revoked")
+    )
+    return [_to_source(row, None) for row in rows]

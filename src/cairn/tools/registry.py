@@ -24,5 +24,6 @@ source_kinds: Registry[SourceFactory] = Registry(
     {
         "builtin": "cairn.tools.builtin:BuiltinSource",
         "user_mcp": "cairn.tools.mcp:McpSource",
+        "integration": "cairn.tools.integration:IntegrationSource",
     },
 )

@@ -42,7 +42,7 @@ from cairn.tools.builtin import BUILTIN_SOURCE_ID
 from cairn.tools.registry import source_kinds
 from cairn.tools.wrappers import hidden_by_source, wrap_for_config
 
-DEFAULT_SOURCE_KINDS = ("builtin", "user_mcp")
+DEFAULT_SOURCE_KINDS = ("builtin", "user_mcp", "integration")
 
 
 @dataclass(slots=True)

@@ -1,0 +1,87 @@
+"""``cairn events …``: what sources received and why each trigger did or did not fire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cairn.cli.context import CliContext, pass_cli, print_json
+
+
+@click.group()
+def events() -> None:
+    """Events sources received, and every trigger's decision about each."""
+
+
+def _decision_line(decision: dict[str, Any]) -> str:
+    kind = decision["decision"]
+    detail = decision.get("detail") or {}
+    if kind == "fired":
+        return f"fired run {decision['run_id']}"
+    if kind == "filtered_out":
+        if detail.get("filter") == "event_type_filter":
+            return f"filtered out: event type {detail.get('actual')!r} ≠ {detail.get('expected')!r}"
+        state = "missing" if detail.get("missing") else f"was {detail.get('actual')!r}"
+        return f"filtered out: {detail.get('field')} {state}, wanted {detail.get('expected')!r}"
+    if kind == "rate_limited":
+        return (
+            f"rate-limited: {detail.get('fires_in_window')} fires since "
+            f"{detail.get('window_started_at')} (cap {detail.get('rate_limit_per_hour')}/hour)"
+        )
+    if kind == "agent_archived":
+        return f"agent {detail.get('agent')} is archived"
+    if kind == "busy":
+        return f"not fired: {detail.get('message')}"
+    return str(kind)
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    head = f"{event['event_id']}  {event['received_at'][:19] if event['received_at'] else ''}  "
+    if event["status"] == "rejected":
+        click.echo(head + f"REJECTED: {event['reject_reason']}")
+        return
+    click.echo(head + f"{event['event_type']}  (source {event['source_id']})")
+    decisions = event.get("decisions") or []
+    if not decisions:
+        click.echo("    no trigger on this source")
+    for decision in decisions:
+        click.echo(f"    {decision['trigger_id']}: {_decision_line(decision)}")
+
+
+@events.command("list")
+@click.option("--source", help="Only this source (id or label).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+@click.option("--before", help="Cursor: events older than this event_id.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def list_(
+    cli: CliContext, source: str | None, limit: int, before: str | None, as_json: bool
+) -> None:
+    """Recent events, newest first, each with every trigger's decision."""
+    page = cli.request(
+        "GET", "/events", params={"source": source, "limit": limit, "before": before}
+    )
+    if as_json:
+        print_json(page["events"])
+        return
+    for event in page["events"]:
+        _print_event(event)
+
+
+@events.command("show")
+@click.argument("event_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def show(cli: CliContext, event_id: str, as_json: bool) -> None:
+    """One event: its payload and why each trigger did or did not fire."""
+    event = cli.request("GET", f"/events/{event_id}")
+    if as_json:
+        print_json(event)
+        return
+    _print_event(event)
+    if event["payload"] is not None:
+        import json
+
+        click.echo("payload:")
+        click.echo(json.dumps(event["payload"], indent=2, default=str))

@@ -1,0 +1,176 @@
+"""Triggers, the events sources receive, and what each trigger decided about each event.
+
+Decisions are a closed vocabulary, so "why didn't my agent fire?" has a precise answer:
+
+==================  ===========================================================
+decision            meaning
+==================  ===========================================================
+``fired``           the trigger fired a run (``run_id``)
+``filtered_out``    the event type or the payload filter did not match (which, and the values)
+``rate_limited``    the trigger already fired ``rate_limit_per_hour`` times this window
+``paused``          the trigger is paused
+``agent_archived``  the trigger's agent is archived
+``busy``            the server's run queue was full; nothing was fired
+==================  ===========================================================
+
+Payload filters (``filter_config``) map a dotted payload path to what it must be: a value
+(equal, or contained when the payload field is a list, e.g. labels or mentions) or a list
+of values (any of them). Every key must match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+TriggerStatus = Literal["active", "paused"]
+Decision = Literal["fired", "filtered_out", "rate_limited", "paused", "agent_archived", "busy"]
+EventStatus = Literal["accepted", "rejected"]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass(slots=True)
+class Trigger:
+    """Binds an agent to a source's events."""
+
+    trigger_id: str
+    sandbox_id: str
+    agent_id: str
+    data_source_id: str
+    event_type_filter: str = "*"
+    filter_config: dict[str, Any] | None = None
+    rate_limit_per_hour: int | None = None
+    status: TriggerStatus = "active"
+    fire_count: int = 0
+    last_fired_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    agent_slug: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shown form."""
+        return {
+            "trigger_id": self.trigger_id,
+            "sandbox_id": self.sandbox_id,
+            "agent_id": self.agent_id,
+            "agent_slug": self.agent_slug,
+            "data_source_id": self.data_source_id,
+            "event_type_filter": self.event_type_filter,
+            "filter_config": self.filter_config,
+            "rate_limit_per_hour": self.rate_limit_per_hour,
+            "status": self.status,
+            "fire_count": self.fire_count,
+            "last_fired_at": _iso(self.last_fired_at),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerDecision:
+    """One trigger's decision about one event."""
+
+    event_id: str
+    trigger_id: str
+    decision: Decision
+    detail: dict[str, Any] | None = None
+    run_id: str | None = None
+    decided_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shown form."""
+        return {
+            "event_id": self.event_id,
+            "trigger_id": self.trigger_id,
+            "decision": self.decision,
+            "detail": self.detail,
+            "run_id": self.run_id,
+            "decided_at": _iso(self.decided_at),
+        }
+
+
+@dataclass(slots=True)
+class Event:
+    """An event a source received (or a delivery it rejected, with the reason)."""
+
+    event_id: str
+    sandbox_id: str
+    source_id: str
+    event_type: str | None
+    payload: Any
+    status: EventStatus = "accepted"
+    sender_event_id: str | None = None
+    reject_reason: str | None = None
+    received_at: datetime | None = None
+    decisions: list[TriggerDecision] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shown form, with the decisions when loaded."""
+        return {
+            "event_id": self.event_id,
+            "sandbox_id": self.sandbox_id,
+            "source_id": self.source_id,
+            "sender_event_id": self.sender_event_id,
+            "event_type": self.event_type,
+            "payload": self.payload,
+            "status": self.status,
+            "reject_reason": self.reject_reason,
+            "received_at": _iso(self.received_at),
+            "decisions": (
+                [d.to_dict() for d in self.decisions] if self.decisions is not None else None
+            ),
+        }
+
+
+_MISSING = object()
+
+
+def payload_value(payload: Any, path: str) -> Any:
+    """The value at a dotted path of the payload, or a sentinel when absent."""
+    value = payload
+    for step in path.split("."):
+        if isinstance(value, dict) and step in value:
+            value = value[step]
+        elif (
+            isinstance(value, list)
+            and step.lstrip("-").isdigit()
+            and -len(value) <= int(step) < len(value)
+        ):
+            value = value[int(step)]
+        else:
+            return _MISSING
+    return value
+
+
+def _matches(expected: Any, actual: Any) -> bool:
+    if actual is _MISSING:
+        return False
+    if isinstance(expected, list):
+        return any(_matches(option, actual) for option in expected)
+    if isinstance(actual, list) and not isinstance(expected, list):
+        return expected in actual
+    return bool(expected == actual)
+
+
+def event_type_matches(pattern: str, event_type: str | None) -> bool:
+    """``*`` matches everything; otherwise the exact type."""
+    return pattern == "*" or pattern == event_type
+
+
+def filter_mismatch(filter_config: dict[str, Any] | None, payload: Any) -> dict[str, Any] | None:
+    """``None`` when the payload passes every filter key, else which key failed and why."""
+    for path, expected in (filter_config or {}).items():
+        actual = payload_value(payload, path)
+        if not _matches(expected, actual):
+            return {
+                "filter": "filter_config",
+                "field": path,
+                "expected": expected,
+                "actual": None if actual is _MISSING else actual,
+                "missing": actual is _MISSING,
+            }
+    return None

@@ -1,0 +1,704 @@
+"""The Google backend: Gemini through the official ``google-genai`` SDK.
+
+Two parts, kept apart as in ``pydantic-ai``: ``GoogleProvider`` owns the credential and
+builds SDK clients (the only object that ever holds the key), and the wire adapter below it
+turns a ``ModelRequest`` into ``generate_content_stream`` arguments and the SDK's streamed
+``GenerateContentResponse`` chunks into Cairn's ``TextDelta`` / ``ToolCallRequest`` /
+``TurnEnd``.
+
+What the adapter guarantees:
+
+* Text is yielded as each chunk arrives (thought-summary parts are the model's reasoning,
+  not its answer, and are left out); tool calls once the stream has ended well, so a stream
+  cut short never runs a tool; one ``TurnEnd`` last. ``finishReason`` is normalised:
+  ``STOP`` is ``end_turn``, or ``tool_use`` when the turn called functions (Gemini says
+  ``STOP`` either way); ``MAX_TOKENS`` is ``max_tokens``; the rest (``SAFETY``,
+  ``RECITATION``, ...) are ``other``. ``MALFORMED_FUNCTION_CALL`` is a retryable error: the
+  model wrote a call that cannot be run, and asking again usually fixes it.
+* Tools are advertised as ``functionDeclarations`` with the tool's JSON Schema passed as
+  is (``parameters_json_schema``), not squeezed into the SDK's OpenAPI subset. Gemini
+  usually gives calls no id: the backend then makes one, ``gemini_call_{turn}_{index}``,
+  the same on every attempt of a turn. Ids Gemini gave, and the ``thoughtSignature`` it
+  attached to a call (Gemini 3 refuses a history that drops it), are remembered by this
+  backend instance (one per run) and sent back with the call; results go back as
+  ``functionResponse`` parts (``{"output": ...}`` or ``{"error": ...}``) in a user turn.
+* Usage, from the API's own ``usageMetadata``: ``tokens_in = promptTokenCount`` (which
+  already includes the cached share) ``+ toolUsePromptTokenCount`` (prompt tokens of
+  server-side tools, absent here since none are enabled); ``cache_read_tokens =
+  cachedContentTokenCount`` (Gemini has no cache-write charge, so ``cache_write_tokens``
+  stays 0); ``tokens_out = candidatesTokenCount + thoughtsTokenCount`` — thinking tokens
+  are generated and billed as output, so a run's cost must see them. Each chunk repeats
+  the running totals, so the last chunk that carries usage wins (never a sum of chunks);
+  when the SDK follows a ``continuation_token`` across requests it adds the requests up
+  itself.
+* The SDK's retries are off (``HttpRetryOptions(attempts=1)``; explicit, because an
+  unset option lets the SDK's aiohttp transport retry connection errors on its own): the
+  runner retries, and records each retry as a run event. Every request has a timeout
+  (``timeout_s``, applied by the SDK to connect, each read and each write). Failures become
+  ``ModelError`` with a reason, ``retryable`` and the wait Google asked for (the
+  ``Retry-After`` header, else the body's ``RetryInfo.retryDelay``); messages name the
+  model and the remedy, never the key.
+* The stream is read inside ``contextlib.aclosing`` and an HTTP client this backend owns,
+  so cancelling a run closes the HTTP response at once.
+
+The SDK is imported when a turn runs, not when this module is imported; a missing SDK
+fails the run with the extra to install. Requests go to API version ``v1beta``, where the
+Gemini API documents function calling and thought signatures (the SDK's own default is
+``v1``), unless ``base_url`` itself ends in a version (``.../v1``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import json
+import os
+import re
+import ssl
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from cairn.domain.agents import ModelSettings
+from cairn.domain.runs import Usage
+from cairn.errors import ModelError, ModelErrorReason
+from cairn.models.base import (
+    Credentials,
+    Message,
+    ModelEvent,
+    ModelRequest,
+    TextDelta,
+    ToolCallRequest,
+    ToolResultMessage,
+    TurnEnd,
+)
+from cairn.tools.base import ToolSpec
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
+
+BACKEND = "google"
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+API_VERSION = "v1beta"
+SYNTHETIC_ID_PREFIX = "gemini_call_"
+KEY_HINT = "set GOOGLE_API_KEY (or GEMINI_API_KEY) or store a credential for 'google'"
+
+_STOP_REASONS = {"STOP": "end_turn", "MAX_TOKENS": "max_tokens"}
+
+# Error ``status`` names of google.rpc.Code, for an error whose HTTP status is not known
+# (an error frame mid-stream carries both; a proxy's page carries neither).
+_STATUS_CODES = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "INTERNAL": 500,
+    "UNKNOWN": 500,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+
+# ErrorInfo reasons that mean the key itself is wrong (Gemini answers a bad key with 400).
+_KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
+
+_CONTEXT_TOO_LONG = re.compile(
+    r"input token count.*exceeds|exceeds the maximum number of tokens|too many tokens"
+    r"|context (?:window|length)|prompt is too long",
+    re.IGNORECASE | re.DOTALL,
+)
+_VERSION_SEGMENT = re.compile(r"^v\d+(?:(?:alpha|beta)\d*)?$")
+
+
+def import_sdk() -> None:
+    """Make sure ``google.genai`` can be imported, or raise a ``ModelError`` naming the
+    extra that installs it (the functions below then import from it freely)."""
+    try:
+        from google import genai  # noqa: F401
+    except ImportError:
+        raise ModelError(
+            "the google backend needs the google-genai SDK, which is not installed: "
+            "pip install 'cairn[google]'",
+            backend=BACKEND,
+            reason="other",
+        ) from None
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One trust store for every client, built as the SDK builds it (``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` when set, else httpx2's default). Loading one costs ~17 ms, and a
+    client per turn would otherwise load three (its HTTP clients and its websocket setup)."""
+    import httpx2
+
+    cafile = os.environ.get("SSL_CERT_FILE")
+    capath = os.environ.get("SSL_CERT_DIR")
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    context: ssl.SSLContext = httpx2.create_ssl_context()
+    return context
+
+
+class GoogleProvider:
+    """Holds the API key and where to send requests; builds one SDK client per turn.
+
+    A client per turn (closed when the turn ends) means no connection pool outlives a run,
+    whatever the caller does with the backend afterwards.
+    """
+
+    def __init__(self, api_key: str | None, *, base_url: str | None, timeout_s: float) -> None:
+        self._api_key = (api_key or "").strip() or None
+        self.timeout_s = timeout_s
+        self.base_url, self.api_version = split_version(base_url)
+
+    @property
+    def has_key(self) -> bool:
+        """Whether a key is configured (a turn without one fails before any request)."""
+        return self._api_key is not None
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[genai.Client]:
+        """A new SDK client over an ``httpx2`` client of our own, both closed on exit.
+
+        Our own async client keeps the transport the same whatever else is installed (with
+        aiohttp present the SDK would switch to it, with other exceptions) and lets closing
+        it close any response still open. SDK retries are off; ``timeout`` (milliseconds)
+        is what the SDK applies to every request, overriding any client default."""
+        import_sdk()
+        import httpx2
+        from google import genai
+        from google.genai import types
+
+        context = _ssl_context()
+        async with httpx2.AsyncClient(
+            verify=context, timeout=self.timeout_s, follow_redirects=True
+        ) as http:
+            options = types.HttpOptions(
+                base_url=self.base_url,
+                api_version=self.api_version,
+                timeout=max(1, round(self.timeout_s * 1000)),
+                retry_options=types.HttpRetryOptions(attempts=1),
+                httpx_async_client=http,
+                client_args={"verify": context},
+                async_client_args={"ssl": context},
+            )
+            client: genai.Client = genai.Client(
+                api_key=self._api_key, vertexai=False, http_options=options
+            )
+            try:
+                yield client
+            finally:
+                client.close()
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key blanked out, for anything that may reach a person or a log."""
+        if self._api_key and len(self._api_key) >= 4:
+            return text.replace(self._api_key, "[redacted]")
+        return text
+
+    def where(self) -> str:
+        """Where requests go (as the SDK decides), without credentials or query string."""
+        url = self.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def split_version(base_url: str | None) -> tuple[str | None, str]:
+    """``(base_url, api_version)``: a base URL that ends in a version segment (``.../v1``,
+    ``.../v1beta``) names the version to use and loses it, because the SDK appends the
+    version itself; any other URL is used as given, with ``v1beta``."""
+    if not base_url:
+        return None, API_VERSION
+    parts = urlsplit(base_url)
+    head, _, last = parts.path.rstrip("/").rpartition("/")
+    if _VERSION_SEGMENT.match(last):
+        return urlunsplit(parts._replace(path=head or "/")), last
+    return base_url, API_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class _SentCall:
+    """What Gemini said about a call that Cairn must repeat when it sends the call back."""
+
+    api_id: str | None
+    signature: bytes | None
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    """A function call as Gemini sent it, run only once the stream has ended well."""
+
+    name: str
+    args: Any
+    api_id: str | None
+    signature: bytes | None
+
+
+@dataclass(slots=True)
+class _TurnState:
+    """What one turn's chunks said so far. Usage and the finish reason are running values
+    (the last chunk that carries one wins); calls and text accumulate."""
+
+    received: bool = False
+    finish_reason: str | None = None
+    blocked: str | None = None
+    usage_metadata: types.GenerateContentResponseUsageMetadata | None = None
+    calls: list[_PendingCall] = field(default_factory=list)
+
+    def take(self, chunk: types.GenerateContentResponse) -> list[str]:
+        """Record one chunk; return its answer text, in order (thought parts left out)."""
+        self.received = True
+        if chunk.usage_metadata is not None:
+            self.usage_metadata = chunk.usage_metadata
+        feedback = chunk.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            self.blocked = _enum_name(feedback.block_reason)
+        if not chunk.candidates:
+            return []
+        candidate = chunk.candidates[0]
+        if candidate.finish_reason is not None:
+            self.finish_reason = _enum_name(candidate.finish_reason)
+        texts: list[str] = []
+        parts = candidate.content.parts if candidate.content else None
+        for part in parts or ():
+            function_call = part.function_call
+            if function_call is not None:
+                self.calls.append(
+                    _PendingCall(
+                        function_call.name or "",
+                        function_call.args,
+                        function_call.id,
+                        part.thought_signature,
+                    )
+                )
+            elif part.text and not part.thought:
+                texts.append(part.text)
+        return texts
+
+
+class GoogleBackend:
+    """Gemini over ``streamGenerateContent``. Constructed per run by the registry as
+    ``GoogleBackend(settings, credentials)``; ``request_timeout_s`` (default: the agent's
+    ``timeout_s``) bounds each HTTP request, for embedders that want a stall to fail (and be
+    retried) well before the run's own deadline."""
+
+    name = BACKEND
+
+    def __init__(
+        self,
+        settings: ModelSettings,
+        credentials: Credentials,
+        *,
+        request_timeout_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.provider = GoogleProvider(
+            credentials.api_key(BACKEND),
+            base_url=settings.base_url,
+            timeout_s=request_timeout_s or settings.timeout_s,
+        )
+        self._sent_calls: dict[str, _SentCall] = {}
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """One ``streamGenerateContent`` call; raises ``ModelError`` on failure."""
+        if not self.provider.has_key:
+            raise ModelError(f"no API key for google: {KEY_HINT}", backend=BACKEND, reason="auth")
+        import_sdk()
+        import httpx2
+        import pydantic
+        from google.genai import errors
+
+        contents = to_contents(request.messages, self._sent_calls)
+        config = build_config(request)
+        turn = _TurnState()
+        try:
+            async with self.provider.client() as client:
+                chunks = await client.aio.models.generate_content_stream(
+                    model=request.settings.model, contents=contents, config=config
+                )
+                # An async generator at run time; closing it closes the HTTP response.
+                generator = cast("AsyncGenerator[types.GenerateContentResponse, None]", chunks)
+                async with aclosing(generator):
+                    async for chunk in generator:
+                        for text in turn.take(chunk):
+                            yield TextDelta(text)
+        except errors.APIError as exc:
+            raise self._api_error(exc) from exc
+        except httpx2.TimeoutException as exc:
+            raise self._timeout() from exc
+        except httpx2.TransportError as exc:
+            raise self._dropped(exc, mid_stream=turn.received) from exc
+        except (errors.UnknownApiResponseError, pydantic.ValidationError) as exc:
+            raise ModelError(
+                self.provider.redact(f"google sent a stream Cairn could not read: {exc}"),
+                backend=BACKEND,
+                reason="other",
+                retryable=True,
+            ) from exc
+        if turn.blocked is not None:
+            raise ModelError(
+                f"google blocked the prompt (blockReason {turn.blocked}) for model "
+                f"{self.settings.model!r}: change the system prompt or the event payload",
+                backend=BACKEND,
+                reason="bad_request",
+            )
+        finish_reason = turn.finish_reason
+        if finish_reason is None:
+            raise ModelError(
+                f"google's stream from {self.provider.where()} ended before the answer was "
+                "complete (no finishReason): the connection dropped; try again",
+                backend=BACKEND,
+                reason="connection",
+                retryable=True,
+            )
+        if finish_reason == "MALFORMED_FUNCTION_CALL":
+            raise ModelError(
+                f"model {self.settings.model!r} wrote a function call that cannot be run "
+                "(finishReason MALFORMED_FUNCTION_CALL): try again, or make the tools' "
+                "descriptions and schemas simpler",
+                backend=BACKEND,
+                reason="other",
+                retryable=True,
+            )
+        calls = self._calls(turn.calls, request.turn)
+        for call in calls:
+            yield call
+        stop = _STOP_REASONS.get(finish_reason, "other")
+        if stop == "end_turn" and calls:
+            stop = "tool_use"
+        yield TurnEnd(stop, usage_from(turn.usage_metadata))
+
+    def _calls(self, pending: list[_PendingCall], turn: int) -> list[ToolCallRequest]:
+        """The turn's calls, with ids (Gemini's, or made here) and arguments checked."""
+        calls = []
+        for index, item in enumerate(pending):
+            args = {} if item.args is None else item.args
+            if not isinstance(args, dict):
+                raise ModelError(
+                    f"google sent arguments for tool {item.name!r} that are not a JSON object "
+                    f"(a JSON {type(args).__name__}): try again, or make the tool's "
+                    "description clearer",
+                    backend=BACKEND,
+                    reason="other",
+                    retryable=True,
+                )
+            call_id = item.api_id or f"{SYNTHETIC_ID_PREFIX}{turn}_{index}"
+            self._sent_calls[call_id] = _SentCall(item.api_id, item.signature)
+            calls.append(ToolCallRequest(call_id, item.name, args))
+        return calls
+
+    # --- errors ------------------------------------------------------------------------
+
+    def _timeout(self) -> ModelError:
+        return ModelError(
+            f"google did not answer within {self.provider.timeout_s:g} s (model "
+            f"{self.settings.model!r} at {self.provider.where()}): the service is slow or "
+            "unreachable; try again later or raise timeout_s",
+            backend=BACKEND,
+            reason="timeout",
+            retryable=True,
+        )
+
+    def _dropped(self, cause: BaseException, *, mid_stream: bool) -> ModelError:
+        detail = str(cause) or type(cause).__name__
+        where = self.provider.where()
+        if mid_stream:
+            text = (
+                f"the connection to google at {where} dropped mid-answer ({detail}): try "
+                "again; if it keeps happening, check the network or proxy"
+            )
+        else:
+            text = (
+                f"could not reach google at {where} ({detail}): check the network and "
+                "model_settings.base_url"
+            )
+        return ModelError(
+            self.provider.redact(text), backend=BACKEND, reason="connection", retryable=True
+        )
+
+    def _api_error(self, exc: genai_errors.APIError) -> ModelError:
+        """Classify an error response (or an error frame mid-stream, which arrives under the
+        stream's HTTP 200) and say what to do about it."""
+        http_status = getattr(exc.response, "status_code", None)
+        in_stream = http_status == 200
+        status_name = str(exc.status or "")
+        code = exc.code if isinstance(exc.code, int) and exc.code >= 400 else None
+        status = code or _STATUS_CODES.get(status_name, 500)
+        api_message = _body_text(exc.message) or _body_text(exc.details) or "no message"
+        details = _error_details(exc.details)
+        where = "an error frame mid-stream, " if in_stream else "HTTP "
+        said = f"{where}{status}{f' {status_name}' if status_name else ''}: {api_message}"
+        model = self.settings.model
+        reasons = {str(d.get("reason", "")) for d in details if "ErrorInfo" in str(d.get("@type"))}
+        reason: ModelErrorReason = "other"
+        retryable = False
+        retry_after: float | None = None
+        if status == 401 or reasons & _KEY_REASONS:
+            reason = "auth"
+            text = f"google rejected the API key ({said}): {KEY_HINT}"
+        elif status == 403:
+            reason = "auth"
+            text = (
+                f"google refused the request ({said}): the API key may not use model {model!r} "
+                f"or the Gemini API; check the key and its project, or {KEY_HINT}"
+            )
+        elif status == 404:
+            reason = "unknown_model"
+            text = f"google does not know model {model!r} ({said}): check model_settings.model"
+            if self.provider.base_url:
+                text += f" and base_url (requests went to {self.provider.where()})"
+        elif status == 413 or (status == 400 and _CONTEXT_TOO_LONG.search(api_message)):
+            reason = "context_too_long"
+            text = (
+                f"the conversation is too long for model {model!r} ({said}): shorten the system "
+                "prompt, the event payload or the tool results, or lower max_tokens"
+            )
+        elif status == 400:
+            reason = "bad_request"
+            text = f"google rejected the request ({said})"
+        elif status == 429:
+            reason = "rate_limited"
+            daily = _daily_quota(details)
+            if daily is not None:
+                text = (
+                    f"google refused the request: the daily quota {daily} is used up ({said}); "
+                    "wait for it to reset or raise the quota of the key's project"
+                )
+            else:
+                retryable = True
+                headers = None if in_stream else getattr(exc.response, "headers", None)
+                retry_after = retry_after_s(headers, details)
+                text = f"google rate-limited the request ({said})"
+                if retry_after is not None:
+                    text += f"; it asked to wait {retry_after:g} s"
+        elif status in (408, 504):
+            reason, retryable = "timeout", True
+            text = f"google timed out on its side ({said}): try again later"
+        elif status == 503:
+            reason, retryable = "server_error", True
+            text = f"google is overloaded or unavailable ({said}): try again later"
+        elif status >= 500:
+            reason, retryable = "server_error", True
+            text = f"google had a server error ({said}): try again later"
+        else:
+            retryable = status in (409, 499)
+            text = f"google answered {said}"
+        if retryable and retry_after is None and reason != "rate_limited":
+            headers = None if in_stream else getattr(exc.response, "headers", None)
+            retry_after = retry_after_s(headers, details)
+        return ModelError(
+            self.provider.redact(text),
+            backend=BACKEND,
+            status_code=status,
+            reason=reason,
+            retryable=retryable,
+            retry_after_s=retry_after,
+        )
+
+
+# --- wire adapter: request ------------------------------------------------------------
+
+
+def build_config(request: ModelRequest) -> types.GenerateContentConfig:
+    """The generation config for one turn: system instruction, tools, sampling, and the
+    SDK's automatic function calling off (Cairn runs the tools and records each call)."""
+    from google.genai import types
+
+    settings = request.settings
+    config = types.GenerateContentConfig(
+        max_output_tokens=settings.max_tokens,
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    if request.system:
+        config.system_instruction = request.system
+    if settings.temperature is not None:
+        config.temperature = settings.temperature
+    if request.tools:
+        config.tools = [
+            types.Tool(function_declarations=[to_declaration(s) for s in request.tools])
+        ]
+    result: types.GenerateContentConfig = config
+    return result
+
+
+def to_declaration(spec: ToolSpec) -> types.FunctionDeclaration:
+    """A tool as advertised to Gemini: its JSON Schema as given (an object schema, as the
+    API requires of parameters), not converted to the SDK's OpenAPI ``Schema`` subset."""
+    from google.genai import types
+
+    schema: dict[str, Any] = {"type": "object", **spec.input_schema}
+    declaration: types.FunctionDeclaration = types.FunctionDeclaration(
+        name=spec.name,
+        description=spec.description or None,
+        parameters_json_schema=schema,
+    )
+    return declaration
+
+
+def to_contents(
+    messages: list[Message], sent_calls: dict[str, _SentCall] | None = None
+) -> list[types.Content]:
+    """Cairn's conversation as Gemini contents: assistant turns are ``model`` contents with
+    text and ``functionCall`` parts (each with the id and thought signature Gemini gave it,
+    from ``sent_calls``), tool results a ``user`` content of ``functionResponse`` parts.
+    An empty assistant turn is left out: the API refuses a content without parts."""
+    from google.genai import types
+
+    sent_calls = sent_calls or {}
+    contents: list[types.Content] = []
+    for message in messages:
+        if message.role == "user":
+            contents.append(types.Content(role="user", parts=[types.Part(text=message.text)]))
+        elif message.role == "assistant":
+            parts = []
+            if message.text:
+                parts.append(types.Part(text=message.text))
+            for call in message.tool_calls:
+                sent = sent_calls.get(call.call_id)
+                api_id = sent.api_id if sent is not None else _api_id(call.call_id)
+                parts.append(
+                    types.Part(
+                        function_call=types.FunctionCall(
+                            id=api_id, name=call.name, args=call.arguments
+                        ),
+                        thought_signature=sent.signature if sent is not None else None,
+                    )
+                )
+            if parts:
+                contents.append(types.Content(role="model", parts=parts))
+        elif message.tool_results:
+            contents.append(
+                types.Content(
+                    role="user",
+                    parts=[
+                        to_function_response(result, sent_calls) for result in message.tool_results
+                    ],
+                )
+            )
+    return contents
+
+
+def to_function_response(
+    result: ToolResultMessage, sent_calls: dict[str, _SentCall] | None = None
+) -> types.Part:
+    """One tool's outcome, in the keys Gemini documents: ``output`` for a result (any JSON
+    value, kept structured), ``error`` for a failure."""
+    from google.genai import types
+
+    sent = (sent_calls or {}).get(result.call_id)
+    api_id = sent.api_id if sent is not None else _api_id(result.call_id)
+    key = "error" if result.is_error else "output"
+    part: types.Part = types.Part(
+        function_response=types.FunctionResponse(
+            id=api_id, name=result.name, response={key: result.content}
+        )
+    )
+    return part
+
+
+def _api_id(call_id: str) -> str | None:
+    """The id to send for a call this backend instance did not see: none for one it made
+    up (Gemini never saw it), else the id as it is."""
+    return None if call_id.startswith(SYNTHETIC_ID_PREFIX) else call_id
+
+
+# --- wire adapter: response -----------------------------------------------------------
+
+
+def usage_from(metadata: types.GenerateContentResponseUsageMetadata | None) -> Usage:
+    """Cairn's one rule for cached prompt tokens, from Gemini's ``usageMetadata`` (see the
+    module docstring): every prompt token once in ``tokens_in``, the cached share repeated
+    as ``cache_read_tokens``, thinking counted as output."""
+    if metadata is None:
+        return Usage()
+    prompt = metadata.prompt_token_count or 0
+    tool_prompt = metadata.tool_use_prompt_token_count or 0
+    return Usage(
+        tokens_in=prompt + tool_prompt,
+        tokens_out=(metadata.candidates_token_count or 0) + (metadata.thoughts_token_count or 0),
+        cache_read_tokens=metadata.cached_content_token_count or 0,
+        cache_write_tokens=0,
+    )
+
+
+def _enum_name(value: Any) -> str:
+    """An SDK enum (or a plain string for a value the SDK does not know) as its name."""
+    return str(getattr(value, "value", value))
+
+
+def _error_details(body: Any) -> list[dict[str, Any]]:
+    """The ``details`` list of a Google error body (``{"error": {..., "details": [...]}}``)."""
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    if not isinstance(body, dict):
+        return []
+    error = body.get("error", body)
+    details = error.get("details") if isinstance(error, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _daily_quota(details: list[dict[str, Any]]) -> str | None:
+    """The id of a per-day quota that a 429 says is used up: waiting minutes will not help."""
+    for detail in details:
+        if "QuotaFailure" not in str(detail.get("@type")):
+            continue
+        for violation in detail.get("violations") or []:
+            quota_id = str(violation.get("quotaId", "")) if isinstance(violation, dict) else ""
+            if "PerDay" in quota_id:
+                return quota_id
+    return None
+
+
+def retry_after_s(headers: Any, details: list[dict[str, Any]] | None = None) -> float | None:
+    """Seconds Google asked us to wait: the ``Retry-After`` header (seconds or an HTTP
+    date), else ``RetryInfo.retryDelay`` in the error body (a duration such as ``"7s"`` or
+    ``"1.5s"``); ``None`` when neither is there or readable."""
+    value = headers.get("retry-after") if headers is not None else None
+    if value is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_tz(value)
+            if parsed is not None:
+                return max(0.0, float(email.utils.mktime_tz(parsed) - time.time()))
+    for detail in details or []:
+        if "RetryInfo" in str(detail.get("@type")):
+            delay = str(detail.get("retryDelay", ""))
+            match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)s\s*", delay)
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _body_text(body: object) -> str:
+    """Something short to quote from an error body: the API's message, or the start of a
+    page that is not the API's own (a proxy's), on one line."""
+    if body is None or body == "":
+        return ""
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return " ".join(text.split())[:300]
+
+
+__all__ = [
+    "GoogleBackend",
+    "GoogleProvider",
+    "build_config",
+    "retry_after_s",
+    "split_version",
+    "to_contents",
+    "to_declaration",
+    "usage_from",
+]

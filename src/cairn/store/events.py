@@ -1,0 +1,127 @@
+"""Event rows and trigger decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from cairn.domain.triggers import Event, TriggerDecision
+from cairn.errors import NotFound
+from cairn.store.schema import events, trigger_decisions
+
+
+def _to_event(row: Row[Any]) -> Event:
+    return Event(
+        event_id=row.event_id,
+        sandbox_id=row.sandbox_id,
+        source_id=row.source_id,
+        event_type=row.event_type,
+        payload=row.payload,
+        status=row.status,
+        sender_event_id=row.sender_event_id,
+        reject_reason=row.reject_reason,
+        received_at=row.received_at,
+    )
+
+
+def insert_event(conn: Connection, event: Event) -> str | None:
+    """Store an event; returns ``None`` when stored, or the id of the event already stored
+    with the same sender event id on this source (a retry: not fired again)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(events).values(
+                    event_id=event.event_id,
+                    sandbox_id=event.sandbox_id,
+                    source_id=event.source_id,
+                    sender_event_id=event.sender_event_id,
+                    event_type=event.event_type,
+                    payload=event.payload,
+                    status=event.status,
+                    reject_reason=event.reject_reason,
+                    received_at=event.received_at,
+                )
+            )
+    except IntegrityError:
+        existing = conn.execute(
+            select(events.c.event_id).where(
+                events.c.source_id == event.source_id,
+                events.c.sender_event_id == event.sender_event_id,
+            )
+        ).scalar_one_or_none()
+        if existing is None:
+            raise
+        return str(existing)
+    return None
+
+
+def record_decision(conn: Connection, decision: TriggerDecision) -> None:
+    """Store one trigger's decision about one event."""
+    conn.execute(
+        insert(trigger_decisions).values(
+            event_id=decision.event_id,
+            trigger_id=decision.trigger_id,
+            decision=decision.decision,
+            detail=decision.detail,
+            run_id=decision.run_id,
+            decided_at=decision.decided_at,
+        )
+    )
+
+
+def get_event(conn: Connection, sandbox_id: str, event_id: str) -> Event:
+    """One event with its decisions, or ``NotFound``."""
+    row = conn.execute(
+        select(events).where(events.c.sandbox_id == sandbox_id, events.c.event_id == event_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no event {event_id!r} in sandbox {sandbox_id!r}")
+    event = _to_event(row)
+    event.decisions = decisions_for(conn, event_id)
+    return event
+
+
+def decisions_for(conn: Connection, event_id: str) -> list[TriggerDecision]:
+    """Every trigger's decision about the event."""
+    rows = conn.execute(
+        select(trigger_decisions)
+        .where(trigger_decisions.c.event_id == event_id)
+        .order_by(trigger_decisions.c.trigger_id)
+    )
+    return [
+        TriggerDecision(r.event_id, r.trigger_id, r.decision, r.detail, r.run_id, r.decided_at)
+        for r in rows
+    ]
+
+
+def list_events(
+    conn: Connection,
+    sandbox_id: str,
+    *,
+    source_id: str | None = None,
+    before: str | None = None,
+    limit: int = 20,
+) -> list[Event]:
+    """Events newest first, with their decisions (keyset by ``event_id``)."""
+    query = select(events).where(events.c.sandbox_id == sandbox_id)
+    if source_id is not None:
+        query = query.where(events.c.source_id == source_id)
+    if before is not None:
+        query = query.where(events.c.event_id < before)
+    found = [
+        _to_event(row)
+        for row in conn.execute(query.order_by(events.c.event_id.desc()).limit(limit))
+    ]
+    for event in found:
+        event.decisions = decisions_for(conn, event.event_id)
+    return found
+
+
+def prune_events(conn: Connection, older_than: datetime) -> int:
+    """Delete events (and decisions) received before ``older_than``."""
+    old = select(events.c.event_id).where(events.c.received_at < older_than)
+    conn.execute(delete(trigger_decisions).where(trigger_decisions.c.event_id.in_(old)))
+    return int(conn.execute(delete(events).where(events.c.received_at < older_than)).rowcount or 0)

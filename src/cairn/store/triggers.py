@@ -1,0 +1,158 @@
+"""Trigger rows, and the atomic fire claim that enforces a trigger's hourly cap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, case, delete, insert, or_, select, update
+
+from cairn.domain.triggers import Trigger
+from cairn.errors import NotFound
+from cairn.store.schema import agents, triggers
+
+WINDOW = timedelta(hours=1)
+
+
+def _to_trigger(row: Row[Any]) -> Trigger:
+    return Trigger(
+        trigger_id=row.trigger_id,
+        sandbox_id=row.sandbox_id,
+        agent_id=row.agent_id,
+        data_source_id=row.data_source_id,
+        event_type_filter=row.event_type_filter,
+        filter_config=row.filter_config,
+        rate_limit_per_hour=row.rate_limit_per_hour,
+        status=row.status,
+        fire_count=row.fire_count,
+        last_fired_at=row.last_fired_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        agent_slug=row.slug,
+    )
+
+
+def _select() -> Any:
+    return select(triggers, agents.c.slug).join(agents, agents.c.agent_id == triggers.c.agent_id)
+
+
+def create_trigger(conn: Connection, trigger: Trigger) -> None:
+    """Insert a trigger."""
+    conn.execute(
+        insert(triggers).values(
+            trigger_id=trigger.trigger_id,
+            sandbox_id=trigger.sandbox_id,
+            agent_id=trigger.agent_id,
+            data_source_id=trigger.data_source_id,
+            event_type_filter=trigger.event_type_filter,
+            filter_config=trigger.filter_config,
+            rate_limit_per_hour=trigger.rate_limit_per_hour,
+            status=trigger.status,
+            fire_count=0,
+            window_fires=0,
+            created_at=trigger.created_at,
+            updated_at=trigger.updated_at,
+        )
+    )
+
+
+def get_trigger(conn: Connection, sandbox_id: str, trigger_id: str) -> Trigger:
+    """One trigger of the sandbox, or ``NotFound``."""
+    row = conn.execute(
+        _select().where(triggers.c.sandbox_id == sandbox_id, triggers.c.trigger_id == trigger_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no trigger {trigger_id!r} in sandbox {sandbox_id!r}")
+    return _to_trigger(row)
+
+
+def list_triggers(
+    conn: Connection,
+    sandbox_id: str,
+    *,
+    agent_id: str | None = None,
+    source_id: str | None = None,
+) -> list[Trigger]:
+    """Triggers of an agent or a source, oldest first."""
+    query = _select().where(triggers.c.sandbox_id == sandbox_id)
+    if agent_id is not None:
+        query = query.where(triggers.c.agent_id == agent_id)
+    if source_id is not None:
+        query = query.where(triggers.c.data_source_id == source_id)
+    return [_to_trigger(row) for row in conn.execute(query.order_by(triggers.c.trigger_id))]
+
+
+def update_trigger(conn: Connection, sandbox_id: str, trigger_id: str, **values: Any) -> None:
+    """Change the named columns."""
+    conn.execute(
+        update(triggers)
+        .where(triggers.c.sandbox_id == sandbox_id, triggers.c.trigger_id == trigger_id)
+        .values(updated_at=datetime.now(UTC), **values)
+    )
+
+
+def delete_trigger(conn: Connection, sandbox_id: str, trigger_id: str) -> None:
+    """Destroy a trigger (its past decisions stay, pointing at its id)."""
+    conn.execute(
+        delete(triggers).where(
+            triggers.c.sandbox_id == sandbox_id, triggers.c.trigger_id == trigger_id
+        )
+    )
+
+
+def claim_fire(conn: Connection, trigger_id: str, now: datetime) -> bool:
+    """Count one fire against the trigger's hourly window, if the cap allows it.
+
+    One conditional UPDATE on the trigger's own row decides it: concurrent claims serialise
+    on that row (PostgreSQL re-checks the condition on the row it waited for; SQLite has one
+    writer), so a cap of 10 lets exactly 10 through, however many arrive at once."""
+    window_over = or_(
+        triggers.c.window_started_at.is_(None), triggers.c.window_started_at <= now - WINDOW
+    )
+    result = conn.execute(
+        update(triggers)
+        .where(
+            triggers.c.trigger_id == trigger_id,
+            or_(
+                triggers.c.rate_limit_per_hour.is_(None),
+                window_over,
+                triggers.c.window_fires < triggers.c.rate_limit_per_hour,
+            ),
+        )
+        .values(
+            window_fires=_case_window(window_over, 1, triggers.c.window_fires + 1),
+            window_started_at=_case_window(window_over, now, triggers.c.window_started_at),
+            fire_count=triggers.c.fire_count + 1,
+            last_fired_at=now,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def _case_window(condition: Any, when_over: Any, otherwise: Any) -> Any:
+    return case((condition, when_over), else_=otherwise)
+
+
+def window_of(conn: Connection, trigger_id: str) -> dict[str, Any]:
+    """The trigger's current window, for a ``rate_limited`` decision's detail."""
+    row = conn.execute(
+        select(
+            triggers.c.rate_limit_per_hour, triggers.c.window_started_at, triggers.c.window_fires
+        ).where(triggers.c.trigger_id == trigger_id)
+    ).one()
+    return {
+        "rate_limit_per_hour": row.rate_limit_per_hour,
+        "window_started_at": row.window_started_at.isoformat() if row.window_started_at else None,
+        "fires_in_window": row.window_fires,
+    }
+
+
+__all__ = [
+    "claim_fire",
+    "create_trigger",
+    "delete_trigger",
+    "get_trigger",
+    "list_triggers",
+    "update_trigger",
+    "window_of",
+]
