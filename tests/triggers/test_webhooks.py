@@ -92,7 +92,7 @@ def test_a_matching_event_fires_a_run_with_the_trigger_id(server: Server) -> Non
 
 
 def test_non_matching_events_record_which_filter_and_why(server: Server) -> None:
-    url, secret, trigger_id = setup(server, filter_config={"labels": "bug", "repo.name": ["web"]})
+    url, secret, _ = setup(server, filter_config={"labels": "bug", "repo.name": ["web"]})
     wrong_type = post(url, secret, {"type": "issue.closed", "payload": {"labels": ["bug"]}})
     wrong_label = post(
         url,

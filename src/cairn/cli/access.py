@@ -80,7 +80,8 @@ def list_keys(cli: CliContext, as_json: bool) -> None:
 @pass_cli
 def revoke_key(cli: CliContext, key_id: str, yes: bool) -> None:
     """Revoke KEY_ID: calls with it answer 401 from now on."""
-    if not yes:
-        click.confirm(f"revoke API key {key_id}?", abort=True)
+    from cairn.cli.context import confirm
+
+    confirm(f"revoke API key {key_id}?", yes)
     cli.request("POST", f"/keys/{key_id}/revoke")
     click.echo(f"revoked key {key_id}")

@@ -119,3 +119,16 @@ def waiting(message: str) -> Iterator[None]:
 
     with Console(stderr=True).status(message):
         yield
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before something that cannot be undone; without a terminal, demand ``--yes``."""
+    import sys
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        from cairn.errors import UsageError
+
+        raise UsageError(f"{question.rstrip('?')}: confirmation needed, pass --yes")
+    click.confirm(question, abort=True)

@@ -145,8 +145,9 @@ def test(cli: CliContext, source_ref: str, as_json: bool) -> None:
 @pass_cli
 def revoke(cli: CliContext, source_ref: str, yes: bool) -> None:
     """Forget a source's binding and secret (the server keeps running)."""
-    if not yes:
-        click.confirm(f"revoke source {source_ref} and forget its secret?", abort=True)
+    from cairn.cli.context import confirm
+
+    confirm(f"revoke source {source_ref} and forget its secret?", yes)
     revoked = cli.request("POST", f"/sources/{source_ref}/revoke")
     click.echo(f"revoked source {revoked['label']} ({revoked['source_id']})")
 

@@ -167,7 +167,8 @@ def resume(cli: CliContext, trigger_id: str) -> None:
 @pass_cli
 def destroy(cli: CliContext, trigger_id: str, yes: bool) -> None:
     """Delete a trigger for good (its past decisions stay). Asks first."""
-    if not yes:
-        click.confirm(f"destroy trigger {trigger_id}? This cannot be undone", abort=True)
+    from cairn.cli.context import confirm
+
+    confirm(f"destroy trigger {trigger_id}? This cannot be undone", yes)
     cli.request("DELETE", f"/triggers/{trigger_id}")
     click.echo(f"destroyed trigger {trigger_id}")
