@@ -1,4 +1,4 @@
-"""Trigger, event, webhook, schedule and one-shot commands (`cairn agent trigger`, `cairn run` …)."""
+"""Trigger, event, webhook, schedule and one-shot commands."""
 
 from __future__ import annotations
 

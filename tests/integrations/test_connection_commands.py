@@ -28,9 +28,7 @@ POST_SCRIPT = json.dumps(
 
 
 def add_source(cli: Cli, provider: FakeProvider) -> dict[str, object]:
-    added = cli(
-        "source", "integration", "add", "slack", "--provider-url", provider.url, "--json"
-    )
+    added = cli("source", "integration", "add", "slack", "--provider-url", provider.url, "--json")
     assert added.exit_code == 0, added.stderr
     made: dict[str, object] = added.json()
     return made
@@ -92,11 +90,18 @@ def test_an_app_without_a_connection_is_skipped_and_the_agent_still_runs(
     assert run["status"] == "succeeded"
     trace = run["tool_resolution_trace"]
     (skip,) = trace["sources_skipped"]
-    assert (skip["kind"], skip["label"], skip["reason"]) == ("integration", "slack", "oauth_missing")
+    assert (skip["kind"], skip["label"], skip["reason"]) == (
+        "integration",
+        "slack",
+        "oauth_missing",
+    )
     assert "slack: no OAuth connection" in skip["message"]
     assert trace["tool_names_advertised"] == ["clock_now"]
     (missing,) = trace["allowlist_missing_entries"]
-    assert (missing["entry"], missing["possibly_from_skipped"]) == ("pd_slack_post_message", "slack")
+    assert (missing["entry"], missing["possibly_from_skipped"]) == (
+        "pd_slack_post_message",
+        "slack",
+    )
 
 
 def test_revoke_by_app_slug_makes_runs_skip_the_app(cli: Cli, provider: FakeProvider) -> None:

@@ -116,9 +116,7 @@ async def test_a_connected_app_gives_pd_tools_and_a_run_calls_them(
     resolved = {s.kind: s for s in trace.sources_resolved}
     assert resolved["integration"].label == "slack"
     assert resolved["integration"].tool_count == 2
-    assert {"pd_slack_list_channels", "pd_slack_post_message"} <= set(
-        trace.tool_names_advertised
-    )
+    assert {"pd_slack_list_channels", "pd_slack_post_message"} <= set(trace.tool_names_advertised)
     assert f"Bearer {token}" in provider.authorizations
 
 
