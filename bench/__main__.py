@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-from bench import cli_cold, list_scaling, runner_overhead
+from bench import cli_cold, list_scaling, model_turn, runner_overhead, server
 from bench._common import BenchError, Verdict, header, note
 
 BENCHMARKS: dict[str, ModuleType] = {
     runner_overhead.NAME: runner_overhead,
     cli_cold.NAME: cli_cold,
     list_scaling.NAME: list_scaling,
+    server.NAME: server,
+    model_turn.NAME: model_turn,
 }
 
 
