@@ -114,6 +114,15 @@ CallerDep = Annotated[Caller, Depends(current_caller)]
 KeyCallerDep = Annotated[Caller, Depends(key_caller)]
 
 
+EXTRA_ROUTERS = (
+    ("cairn.api.diagnosis_routes", "router"),
+    ("cairn.api.usage_routes", "router"),
+    ("cairn.api.concierge_routes", "router"),
+    ("cairn.web.pages", "router"),
+)
+"""Feature modules that bring their own routes (explain/doctor, usage, Concierge, web pages)."""
+
+
 def create_app(
     cairn: App,
     *,
@@ -164,6 +173,8 @@ def create_app(
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(Exception, _unexpected)
+    import importlib
+
     from cairn.api.connections_routes import connections
     from cairn.api.hooks import hooks
 
@@ -171,6 +182,14 @@ def create_app(
     api.include_router(streams)
     api.include_router(connections)
     api.include_router(hooks)
+    for module_name, attribute in EXTRA_ROUTERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if missing.name != module_name:
+                raise
+            continue
+        api.include_router(getattr(module, attribute))
 
     @api.get("/healthz", tags=["meta"], summary="Liveness: the server answers")
     def healthz() -> dict[str, str]:

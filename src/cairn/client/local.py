@@ -186,7 +186,31 @@ def _routes() -> list[tuple[str, re.Pattern[str], Handler]]:
             ),
         ),
     ]
+    for module_name in EXTRA_ROUTE_MODULES:
+        table.extend(_extra_routes(module_name))
     return [(method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in table]
+
+
+EXTRA_ROUTE_MODULES = (
+    "cairn.api.diagnosis_ops",
+    "cairn.api.usage_ops",
+    "cairn.api.concierge_ops",
+)
+"""Operation modules that add their own in-process routes: each may define ``LOCAL_ROUTES``,
+a list of ``(method, path regex, handler(caller, params, json, match))`` like the table
+above, so a feature adds its paths next to its operations."""
+
+
+def _extra_routes(module_name: str) -> list[tuple[str, str, Handler]]:
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as missing:
+        if missing.name == module_name:
+            return []
+        raise
+    return list(getattr(module, "LOCAL_ROUTES", []))
 
 
 class LocalTransport:
