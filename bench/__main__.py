@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-from bench import cli_cold, list_scaling, model_turn, runner_overhead, server
+from bench import cli_cold, list_scaling, model_turn, runner_overhead, server, usage
 from bench._common import BenchError, Verdict, header, note
 
 BENCHMARKS: dict[str, ModuleType] = {
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     list_scaling.NAME: list_scaling,
     server.NAME: server,
     model_turn.NAME: model_turn,
+    usage.NAME: usage,
 }
 
 

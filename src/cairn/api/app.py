@@ -9,6 +9,7 @@ run is left ``queued`` or ``running``.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -86,10 +87,34 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
+SESSION_COOKIE = "cairn_key"
+CSRF_COOKIE = "cairn_csrf"
+CSRF_HEADER = "X-Cairn-CSRF"
+
+
+def request_token(request: Request, authorization: str | None) -> str | None:
+    """The caller's key: the ``Authorization`` header, else the dashboard's session cookie
+    (``cairn.web.sessions``). The cookie is SameSite=Strict; on top of that, a method other
+    than GET/HEAD must echo the CSRF cookie in ``X-Cairn-CSRF``, which only a page of this
+    origin can read, so no other site can make a browser act with it."""
+    if authorization:
+        return bearer_token(authorization)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token or request.method in ("GET", "HEAD"):
+        return token
+    expected = request.cookies.get(CSRF_COOKIE) or ""
+    sent = request.headers.get(CSRF_HEADER) or ""
+    if not expected or not secrets.compare_digest(expected.encode(), sent.encode()):
+        raise errors.Forbidden(
+            f"a cookie-authenticated {request.method} needs the {CSRF_HEADER} header"
+        )
+    return token
+
+
 def caller_for(request: Request, sandbox: str, authorization: str | None) -> Caller:
     """Authenticate and scope to ``sandbox``: another sandbox's caller gets 404, never data."""
     cairn: App = request.app.state.cairn
-    principal = authenticate(cairn, bearer_token(authorization))
+    principal = authenticate(cairn, request_token(request, authorization))
     if principal.sandbox_id != sandbox:
         raise errors.NotFound(f"no sandbox {sandbox!r}")
     return Caller(cairn, principal)
@@ -107,7 +132,7 @@ def current_caller(
 def key_caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
     """FastAPI dependency for routes outside a sandbox path (the key's own sandbox)."""
     cairn: App = request.app.state.cairn
-    return Caller(cairn, authenticate(cairn, bearer_token(authorization)))
+    return Caller(cairn, authenticate(cairn, request_token(request, authorization)))
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -186,7 +211,7 @@ def create_app(
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as missing:
-            if missing.name != module_name:
+            if missing.name is None or not module_name.startswith(missing.name):
                 raise
             continue
         api.include_router(getattr(module, attribute))

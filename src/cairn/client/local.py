@@ -207,7 +207,7 @@ def _extra_routes(module_name: str) -> list[tuple[str, str, Handler]]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as missing:
-        if missing.name == module_name:
+        if missing.name is not None and module_name.startswith(missing.name):
             return []
         raise
     return list(getattr(module, "LOCAL_ROUTES", []))

@@ -55,6 +55,10 @@ class RunBus:
         """Whether this process is running ``run_id`` now."""
         return run_id in self._runs
 
+    def run_queued(self, run: Run) -> None:
+        """A run waits in this process's queue: followers can subscribe before it starts."""
+        self._runs.setdefault(run.run_id, _LiveRun())
+
     def run_started(self, run: Run) -> None:
         """A run began executing here; its events will follow."""
         self._runs.setdefault(run.run_id, _LiveRun())
@@ -111,3 +115,14 @@ class RunBus:
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](SUBSCRIBER_BUFFER)
         self._agents.setdefault((sandbox_id, agent_id), []).append(send)
         return receive
+
+    def forget_agent_followers(self, sandbox_id: str, agent_id: str) -> None:
+        """Drop the agent's followers that went away (receiving end closed). Called when a
+        tail disconnects: an agent that rarely runs would otherwise keep them forever."""
+        key = (sandbox_id, agent_id)
+        for stream in list(self._agents.get(key, [])):
+            if stream.statistics().open_receive_streams == 0:
+                self._agents[key].remove(stream)
+                stream.close()
+        if not self._agents.get(key, True):
+            del self._agents[key]

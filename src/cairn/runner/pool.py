@@ -66,6 +66,8 @@ class WorkerPool:
         job = Job(run, agent, available)
         self._send.send_nowait(job)
         self._queued += 1
+        if self.runner.bus is not None:
+            self.runner.bus.run_queued(run)
         return job
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -93,8 +95,16 @@ class WorkerPool:
                 if claimed:
                     job.run.started_at = now
                     await self.runner.execute(job.run, job.agent, job.available)
+                else:  # cancelled while it waited: let its followers go
+                    self._release(job.run)
             finally:
                 job.done.set()
+
+    def _release(self, run: Run) -> None:
+        """A queued run that will never execute here: end its live followers' streams."""
+        if self.runner.bus is not None:
+            run.status = "cancelled"
+            self.runner.bus.run_finished(run)
 
     async def shutdown(self, grace_s: float = 10.0) -> None:
         """Stop taking runs, give in-flight ones ``grace_s`` to finish, cancel the rest."""
@@ -112,6 +122,7 @@ class WorkerPool:
                 run_store.cancel_queued_run(
                     conn, job.run.run_id, now, "the server shut down before the run started"
                 )
+                self._release(job.run)
                 job.done.set()
         self._queued = 0
         with anyio.move_on_after(grace_s):
