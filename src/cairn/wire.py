@@ -406,3 +406,17 @@ class ScheduleCreate(Wire):
     label: str
     cron: str = Field(description="Five-field cron expression, e.g. '0 2 * * *'")
     timezone: str = "UTC"
+
+
+class CredentialSet(Wire):
+    """A model backend's API key; write-only, never returned."""
+
+    api_key: str
+
+
+class Credential(BaseModel):
+    """Which backend has a stored key, and since when."""
+
+    backend: str
+    created_at: str
+    updated_at: str

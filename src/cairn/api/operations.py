@@ -453,3 +453,27 @@ def add_schedule(caller: Caller, label: str, cron: str, timezone: str) -> JSON:
 
     require(caller.principal, "editor", "add sources")
     return add_schedule_source(caller.app, caller.sandbox, label, cron, timezone).to_dict()
+
+
+def list_credentials(caller: Caller) -> JSON:
+    """Backends with a stored API key (never the keys)."""
+    from cairn.services.credentials import list_credentials as list_all
+
+    return list_all(caller.app, caller.sandbox)
+
+
+def set_credential(caller: Caller, backend: str, api_key: str) -> JSON:
+    """Store a model backend's API key for the sandbox (owner)."""
+    from cairn.services.credentials import set_credential as store
+
+    require(caller.principal, "owner", "store credentials")
+    return store(caller.app, caller.sandbox, backend, api_key)
+
+
+def delete_credential(caller: Caller, backend: str) -> JSON:
+    """Forget a stored key (owner)."""
+    from cairn.services.credentials import delete_credential as forget
+
+    require(caller.principal, "owner", "delete credentials")
+    forget(caller.app, caller.sandbox, backend)
+    return {"backend": backend, "deleted": True}

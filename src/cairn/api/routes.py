@@ -387,4 +387,24 @@ def add_schedule(caller: CallerDep, body: wire.ScheduleCreate) -> Any:
     return ops.add_schedule(caller, body.label, body.cron, body.timezone)
 
 
+@triggers.get("/credentials", response_model=list[wire.Credential], responses=_problems())
+def list_credentials(caller: CallerDep) -> Any:
+    """Model backends with a stored API key (the keys are never returned)."""
+    return ops.list_credentials(caller)
+
+
+@triggers.put(
+    "/credentials/{backend}", response_model=wire.Credential, responses=_problems(400, 403)
+)
+def set_credential(caller: CallerDep, backend: str, body: wire.CredentialSet) -> Any:
+    """Store a model backend's API key for this sandbox, encrypted at rest (owner)."""
+    return ops.set_credential(caller, backend, body.api_key)
+
+
+@triggers.delete("/credentials/{backend}", responses=_problems(403))
+def delete_credential(caller: CallerDep, backend: str) -> Any:
+    """Forget a stored key; the environment's key, if any, applies again (owner)."""
+    return ops.delete_credential(caller, backend)
+
+
 router.include_router(triggers)

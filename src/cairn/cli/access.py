@@ -1,4 +1,4 @@
-"""``cairn sandbox …`` and ``cairn key …``."""
+"""``cairn sandbox …``, ``cairn key …`` and ``cairn credential …``."""
 
 from __future__ import annotations
 
@@ -85,3 +85,48 @@ def revoke_key(cli: CliContext, key_id: str, yes: bool) -> None:
     confirm(f"revoke API key {key_id}?", yes)
     cli.request("POST", f"/keys/{key_id}/revoke")
     click.echo(f"revoked key {key_id}")
+
+
+@click.group()
+def credential() -> None:
+    """Model-backend API keys stored (encrypted) for the sandbox; the environment is the
+    fallback (ANTHROPIC_API_KEY, OPENAI_API_KEY, GOOGLE_API_KEY)."""
+
+
+@credential.command("set")
+@click.argument("backend")
+@click.option("--api-key", envvar="CAIRN_MODEL_API_KEY", help="The key (or stdin when omitted).")
+@pass_cli
+def set_credential(cli: CliContext, backend: str, api_key: str | None) -> None:
+    """Store BACKEND's API key (read from stdin when --api-key is not given)."""
+    import sys
+
+    key = api_key if api_key is not None else sys.stdin.readline().strip()
+    stored = cli.request("PUT", f"/credentials/{backend}", json={"api_key": key})
+    click.echo(f"stored a {stored['backend']} API key for sandbox {cli.sandbox}")
+
+
+@credential.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def list_credentials(cli: CliContext, as_json: bool) -> None:
+    """Backends with a stored key (never the keys)."""
+    found = cli.request("GET", "/credentials")
+    if as_json:
+        print_json(found)
+        return
+    for item in found:
+        click.echo(f"{item['backend']}\tstored {item['updated_at'][:19]}")
+
+
+@credential.command("remove")
+@click.argument("backend")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_cli
+def remove_credential(cli: CliContext, backend: str, yes: bool) -> None:
+    """Forget BACKEND's stored key."""
+    from cairn.cli.context import confirm
+
+    confirm(f"forget the stored {backend} API key?", yes)
+    cli.request("DELETE", f"/credentials/{backend}")
+    click.echo(f"removed the stored {backend} API key")

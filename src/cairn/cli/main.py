@@ -23,6 +23,7 @@ _GROUPS = {
     "serve": ("cairn.cli.serve", "serve", "Run the HTTP API, workers and live streams."),
     "sandbox": ("cairn.cli.access", "sandbox", "Create and list sandboxes."),
     "key": ("cairn.cli.access", "key", "Create, list and revoke API keys."),
+    "credential": ("cairn.cli.access", "credential", "Model-backend API keys for the sandbox."),
     "connection": (
         "cairn.cli.connections",
         "connection",

@@ -177,6 +177,19 @@ def _routes() -> list[tuple[str, re.Pattern[str], Handler]]:
                 _body("ScheduleCreate", j).timezone,
             ),
         ),
+        ("GET", "/credentials", lambda c, p, j, m: ops.list_credentials(c)),
+        (
+            "PUT",
+            r"/credentials/(?P<backend>[^/]+)",
+            lambda c, p, j, m: ops.set_credential(
+                c, m["backend"], _body("CredentialSet", j).api_key
+            ),
+        ),
+        (
+            "DELETE",
+            r"/credentials/(?P<backend>[^/]+)",
+            lambda c, p, j, m: ops.delete_credential(c, m["backend"]),
+        ),
         ("GET", "//sandboxes", lambda c, p, j, m: ops.list_sandboxes(c)),
         (
             "POST",

@@ -78,10 +78,12 @@ class App:
         """The in-process run engine."""
         from cairn.pricing import load_price_table
         from cairn.runner.engine import Runner
+        from cairn.services.credentials import SandboxCredentials
 
         return Runner(
             self.store,
             self.tool_context,
+            credentials=lambda sandbox_id: SandboxCredentials(self, sandbox_id),
             prices=load_price_table(self.settings.home),
             bus=self.bus,
         )

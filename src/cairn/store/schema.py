@@ -29,7 +29,14 @@ concurrency. ``events`` stores every event a source received, once (unique per s
 the sender's event id), including rejected deliveries; ``trigger_decisions`` records what
 every trigger on the source decided about it: fired (with the run), filtered out (which
 filter), rate-limited, paused, agent archived. ``connections`` hold OAuth tokens for
-integration sources, encrypted like other secrets.
+integration sources, encrypted like other secrets; ``credentials`` hold model-backend API
+keys per sandbox, encrypted the same way (the environment is the fallback).
+
+``usage_thresholds`` hold an agent's cost-watch limits (tokens and/or estimated cost per
+hour, and whether a breach pauses its triggers); ``threshold_enforcements`` keeps one row
+per time a breach paused triggers: which agent, which metric, the measured value and the
+limit, the hour it was measured over, and the triggers paused, so a paused trigger can
+always say why.
 
 Every column that a listing filters on is the second column of an index that starts with
 ``sandbox_id`` and ends with ``run_id``, so "the last 20 runs of an agent" reads 20 index
@@ -44,6 +51,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -264,4 +272,45 @@ connections = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Index(None, "sandbox_id", "app_slug"),
+)
+
+usage_thresholds = Table(
+    "usage_thresholds",
+    metadata,
+    Column("agent_id", String(40), ForeignKey("agents.agent_id"), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("tokens_per_hour", BigInteger, nullable=True),
+    Column("cost_micros_per_hour", BigInteger, nullable=True),
+    Column("pause_triggers", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "sandbox_id", "agent_id"),
+)
+
+threshold_enforcements = Table(
+    "threshold_enforcements",
+    metadata,
+    Column("enforcement_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("agent_id", String(40), nullable=False),
+    Column("agent_slug", String(64), nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("threshold", BigInteger, nullable=False),
+    Column("window_start", UTCDateTime(), nullable=False),
+    Column("trigger_ids", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("enforced_at", UTCDateTime(), nullable=False),
+    Index(None, "sandbox_id", "agent_id", "enforcement_id"),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("secret_ciphertext", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("sandbox_id", "backend"),
 )
