@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test pytest lint typecheck bench venv clean
+.PHONY: run test pytest lint typecheck bench browser venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ typecheck: $(STAMP)
 ## make bench: the benchmarks, side by side with their peers (needs the bench extra).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+## make browser: Debian's Chromium for the dashboard's browser tests, if it is missing.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,16 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-from bench import cli_cold, list_scaling, model_turn, runner_overhead, server, usage
+from bench import (
+    cli_cold,
+    explain,
+    list_scaling,
+    model_turn,
+    pages,
+    runner_overhead,
+    server,
+    usage,
+)
 from bench._common import BenchError, Verdict, header, note
 
 BENCHMARKS: dict[str, ModuleType] = {
@@ -24,6 +33,8 @@ BENCHMARKS: dict[str, ModuleType] = {
     server.NAME: server,
     model_turn.NAME: model_turn,
     usage.NAME: usage,
+    explain.NAME: explain,
+    pages.NAME: pages,
 }
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from cairn.domain.connections import MAX_EXPIRES_IN_S
 from cairn.wire import Wire
 
 
@@ -21,7 +22,10 @@ class ConnectionCreate(Wire):
     access_token: str = Field(description="OAuth access token; write-only", repr=False)
     refresh_token: str | None = Field(default=None, description="write-only", repr=False)
     expires_in_s: int | None = Field(
-        default=None, gt=0, description="Token lifetime from now; null: no expiry known"
+        default=None,
+        gt=0,
+        le=MAX_EXPIRES_IN_S,
+        description="Token lifetime from now, in seconds; null: no expiry known",
     )
     account_label: str = Field(default="", description="Whose account, for people")
 

@@ -9,12 +9,13 @@ Readiness is ``GET /healthz`` answering, polled under a deadline.
 from __future__ import annotations
 
 import json
+import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import uvicorn
@@ -31,7 +32,9 @@ FINAL = ("succeeded", "failed", "cancelled")
 
 def bind_loopback(port: int = 0) -> socket.socket:
     """A TCP socket bound on 127.0.0.1 (``port`` 0: any free one), reusable after a restart."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says so, and without it every response waits ~40 ms (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     return sock
@@ -95,6 +98,45 @@ class LiveServer:
     def running(self) -> bool:
         """Whether the server thread is still serving."""
         return self._thread.is_alive()
+
+
+class Bounded(Iterator[T]):
+    """Iterates ``items`` (a blocking SDK stream) on a feeder thread, so that waiting for the
+    next item fails the test after ``within_s`` instead of hanging it."""
+
+    _END = object()
+
+    def __init__(self, items: Iterable[T], within_s: float = 10.0) -> None:
+        self.within_s = within_s
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._items = items
+        threading.Thread(target=self._feed, daemon=True).start()
+
+    def _feed(self) -> None:
+        try:
+            for item in self._items:
+                self._queue.put(item)
+        except BaseException as exc:  # handed to the test's thread
+            self._queue.put(_Raised(exc))
+        else:
+            self._queue.put(self._END)
+
+    def __next__(self) -> T:
+        try:
+            item = self._queue.get(timeout=self.within_s)
+        except queue.Empty:
+            raise TimeoutError(f"nothing came within {self.within_s} s") from None
+        if item is self._END:
+            self._queue.put(item)
+            raise StopIteration
+        if isinstance(item, _Raised):
+            raise item.error
+        return cast(T, item)
+
+
+@dataclass
+class _Raised:
+    error: BaseException
 
 
 def eventually(check: Callable[[], T | None], *, within_s: float = 10.0, what: str = "") -> T:

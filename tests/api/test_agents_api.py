@@ -68,7 +68,10 @@ def test_the_tool_catalog_shows_what_the_agent_would_see_without_running_it(
 ) -> None:
     client = deployment.client(deployment.keys.viewer)
     deployment.client().agents.create(
-        slug, "You help.", tool_allowlist=["clock_now", "nope_tool"], model_settings=quick_settings()
+        slug,
+        "You help.",
+        tool_allowlist=["clock_now", "nope_tool"],
+        model_settings=quick_settings(),
     )
     catalog = client.agents.tools(slug)
     assert catalog.agent == slug

@@ -167,3 +167,29 @@ def test_integration_add_without_a_provider_says_how_to_set_one(
 
     assert added.exit_code == 2
     assert "--provider-url" in added.stderr and "CAIRN_CONNECT_URL" in added.stderr
+
+
+def test_source_test_checks_an_integration_as_a_run_would_build_it(
+    cli: Cli, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_source(cli, provider)
+    unconnected = cli("source", "test", "slack")
+    assert unconnected.exit_code == 1
+    assert "oauth_missing" in unconnected.stderr and "no OAuth connection" in unconnected.stderr
+    monkeypatch.setenv("CAIRN_CONNECT_TOKEN", provider.issue("slack"))
+    assert cli("connection", "add", "slack").exit_code == 0
+    healthy = cli("source", "test", "slack", "--json")
+    assert healthy.exit_code == 0
+    assert "pd_slack_post_message" in healthy.json()["tool_names"]
+    assert cli("source", "show", "slack", "--json").json()["status"] == "active"
+
+
+def test_the_plural_integrations_names_the_integration_kind(
+    cli: Cli, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAIRN_CONNECT_TOKEN", provider.issue("slack"))
+    cli("connection", "add", "slack")
+    add_source(cli, provider)
+    create_agent(cli, "--tool-sources", '["builtin", "integrations"]')
+    trace = cli("agent", "tools", "notifier", "--json").json()["trace"]
+    assert [s["label"] for s in trace["sources_resolved"]] == ["builtin", "slack"]

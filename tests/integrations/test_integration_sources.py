@@ -338,6 +338,7 @@ def test_the_provider_url_defaults_to_the_configured_one(app: App) -> None:
         ("slack", None, "CAIRN_CONNECT_URL"),
         ("slack", "ftp://example.test", "http"),
         ("Slack!", "http://127.0.0.1:1/mcp", "app slug 'Slack!'"),
+        ("slack", "http://[::1/mcp", "http"),
     ],
 )
 def test_an_unusable_integration_source_is_refused_with_the_remedy(
@@ -349,7 +350,11 @@ def test_an_unusable_integration_source_is_refused_with_the_remedy(
 
 @pytest.mark.parametrize(
     ("token", "expires_in_s", "message"),
-    [("", None, "needs an access token"), ("tok", 0, "positive")],
+    [
+        ("", None, "needs an access token"),
+        ("tok", 0, "between 1 and"),
+        ("tok", 10**18, "between 1 and"),
+    ],
 )
 def test_an_unusable_connection_is_refused(
     app: App, token: str, expires_in_s: int | None, message: str

@@ -8,11 +8,12 @@ run is left ``queued`` or ``running``.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, Header, Request
@@ -59,12 +60,24 @@ async def _cairn_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(status, _TITLES.get(status, "Error"), str(exc), type(exc).__name__)
 
 
+def _invalid_detail(error: dict[str, Any]) -> str:
+    """One line naming what is wrong where (a body that is missing or is not JSON, too)."""
+    loc = tuple(error.get("loc", ()))
+    message = str(error.get("msg", "invalid request"))
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error") or "malformed"
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return f"the request body is not valid JSON ({reason}{at})"
+    if loc == ("body",) and error.get("type") == "missing":
+        return "the request needs a JSON body"
+    where = ".".join(str(part) for part in loc if part != "body")
+    return f"{where}: {message}" if where else f"request body: {message}"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    detail = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-    return problem(422, "Invalid request", detail, "InvalidRequest")
+    return problem(422, "Invalid request", _invalid_detail(dict(first)), "InvalidRequest")
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -159,6 +172,7 @@ def create_app(
     """The API over ``cairn``; runs execute on a worker pool started with the app, and the
     scheduler emits schedule sources' ticks (``run_schedules``)."""
     cairn.bus = RunBus()
+    cairn.runner.bus = cairn.bus  # a runner made before serving (``serve --demo``) publishes too
     pool = WorkerPool(cairn.runner, workers=workers, queue_size=queue_size)
     cairn.pool = pool
 
@@ -220,4 +234,30 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    api.openapi = _openapi_with_problems(api)  # type: ignore[method-assign]
     return api
+
+
+def _openapi_with_problems(api: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``api.openapi`` documenting every 4xx/5xx as what is served: a ``Problem`` in
+    ``application/problem+json``. (FastAPI files declared error models under
+    ``application/json``, and its own 422 model is not what the handler above returns.)"""
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        document = generate()
+        problem_schema = {"$ref": "#/components/schemas/Problem"}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code[:1] in ("4", "5"):
+                        response["content"] = {PROBLEM: {"schema": problem_schema}}
+        schemas = document.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's, now unused
+            if f'"#/components/schemas/{name}"' not in json.dumps(document):
+                schemas.pop(name, None)
+        return document
+
+    return openapi

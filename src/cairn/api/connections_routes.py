@@ -11,24 +11,10 @@ from cairn import wire, wire_connections
 from cairn.api import connection_ops as ops
 from cairn.api.app import CallerDep
 
+# The main router's problem declarations, so every route documents its errors alike.
+from cairn.api.routes import _problems
+
 PREFIX = "/api/v1/sandboxes/{sandbox}"
-
-_DESCRIBED = {
-    400: "The input cannot be used (the detail says why)",
-    401: "Missing, unknown or revoked API key",
-    403: "The key's role does not allow this",
-    404: "No such sandbox, connection or source (for this key)",
-    409: "A source with that label already exists",
-    422: "The request body or parameters are malformed",
-}
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"model": wire.Problem, "description": _DESCRIBED[code]}
-        for code in (401, 404, 422, *codes)
-    }
-
 
 connections = APIRouter(prefix=PREFIX, tags=["connections"])
 

@@ -190,7 +190,9 @@ def get_trace(caller: CallerDep, run_id: str) -> Any:
 
 
 @runs.get("/{run_id}/events", response_model=list[wire.RunEvent], responses=_problems())
-def get_events(caller: CallerDep, run_id: str, after: Annotated[int, Query(ge=0)] = 0) -> Any:
+def get_events(
+    caller: CallerDep, run_id: str, after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0
+) -> Any:
     """The run's stored events after sequence ``after``."""
     return ops.get_events(caller, run_id, after)
 

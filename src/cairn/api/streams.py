@@ -43,9 +43,16 @@ def _event_frame(event: RunEvent) -> str:
     return _frame(event.kind, event.to_dict(), str(event.seq))
 
 
+MAX_SEQ = 2**31 - 1
+"""The largest sequence number a run's events can have (the ledger's ``seq`` column)."""
+
+
 def _resume_point(last_event_id: str | None, after: int) -> int:
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        return int(last_event_id.strip())
+    """Where to resume: ``Last-Event-ID`` when it is a sequence number (as sent by a
+    reconnecting client), else ``after``. Anything else in the header is ignored."""
+    value = (last_event_id or "").strip()
+    if value.isascii() and value.isdigit() and int(value) <= MAX_SEQ:
+        return int(value)
     return after
 
 
@@ -54,7 +61,7 @@ async def stream_run(
     caller: CallerDep,
     run_id: str,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int, Query(ge=0, description="resume after this seq")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="resume after this seq")] = 0,
 ) -> StreamingResponse:
     """Every event of the run in order (SSE ``id`` = seq), then ``end`` when it is final."""
     run_service.get_run(caller.app, caller.sandbox, run_id)  # 404 before streaming starts
@@ -120,16 +127,19 @@ async def stream_agent_runs(
     async def frames() -> AsyncIterator[str]:
         from cairn.runner.bus import run_summary
 
-        with receive:
-            for run in missed:
-                yield _frame("run", run_summary(run), run.run_id)
-            while True:
-                with anyio.move_on_after(KEEPALIVE_S) as idle:
-                    summary = await receive.receive()
-                if idle.cancelled_caught:
-                    yield ": keep-alive\n\n"
-                    continue
-                yield _frame("run", summary, summary["run_id"])
+        try:
+            with receive:
+                for run in missed:
+                    yield _frame("run", run_summary(run), run.run_id)
+                while True:
+                    with anyio.move_on_after(KEEPALIVE_S) as idle:
+                        summary = await receive.receive()
+                    if idle.cancelled_caught:
+                        yield ": keep-alive\n\n"
+                        continue
+                    yield _frame("run", summary, summary["run_id"])
+        finally:
+            bus.forget_agent_followers(caller.sandbox, agent.agent_id)
 
     return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 

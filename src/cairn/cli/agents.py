@@ -343,3 +343,15 @@ def runs(
 from cairn.cli.triggers import trigger  # noqa: E402 - a subgroup of ``agent``
 
 agent.add_command(trigger)
+
+
+@agent.command("why-not-fired")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def why_not_fired(cli: CliContext, slug: str, as_json: bool) -> None:
+    """Why SLUG did (not) fire on the last event of any source bound to it: each trigger's
+    decision, no trigger, or no event at all."""
+    from cairn.cli.doctor import show_explanation
+
+    show_explanation(cli.request("GET", f"/agents/{slug}/why-not-fired"), as_json)

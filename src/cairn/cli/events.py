@@ -85,3 +85,15 @@ def show(cli: CliContext, event_id: str, as_json: bool) -> None:
 
         click.echo("payload:")
         click.echo(json.dumps(event["payload"], indent=2, default=str))
+
+
+@events.command("explain")
+@click.argument("event_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def explain(cli: CliContext, event_id: str, as_json: bool) -> None:
+    """Why EVENT_ID fired what it fired, or nothing: each trigger's decision in plain English
+    with the command that changes it, or why the delivery was refused."""
+    from cairn.cli.doctor import show_explanation
+
+    show_explanation(cli.request("GET", f"/events/{event_id}/explain"), as_json)

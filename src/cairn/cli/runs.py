@@ -97,3 +97,15 @@ def prune(cli: CliContext, older_than: str | None, as_json: bool) -> None:
         print_json({"deleted": deleted})
     else:
         click.echo(f"deleted {deleted} runs")
+
+
+@runs.command("explain")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def explain(cli: CliContext, run_id: str, as_json: bool) -> None:
+    """Why RUN_ID did what it did, in plain English: the cause, the fix, and the run, event
+    and trace fields each finding rests on."""
+    from cairn.cli.doctor import show_explanation
+
+    show_explanation(cli.request("GET", f"/runs/{run_id}/explain"), as_json)

@@ -6,6 +6,10 @@ import click
 
 from cairn.cli.context import CliContext, pass_cli
 
+STREAMS_GRACE_S = 3
+"""On shutdown, how long open requests (live streams above all) get before they are cut;
+the runs then get the worker pool's own grace period."""
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -44,4 +48,13 @@ def serve(
         f"\n  export CAIRN_URL=http://{host}:{port}   # the CLI then talks to this server"
         f"\n  API docs: http://{host}:{port}/docs"
     )
-    uvicorn.run(api, host=host, port=port, log_level="warning", lifespan="on")
+    # Live streams (a run's, an agent's endless tail) keep their connections open: without a
+    # bound, uvicorn would wait for them forever on SIGTERM and never stop the workers.
+    uvicorn.run(
+        api,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=STREAMS_GRACE_S,
+    )

@@ -17,7 +17,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from cairn import wire
+from cairn import wire, wire_concierge, wire_diagnosis, wire_usage
 from cairn.client.http import AsyncHttpTransport, HttpTransport
 from cairn.client.transport import StreamEvent, Transport
 
@@ -145,6 +145,11 @@ class _Agents:
         data = self._t.request("POST", f"/agents/{slug}/fire", json=body)
         return wire.FireAccepted.model_validate(data)
 
+    def why_not_fired(self, slug: str) -> wire_diagnosis.Explanation:
+        """Why the agent did (not) fire on the last event of any source bound to it."""
+        data = self._t.request("GET", f"/agents/{slug}/why-not-fired")
+        return wire_diagnosis.Explanation.model_validate(data)
+
 
 class _Runs:
     def __init__(self, transport: Transport) -> None:
@@ -193,6 +198,11 @@ class _Runs:
             if event.event != "end":
                 yield wire.RunEvent.model_validate(event.data)
 
+    def explain(self, run_id: str) -> wire_diagnosis.Explanation:
+        """Why the run did what it did: the cause, the fix and the fields they rest on."""
+        data = self._t.request("GET", f"/runs/{run_id}/explain")
+        return wire_diagnosis.Explanation.model_validate(data)
+
 
 class _Sources:
     def __init__(self, transport: Transport) -> None:
@@ -238,6 +248,78 @@ class _Keys:
         return wire.ApiKey.model_validate(self._t.request("POST", f"/keys/{key_id}/revoke"))
 
 
+class _Usage:
+    """Cost-watch: ``client.usage(since="24h", by="agent")`` is the report; the methods
+    manage per-agent thresholds and runaways."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def __call__(
+        self,
+        *,
+        since: str = "24h",
+        by: str = "agent",
+        agent: str | None = None,
+        trigger_id: str | None = None,
+    ) -> wire_usage.UsageReport:
+        """Runs, tokens and estimated cost (micro-units) over the window ``since``, grouped
+        ``by`` agent, trigger, model or hour, each row with its tokens per hour."""
+        params = _run_params(since=since, by=by, agent=agent, trigger_id=trigger_id)
+        data = self._t.request("GET", "/usage", params=params)
+        return wire_usage.UsageReport.model_validate(data)
+
+    def get_threshold(self, slug: str) -> wire_usage.Threshold | None:
+        """The agent's threshold, or ``None`` when it is not watched."""
+        data = self._t.request("GET", f"/agents/{slug}/threshold")
+        return wire_usage.Threshold.model_validate(data) if data is not None else None
+
+    def set_threshold(
+        self,
+        slug: str,
+        *,
+        tokens_per_hour: int | None = None,
+        cost_micros_per_hour: int | None = None,
+        pause_triggers: bool = False,
+    ) -> wire_usage.Threshold:
+        """Set (replace) the agent's limits per hour; ``pause_triggers`` lets enforcing a
+        breach pause its triggers."""
+        body = {
+            "tokens_per_hour": tokens_per_hour,
+            "cost_micros_per_hour": cost_micros_per_hour,
+            "pause_triggers": pause_triggers,
+        }
+        data = self._t.request("PUT", f"/agents/{slug}/threshold", json=body)
+        return wire_usage.Threshold.model_validate(data)
+
+    def clear_threshold(self, slug: str) -> wire_usage.ThresholdCleared:
+        """Stop watching the agent."""
+        data = self._t.request("DELETE", f"/agents/{slug}/threshold")
+        return wire_usage.ThresholdCleared.model_validate(data)
+
+    def thresholds(self) -> builtins.list[wire_usage.Threshold]:
+        """Every threshold of the sandbox."""
+        data = self._t.request("GET", "/thresholds")
+        return [wire_usage.Threshold.model_validate(t) for t in data]
+
+    def runaways(self) -> builtins.list[wire_usage.RunawayFlag]:
+        """Agents over a threshold in the last hour (changes nothing)."""
+        data = self._t.request("GET", "/runaways")
+        return [wire_usage.RunawayFlag.model_validate(f) for f in data]
+
+    def enforce(self) -> builtins.list[wire_usage.RunawayFlag]:
+        """Pause the triggers of runaway agents whose threshold says so, recording why."""
+        data = self._t.request("POST", "/runaways/enforce")
+        return [wire_usage.RunawayFlag.model_validate(f) for f in data]
+
+    def enforcements(
+        self, *, agent: str | None = None, limit: int = 50
+    ) -> builtins.list[wire_usage.Enforcement]:
+        """Enforcements that paused triggers, newest first, with their reasons."""
+        data = self._t.request("GET", "/enforcements", params=_run_params(agent=agent, limit=limit))
+        return [wire_usage.Enforcement.model_validate(e) for e in data]
+
+
 class Client:
     """Synchronous SDK. ``base_url`` (or ``CAIRN_URL``) for a server, else in-process."""
 
@@ -265,6 +347,7 @@ class Client:
         self.runs = _Runs(transport)
         self.sources = _Sources(transport)
         self.keys = _Keys(transport)
+        self.usage = _Usage(transport)
 
     def close(self) -> None:
         """Release connections."""
@@ -275,6 +358,26 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def ask(self, question: str, *, offline: bool = False) -> wire_concierge.Answer:
+        """Ask the Concierge in plain English; the answer cites run ids and suggests
+        commands (``offline=True`` skips a configured Concierge agent)."""
+        body = {"question": question, "offline": offline}
+        data = self.transport.request("POST", "/ask", json=body)
+        return wire_concierge.Answer.model_validate(data)
+
+    def explain_event(self, event_id: str) -> wire_diagnosis.Explanation:
+        """Why an event fired what it fired, or nothing (each trigger's decision)."""
+        data = self.transport.request("GET", f"/events/{event_id}/explain")
+        return wire_diagnosis.Explanation.model_validate(data)
+
+    def doctor(
+        self, *, agent: str | None = None, quiet_days: float = 7
+    ) -> wire_diagnosis.DoctorReport:
+        """Scan for what needs fixing without running anything (``report.ok``)."""
+        params = _run_params(agent=agent, quiet_days=quiet_days)
+        data = self.transport.request("GET", "/doctor", params=params)
+        return wire_diagnosis.DoctorReport.model_validate(data)
 
 
 class _AsyncAgentRuns:
@@ -372,6 +475,11 @@ class _AsyncRuns:
             if event.event != "end":
                 yield wire.RunEvent.model_validate(event.data)
 
+    async def explain(self, run_id: str) -> wire_diagnosis.Explanation:
+        """Why the run did what it did."""
+        data = await self._t.request("GET", f"/runs/{run_id}/explain")
+        return wire_diagnosis.Explanation.model_validate(data)
+
 
 class AsyncClient:
     """Asynchronous SDK over HTTP (``base_url`` or ``CAIRN_URL`` is required)."""
@@ -403,3 +511,17 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    async def ask(self, question: str, *, offline: bool = False) -> wire_concierge.Answer:
+        """Ask the Concierge in plain English (see ``Client.ask``)."""
+        body = {"question": question, "offline": offline}
+        data = await self.transport.request("POST", "/ask", json=body)
+        return wire_concierge.Answer.model_validate(data)
+
+    async def doctor(
+        self, *, agent: str | None = None, quiet_days: float = 7
+    ) -> wire_diagnosis.DoctorReport:
+        """Scan for what needs fixing without running anything (``report.ok``)."""
+        params = _run_params(agent=agent, quiet_days=quiet_days)
+        data = await self.transport.request("GET", "/doctor", params=params)
+        return wire_diagnosis.DoctorReport.model_validate(data)

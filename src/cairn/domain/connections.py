@@ -21,6 +21,9 @@ ConnectionStatus = Literal["active", "revoked"]
 APP_SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 """What an app slug may look like: it becomes part of tool names (``pd_<slug>_<tool>``)."""
 
+MAX_EXPIRES_IN_S: Final = 10 * 365 * 24 * 3600
+"""The longest token lifetime accepted (ten years); longer is "no expiry": omit it."""
+
 TOOL_PREFIX: Final = "pd"
 """Integration tools are named ``pd_<app_slug>_<remote tool>``."""
 

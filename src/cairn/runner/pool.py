@@ -9,6 +9,7 @@ no run is left ``queued`` or ``running``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,6 +22,8 @@ from cairn.domain.sources import DataSource
 from cairn.errors import Busy
 from cairn.runner.engine import Runner
 from cairn.store import runs as run_store
+
+log = logging.getLogger("cairn.pool")
 
 
 @dataclass(slots=True)
@@ -97,8 +100,24 @@ class WorkerPool:
                     await self.runner.execute(job.run, job.agent, job.available)
                 else:  # cancelled while it waited: let its followers go
                     self._release(job.run)
+            except Exception as exc:  # one run's failure must not stop the workers
+                log.exception("run %s could not be completed", job.run.run_id)
+                self._end_failed(job.run, exc)
             finally:
                 job.done.set()
+
+    def _end_failed(self, run: Run, exc: Exception) -> None:
+        """Give a run whose execution raised (its final write refused, the database gone)
+        a final row if it can still be written, and release its live followers."""
+        reason = f"internal error: the run could not be completed: {type(exc).__name__}: {exc}"
+        run.status, run.error_type, run.error_message = "failed", "internal_error", reason
+        try:
+            with self.runner.store.begin() as conn:
+                run_store.fail_live_run(conn, run.run_id, datetime.now(UTC), reason)
+        except Exception:  # the reaper ends it once its heartbeat is stale
+            log.exception("run %s could not be marked failed", run.run_id)
+        if self.runner.bus is not None:
+            self.runner.bus.run_finished(run)
 
     def _release(self, run: Run) -> None:
         """A queued run that will never execute here: end its live followers' streams."""

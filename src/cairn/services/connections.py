@@ -15,7 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from cairn.domain.connections import Connection, check_app_slug, integration_namespace
+from cairn.domain.connections import (
+    MAX_EXPIRES_IN_S,
+    Connection,
+    check_app_slug,
+    integration_namespace,
+)
 from cairn.domain.sources import DataSource
 from cairn.errors import NotFound, UsageError
 from cairn.ids import new_id
@@ -25,6 +30,7 @@ from cairn.store import sources as source_store
 from cairn.store.sandboxes import require_sandbox
 
 INTEGRATION_KIND = "integration"
+_MAX_LABEL = 200  # the width of the label columns
 
 
 def add_connection(
@@ -41,12 +47,17 @@ def add_connection(
     replaces. ``expires_in_s`` is the token's lifetime from now (``None``: no expiry known).
     The returned connection carries no token."""
     check_app_slug(app_slug)
+    if len(account_label) > _MAX_LABEL:
+        raise UsageError(f"--account may be at most {_MAX_LABEL} characters")
     if not access_token.strip():
         raise UsageError(
             f"a connection for {app_slug!r} needs an access token (--token or CAIRN_CONNECT_TOKEN)"
         )
-    if expires_in_s is not None and expires_in_s <= 0:
-        raise UsageError(f"--expires-in must be a positive number of seconds, got {expires_in_s}")
+    if expires_in_s is not None and not 0 < expires_in_s <= MAX_EXPIRES_IN_S:
+        raise UsageError(
+            f"--expires-in must be between 1 and {MAX_EXPIRES_IN_S} seconds (omit it when the "
+            f"token does not expire), got {expires_in_s}"
+        )
     token = {"access_token": access_token}
     if refresh_token:
         token["refresh_token"] = refresh_token
@@ -108,12 +119,16 @@ def add_integration_source(
         raise UsageError(
             "no connection provider: pass --provider-url or set CAIRN_CONNECT_URL on the server"
         )
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"the provider URL must be http(s)://…, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        usable = False
+    if not usable:
+        raise UsageError(f"the provider URL must be http(s)://host/…, got {url!r}")
     chosen = (label if label is not None else app_slug).strip()
-    if not chosen:
-        raise UsageError("a source needs a non-empty label")
+    if not chosen or len(chosen) > _MAX_LABEL:
+        raise UsageError(f"a source label must be 1 to {_MAX_LABEL} characters, got {chosen!r}")
     config: dict[str, Any] = {
         "app_slug": app_slug,
         "provider_url": url,

@@ -117,9 +117,14 @@ async def check_source(app: App, sandbox_id: str, id_or_label: str) -> HealthRep
         source = source_store.get_source(conn, sandbox_id, id_or_label, app.secrets)
     if source.status == "revoked":
         raise UsageError(f"source {source.label!r} was revoked; add it again to use it")
-    from cairn.tools.mcp import check_health
+    if source.kind == "user_mcp":
+        from cairn.tools.mcp import check_health
 
-    health = await check_health(source, app.tool_context, app.settings.resolve_timeout_s)
+        health = await check_health(source, app.tool_context, app.settings.resolve_timeout_s)
+    elif source.kind == "integration":
+        health = await _check_by_resolving(app, sandbox_id, source.source_id)
+    else:
+        raise UsageError(f"{source.kind} sources offer no tools: there is nothing to check")
     status = "active" if health.ok else "error"
     with app.store.begin() as conn:
         source_store.set_source_status(
@@ -134,6 +139,24 @@ async def check_source(app: App, sandbox_id: str, id_or_label: str) -> HealthRep
     return HealthReport(
         source, health.ok, health.reason, health.message, health.tool_names, health.duration_ms
     )
+
+
+async def _check_by_resolving(app: App, sandbox_id: str, source_id: str) -> Any:
+    """Any tool-source kind's health: build it exactly as a run would and list its tools."""
+    from cairn.tools.mcp import HealthResult
+    from cairn.tools.resolution import resolve_tools
+
+    async with resolve_tools(
+        selection=[source_id],
+        allowlist=[],
+        available=available_sources(app, sandbox_id),
+        context=app.tool_context,
+    ) as tools:
+        trace = tools.trace
+    if trace.sources_skipped:
+        skip = trace.sources_skipped[0]
+        return HealthResult(False, skip.reason, skip.message, [], trace.duration_ms)
+    return HealthResult(True, None, "healthy", list(trace.tool_names_advertised), trace.duration_ms)
 
 
 def list_sources(app: App, sandbox_id: str) -> list[DataSource]:

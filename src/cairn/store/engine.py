@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from cairn.errors import StoreError
+from cairn.errors import StoreError, UsageError
 from cairn.store.version import SCHEMA_HEAD
 
 __all__ = ["SCHEMA_HEAD", "Store", "open_store"]
@@ -57,6 +57,8 @@ class Store:
                 yield conn
         except OperationalError as exc:
             raise StoreError(f"database error on {redact_url(self.url)}: {exc.orig}") from exc
+        except DataError as exc:
+            raise _refused_value(exc) from exc
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -66,10 +68,19 @@ class Store:
                 yield conn
         except OperationalError as exc:
             raise StoreError(f"database error on {redact_url(self.url)}: {exc.orig}") from exc
+        except DataError as exc:
+            raise _refused_value(exc) from exc
 
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+
+
+def _refused_value(exc: DataError) -> UsageError:
+    """A value the database cannot hold or compare (PostgreSQL refuses NUL characters in
+    text, numbers out of a column's range): bad input, not a broken ledger."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "invalid value"
+    return UsageError(f"a value in the request cannot be stored or searched for: {reason}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

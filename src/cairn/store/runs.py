@@ -74,6 +74,21 @@ def _final_values(run: Run) -> dict[str, Any]:
     }
 
 
+_TEXT_COLUMNS = ("output_text", "error_message", "model")
+
+
+def _storable(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    """PostgreSQL text cannot hold a NUL character, and a run's text may have one (a model
+    or a tool can return anything): there it is kept as U+FFFD rather than failing the
+    write, which would leave the run without its final state."""
+    if conn.dialect.name == "postgresql":
+        for name in _TEXT_COLUMNS:
+            value = values.get(name)
+            if isinstance(value, str) and "\x00" in value:
+                values[name] = value.replace("\x00", "\ufffd")
+    return values
+
+
 _INSERT_RUN = insert(runs)
 
 
@@ -93,7 +108,7 @@ def create_run(conn: Connection, run: Run) -> None:
         created_at=run.created_at,
         replay_of=run.replay_of,
     )
-    conn.execute(_INSERT_RUN, values)
+    conn.execute(_INSERT_RUN, _storable(conn, values))
 
 
 def append_events(conn: Connection, run_id: str, events: Sequence[RunEvent]) -> None:
@@ -126,7 +141,7 @@ _SAVE_PROGRESS = (
 
 def save_progress(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
     """Heartbeat: keep the live row current (status, calls so far, trace) and add new events."""
-    values = _final_values(run)
+    values = _storable(conn, _final_values(run))
     values["target_run_id"] = run.run_id
     conn.execute(_SAVE_PROGRESS, values)
     append_events(conn, run.run_id, events)
@@ -179,6 +194,24 @@ def cancel_queued_run(conn: Connection, run_id: str, now: datetime, reason: str)
             finished_at=now,
             heartbeat_at=now,
             duration_ms=0.0,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def fail_live_run(conn: Connection, run_id: str, now: datetime, reason: str) -> bool:
+    """End a live run ``failed`` with ``reason`` when its own final write could not be made;
+    ``False`` if the row is already final."""
+    result = conn.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id, runs.c.status.in_(LIVE_STATUSES))
+        .values(
+            status="failed",
+            outcome="interrupted",
+            error_type="internal_error",
+            error_message=reason,
+            finished_at=now,
+            heartbeat_at=now,
         )
     )
     return bool(result.rowcount)

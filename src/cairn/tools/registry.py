@@ -25,5 +25,6 @@ source_kinds: Registry[SourceFactory] = Registry(
         "builtin": "cairn.tools.builtin:BuiltinSource",
         "user_mcp": "cairn.tools.mcp:McpSource",
         "integration": "cairn.tools.integration:IntegrationSource",
+        "cairn": "cairn.tools.cairn_ops:CairnOpsSource",
     },
 )

@@ -43,6 +43,7 @@ from cairn.tools.registry import source_kinds
 from cairn.tools.wrappers import hidden_by_source, wrap_for_config
 
 DEFAULT_SOURCE_KINDS = ("builtin", "user_mcp", "integration")
+KIND_ALIASES = {"integrations": "integration"}  # the spelling SPEC.md's examples use
 
 
 @dataclass(slots=True)
@@ -70,6 +71,7 @@ def select_sources(
     chosen: dict[str, DataSource] = {}
     skipped: list[SourceSkipped] = []
     for entry in entries:
+        entry = KIND_ALIASES.get(entry, entry)
         matches = [s for s in available if entry in (s.source_id, s.kind, s.label)]
         by_id = [s for s in matches if entry in (s.source_id, s.label)]
         if not matches:

@@ -1,0 +1,46 @@
+"""HTTP route of the Concierge: a thin wrapper over ``cairn.api.concierge_ops``, mounted by
+``cairn.api.app`` (``EXTRA_ROUTERS``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from cairn import wire
+from cairn.api import concierge_ops as ops
+from cairn.api.app import CallerDep
+from cairn.wire_concierge import Answer, AskRequest
+
+PREFIX = "/api/v1/sandboxes/{sandbox}"
+
+_DESCRIBED = {
+    400: "The question cannot be used (empty), or CAIRN_CONCIERGE_AGENT is misconfigured",
+    401: "Missing, unknown or revoked API key",
+    403: "The key's role does not allow this",
+    404: "No such sandbox (for this key)",
+    422: "The request body is malformed",
+}
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {"model": wire.Problem, "description": _DESCRIBED[code]}
+        for code in (401, 404, 422, *codes)
+    }
+
+
+router = APIRouter(prefix=PREFIX, tags=["concierge"])
+
+
+@router.post("/ask", response_model=Answer, responses=_problems(400, 403))
+async def ask(caller: CallerDep, body: AskRequest) -> Any:
+    """Ask the Concierge in plain English ("Why didn't run run_… use any tools?").
+
+    With a Concierge agent configured (an agent slugged ``concierge``, or named by
+    ``CAIRN_CONCIERGE_AGENT``, whose tool sources include ``cairn``) the agent answers with
+    Cairn's own operations as its tools, and its run is in the ledger
+    (``concierge_run_id``); otherwise a deterministic interpreter answers. Both answer from
+    ledger data and cite run ids. Reversible changes (pausing a trigger) need an editor
+    key; nothing is ever destroyed: the answer gives the command instead."""
+    return await ops.ask(caller, body.question, offline=body.offline)

@@ -1,0 +1,75 @@
+"""HTTP routes for ``explain`` and ``doctor``: thin wrappers over
+``cairn.api.diagnosis_ops``, mounted by ``cairn.api.app`` (``EXTRA_ROUTERS``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from cairn import wire, wire_diagnosis
+from cairn.api import diagnosis_ops as ops
+from cairn.api.app import CallerDep
+
+PREFIX = "/api/v1/sandboxes/{sandbox}"
+
+_DESCRIBED = {
+    400: "The input cannot be used (the detail says why)",
+    401: "Missing, unknown or revoked API key",
+    404: "No such sandbox, run, event or agent (for this key)",
+    422: "The parameters are malformed",
+}
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {"model": wire.Problem, "description": _DESCRIBED[code]}
+        for code in (401, 404, 422, *codes)
+    }
+
+
+router = APIRouter(prefix=PREFIX, tags=["diagnosis"])
+
+
+@router.get(
+    "/runs/{run_id}/explain", response_model=wire_diagnosis.Explanation, responses=_problems()
+)
+def explain_run(caller: CallerDep, run_id: str) -> Any:
+    """Why the run did what it did: the cause and the fix, citing the run, event and trace
+    fields each finding rests on."""
+    return ops.explain_run(caller, run_id)
+
+
+@router.get(
+    "/events/{event_id}/explain",
+    response_model=wire_diagnosis.Explanation,
+    responses=_problems(),
+)
+def explain_event(caller: CallerDep, event_id: str) -> Any:
+    """Why the event fired what it fired, or nothing: each trigger's decision (filtered out
+    by which filter, rate-limited, paused, archived), no trigger, or a refused delivery."""
+    return ops.explain_event(caller, event_id)
+
+
+@router.get(
+    "/agents/{slug}/why-not-fired",
+    response_model=wire_diagnosis.Explanation,
+    responses=_problems(),
+)
+def why_not_fired(caller: CallerDep, slug: str) -> Any:
+    """Why the agent did (not) fire on the last event of any source bound to it."""
+    return ops.why_not_fired(caller, slug)
+
+
+@router.get("/doctor", response_model=wire_diagnosis.DoctorReport, responses=_problems(400))
+async def doctor(
+    caller: CallerDep,
+    agent: Annotated[str | None, Query(description="Only this agent (slug)")] = None,
+    quiet_days: Annotated[
+        float, Query(ge=0, description="A trigger with no fire for this long is quiet")
+    ] = 7,
+) -> Any:
+    """Scan without running anything: stale allowlists against today's catalog, sources that
+    would be skipped now, paused or quiet triggers, agents whose recent runs mostly fail or
+    use no tools, runaway usage. ``ok`` is false when something needs fixing."""
+    return await ops.doctor(caller, agent, quiet_days)

@@ -1,0 +1,737 @@
+"""The Concierge: questions about Cairn in plain English, answered from the ledger.
+
+``ask(app, sandbox_id, question)`` answers in one of two modes:
+
+- **agent**: when the sandbox has a Concierge agent (the agent named by
+  ``CAIRN_CONCIERGE_AGENT``, else one slugged ``concierge``) whose ``tool_sources`` name
+  ``cairn``, the question is fired at it as a ``manual`` run whose tools are Cairn's own
+  operations (``cairn.tools.cairn_ops``). The run executes in the asking task, holding the
+  grant those tools act with (the App, the sandbox, the asker's role); it is in the ledger
+  like any other, and the answer is its output, citing the run ids it names. A Concierge
+  run that fails or says nothing is answered offline instead, saying so.
+- **offline**: a deterministic interpreter (``cairn.services.concierge_questions`` reads
+  the question) that calls the services (runs, diagnosis, usage, catalogs, triggers) and
+  phrases what they return:
+
+========================================================  ================================
+"Show me the last 20 runs for the support agent"          recent runs, status and outcome
+"Why didn't run run_… use any tools?"                     ``diagnosis.explain_run``
+"Why didn't the support agent's last run use tools?"      the same, for its latest run
+"Why didn't event evt_… fire anything?"                   ``diagnosis.explain_event``
+"Why didn't the triage agent fire on the last event?"     ``diagnosis.why_not_fired``
+"Test the triage agent with this fake event: {…}"         a synchronous test fire
+"What tools does my support agent have right now?"        the live catalog, skips, drift
+"Which agent used the most tokens today?"                 ``usage.usage`` by agent
+"Pause trigger trg_…" / "Resume trigger trg_…"            done (reversible; editors only)
+"Delete / destroy / revoke …"                             never done: the command is given
+"What needs fixing?"                                      ``diagnosis.doctor``
+========================================================  ================================
+
+Anything else gets the list of what the Concierge can do. Destructive questions are
+always answered offline, so "it prints the command instead" holds whatever model runs.
+The answer names things that do not exist (a run id, an agent) rather than raising.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from cairn.domain.keys import Role, role_allows
+from cairn.domain.sources import DataSource
+from cairn.errors import NotFound, UsageError
+from cairn.services.app import App
+from cairn.services.concierge_questions import (
+    EVENT_ID,
+    Question,
+    cited_run_ids,
+    commands_in,
+    parse_question,
+    unique,
+)
+
+if TYPE_CHECKING:
+    from cairn.domain.agents import Agent
+    from cairn.domain.diagnosis import Explanation
+    from cairn.domain.runs import Run
+
+AnswerMode = Literal["offline", "agent"]
+CONCIERGE_ENV = "CAIRN_CONCIERGE_AGENT"
+DEFAULT_CONCIERGE_SLUG = "concierge"
+
+QUIET_OUTCOMES = ("model_chose_no_tool", "no_tools_available", "answered", "interrupted")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the Concierge said: the text, the run ids it cites, the CLI commands it
+    suggests (never run for you when they destroy), how it answered, and its own run."""
+
+    text: str
+    run_ids: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    mode: AnswerMode = "offline"
+    concierge_run_id: str | None = None
+    intent: str = "help"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the API response, ``cairn ask --json``)."""
+        return {
+            "text": self.text,
+            "run_ids": self.run_ids,
+            "commands": self.commands,
+            "mode": self.mode,
+            "concierge_run_id": self.concierge_run_id,
+            "intent": self.intent,
+        }
+
+
+async def ask(
+    app: App,
+    sandbox_id: str,
+    question: str,
+    *,
+    role: Role = "owner",
+    offline: bool = False,
+) -> Answer:
+    """Answer ``question`` about sandbox ``sandbox_id`` (see the module docstring).
+
+    ``role`` is the asker's: reversible changes (pausing a trigger) need an editor, as
+    through the API. ``offline`` skips the Concierge agent. Raises ``UsageError`` for an
+    empty question or a misconfigured ``CAIRN_CONCIERGE_AGENT``; questions about things
+    that do not exist are answered, not raised."""
+    from cairn.services.agents import list_agents
+
+    if not question.strip():
+        raise UsageError('ask a question, e.g. cairn ask "Which agent used the most tokens today?"')
+    agents = list_agents(app, sandbox_id)
+    parsed = parse_question(question, [agent.slug for agent in agents])
+    concierge = None if offline else concierge_agent(app, sandbox_id)
+    if concierge is not None and parsed.intent != "destructive":
+        return await _ask_agent(app, sandbox_id, concierge, parsed, role)
+    return await _Interpreter(app, sandbox_id, agents, parsed, role).answer()
+
+
+def concierge_agent(app: App, sandbox_id: str) -> Agent | None:
+    """The sandbox's Concierge agent when one is configured and active, else ``None``.
+
+    ``CAIRN_CONCIERGE_AGENT`` names it explicitly (then a missing agent, or one without
+    the ``cairn`` source, is a ``UsageError``); otherwise an agent slugged ``concierge``
+    that names ``cairn`` in its tool sources is used if there is one."""
+    from cairn.services.agents import get_agent
+    from cairn.tools.cairn_ops import uses_cairn_tools
+
+    configured = os.environ.get(CONCIERGE_ENV, "").strip()
+    slug = configured or DEFAULT_CONCIERGE_SLUG
+    try:
+        agent = get_agent(app, sandbox_id, slug)
+    except NotFound:
+        if configured:
+            raise UsageError(
+                f"{CONCIERGE_ENV} names agent {slug!r}, which sandbox {sandbox_id!r} does not "
+                f"have: create it with --tool-sources '[\"cairn\"]' or unset {CONCIERGE_ENV}"
+            ) from None
+        return None
+    if not uses_cairn_tools(agent.tool_sources):
+        if configured:
+            raise UsageError(
+                f"{CONCIERGE_ENV} names agent {slug!r}, whose tool sources do not include "
+                f"'cairn': cairn agent update {slug} --tool-sources '[\"cairn\"]'"
+            )
+        return None
+    return agent if agent.status == "active" else None
+
+
+# --- agent mode -----------------------------------------------------------------------
+
+
+def ensure_cairn_source(app: App, sandbox_id: str) -> DataSource:
+    """The sandbox's ``cairn`` tool source (Cairn's own operations, see
+    ``cairn.tools.cairn_ops``), stored on first use, labelled ``cairn``. A ``UsageError``
+    if another kind of source already holds that label."""
+    from cairn.errors import AlreadyExists
+    from cairn.ids import new_id
+    from cairn.store import sources as source_store
+    from cairn.tools.cairn_ops import KIND, LABEL, NAMESPACE
+
+    with app.store.connect() as conn:
+        existing = [s for s in source_store.list_sources(conn, sandbox_id) if s.kind == KIND]
+    if existing:
+        return existing[0]
+    record = DataSource(new_id("src"), sandbox_id, KIND, LABEL, {"namespace": NAMESPACE})
+    try:
+        with app.store.begin() as conn:
+            return source_store.create_source(conn, record, app.secrets)
+    except AlreadyExists:
+        with app.store.connect() as conn:
+            taken = source_store.get_source(conn, sandbox_id, LABEL)
+        if taken.kind == KIND:  # another request stored it first
+            return taken
+        raise UsageError(
+            f"the label {LABEL!r} is taken by a {taken.kind} source ({taken.source_id}); "
+            "Cairn's own tool source needs it: relabel that source first"
+        ) from None
+
+
+async def _ask_agent(
+    app: App, sandbox_id: str, agent: Agent, parsed: Question, role: Role
+) -> Answer:
+    """Fire the Concierge agent with the question, in this task, holding the grant its
+    ``cairn`` tools act with (see ``cairn.tools.cairn_ops``)."""
+    from cairn.services.sources import available_sources
+    from cairn.tools.cairn_ops import Grant, granted
+
+    ensure_cairn_source(app, sandbox_id)
+    run = app.runner.accept(agent, parsed.hints(), kind="manual")
+    with granted(Grant(app, sandbox_id, role)):
+        run = await app.runner.execute(run, agent, available_sources(app, sandbox_id))
+    if run.status != "succeeded" or not run.output_text.strip():
+        return await _fallback(app, sandbox_id, parsed, role, run)
+    commands = commands_in(run.output_text)
+    return Answer(
+        text=run.output_text.strip(),
+        run_ids=cited_run_ids(run.output_text, exclude=run.run_id),
+        commands=[*commands, f"cairn runs show {run.run_id}"],
+        mode="agent",
+        concierge_run_id=run.run_id,
+        intent="agent",
+    )
+
+
+async def _fallback(app: App, sandbox_id: str, parsed: Question, role: Role, run: Run) -> Answer:
+    from cairn.services.agents import list_agents
+
+    why = run.error_message or f"it ended {run.status} without an answer (outcome {run.outcome})"
+    offline = await _Interpreter(
+        app, sandbox_id, list_agents(app, sandbox_id), parsed, role
+    ).answer()
+    note = (
+        f"(The Concierge agent's run {run.run_id} did not answer: {why}. "
+        "Answered by the offline interpreter instead.)"
+    )
+    return Answer(
+        text=f"{note}\n\n{offline.text}",
+        run_ids=offline.run_ids,
+        commands=[*offline.commands, f"cairn runs explain {run.run_id}"],
+        mode="offline",
+        concierge_run_id=run.run_id,
+        intent=offline.intent,
+    )
+
+
+# --- the offline interpreter ------------------------------------------------------------
+
+
+class _Interpreter:
+    """Routes a parsed question to one handler; each returns a complete ``Answer``."""
+
+    def __init__(
+        self, app: App, sandbox_id: str, agents: list[Agent], parsed: Question, role: Role
+    ) -> None:
+        self.app = app
+        self.sandbox_id = sandbox_id
+        self.agents = agents
+        self.q = parsed
+        self.role = role
+
+    async def answer(self) -> Answer:
+        q = self.q
+        handlers: dict[str, Callable[[], Awaitable[Answer]]] = {
+            "destructive": self.destructive,
+            "resume_trigger": lambda: self.set_triggers("active"),
+            "pause_trigger": lambda: self.set_triggers("paused"),
+            "explain_run": lambda: self.explain_run(q.run_ids[0]),
+            "explain_event": lambda: self.explain_event(q.event_ids[0]),
+            "explain_last": self.explain_last,
+            "why_not_fired": self.why_not_fired,
+            "test_fire": self.test_fire,
+            "agent_tools": self.catalog,
+            "usage": self.usage,
+            "doctor": self.doctor,
+            "list_runs": self.list_runs,
+            "help": self.help,
+        }
+        return await handlers[q.intent]()
+
+    # -- helpers --
+
+    def _unknown_agent(self, intent: str) -> Answer:
+        return Answer(
+            f"There is no agent {self.q.unknown_agent!r} in sandbox {self.sandbox_id!r}. "
+            f"{self._agents_line()}",
+            commands=["cairn agent list"],
+            intent=intent,
+        )
+
+    def _agent_or_ask(self, intent: str) -> str | Answer:
+        """The agent the question is about, or an answer asking which one."""
+        if self.q.agent:
+            return self.q.agent
+        if self.q.unknown_agent:
+            return self._unknown_agent(intent)
+        pool = self._regular_agents()
+        if len(pool) == 1:
+            return pool[0].slug
+        return Answer(
+            f"Which agent do you mean? {self._agents_line()}",
+            commands=["cairn agent list"],
+            intent=intent,
+        )
+
+    def _regular_agents(self) -> list[Agent]:
+        """Active agents that are not a Concierge (what "my agent" usually means)."""
+        from cairn.tools.cairn_ops import uses_cairn_tools
+
+        return [
+            a for a in self.agents if a.status == "active" and not uses_cairn_tools(a.tool_sources)
+        ]
+
+    def _agents_line(self) -> str:
+        if not self.agents:
+            return "This sandbox has no agents yet: create one with `cairn agent create`."
+        return "Agents here: " + ", ".join(a.slug for a in self.agents) + "."
+
+    # -- handlers --
+
+    async def list_runs(self) -> Answer:
+        from cairn.services.runs import RunQuery, list_runs
+
+        q = self.q
+        if q.unknown_agent and not q.agent:
+            return self._unknown_agent("list_runs")
+        limit = q.limit or 20
+        runs = list_runs(
+            self.app,
+            self.sandbox_id,
+            RunQuery(
+                agent_slug=q.agent,
+                status=q.status,  # type: ignore[arg-type]
+                since_s=q.since_s,
+                limit=limit,
+            ),
+        )
+        whose = f" of {q.agent}" if q.agent else " in this sandbox"
+        which = f" {q.status}" if q.status else ""
+        window = f" {q.window}" if q.window else ""
+        command = None
+        if q.agent:
+            command = f"cairn agent runs {q.agent} --limit {limit}" + (
+                f" --status {q.status}" if q.status else ""
+            )
+        if not runs:
+            return Answer(
+                f"No{which} runs{whose}{window}.",
+                commands=[command] if command else [],
+                intent="list_runs",
+            )
+        lines = [f"The last {len(runs)}{which} runs{whose}{window}, newest first:"]
+        lines += [_run_line(run) for run in runs]
+        lines.append(_tally(runs))
+        if len(runs) == limit:
+            lines.append(f'(Limited to {limit}; ask for more, e.g. "the last {limit * 2} runs".)')
+        return Answer(
+            "\n".join(lines),
+            run_ids=[run.run_id for run in runs],
+            commands=[command] if command else [],
+            intent="list_runs",
+        )
+
+    async def explain_run(self, run_id: str) -> Answer:
+        from cairn.services.diagnosis import explain_run
+        from cairn.services.runs import get_run
+
+        try:
+            run = get_run(self.app, self.sandbox_id, run_id)
+        except NotFound:
+            return Answer(
+                f"There is no run {run_id} in sandbox {self.sandbox_id!r}. Run ids look like "
+                "run_ and 26 letters and digits; list recent ones with "
+                '"show me the last 20 runs for <agent>".',
+                commands=["cairn agent runs <slug>"],
+                intent="explain_run",
+            )
+        lines, commands, cited = _phrase(explain_run(self.app, self.sandbox_id, run_id))
+        return Answer(
+            "\n".join(lines),
+            run_ids=unique([run.run_id, *cited]),
+            commands=unique([*commands, f"cairn runs explain {run.run_id}"]),
+            intent="explain_run",
+        )
+
+    async def explain_last(self) -> Answer:
+        from cairn.services.runs import RunQuery, list_runs
+
+        slug = self._agent_or_ask("explain_run")
+        if isinstance(slug, Answer):
+            return slug
+        latest = list_runs(self.app, self.sandbox_id, RunQuery(agent_slug=slug, limit=1))
+        if not latest:
+            return Answer(
+                f"{slug} has no runs yet. Test it with "
+                f"`cairn agent test {slug} --event-payload '{{}}'`.",
+                commands=[f"cairn agent test {slug} --event-payload '{{}}'"],
+                intent="explain_run",
+            )
+        return await self.explain_run(latest[0].run_id)
+
+    async def explain_event(self, event_id: str) -> Answer:
+        from cairn.services.diagnosis import explain_event
+
+        try:
+            explanation = explain_event(self.app, self.sandbox_id, event_id)
+        except NotFound as missing:
+            return Answer(f"{missing} (see `cairn events list`).", intent="explain_event")
+        lines, commands, cited = _phrase(explanation)
+        return Answer(
+            "\n".join([f"Event {event_id}:", *lines]),
+            run_ids=cited,
+            commands=unique([*commands, f"cairn events explain {event_id}"]),
+            intent="explain_event",
+        )
+
+    async def why_not_fired(self) -> Answer:
+        from cairn.services.diagnosis import why_not_fired
+
+        slug = self._agent_or_ask("why_not_fired")
+        if isinstance(slug, Answer):
+            return slug
+        explanation = why_not_fired(self.app, self.sandbox_id, slug)
+        lines, commands, cited = _phrase(explanation)
+        events = unique(EVENT_ID.findall(json.dumps(explanation.to_dict(), default=str)))
+        return Answer(
+            "\n".join([f"Why {slug} did not fire:", *lines]),
+            run_ids=cited,
+            commands=unique([*commands, *(f"cairn events explain {e}" for e in events[:1])]),
+            intent="why_not_fired",
+        )
+
+    async def test_fire(self) -> Answer:
+        from cairn.services.runs import fire_agent
+
+        slug = self._agent_or_ask("test_fire")
+        if isinstance(slug, Answer):
+            return slug
+        payload = self.q.payload if self.q.has_payload else {}
+        run = await fire_agent(self.app, self.sandbox_id, slug, payload, kind="test")
+        shown = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+        duration = f"{run.duration_ms:.0f} ms" if run.duration_ms is not None else "-"
+        lines = [
+            f"Test-fired {slug} with {shown}: run {run.run_id} {run.status}, outcome "
+            f"{run.outcome} ({_count(len(run.tool_calls), 'tool call')}, "
+            f"{run.usage.tokens_in + run.usage.tokens_out} tokens, {duration}).",
+            f"Output: {run.output_text.strip() or '(empty)'}",
+        ]
+        for call in run.tool_calls:
+            result = f"error: {call.error}" if call.error else f"-> {_short(call.result)}"
+            lines.append(f"- {call.name}({_short(call.arguments)}) {result}")
+        if run.error_message:
+            lines.append(f"Error ({run.error_type}): {run.error_message}")
+        cited = [run.run_id]
+        commands = [f"cairn runs show {run.run_id}"]
+        if run.status != "succeeded" or run.outcome in (*QUIET_OUTCOMES, "tool_errors"):
+            from cairn.services.diagnosis import explain_run
+
+            explanation = explain_run(self.app, self.sandbox_id, run.run_id)
+            more, fixes, _ = _phrase(explanation)
+            lines += ["Why:", *more]
+            commands = unique([*commands, *fixes, f"cairn runs explain {run.run_id}"])
+        commands.append(f"cairn agent test {slug} --event-payload {shlex.quote(shown)}")
+        return Answer("\n".join(lines), run_ids=cited, commands=commands, intent="test_fire")
+
+    async def catalog(self) -> Answer:
+        from cairn.services.agents import agent_catalog, describe_missing
+
+        slug = self._agent_or_ask("agent_tools")
+        if isinstance(slug, Answer):
+            return slug
+        catalog = await agent_catalog(self.app, self.sandbox_id, slug)
+        trace = catalog.trace
+        names = [tool["name"] for tool in catalog.tools]
+        if names:
+            lines = [f"{slug} can use {_count(len(names), 'tool')} right now: {', '.join(names)}."]
+        else:
+            lines = [f"{slug} has no tools right now, so its runs cannot act."]
+        if trace.sources_resolved:
+            lines.append(
+                "Sources that resolved: "
+                + "; ".join(
+                    f"{s.label} ({s.kind}, {_count(s.tool_count, 'tool')})"
+                    for s in trace.sources_resolved
+                )
+                + "."
+            )
+        elif catalog.agent.tool_sources == []:
+            lines.append("Its tool sources are [] (tool-less by choice).")
+        for skipped in trace.sources_skipped:
+            lines.append(
+                f"Skipped: {skipped.label} ({skipped.kind}): {skipped.reason}: {skipped.message}"
+            )
+        if trace.allowlist_filtered_out:
+            lines.append(
+                f"Filtered out by its allowlist: {', '.join(trace.allowlist_filtered_out)}."
+            )
+        for missing in trace.allowlist_missing_entries:
+            lines.append(f"Stale: {describe_missing(missing)}.")
+        return Answer(
+            "\n".join(lines), commands=[f"cairn agent tools {slug}"], intent="agent_tools"
+        )
+
+    async def usage(self) -> Answer:
+        from cairn.services.usage import format_micros, usage
+
+        q = self.q
+        by = q.usage_by
+        since_s, window = q.since_s or 86400.0, q.window or "in the last 24 hours"
+        report = usage(self.app, self.sandbox_id, since_s=since_s, by=by, agent=q.agent)
+        rows = [row for row in report.rows if row.runs] if by == "hour" else report.rows
+        if by == "hour":
+            rows = sorted(rows, key=lambda r: -r.tokens)
+        scope = f" by {q.agent}" if q.agent else ""
+        if not rows:
+            return Answer(
+                f"No runs{scope} {window}: no tokens were used.",
+                commands=[f"cairn usage --since {_duration(since_s)} --by {by}"],
+                intent="usage",
+            )
+
+        def cost(micros: int | None) -> str:
+            return f", est. cost {format_micros(micros)}" if micros is not None else ""
+
+        top = rows[0]
+        label = by
+        key = top.key if top.key is not None else f"(no {label})"
+        lines = [
+            f"{window[0].upper()}{window[1:]}, the {label} that used the most tokens{scope} is "
+            f"{key}: {top.tokens:,} tokens ({top.tokens_in:,} in, {top.tokens_out:,} out) "
+            f"over {_count(top.runs, 'run')}{cost(top.cost_micros)}."
+        ]
+        for row in rows[1:5]:
+            name = row.key if row.key is not None else f"(no {label})"
+            lines.append(
+                f"- {name}: {row.tokens:,} tokens over {_count(row.runs, 'run')}"
+                f"{cost(row.cost_micros)}"
+            )
+        totals = report.totals
+        lines.append(
+            f"Total: {totals.tokens:,} tokens over {_count(totals.runs, 'run')}"
+            f"{cost(totals.cost_micros)}."
+        )
+        return Answer(
+            "\n".join(lines),
+            commands=[f"cairn usage --since {_duration(since_s)} --by {by}"],
+            intent="usage",
+        )
+
+    async def doctor(self) -> Answer:
+        from cairn.services.diagnosis import doctor
+
+        report = await doctor(self.app, self.sandbox_id, slug=self.q.agent)
+        command = "cairn doctor" + (f" --agent {self.q.agent}" if self.q.agent else "")
+        if report.ok and not report.findings:
+            return Answer("Nothing needs fixing.", commands=[command], intent="doctor")
+        lines = [
+            "Nothing needs fixing; notes:" if report.ok else "These need fixing:",
+        ]
+        commands: list[str] = []
+        for finding in report.findings:
+            about = f"{finding.subject}: " if finding.subject else ""
+            lines.append(f"- [{finding.severity}] {about}{finding.cause}")
+            if finding.fix:
+                lines.append(f"  Fix: {finding.fix}")
+                commands += commands_in(finding.fix)
+        text = "\n".join(lines)
+        return Answer(
+            text,
+            run_ids=cited_run_ids(text),
+            commands=unique([*commands, command]),
+            intent="doctor",
+        )
+
+    async def set_triggers(self, status: Literal["active", "paused"]) -> Answer:
+        from cairn.services.triggers import list_triggers, update_trigger
+
+        verb, intent = (
+            ("pause", "pause_trigger") if status == "paused" else ("resume", "resume_trigger")
+        )
+        ids = self.q.trigger_ids
+        if not ids and self.q.agent:
+            ids = [t.trigger_id for t in list_triggers(self.app, self.sandbox_id, self.q.agent)]
+        if not ids:
+            return Answer(
+                "Which trigger? Name it (trg_…) or its agent; `cairn agent trigger list` "
+                "shows them.",
+                commands=["cairn agent trigger list"],
+                intent=intent,
+            )
+        if not role_allows(self.role, "editor"):
+            commands = [f"cairn agent trigger {verb} {t}" for t in ids]
+            return Answer(
+                f"To {verb} a trigger takes an editor key, and this question came with a "
+                f"{self.role} key. An editor can run: " + "; ".join(commands),
+                commands=commands,
+                intent=intent,
+            )
+        lines: list[str] = []
+        commands = []
+        undo = "resume" if status == "paused" else "pause"
+        for trigger_id in ids:
+            try:
+                from cairn.services.triggers import get_trigger
+
+                before = get_trigger(self.app, self.sandbox_id, trigger_id)
+            except NotFound:
+                lines.append(f"There is no trigger {trigger_id} in sandbox {self.sandbox_id!r}.")
+                continue
+            if before.status == status:
+                lines.append(f"Trigger {trigger_id} ({before.agent_slug}) was already {status}.")
+                continue
+            update_trigger(self.app, self.sandbox_id, trigger_id, status=status)
+            if status == "paused":
+                lines.append(
+                    f"Paused trigger {trigger_id} ({before.agent_slug} <- source "
+                    f"{before.data_source_id}): it no longer fires, and its events are recorded "
+                    f"as 'paused'. Undo with `cairn agent trigger resume {trigger_id}`."
+                )
+            else:
+                lines.append(
+                    f"Resumed trigger {trigger_id} ({before.agent_slug}): it fires again on "
+                    f"matching events. Undo with `cairn agent trigger pause {trigger_id}`."
+                )
+            commands.append(f"cairn agent trigger {undo} {trigger_id}")
+        return Answer("\n".join(lines), commands=commands, intent=intent)
+
+    async def destructive(self) -> Answer:
+        """Never done: what would be destroyed, and the command that does it."""
+        from cairn.services.sources import list_sources
+        from cairn.services.triggers import list_triggers
+
+        q = self.q
+        triggers = q.trigger_ids
+        if not triggers and q.agent and re.search(r"\btriggers?\b", q.text):
+            triggers = [t.trigger_id for t in list_triggers(self.app, self.sandbox_id, q.agent)]
+        sources = q.source_ids or [
+            s.label
+            for s in list_sources(self.app, self.sandbox_id)
+            if s.kind != "builtin"
+            and re.search(rf"(?<![\w-]){re.escape(s.label.lower())}(?![\w-])", q.text)
+        ]
+        commands = [f"cairn agent trigger destroy {t} --yes" for t in triggers]
+        commands += [f"cairn source revoke {shlex.quote(s)}" for s in sources]
+        commands += [f"cairn key revoke {k}" for k in q.key_ids]
+        if q.run_ids or (re.search(r"\bruns?\b", q.text) and not commands):
+            commands.append("cairn runs prune --older-than 30d")
+        if q.agent and not commands:
+            commands.append(f"cairn agent archive {q.agent}")
+        if not commands:
+            commands = [
+                "cairn agent trigger destroy <trigger_id> --yes",
+                "cairn source revoke <source>",
+                "cairn connection revoke <app>",
+                "cairn key revoke <key_id>",
+                "cairn runs prune --older-than <age>",
+            ]
+        lines = [
+            "I never destroy anything: that stays a decision you make yourself. To do it, run:",
+            *(f"  {command}" for command in commands),
+        ]
+        if any(c.startswith("cairn runs prune") for c in commands):
+            lines.append(
+                "Runs are the audit trail: they are deleted only by age, with `runs prune`."
+            )
+        if any(c.startswith("cairn agent archive") for c in commands):
+            lines.append(
+                "Agents are not deleted; archiving stops every trigger from firing them "
+                "(`cairn agent unarchive` undoes it)."
+            )
+        if triggers:
+            lines.append(
+                "If you only want it to stop firing, ask me to pause it instead: that is "
+                "reversible."
+            )
+        return Answer("\n".join(lines), commands=commands, intent="destructive")
+
+    async def help(self) -> Answer:
+        examples = [
+            "Show me the last 20 runs for the <agent> agent",
+            "Why didn't run run_… use any tools?",
+            'Test the <agent> agent with this fake event: {"title": "broken checkout"}',
+            "What tools does my <agent> agent have right now?",
+            "Why didn't the <agent> agent fire on the last event?",
+            "Which agent used the most tokens today?",
+            "Pause trigger trg_…  (and: resume trigger trg_…)",
+            "What needs fixing?",
+        ]
+        return Answer(
+            "I did not understand that question. I answer from the ledger, e.g.:\n"
+            + "\n".join(f"- {e}" for e in examples)
+            + f"\nI never destroy anything; I print the command instead. {self._agents_line()}",
+            intent="help",
+        )
+
+
+# --- phrasing -------------------------------------------------------------------------
+
+
+def _phrase(explanation: Explanation) -> tuple[list[str], list[str], list[str]]:
+    """An explanation as lines of text, the commands in its fixes, the run ids it cites."""
+    lines = [explanation.summary]
+    commands: list[str] = []
+    for finding in explanation.findings:
+        # The summary usually is the root cause's sentence: say it once.
+        if finding.cause not in explanation.summary:
+            lines.append(f"- {finding.cause}")
+        if finding.fix:
+            lines.append(f"  Fix: {finding.fix}")
+            commands += commands_in(finding.fix)
+        if finding.evidence:
+            lines.append(f"  (from the fields {', '.join(sorted(finding.evidence))})")
+    cited = cited_run_ids(json.dumps(explanation.to_dict(), default=str))
+    return lines, unique(commands), cited
+
+
+def _run_line(run: Run) -> str:
+    tokens = run.usage.tokens_in + run.usage.tokens_out
+    when = run.created_at.strftime("%Y-%m-%d %H:%M:%S") if run.created_at else "-"
+    line = (
+        f"- {run.run_id}  {run.agent_slug}  {run.status}  {run.outcome or '-'}  "
+        f"{_count(len(run.tool_calls), 'tool call')}, {tokens} tokens, {when}"
+    )
+    if run.error_message:
+        line += f"\n    error: {_short(run.error_message, 160)}"
+    elif run.output_text.strip():
+        line += f"\n    output: {_short(run.output_text, 160)}"
+    return line
+
+
+def _tally(runs: list[Run]) -> str:
+    statuses: dict[str, int] = {}
+    quiet = 0
+    for run in runs:
+        statuses[run.status] = statuses.get(run.status, 0) + 1
+        quiet += run.outcome in ("model_chose_no_tool", "no_tools_available", "answered")
+    parts = ", ".join(f"{count} {status}" for status, count in statuses.items())
+    tail = f"; {_count(quiet, 'run')} called no tool" if quiet else ""
+    return f"In all: {parts}{tail}."
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _short(value: Any, width: int = 100) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    if seconds % 86400 == 0:
+        return f"{int(seconds // 86400)}d"
+    if seconds >= 3600:
+        return f"{max(1, round(seconds / 3600))}h"
+    return f"{max(1, round(seconds / 60))}m"

@@ -1,0 +1,435 @@
+"""``doctor``: a proactive scan of a sandbox (or one agent) that runs nothing.
+
+What it checks, and the finding codes it reports (each with a ``subject``):
+
+=========================  ==============================================================
+code                       what
+=========================  ==============================================================
+``source_skipped``         a source the agents use would be skipped now (reason + fix)
+``stale_allowlist``        allowlist entries that match no tool in today's catalog
+``no_tools_available``     an agent that would be offered no tools at all
+``trigger_paused``         a paused trigger
+``trigger_quiet``          an active trigger that has not fired in ``quiet_days``
+``trigger_agent_archived`` an active trigger whose agent is archived
+``runs_mostly_fail``       most of the agent's last 20 finished runs failed
+``runs_mostly_no_tools``   most of them succeeded without calling a tool
+``runaway_usage``          the agent is over its usage threshold (``cairn.services.usage``)
+=========================  ==============================================================
+
+Catalogs are resolved once per distinct ``tool_sources`` selection (with no allowlist), and
+each agent's allowlist is applied to that, so a sandbox of many agents on the same sources
+connects to each server once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cairn.domain.agents import Agent
+from cairn.domain.diagnosis import DoctorReport, Finding, by_severity
+from cairn.domain.runs import FINAL_STATUSES, Run, RunFilter
+from cairn.domain.sources import DataSource
+from cairn.domain.trace import MissingEntry, SourceSkipped, ToolResolutionTrace
+from cairn.domain.triggers import Event, Trigger
+from cairn.services.app import App
+from cairn.services.diagnosis_rules import (
+    RunContext,
+    names,
+    skip_finding,
+    stale_allowlist_finding,
+)
+
+RECENT_RUNS = 20
+MIN_RUNS = 3
+QUIET_OUTCOMES = ("answered", "model_chose_no_tool", "no_tools_available")
+AGENT_SPECIFIC_SKIPS = ("disabled", "not_found")
+
+
+@dataclass(slots=True)
+class _Ledger:
+    """What the scan reads from the store, in one connection."""
+
+    agents: list[Agent]
+    triggers: list[Trigger]
+    sources: list[DataSource]
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    last_events: dict[str, Event] = field(default_factory=dict)
+
+
+def _read(app: App, sandbox_id: str, slug: str | None) -> _Ledger:
+    from cairn.store import agents as agent_store
+    from cairn.store import events as event_store
+    from cairn.store import runs as run_store
+    from cairn.store import sources as source_store
+    from cairn.store import triggers as trigger_store
+
+    with app.store.connect() as conn:
+        if slug is not None:
+            agents = [agent_store.get_agent(conn, sandbox_id, slug)]
+            triggers = trigger_store.list_triggers(conn, sandbox_id, agent_id=agents[0].agent_id)
+        else:
+            agents = agent_store.list_agents(conn, sandbox_id)
+            triggers = trigger_store.list_triggers(conn, sandbox_id)
+        ledger = _Ledger(agents, triggers, source_store.list_sources(conn, sandbox_id))
+        for agent in agents:
+            if agent.status == "active":
+                where = RunFilter(sandbox_id=sandbox_id, agent_id=agent.agent_id, limit=RECENT_RUNS)
+                ledger.runs[agent.agent_id] = run_store.list_runs(conn, where)
+        for source_id in dict.fromkeys(t.data_source_id for t in triggers):
+            found = event_store.list_events(conn, sandbox_id, source_id=source_id, limit=1)
+            if found:
+                ledger.last_events[source_id] = found[0]
+    return ledger
+
+
+async def scan(
+    app: App, sandbox_id: str, *, slug: str | None = None, quiet_days: float = 7
+) -> DoctorReport:
+    """See ``cairn.services.diagnosis.doctor``."""
+    from cairn.errors import UsageError
+
+    if quiet_days < 0:
+        raise UsageError(f"quiet_days {quiet_days:g} must be 0 or more")
+    ledger = _read(app, sandbox_id, slug)
+    context = RunContext(None, ledger.sources, app.settings.resolve_timeout_s)
+    active = [a for a in ledger.agents if a.status == "active"]
+    findings: list[Finding] = []
+    findings += await _catalogs(app, sandbox_id, active, context)
+    findings += _triggers(ledger, quiet_days)
+    for agent in active:
+        findings += _recent_runs(agent, ledger.runs.get(agent.agent_id, []))
+    findings += _runaway(app, sandbox_id, slug)
+    ordered = by_severity(findings)
+    checked = {
+        "agents": len(active),
+        "triggers": len(ledger.triggers),
+        "sources": len(ledger.sources) + 1,  # the builtin source
+        "runs": sum(len(runs) for runs in ledger.runs.values()),
+    }
+    return DoctorReport(ordered, not any(f.needs_fixing for f in ordered), checked)
+
+
+# --- catalogs -----------------------------------------------------------------------------
+
+
+async def _catalogs(
+    app: App, sandbox_id: str, agents: list[Agent], context: RunContext
+) -> list[Finding]:
+    from cairn.services.sources import available_sources
+    from cairn.tools.resolution import resolve_tools
+
+    groups: dict[str, list[Agent]] = {}
+    for agent in agents:
+        if agent.tool_sources == []:
+            continue  # tool-less by choice
+        groups.setdefault(json.dumps(agent.tool_sources), []).append(agent)
+    if not groups:
+        return []
+    available = available_sources(app, sandbox_id)
+    findings: list[Finding] = []
+    skipped: dict[tuple[str, str], tuple[SourceSkipped, list[str]]] = {}
+    for members in groups.values():
+        async with resolve_tools(
+            selection=members[0].tool_sources,
+            allowlist=[],
+            available=available,
+            context=app.tool_context,
+        ) as tools:
+            trace = tools.trace
+        real = list(trace.tool_names_advertised)
+        for skip in trace.sources_skipped:
+            if skip.reason in AGENT_SPECIFIC_SKIPS:
+                for agent in members:
+                    findings.append(_agent_skip(skip, agent, context, trace))
+                continue
+            key = (skip.source_id, skip.reason)
+            entry = skipped.setdefault(key, (skip, []))
+            entry[1].extend(a.slug for a in members)
+        for agent in members:
+            findings += _allowlist(agent, real, trace, available)
+    for skip, slugs in skipped.values():
+        base = skip_finding(skip, context, slugs[0], severity="error")
+        findings.append(
+            Finding(
+                base.code,
+                base.severity,
+                base.cause.rstrip(".") + f"; agents affected: {names(sorted(set(slugs)))}.",
+                base.fix,
+                base.evidence | {"agents": sorted(set(slugs))},
+                subject=skip.label,
+            )
+        )
+    return findings
+
+
+def _agent_skip(
+    skip: SourceSkipped, agent: Agent, context: RunContext, trace: ToolResolutionTrace
+) -> Finding:
+    own = RunContext(agent, context.sources, context.resolve_timeout_s)
+    base = skip_finding(skip, own, agent.slug, severity="error")
+    return Finding(base.code, base.severity, base.cause, base.fix, base.evidence, agent.slug)
+
+
+def _allowlist(
+    agent: Agent, real: list[str], trace: ToolResolutionTrace, available: list[DataSource]
+) -> list[Finding]:
+    from cairn.tools.resolution import apply_allowlist
+
+    advertised, filtered, missing = apply_allowlist(agent.tool_allowlist, real)
+    skipped_namespaces = {
+        str(s.config.get("namespace")): s.label
+        for s in available
+        if s.config.get("namespace")
+        and any(k.source_id == s.source_id for k in trace.sources_skipped)
+    }
+    stale: list[MissingEntry] = []
+    for entry in missing:
+        hidden_by = next(
+            (
+                label
+                for namespace, label in skipped_namespaces.items()
+                if entry.entry.startswith(f"{namespace}_")
+            ),
+            None,
+        )
+        if hidden_by is None:
+            stale.append(entry)
+    findings: list[Finding] = []
+    if stale:
+        base = stale_allowlist_finding(
+            agent.slug, stale, agent.tool_allowlist, advertised=advertised
+        )
+        findings.append(
+            Finding(
+                base.code,
+                base.severity,
+                base.cause.replace("was offered", "would be offered"),
+                base.fix,
+                base.evidence | {"checked_against": "today's catalog"},
+                agent.slug,
+            )
+        )
+    if not advertised and not stale and not trace.sources_skipped:
+        cause = (
+            f"The allowlist lets none of the {len(filtered)} real tools through"
+            if filtered
+            else "Its sources give no tools"
+        )
+        findings.append(
+            Finding(
+                "no_tools_available",
+                "error",
+                f"{cause}, so {agent.slug} would be offered no tools.",
+                f"See `cairn agent tools {agent.slug}` and fix its tool_sources or allowlist.",
+                {
+                    "tool_names_advertised": [],
+                    "allowlist_filtered_out": filtered,
+                    "tool_allowlist": agent.tool_allowlist,
+                },
+                agent.slug,
+            )
+        )
+    return findings
+
+
+# --- triggers --------------------------------------------------------------------------------
+
+
+def _triggers(ledger: _Ledger, quiet_days: float) -> list[Finding]:
+    agents = {a.agent_id: a for a in ledger.agents}
+    sources = {s.source_id: s for s in ledger.sources}
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(days=quiet_days)
+    findings: list[Finding] = []
+    for trigger in ledger.triggers:
+        agent = agents.get(trigger.agent_id)
+        slug = agent.slug if agent else trigger.agent_slug or trigger.agent_id
+        source = sources.get(trigger.data_source_id)
+        label = source.label if source else trigger.data_source_id
+        evidence: dict[str, Any] = {
+            "trigger_id": trigger.trigger_id,
+            "status": trigger.status,
+            "agent": slug,
+            "source": label,
+            "fire_count": trigger.fire_count,
+            "last_fired_at": _iso(trigger.last_fired_at),
+        }
+        if trigger.status == "paused":
+            findings.append(
+                Finding(
+                    "trigger_paused",
+                    "warning",
+                    f"Trigger {trigger.trigger_id} ({slug} on {label}) is paused: events on "
+                    "its source are recorded but never fire the agent.",
+                    f"If that is no longer wanted: `cairn agent trigger resume "
+                    f"{trigger.trigger_id}`.",
+                    evidence,
+                    trigger.trigger_id,
+                )
+            )
+            continue
+        if agent is not None and agent.status == "archived":
+            findings.append(
+                Finding(
+                    "trigger_agent_archived",
+                    "warning",
+                    f"Trigger {trigger.trigger_id} is active but its agent {slug} is archived, "
+                    "so it never fires.",
+                    f"`cairn agent unarchive {slug}`, or pause the trigger: "
+                    f"`cairn agent trigger pause {trigger.trigger_id}`.",
+                    evidence,
+                    trigger.trigger_id,
+                )
+            )
+            continue
+        last = trigger.last_fired_at or trigger.created_at
+        if last is not None and _aware(last) <= cutoff:
+            findings.append(_quiet(trigger, slug, label, quiet_days, evidence, ledger))
+    return findings
+
+
+def _quiet(
+    trigger: Trigger,
+    slug: str,
+    label: str,
+    quiet_days: float,
+    evidence: dict[str, Any],
+    ledger: _Ledger,
+) -> Finding:
+    since = (
+        f"since {trigger.last_fired_at.isoformat(timespec='seconds')}"
+        if trigger.last_fired_at
+        else "since it was created"
+    )
+    event = ledger.last_events.get(trigger.data_source_id)
+    evidence = evidence | {"quiet_days": quiet_days, "created_at": _iso(trigger.created_at)}
+    if event is None:
+        detail = f"; no event has reached {label!r} at all"
+        fix = f"Check the sender of {label!r} is configured and sending"
+    else:
+        decision = next(
+            (d for d in event.decisions or [] if d.trigger_id == trigger.trigger_id), None
+        )
+        evidence["last_event"] = {
+            "event_id": event.event_id,
+            "received_at": _iso(event.received_at),
+            "status": event.status,
+            "decision": decision.to_dict() if decision else None,
+        }
+        what = (
+            f"it was {decision.decision.replace('_', ' ')}"
+            if decision
+            else (
+                "it was refused" if event.status == "rejected" else "the trigger did not decide it"
+            )
+        )
+        detail = f"; the last event on {label!r} ({event.event_id}): {what}"
+        fix = f"`cairn events explain {event.event_id}` says why"
+    return Finding(
+        "trigger_quiet",
+        "warning",
+        f"Trigger {trigger.trigger_id} ({slug} on {label}) has not fired in "
+        f"{quiet_days:g} days ({since}){detail}.",
+        f"{fix}; `cairn agent why-not-fired {slug}` explains the agent's last event.",
+        evidence,
+        trigger.trigger_id,
+    )
+
+
+# --- recent runs -------------------------------------------------------------------------------
+
+
+def _recent_runs(agent: Agent, runs: list[Run]) -> list[Finding]:
+    finished = [r for r in runs if r.status in FINAL_STATUSES]
+    if len(finished) < MIN_RUNS:
+        return []
+    findings: list[Finding] = []
+    failed = [r for r in finished if r.status == "failed"]
+    if len(failed) * 2 > len(finished):
+        kinds = Counter(r.error_type or "unknown" for r in failed)
+        top = ", ".join(f"{kind} x{count}" for kind, count in kinds.most_common())
+        findings.append(
+            Finding(
+                "runs_mostly_fail",
+                "error",
+                f"{len(failed)} of {agent.slug}'s last {len(finished)} finished runs failed "
+                f"({top}).",
+                f"See why the latest did: `cairn runs explain {failed[0].run_id}`.",
+                {
+                    "runs_checked": len(finished),
+                    "failed": len(failed),
+                    "error_types": dict(kinds.most_common()),
+                    "failed_run_ids": [r.run_id for r in failed[:5]],
+                },
+                agent.slug,
+            )
+        )
+    quiet = [r for r in finished if r.status == "succeeded" and r.outcome in QUIET_OUTCOMES]
+    if quiet and len(quiet) * 2 > len(finished):
+        outcomes = Counter(str(r.outcome) for r in quiet)
+        findings.append(
+            Finding(
+                "runs_mostly_no_tools",
+                "warning",
+                f"{len(quiet)} of {agent.slug}'s last {len(finished)} finished runs called no "
+                f"tool ({', '.join(f'{o} x{c}' for o, c in outcomes.most_common())}).",
+                f"See why: `cairn runs explain {quiet[0].run_id}`; if the agent is meant to "
+                "act, its prompt should say when to call which tool.",
+                {
+                    "runs_checked": len(finished),
+                    "no_tool_runs": len(quiet),
+                    "outcomes": dict(outcomes.most_common()),
+                    "run_ids": [r.run_id for r in quiet[:5]],
+                },
+                agent.slug,
+            )
+        )
+    return findings
+
+
+# --- usage ---------------------------------------------------------------------------------------
+
+
+def _runaway(app: App, sandbox_id: str, slug: str | None) -> list[Finding]:
+    """Flags from the usage thresholds (``cairn.services.usage``), when that is installed."""
+    try:
+        from cairn.services.usage import runaway_agents
+    except ImportError:  # a build without cost-watch: nothing to report
+        return []
+    findings: list[Finding] = []
+    for flag in runaway_agents(app, sandbox_id):
+        if slug is not None and flag.slug != slug:
+            continue
+        enforce = (
+            "its threshold pauses its triggers when enforced (`cairn usage enforce`)"
+            if flag.pause_triggers
+            else f"pause its triggers (`cairn agent trigger list {flag.slug}`, then "
+            "`cairn agent trigger pause TRIGGER_ID`)"
+        )
+        findings.append(
+            Finding(
+                "runaway_usage",
+                "error",
+                flag.message[0].upper() + flag.message[1:] + ".",
+                f"See where it goes: `cairn usage --agent {flag.slug} --by hour`; to stop it "
+                f"firing, {enforce}.",
+                flag.to_dict(),
+                flag.slug,
+            )
+        )
+    return findings
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+__all__ = ["scan"]
