@@ -420,3 +420,10 @@ class Credential(BaseModel):
     backend: str
     created_at: str
     updated_at: str
+
+
+class CredentialDeleted(BaseModel):
+    """A stored key was forgotten."""
+
+    backend: str
+    deleted: bool

@@ -16,6 +16,9 @@ from cairn.wire import Wire
 
 UsageBy = Literal["agent", "trigger", "model", "hour"]
 ThresholdMetric = Literal["tokens_per_hour", "cost_micros_per_hour"]
+MAX_LIMIT = 10**15
+"""The largest limit accepted (a quadrillion tokens or micro-units an hour): far beyond any
+real agent, well inside the 64-bit columns that store it."""
 
 
 class UsageRow(BaseModel):
@@ -56,9 +59,14 @@ class UsageReport(BaseModel):
 class ThresholdSet(Wire):
     """An agent's limits per hour; at least one is required."""
 
-    tokens_per_hour: int | None = Field(default=None, ge=1, description="tokens in + out")
+    tokens_per_hour: int | None = Field(
+        default=None, ge=1, le=MAX_LIMIT, description="tokens in + out"
+    )
     cost_micros_per_hour: int | None = Field(
-        default=None, ge=1, description="Estimated cost in micro-units (1.50 = 1500000)"
+        default=None,
+        ge=1,
+        le=MAX_LIMIT,
+        description="Estimated cost in micro-units (1.50 = 1500000)",
     )
     pause_triggers: bool = Field(
         default=False, description="Enforcing a breach pauses the agent's active triggers"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import cairn
@@ -69,6 +70,7 @@ class Deployment:
     database_url: str
     home: Path
     clients: list[cairn.Client] = field(default_factory=list)
+    _http: httpx.Client | None = None
 
     @property
     def url(self) -> str:
@@ -90,11 +92,22 @@ class Deployment:
         """An async SDK client over HTTP (close it with ``async with``)."""
         return cairn.AsyncClient(self.url, api_key=token or self.keys.owner, sandbox=sandbox)
 
+    @property
+    def http(self) -> httpx.Client:
+        """Raw HTTP to the server, for status codes, headers and problem bodies (send the
+        ``Authorization`` header yourself)."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.url, timeout=10)
+        return self._http
+
     def close_clients(self) -> None:
         """Close every client handed out so far."""
         for made in self.clients:
             made.close()
         self.clients.clear()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -123,7 +136,8 @@ def deployment(
     home = tmp_path_factory.mktemp("api-home")
     app = make_app(module_ledger, home)
     keys = make_keys(app)
-    server = LiveServer(app).start()
+    # Streams a test left open (an endless agent tail) are cut at once when the module ends.
+    server = LiveServer(app, graceful_timeout_s=0).start()
     deployed = Deployment(server, keys, module_ledger, home)
     try:
         yield deployed

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -41,14 +41,17 @@ def bind_loopback(port: int = 0) -> socket.socket:
 
 
 class LiveServer:
-    """``create_app(app, **options)`` served by uvicorn on 127.0.0.1 in a thread."""
+    """``create_app(app, **options)`` served by uvicorn on 127.0.0.1 in a thread.
+
+    ``graceful_timeout_s`` is how long a stop waits for open requests (live streams) before
+    cutting them, as ``cairn serve`` does; the runs then get ``shutdown_grace_s``."""
 
     def __init__(
         self,
         app: App,
         *,
         port: int = 0,
-        graceful_timeout_s: float | None = 2.0,
+        graceful_timeout_s: int | None = 2,
         **options: Any,
     ) -> None:
         self.app = app
@@ -206,23 +209,22 @@ class Frame:
     event: str
     data: Any
     id: str | None = None
-    fields: list[str] = field(default_factory=list)
 
 
 def sse_frames(lines: Iterator[str]) -> Iterator[Frame]:
     """Frames of a ``text/event-stream`` (comments skipped)."""
-    event, data, frame_id, fields = "message", [], None, []
+    event, frame_id = "message", None
+    data: list[str] = []
     for line in lines:
         if line == "":
             if data:
-                yield Frame(event, json.loads("\n".join(data)), frame_id, fields)
-            event, data, frame_id, fields = "message", [], None, []
+                yield Frame(event, json.loads("\n".join(data)), frame_id)
+            event, data, frame_id = "message", [], None
             continue
         if line.startswith(":"):
             continue
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
-        fields.append(name)
         if name == "event":
             event = value
         elif name == "data":

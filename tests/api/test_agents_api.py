@@ -3,7 +3,8 @@ and who may change them."""
 
 from __future__ import annotations
 
-import httpx
+from collections.abc import Callable
+
 import pytest
 
 from cairn import errors
@@ -103,8 +104,8 @@ def test_a_taken_slug_is_a_409_problem(deployment: Deployment, slug: str) -> Non
     client.agents.create(slug, "You help.", model_settings=quick_settings())
     with pytest.raises(errors.AlreadyExists, match=slug):
         client.agents.create(slug, "Again.")
-    response = httpx.post(
-        f"{deployment.url}/api/v1/sandboxes/default/agents",
+    response = deployment.http.post(
+        "/api/v1/sandboxes/default/agents",
         json={"slug": slug, "system_prompt": "Again."},
         headers={"Authorization": f"Bearer {deployment.keys.owner}"},
     )
@@ -136,8 +137,8 @@ def test_a_taken_slug_is_a_409_problem(deployment: Deployment, slug: str) -> Non
 def test_an_unusable_agent_is_a_400_problem_that_names_the_value(
     deployment: Deployment, body: dict[str, object], error: str, quoted: str
 ) -> None:
-    response = httpx.post(
-        f"{deployment.url}/api/v1/sandboxes/default/agents",
+    response = deployment.http.post(
+        "/api/v1/sandboxes/default/agents",
         json=body,
         headers={"Authorization": f"Bearer {deployment.keys.owner}"},
     )
@@ -153,7 +154,7 @@ def test_a_viewer_gets_403_for_every_change_and_nothing_changes(
     deployment.client().agents.create(slug, "You help.", model_settings=quick_settings())
     before = deployment.client().agents.get(slug)
     viewer = deployment.client(deployment.keys.viewer)
-    attempts = {
+    attempts: dict[str, Callable[[], object]] = {
         "create": lambda: viewer.agents.create(f"{slug}-2", "x"),
         "update": lambda: viewer.agents.update(slug, system_prompt="hijacked"),
         "archive": lambda: viewer.agents.archive(slug),
@@ -172,8 +173,8 @@ def test_a_viewer_gets_403_for_every_change_and_nothing_changes(
     assert deployment.client().agents.get(slug) == before
     assert [agent.slug for agent in deployment.client().agents.list()].count(f"{slug}-2") == 0
 
-    raw = httpx.patch(
-        f"{deployment.url}/api/v1/sandboxes/default/agents/{slug}",
+    raw = deployment.http.patch(
+        f"/api/v1/sandboxes/default/agents/{slug}",
         json={"system_prompt": "hijacked"},
         headers={"Authorization": f"Bearer {deployment.keys.viewer}"},
     )
@@ -203,9 +204,9 @@ def test_an_unknown_agent_is_a_404_problem(deployment: Deployment) -> None:
         ("GET", "/agents/no-such-agent/runs"),
         ("POST", "/agents/no-such-agent/test"),
     ]:
-        response = httpx.request(
+        response = deployment.http.request(
             method,
-            f"{deployment.url}/api/v1/sandboxes/default{path}",
+            f"/api/v1/sandboxes/default{path}",
             headers={"Authorization": f"Bearer {deployment.keys.owner}"},
             json={} if method == "POST" else None,
         )

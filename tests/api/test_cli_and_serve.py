@@ -78,6 +78,12 @@ def test_agent_runs_json_lists_what_the_sdk_lists(
     assert [row["run_id"] for row in json.loads(limited.stdout)] == made[-1:]
     none = run_cli("agent", "runs", slug, "--json", "--status", "failed", env=remote)
     assert json.loads(none.stdout) == []
+    replayed = run_cli(
+        "runs", "replay", made[0], "--event-payload", '{"n": 9}', "--json", env=remote
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["replay_of"] == made[0]
+    assert client.runs.get(json.loads(replayed.stdout)["run_id"]).event_payload == {"n": 9}
 
 
 def test_runs_follow_prints_each_event_once_and_exits_with_the_status(

@@ -35,7 +35,7 @@ def http(deployment: Deployment) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def openapi(deployment: Deployment) -> dict[str, Any]:
     """The served OpenAPI document."""
-    response = httpx.get(f"{deployment.url}/openapi.json")
+    response = deployment.http.get("/openapi.json")
     assert response.status_code == 200
     document: dict[str, Any] = response.json()
     return document
@@ -276,9 +276,9 @@ def test_no_route_answers_500_to_bad_input_and_every_error_is_documented(
     probes = list(_probes(openapi, real))
     assert len(probes) > 500
     for probe in probes:
-        headers: dict[str, str | bytes] = dict(probe.headers or {})
+        headers = {name.encode(): value for name, value in (probe.headers or {}).items()}
         if probe.body is not None:
-            headers["Content-Type"] = "application/json"
+            headers[b"Content-Type"] = b"application/json"
         try:
             with http.stream(
                 probe.method, probe.url, params=probe.params, content=probe.body, headers=headers

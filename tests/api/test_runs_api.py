@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
 import cairn
@@ -79,20 +78,18 @@ def test_an_async_fire_answers_202_with_the_run_id_before_the_run_ends(
     deployment: Deployment, slug: str
 ) -> None:
     client = deployment.client(deployment.keys.editor)
-    client.agents.create(slug, "You help.", model_settings=slow_settings(turns=3, delay_s=0.2))
-    started = time.monotonic()
-    response = httpx.post(
-        f"{deployment.url}/api/v1/sandboxes/default/agents/{slug}/fire",
+    client.agents.create(slug, "You help.", model_settings=slow_settings(turns=2, delay_s=0.3))
+    response = deployment.http.post(
+        f"/api/v1/sandboxes/default/agents/{slug}/fire",
         json={"event_payload": {"title": "async"}},
         headers=_auth(deployment.keys.editor),
     )
-    answered_in = time.monotonic() - started
     assert response.status_code == 202, response.text
     accepted = response.json()
     assert accepted["agent_slug"] == slug
     assert accepted["status"] == "queued"
-    assert answered_in < 0.5, "the fire answered at once, not after the run"
-    assert client.runs.get(accepted["run_id"]).status in ("queued", "running")
+    live = client.runs.get(accepted["run_id"]).status
+    assert live in ("queued", "running"), "the fire answered at once, not after the run"
 
     events = list(Bounded(client.runs.stream(accepted["run_id"])))
     assert events[-1].kind == "finish"
@@ -258,8 +255,8 @@ def test_cancel_stops_a_live_run_within_a_second_and_keeps_its_events(
 
     with pytest.raises(errors.Conflict, match="already finished"):
         client.runs.cancel(fired.run_id)
-    response = httpx.post(
-        f"{deployment.url}/api/v1/sandboxes/default/runs/{fired.run_id}/cancel",
+    response = deployment.http.post(
+        f"/api/v1/sandboxes/default/runs/{fired.run_id}/cancel",
         headers=_auth(deployment.keys.owner),
     )
     assert response.status_code == 409

@@ -5,11 +5,10 @@ restart. Each test starts its own server (``launch``) over the test's ledger."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, Iterator
+from typing import Any, cast
 
 import anyio
-import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -61,8 +60,8 @@ def test_a_full_queue_answers_429_and_fires_nothing(launch: Launch, slug: str) -
     assert client.runs.get(waiting.run_id).status == "queued"
     before = _count_runs(deployment)
 
-    response = httpx.post(
-        f"{deployment.url}/api/v1/sandboxes/default/agents/{slug}/fire",
+    response = deployment.http.post(
+        f"/api/v1/sandboxes/default/agents/{slug}/fire",
         json={"event_payload": {"n": 3}},
         headers={"Authorization": f"Bearer {deployment.keys.owner}"},
     )
@@ -93,7 +92,7 @@ def test_a_full_queue_answers_429_and_fires_nothing(launch: Launch, slug: str) -
 def test_graceful_shutdown_finishes_or_cancels_in_flight_runs_and_leaves_none_live(
     launch: Launch, slug: str
 ) -> None:
-    deployment = launch(workers=2, queue_size=10, shutdown_grace_s=2.0, graceful_timeout_s=0.2)
+    deployment = launch(workers=2, queue_size=10, shutdown_grace_s=2.0, graceful_timeout_s=0)
     client = deployment.client()
     # Still running when the shutdown begins, done well within the grace period.
     client.agents.create(f"{slug}-short", "x", model_settings=slow_settings(turns=5, delay_s=0.25))
@@ -132,7 +131,7 @@ def test_graceful_shutdown_finishes_or_cancels_in_flight_runs_and_leaves_none_li
 def test_a_run_stream_resumes_across_a_server_restart_with_no_gap_or_duplicate(
     launch: Launch, slug: str
 ) -> None:
-    first = launch(shutdown_grace_s=10.0, graceful_timeout_s=0.1)
+    first = launch(shutdown_grace_s=10.0, graceful_timeout_s=0)
     client = first.client()
     client.agents.create(slug, "x", model_settings=slow_settings(turns=6, delay_s=0.25))
     fired = client.agents.fire(slug, event_payload={"title": "restart"})
@@ -160,14 +159,14 @@ def test_a_run_stream_resumes_across_a_server_restart_with_no_gap_or_duplicate(
 
 @pytest.mark.anyio
 async def test_the_agent_tail_resumes_across_a_server_restart(launch: Launch, slug: str) -> None:
-    first = launch(graceful_timeout_s=0.1)
+    first = launch(graceful_timeout_s=0)
     # Slow enough to be live when the tail connects: the tail shows live runs on connect.
     first.client().agents.create(slug, "x", model_settings=slow_settings(turns=2, delay_s=0.3))
     async with first.async_client() as client:
         before = await client.agents.fire(slug)
         seen: list[wire.RunSummary] = []
         with anyio.fail_after(30):
-            tail = client.agents.runs.follow(slug)
+            tail = cast(AsyncGenerator[wire.RunSummary], client.agents.runs.follow(slug))
             # Connected (it shows the live run first), then it sees that run finish.
             async for summary in tail:
                 seen.append(summary)

@@ -4,16 +4,26 @@ and the per-agent tail of runs starting and finishing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import anyio
 import httpx
 import pytest
 
+import cairn
 from cairn import errors, wire
 from tests.api.conftest import Deployment
-from tests.api.helpers import Bounded, Frame, problem_of, quick_settings, slow_settings, sse_frames
+from tests.api.helpers import (
+    FINAL,
+    Bounded,
+    Frame,
+    problem_of,
+    quick_settings,
+    slow_settings,
+    sse_frames,
+)
 
 
 @contextmanager
@@ -169,7 +179,7 @@ async def test_the_agent_tail_shows_runs_as_they_are_queued_start_and_finish(
         already_live = await client.agents.fire(slug)
         seen: list[wire.RunSummary] = []
         with anyio.fail_after(10):
-            tail = client.agents.runs.follow(slug)
+            tail = cast(AsyncGenerator[wire.RunSummary], client.agents.runs.follow(slug))
             # On connect the tail shows the runs still live: proof it is subscribed.
             first = await anext(tail)
             assert first.run_id == already_live.run_id
@@ -191,6 +201,26 @@ async def test_the_agent_tail_shows_runs_as_they_are_queued_start_and_finish(
     assert done.tool_calls == 2
     assert done.tokens_in > 0
     assert done.duration_ms is not None
+
+
+def test_the_sync_sdk_follows_the_agent_tail(deployment: Deployment, slug: str) -> None:
+    owner = deployment.client()
+    owner.agents.create(slug, "You help.", model_settings=slow_settings(turns=2, delay_s=0.15))
+    live = owner.agents.fire(slug)
+    follower = cairn.Client(deployment.url, api_key=deployment.keys.viewer)
+    try:
+        tail = Bounded(follower.agents.runs.follow(slug))
+        assert next(tail).run_id == live.run_id, "connected: the live run shows first"
+        later = owner.agents.fire(slug)
+        statuses = []
+        for summary in tail:
+            if summary.run_id == later.run_id:
+                statuses.append(summary.status)
+                if summary.status in FINAL:
+                    break
+    finally:
+        follower.close()  # ends the endless tail
+    assert statuses == ["queued", "running", "succeeded"]
 
 
 def test_the_agent_tail_after_a_reconnect_sends_the_runs_made_since_the_last_one_seen(

@@ -53,12 +53,8 @@ def _call(
     sandbox: str = "default",
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    return httpx.request(
-        method,
-        f"{deployment.url}/api/v1/sandboxes/{sandbox}{path}",
-        headers=headers,
-        json=json_body,
-        timeout=10,
+    return deployment.http.request(
+        method, f"/api/v1/sandboxes/{sandbox}{path}", headers=headers, json=json_body
     )
 
 
@@ -86,7 +82,7 @@ class Operation:
 
 def _operations(deployment: Deployment) -> list[Operation]:
     """Every operation the server documents under a sandbox, with a body that validates."""
-    doc = httpx.get(f"{deployment.url}/openapi.json").json()
+    doc = deployment.http.get("/openapi.json").json()
     prefix = "/api/v1/sandboxes/{sandbox}"
     found = []
     for path, operations in doc["paths"].items():
@@ -212,14 +208,14 @@ def test_missing_malformed_and_unknown_keys_get_401_problems(deployment: Deploym
         response = _call(deployment, "GET", "/agents", token)
         assert response.status_code == 401, token
         assert problem_of(response)["error"] == "Unauthorized"
-    basic = httpx.get(
-        f"{deployment.url}/api/v1/sandboxes/default/agents",
+    basic = deployment.http.get(
+        "/api/v1/sandboxes/default/agents",
         headers={"Authorization": "Basic dXNlcjpwYXNz"},
     )
     assert basic.status_code == 401
     with pytest.raises(errors.Unauthorized):
         deployment.client("key_01ABC.wrong-secret").agents.list()
-    stream = httpx.get(f"{deployment.url}/api/v1/sandboxes/default/runs/run_x/stream")
+    stream = deployment.http.get("/api/v1/sandboxes/default/runs/run_x/stream")
     assert stream.status_code == 401
 
 

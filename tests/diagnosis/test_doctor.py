@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cairn.domain.diagnosis import DoctorReport, Finding
+from cairn.errors import UsageError
 from cairn.services.app import App
 from cairn.services.diagnosis import doctor
 from cairn.services.triggers import create_trigger, update_trigger
@@ -132,3 +133,8 @@ async def test_doctor_for_one_agent_looks_at_that_agent_only(app: App) -> None:
     finding = about(report, "stale_allowlist", "support")
     assert finding.severity == "error"
     assert "'clok_now' → 'clock_now'" in finding.fix
+
+
+async def test_quiet_days_out_of_range_is_a_usage_error(app: App) -> None:
+    with pytest.raises(UsageError, match="quiet_days 1e\\+06 is out of range: use 0 to 3650"):
+        await doctor(app, SANDBOX, quiet_days=1e6)

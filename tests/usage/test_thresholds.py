@@ -58,8 +58,10 @@ async def test_a_threshold_needs_a_positive_limit_and_a_known_agent(app: App) ->
 
     with pytest.raises(UsageError, match="needs tokens per hour and/or a cost per hour"):
         set_threshold(app, "default", "support")
-    with pytest.raises(UsageError, match="at least 1"):
+    with pytest.raises(UsageError, match="must be a whole number from 1 to"):
         set_threshold(app, "default", "support", tokens_per_hour=0)
+    with pytest.raises(UsageError, match="must be a whole number from 1 to"):
+        set_threshold(app, "default", "support", cost_micros_per_hour=10**30)
     with pytest.raises(NotFound, match="nobody"):
         set_threshold(app, "default", "nobody", tokens_per_hour=10)
 

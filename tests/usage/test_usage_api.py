@@ -101,6 +101,7 @@ async def test_editors_set_thresholds_and_enforce_viewers_only_read(app: App, ap
     as_editor = await api.http.put(path, json=body, headers=api.editor)
     empty = await api.http.put(path, json={}, headers=api.editor)
     typo = await api.http.put(path, json={"tokens_per_hr": 5}, headers=api.editor)
+    huge = await api.http.put(path, json={"tokens_per_hour": 10**30}, headers=api.editor)
     shown = await api.http.get(path, headers=api.viewer)
     listed = await api.http.get(f"{BASE}/thresholds", headers=api.viewer)
     flags = await api.http.get(f"{BASE}/runaways", headers=api.viewer)
@@ -112,7 +113,7 @@ async def test_editors_set_thresholds_and_enforce_viewers_only_read(app: App, ap
     assert as_editor.status_code == 200, as_editor.text
     assert as_editor.json()["tokens_per_hour"] == 300 and as_editor.json()["pause_triggers"]
     assert empty.status_code == 400 and "needs tokens per hour" in empty.json()["detail"]
-    assert typo.status_code == 422
+    assert typo.status_code == 422 and huge.status_code == 422
     assert shown.json() == as_editor.json()
     assert [t["agent_slug"] for t in listed.json()] == ["support"]
     assert [(f["slug"], f["value"], f["paused_trigger_ids"]) for f in flags.json()] == [

@@ -40,7 +40,7 @@ async def doctor(caller: Caller, agent: str | None = None, quiet_days: Any = 7) 
 
     try:
         days = float(quiet_days)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UsageError(f"quiet_days {quiet_days!r} is not a number of days") from None
     return (await scan(caller.app, caller.sandbox, agent, days)).to_dict()
 

@@ -66,7 +66,8 @@ async def doctor(
     caller: CallerDep,
     agent: Annotated[str | None, Query(description="Only this agent (slug)")] = None,
     quiet_days: Annotated[
-        float, Query(ge=0, description="A trigger with no fire for this long is quiet")
+        float,
+        Query(ge=0, le=3650, description="A trigger with no fire for this many days is quiet"),
     ] = 7,
 ) -> Any:
     """Scan without running anything: stale allowlists against today's catalog, sources that

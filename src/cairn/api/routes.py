@@ -403,7 +403,9 @@ def set_credential(caller: CallerDep, backend: str, body: wire.CredentialSet) ->
     return ops.set_credential(caller, backend, body.api_key)
 
 
-@triggers.delete("/credentials/{backend}", responses=_problems(403))
+@triggers.delete(
+    "/credentials/{backend}", response_model=wire.CredentialDeleted, responses=_problems(403)
+)
 def delete_credential(caller: CallerDep, backend: str) -> Any:
     """Forget a stored key; the environment's key, if any, applies again (owner)."""
     return ops.delete_credential(caller, backend)

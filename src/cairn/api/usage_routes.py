@@ -14,7 +14,8 @@ from cairn.api.app import CallerDep
 PREFIX = "/api/v1/sandboxes/{sandbox}"
 
 _DESCRIBED = {
-    400: "The input cannot be used: a bad window, an unknown grouping, no limit given",
+    400: "The input cannot be used (the detail says why): a bad window, an unknown "
+    "grouping, a threshold without a limit, a value the database cannot hold",
     401: "Missing, unknown or revoked API key",
     403: "The key's role does not allow this",
     404: "No such sandbox or agent (for this key)",
@@ -25,14 +26,14 @@ _DESCRIBED = {
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {
         code: {"model": wire.Problem, "description": _DESCRIBED[code]}
-        for code in (401, 404, 422, *codes)
+        for code in (400, 401, 404, 422, *codes)
     }
 
 
 router = APIRouter(prefix=PREFIX, tags=["usage"])
 
 
-@router.get("/usage", response_model=wire_usage.UsageReport, responses=_problems(400))
+@router.get("/usage", response_model=wire_usage.UsageReport, responses=_problems())
 def get_usage(
     caller: CallerDep,
     since: Annotated[str, Query(description="Window up to now: 90m, 24h, 7d, 2w")] = "24h",
@@ -64,7 +65,7 @@ def get_threshold(caller: CallerDep, slug: str) -> Any:
 @router.put(
     "/agents/{slug}/threshold",
     response_model=wire_usage.Threshold,
-    responses=_problems(400, 403),
+    responses=_problems(403),
 )
 def put_threshold(caller: CallerDep, slug: str, body: wire_usage.ThresholdSet) -> Any:
     """Set (replace) the agent's limits per hour: tokens in + out and/or estimated cost.
@@ -101,7 +102,7 @@ def enforce(caller: CallerDep) -> Any:
     return ops.enforce(caller)
 
 
-@router.get("/enforcements", response_model=list[wire_usage.Enforcement], responses=_problems(400))
+@router.get("/enforcements", response_model=list[wire_usage.Enforcement], responses=_problems())
 def list_enforcements(
     caller: CallerDep,
     agent: Annotated[str | None, Query(description="Only this agent (slug)")] = None,

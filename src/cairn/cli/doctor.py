@@ -89,7 +89,7 @@ def show_report(report: dict[str, Any]) -> None:
     "--quiet-days",
     default=7.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=3650),
     help="A trigger with no fire for this many days is reported as quiet.",
 )
 @click.option("--json", "as_json", is_flag=True)

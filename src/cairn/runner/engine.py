@@ -131,6 +131,7 @@ class Runner:
         self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
         self._live: dict[str, anyio.CancelScope] = {}
+        self._failure_reasons: dict[str, str | None] = {}  # run_id -> ModelError.reason
 
     def accept(
         self,
@@ -236,11 +237,11 @@ class Runner:
             return stop
         return "error"
 
-    @staticmethod
-    def _fail(run: Run, error: CairnError) -> None:
+    def _fail(self, run: Run, error: CairnError) -> None:
         run.status = "failed"
         run.error_type = getattr(error, "error_type", "usage_error")
         run.error_message = str(error)
+        self._failure_reasons[run.run_id] = getattr(error, "reason", None)
 
     def beat(self, recorder: _Recorder) -> None:
         """Write progress, and honour a cancel asked by another process (see ``_Heartbeat``)."""
@@ -282,7 +283,12 @@ class Runner:
         else:
             recorder.emit(
                 "error",
-                {"message": run.error_message, "error_type": run.error_type, "usage": usage},
+                {
+                    "message": run.error_message,
+                    "error_type": run.error_type,
+                    "reason": self._failure_reasons.pop(run.run_id, None),
+                    "usage": usage,
+                },
             )
         with self.store.begin() as conn:
             run_store.finish_run(conn, run, recorder.take())

@@ -45,6 +45,7 @@ from cairn.services.diagnosis_rules import (
 
 RECENT_RUNS = 20
 MIN_RUNS = 3
+MAX_QUIET_DAYS = 3650
 QUIET_OUTCOMES = ("answered", "model_chose_no_tool", "no_tools_available")
 AGENT_SPECIFIC_SKIPS = ("disabled", "not_found")
 
@@ -92,8 +93,8 @@ async def scan(
     """See ``cairn.services.diagnosis.doctor``."""
     from cairn.errors import UsageError
 
-    if quiet_days < 0:
-        raise UsageError(f"quiet_days {quiet_days:g} must be 0 or more")
+    if not 0 <= quiet_days <= MAX_QUIET_DAYS:
+        raise UsageError(f"quiet_days {quiet_days:g} is out of range: use 0 to {MAX_QUIET_DAYS}")
     ledger = _read(app, sandbox_id, slug)
     context = RunContext(None, ledger.sources, app.settings.resolve_timeout_s)
     active = [a for a in ledger.agents if a.status == "active"]

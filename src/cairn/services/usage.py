@@ -156,9 +156,15 @@ def _bucket_label(where: UsageFilter, index: int) -> str:
 # --- thresholds -------------------------------------------------------------------------
 
 
+MAX_LIMIT = 10**15
+"""The largest threshold accepted: far beyond any agent, inside the 64-bit columns."""
+
+
 def _positive(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise UsageError(f"{name} {value!r} must be a whole number of at least 1")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT
+    ):
+        raise UsageError(f"{name} {value!r} must be a whole number from 1 to {MAX_LIMIT:,}")
 
 
 def set_threshold(
