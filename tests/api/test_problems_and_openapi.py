@@ -307,5 +307,4 @@ def test_no_route_answers_500_to_bad_input_and_every_error_is_documented(
             undocumented.add(f"{probe.method} {probe.template} answers {status}: {text[:150]}")
     assert not failures, f"{len(failures)} of {len(probes)} probes failed:\n" + "\n".join(failures)
     assert not undocumented, "undocumented errors:\n" + "\n".join(sorted(undocumented))
-    assert client.agents.get(slug).system_prompt == "You help."
     assert client.agents.test(slug).status == "succeeded", "the server still fires runs"

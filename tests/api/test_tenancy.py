@@ -151,7 +151,8 @@ def test_a_key_of_another_sandbox_gets_404_for_everything_of_this_one(
     owner = deployment.client()
     assert owner.agents.get(tenant_b["slug"]).system_prompt == "You help."
     assert owner.runs.get(tenant_b["run_id"]).replay_of is None
-    assert owner.agents.runs.list(tenant_b["slug"], limit=100).runs[-1].run_id == tenant_b["run_id"]
+    runs = owner.agents.runs.list(tenant_b["slug"], limit=100).runs
+    assert [run.run_id for run in runs] == [tenant_b["run_id"]], "the intruder fired nothing"
     spare = deployment.client(tenant_b["spare_token"])
     assert spare.agents.get(tenant_b["slug"]).slug == tenant_b["slug"]
     assert "intruder" not in [agent.slug for agent in owner.agents.list()]

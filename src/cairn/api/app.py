@@ -92,6 +92,28 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "Internal error", f"internal error: {type(exc).__name__}", "InternalError")
 
 
+_DESCRIBED = {
+    400: "The input cannot be used, or the body is not JSON (the detail says why)",
+    401: "Missing, unknown or revoked API key",
+    403: "The key's role does not allow this",
+    404: "No such sandbox or object (for this key)",
+    409: "Already exists, or does not fit the current state",
+    422: "The request body or parameters are malformed",
+    429: "The run queue is full; nothing was fired, retry later",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented problem+json answers of a route: 400, 401, 404 and 422 always (any
+    route can get a bad key, an unknown sandbox or a malformed request), plus ``codes``."""
+    from cairn import wire
+
+    return {
+        code: {"model": wire.Problem, "description": _DESCRIBED[code]}
+        for code in dict.fromkeys((400, 401, 404, 422, *codes))
+    }
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer …`` header."""
     if not authorization:

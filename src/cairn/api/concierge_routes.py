@@ -7,27 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from cairn import wire
 from cairn.api import concierge_ops as ops
-from cairn.api.app import CallerDep
+from cairn.api.app import CallerDep, problem_responses
 from cairn.wire_concierge import Answer, AskRequest
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
 
-_DESCRIBED = {
-    400: "The question cannot be used (empty), or CAIRN_CONCIERGE_AGENT is misconfigured",
-    401: "Missing, unknown or revoked API key",
-    403: "The key's role does not allow this",
-    404: "No such sandbox (for this key)",
-    422: "The request body is malformed",
-}
 
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"model": wire.Problem, "description": _DESCRIBED[code]}
-        for code in (401, 404, 422, *codes)
-    }
+_problems = problem_responses
 
 
 router = APIRouter(prefix=PREFIX, tags=["concierge"])

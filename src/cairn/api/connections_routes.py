@@ -10,9 +10,7 @@ from fastapi import APIRouter, status
 from cairn import wire, wire_connections
 from cairn.api import connection_ops as ops
 from cairn.api.app import CallerDep
-
-# The main router's problem declarations, so every route documents its errors alike.
-from cairn.api.routes import _problems
+from cairn.api.app import problem_responses as _problems
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
 

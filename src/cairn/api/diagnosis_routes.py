@@ -7,25 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from cairn import wire, wire_diagnosis
+from cairn import wire_diagnosis
 from cairn.api import diagnosis_ops as ops
-from cairn.api.app import CallerDep
+from cairn.api.app import CallerDep, problem_responses
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
 
-_DESCRIBED = {
-    400: "The input cannot be used (the detail says why)",
-    401: "Missing, unknown or revoked API key",
-    404: "No such sandbox, run, event or agent (for this key)",
-    422: "The parameters are malformed",
-}
 
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"model": wire.Problem, "description": _DESCRIBED[code]}
-        for code in (401, 404, 422, *codes)
-    }
+_problems = problem_responses
 
 
 router = APIRouter(prefix=PREFIX, tags=["diagnosis"])

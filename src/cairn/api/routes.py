@@ -12,25 +12,12 @@ from fastapi import APIRouter, Query, status
 
 from cairn import wire
 from cairn.api import operations as ops
-from cairn.api.app import CallerDep, KeyCallerDep
+from cairn.api.app import CallerDep, KeyCallerDep, problem_responses
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    described = {
-        400: "The input cannot be used (the detail says why)",
-        401: "Missing, unknown or revoked API key",
-        403: "The key's role does not allow this",
-        404: "No such sandbox, agent, run or source (for this key)",
-        409: "Already exists, or does not fit the current state",
-        422: "The request body or parameters are malformed",
-        429: "The run queue is full; nothing was fired, retry later",
-    }
-    return {
-        code: {"model": wire.Problem, "description": described[code]}
-        for code in (401, 404, 422, *codes)
-    }
+_problems = problem_responses
 
 
 router = APIRouter(prefix="/api/v1")

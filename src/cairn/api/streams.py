@@ -17,7 +17,7 @@ import anyio
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from cairn.api.app import CallerDep
+from cairn.api.app import CallerDep, problem_responses
 from cairn.api.operations import Caller
 from cairn.domain.runs import FINAL_STATUSES, RunEvent
 from cairn.services import runs as run_service
@@ -29,8 +29,7 @@ POLL_S = 0.2  # for runs executing in another process
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "An SSE stream"},
-    401: {"description": "Missing, unknown or revoked API key"},
-    404: {"description": "No such run or agent (for this key)"},
+    **problem_responses(),  # answered before the stream starts
 }
 
 
