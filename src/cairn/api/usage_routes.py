@@ -7,28 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from cairn import wire, wire_usage
+from cairn import wire_usage
 from cairn.api import usage_ops as ops
 from cairn.api.app import CallerDep
+from cairn.api.app import problem_responses as _problems
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
-
-_DESCRIBED = {
-    400: "The input cannot be used (the detail says why): a bad window, an unknown "
-    "grouping, a threshold without a limit, a value the database cannot hold",
-    401: "Missing, unknown or revoked API key",
-    403: "The key's role does not allow this",
-    404: "No such sandbox or agent (for this key)",
-    422: "The request body or parameters are malformed",
-}
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"model": wire.Problem, "description": _DESCRIBED[code]}
-        for code in (400, 401, 404, 422, *codes)
-    }
-
 
 router = APIRouter(prefix=PREFIX, tags=["usage"])
 
