@@ -217,13 +217,7 @@ above, so a feature adds its paths next to its operations."""
 def _extra_routes(module_name: str) -> list[tuple[str, str, Handler]]:
     import importlib
 
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as missing:
-        if missing.name is not None and module_name.startswith(missing.name):
-            return []
-        raise
-    return list(getattr(module, "LOCAL_ROUTES", []))
+    return list(getattr(importlib.import_module(module_name), "LOCAL_ROUTES", []))
 
 
 class LocalTransport:
