@@ -28,11 +28,9 @@ it, and the API's refusal is explained with the fix.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -50,6 +48,7 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
+from cairn.models.vendor_errors import quote_body, retry_after_s
 from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
@@ -318,7 +317,7 @@ class AnthropicBackend:
         """Classify an error response (or an SSE ``error`` event, which arrives under the
         stream's HTTP 200) and say what to do about it."""
         error_type = str(exc.type or "")
-        api_message = exc.api_message or _body_text(exc.body) or "no message"
+        api_message = exc.api_message or quote_body(exc.body) or "no message"
         in_stream = exc.status_code < 400
         status = _TYPE_STATUS.get(error_type, 500) if in_stream else exc.status_code
         said = f"{'an error event mid-stream' if in_stream else f'HTTP {status}'}: {api_message}"
@@ -503,36 +502,6 @@ def _tool_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
     if not isinstance(value, dict):
         return {}, f"a JSON {type(value).__name__}"
     return value, None
-
-
-def retry_after_s(headers: Any) -> float | None:
-    """Seconds the API asked us to wait: ``retry-after-ms``, else ``retry-after`` (seconds
-    or an HTTP date), as the SDK reads them; ``None`` when absent or unreadable."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    parsed = email.utils.parsedate_tz(value)
-    if parsed is None:
-        return None
-    return max(0.0, float(email.utils.mktime_tz(parsed) - time.time()))
-
-
-def _body_text(body: object) -> str:
-    """Something to quote from an error body that is not the API's own (a proxy's page)."""
-    if body is None:
-        return ""
-    text = body if isinstance(body, str) else json.dumps(body, default=str)
-    return " ".join(text.split())[:300]
 
 
 __all__ = [

@@ -49,13 +49,10 @@ Gemini API documents function calling and thought signatures (the SDK's own defa
 
 from __future__ import annotations
 
-import email.utils
 import functools
-import json
 import os
 import re
 import ssl
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
@@ -75,6 +72,8 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
+from cairn.models.vendor_errors import quote_body
+from cairn.models.vendor_errors import retry_after_s as header_retry_after_s
 from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
@@ -437,7 +436,7 @@ class GoogleBackend:
         status_name = str(exc.status or "")
         code = exc.code if isinstance(exc.code, int) and exc.code >= 400 else None
         status = code or _STATUS_CODES.get(status_name, 500)
-        api_message = _body_text(exc.message) or _body_text(exc.details) or "no message"
+        api_message = quote_body(exc.message) or quote_body(exc.details) or "no message"
         details = _error_details(exc.details)
         where = "an error frame mid-stream, " if in_stream else "HTTP "
         said = f"{where}{status}{f' {status_name}' if status_name else ''}: {api_message}"
@@ -666,14 +665,9 @@ def retry_after_s(headers: Any, details: list[dict[str, Any]] | None = None) -> 
     """Seconds Google asked us to wait: the ``Retry-After`` header (seconds or an HTTP
     date), else ``RetryInfo.retryDelay`` in the error body (a duration such as ``"7s"`` or
     ``"1.5s"``); ``None`` when neither is there or readable."""
-    value = headers.get("retry-after") if headers is not None else None
-    if value is not None:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_tz(value)
-            if parsed is not None:
-                return max(0.0, float(email.utils.mktime_tz(parsed) - time.time()))
+    from_header = header_retry_after_s(headers)
+    if from_header is not None:
+        return from_header
     for detail in details or []:
         if "RetryInfo" in str(detail.get("@type")):
             delay = str(detail.get("retryDelay", ""))
@@ -681,15 +675,6 @@ def retry_after_s(headers: Any, details: list[dict[str, Any]] | None = None) -> 
             if match:
                 return float(match.group(1))
     return None
-
-
-def _body_text(body: object) -> str:
-    """Something short to quote from an error body: the API's message, or the start of a
-    page that is not the API's own (a proxy's), on one line."""
-    if body is None or body == "":
-        return ""
-    text = body if isinstance(body, str) else json.dumps(body, default=str)
-    return " ".join(text.split())[:300]
 
 
 __all__ = [

@@ -45,10 +45,8 @@ fails the run with the extra to install.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -67,6 +65,7 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
+from cairn.models.vendor_errors import retry_after_s
 from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
@@ -645,28 +644,6 @@ class _ErrorDetail:
         if isinstance(body, str) and body.strip():
             return cls(body.strip()[:300])
         return cls(fallback or "no message")
-
-
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asked us to wait: ``retry-after-ms``, else ``retry-after``
-    (seconds or an HTTP date), as the SDK reads them; ``None`` when absent or unreadable."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    parsed = email.utils.parsedate_tz(value)
-    if parsed is None:
-        return None
-    return max(0.0, float(email.utils.mktime_tz(parsed) - time.time()))
 
 
 __all__ = [
