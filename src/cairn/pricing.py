@@ -35,9 +35,15 @@ class PriceTable:
 
     def __init__(self, entries: dict[str, Price]) -> None:
         self.entries = entries
+        self._resolved: dict[str, Price | None] = {}
 
     def price_for(self, model: str) -> Price | None:
         """The price of ``backend:model``, or ``None`` when the table has none."""
+        if model not in self._resolved:
+            self._resolved[model] = self._lookup(model)
+        return self._resolved[model]
+
+    def _lookup(self, model: str) -> Price | None:
         if model in self.entries:
             return self.entries[model]
         best: tuple[int, Price] | None = None

@@ -175,6 +175,22 @@ def _parse_error(raw: Any, index: int) -> ScriptedError | None:
     )
 
 
+_PARSED: dict[int, tuple[Any, Script]] = {}
+
+
+def _parsed(raw: Any) -> Script:
+    """``parse_script``, once per script object: an agent's settings hold the same object
+    for every fire, and a ``Script`` is immutable. Keyed by identity, checked by identity."""
+    hit = _PARSED.get(id(raw))
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    script = parse_script(raw)
+    if len(_PARSED) > 1024:
+        _PARSED.clear()
+    _PARSED[id(raw)] = (raw, script)
+    return script
+
+
 def count_tokens(text: str) -> int:
     """The scripted backend's deterministic token count: one per four characters, rounded up."""
     return (len(text) + 3) // 4
@@ -186,7 +202,7 @@ class ScriptedBackend:
     name = "scripted"
 
     def __init__(self, settings: ModelSettings, credentials: Credentials | None = None) -> None:
-        self.script = parse_script(settings.script)
+        self.script = _parsed(settings.script)
         self._failures: dict[int, int] = {}  # turn index -> attempts failed so far
         self._sizes: dict[int, tuple[Any, int]] = {}
 
