@@ -28,7 +28,6 @@ loop. ``serve_anthropic()`` runs the server on a free loopback port in a thread.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -39,12 +38,13 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.fakes.serving import serve_in_thread
 
 MODEL = "claude-sonnet-5-5"
 
@@ -342,36 +342,8 @@ class _Dropped(Response):
 
 @contextmanager
 def serve_anthropic() -> Iterator[FakeAnthropic]:
-    """Run a ``FakeAnthropic`` with uvicorn on a free loopback port, in a thread.
-
-    The socket is bound and listening before the thread starts, so the port is known and
-    connections queue from the start; the app's lifespan says when it is serving.
-    """
+    """Run a ``FakeAnthropic`` with uvicorn on a free loopback port, in a thread."""
     fake = FakeAnthropic()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    fake.port = sock.getsockname()[1]
-    ready = threading.Event()
-    config = uvicorn.Config(
-        fake.app(ready),
-        log_level="warning",
-        access_log=False,
-        http="h11",
-        ws="none",
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fake-anthropic", daemon=True
-    )
-    thread.start()
-    try:
-        if not ready.wait(10):
-            raise RuntimeError("the fake Anthropic server did not start within 10 s")
+    with serve_in_thread(fake.app, "fake-anthropic") as port:
+        fake.port = port
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()

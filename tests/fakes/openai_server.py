@@ -36,7 +36,6 @@ loopback port in a thread.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -48,12 +47,13 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.fakes.serving import serve_in_thread
 
 MODEL = "gpt-5.5-mini"
 
@@ -365,36 +365,8 @@ class _Hang(Response):
 
 @contextmanager
 def serve_openai() -> Iterator[FakeOpenAI]:
-    """Run a ``FakeOpenAI`` with uvicorn on a free loopback port, in a thread.
-
-    The socket is bound and listening before the thread starts, so the port is known and
-    connections queue from the start; the app's lifespan says when it is serving.
-    """
+    """Run a ``FakeOpenAI`` with uvicorn on a free loopback port, in a thread."""
     fake = FakeOpenAI()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    fake.port = sock.getsockname()[1]
-    ready = threading.Event()
-    config = uvicorn.Config(
-        fake.app(ready),
-        log_level="warning",
-        access_log=False,
-        http="h11",
-        ws="none",
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fake-openai", daemon=True
-    )
-    thread.start()
-    try:
-        if not ready.wait(10):
-            raise RuntimeError("the fake OpenAI server did not start within 10 s")
+    with serve_in_thread(fake.app, "fake-openai") as port:
+        fake.port = port
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()

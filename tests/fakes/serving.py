@@ -1,0 +1,44 @@
+"""Serving a fake vendor app with uvicorn on a free loopback port, in a thread.
+
+The socket is bound and listening before the thread starts, so the port is known and
+connections queue from the start; the app's lifespan sets ``ready`` when it is serving."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+
+@contextmanager
+def serve_in_thread(make_app: Callable[[threading.Event], Any], name: str) -> Iterator[int]:
+    """Run ``make_app(ready)`` until the ``with`` body ends; yields the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = int(sock.getsockname()[1])
+    ready = threading.Event()
+    config = uvicorn.Config(
+        make_app(ready),
+        log_level="warning",
+        access_log=False,
+        http="h11",
+        ws="none",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(10):
+            raise RuntimeError(f"the {name} server did not start within 10 s")
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
