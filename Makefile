@@ -4,17 +4,25 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
+# The lock files: exact versions with hashes, installed with plain pip (see CONTRIBUTING).
+LOCK_DEV   := requirements/dev.txt
+LOCK_BENCH := requirements/bench.txt
+# uv compiles the locks on `make lock` only; it is never needed to install or test.
+UV_VERSION := 0.13.9
+UV_TOOL    := .tools/uv
+LATEST     := .venv-latest
 
-.PHONY: run test pytest lint typecheck bench browser browser-if-possible venv clean
+.PHONY: run test pytest lint typecheck bench browser browser-if-possible venv clean lock \
+	test-latest
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK_DEV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK_DEV)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+$(BENCH_STAMP): $(STAMP) $(LOCK_BENCH)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK_BENCH)
 	touch $(BENCH_STAMP)
 
 venv: $(STAMP)
@@ -25,6 +33,23 @@ run: $(STAMP)
 
 ## make test: lint, type-check, then the test suite (SQLite, and PostgreSQL when reachable).
 test: lint typecheck browser-if-possible pytest
+
+## make lock: re-resolve the lock files to the newest releases pyproject.toml allows.
+lock:
+	test -x $(UV_TOOL)/bin/uv || { $(PYTHON) -m venv $(UV_TOOL) && \
+	  $(UV_TOOL)/bin/pip install --quiet uv==$(UV_VERSION); }
+	$(UV_TOOL)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --generate-hashes --upgrade --quiet -o $(LOCK_DEV)
+	$(UV_TOOL)/bin/uv pip compile pyproject.toml --extra dev --extra bench --universal \
+	  --python-version 3.11 --generate-hashes --quiet -c $(LOCK_DEV) -o $(LOCK_BENCH)
+
+## make test-latest: the model-backend tests against the newest releases pyproject.toml allows.
+test-latest:
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(LATEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(anthropic|openai|google-genai|httpx) '
+	$(LATEST)/bin/python -m pytest tests/models -p no:cacheprovider $(PYTEST_ARGS)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -50,4 +75,4 @@ browser-if-possible:
 	  || echo "notice: no Chromium (/usr/bin/chromium): the dashboard's browser tests will be skipped"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) .tools .pytest_cache .mypy_cache .ruff_cache
