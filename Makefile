@@ -12,7 +12,7 @@ UV_VERSION := 0.13.9
 UV_TOOL    := .tools/uv
 LATEST     := .venv-latest
 
-.PHONY: run test pytest lint typecheck bench browser browser-if-possible venv clean lock \
+.PHONY: run test pytest lint typecheck bench browser browser-if-possible venv clean lock upgrade \
 	test-latest
 
 $(STAMP): pyproject.toml $(LOCK_DEV)
@@ -34,12 +34,13 @@ run: $(STAMP)
 ## make test: lint, type-check, then the test suite (SQLite, and PostgreSQL when reachable).
 test: lint typecheck browser-if-possible pytest
 
-## make lock: re-resolve the lock files to the newest releases pyproject.toml allows.
-lock:
+## make lock: pin what pyproject.toml asks for, keeping the versions already locked.
+## make upgrade: re-resolve every pin to the newest release pyproject.toml allows.
+lock upgrade:
 	test -x $(UV_TOOL)/bin/uv || { $(PYTHON) -m venv $(UV_TOOL) && \
 	  $(UV_TOOL)/bin/pip install --quiet uv==$(UV_VERSION); }
 	$(UV_TOOL)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
-	  --generate-hashes --upgrade --quiet -o $(LOCK_DEV)
+	  --generate-hashes --quiet $(if $(filter upgrade,$@),--upgrade) -o $(LOCK_DEV)
 	$(UV_TOOL)/bin/uv pip compile pyproject.toml --extra dev --extra bench --universal \
 	  --python-version 3.11 --generate-hashes --quiet -c $(LOCK_DEV) -o $(LOCK_BENCH)
 
