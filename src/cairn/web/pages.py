@@ -14,6 +14,7 @@ short error page with the message.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib
 import json
@@ -41,6 +42,8 @@ from cairn.web.sessions import Session
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+MAX_TRAIL = 31 * 30
+"""How much "previous" history a runs page carries (30 pages of cursors)."""
 RUN_ID = re.compile(r"^run_[0-9a-z]{26}$")
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 USAGE_WINDOWS: tuple[tuple[str, str, float], ...] = (
@@ -74,6 +77,12 @@ def static_files() -> dict[str, tuple[bytes, str]]:
     return found
 
 
+@cache
+def gzipped(name: str) -> bytes:
+    """A static file compressed once, at the highest level (it is served many times)."""
+    return gzip.compress(static_files()[name][0], compresslevel=9, mtime=0)
+
+
 def static_url(name: str) -> str:
     """``/static/<name>?v=<hash>``: cached for good, refetched when the file changes."""
     return f"/static/{name}?v={static_files()[name][1]}"
@@ -90,6 +99,11 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
+        ago=views.fmt_ago,
+        sentence=views.sentence,
+        code=views.inline_code,
+        run_cost=views.run_cost,
+        signal=views.run_signal,
         when=views.fmt_when,
         duration=views.fmt_duration,
         count=views.fmt_count,
@@ -101,6 +115,7 @@ def templates() -> Environment:
         static_url=static_url,
         outcome_meanings=views.OUTCOME_MEANINGS,
         quiet_outcomes=views.QUIET_OUTCOMES,
+        decision_reason=views.decision_reason,
         final_statuses=FINAL_STATUSES,
     )
     return env
@@ -115,13 +130,18 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """A page (or fragment) with the security headers, and the session's new cookies."""
+    switch = []
+    if session is not None and sessions.is_local_request(request):
+        switch = [s for s in sessions.local_sandboxes(sessions.cairn_of(request))]
     body = (
         templates()
         .get_template(name)
         .render(
             path=request.url.path,
+            here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             session=session,
             csrf=session.csrf if session else "",
+            switch_sandboxes=switch,
             **context,
         )
     )
@@ -237,23 +257,27 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/static/{name}")
-def static(name: str, v: str | None = None) -> Response:
-    """The dashboard's script and stylesheet, from the package (no CDN, works offline)."""
+def static(request: Request, name: str, v: str | None = None) -> Response:
+    """The dashboard's script and stylesheet, from the package (no CDN, works offline),
+    gzipped for browsers that accept it (compressed once, when first asked for)."""
     found = static_files().get(name)
     if found is None:
         return Response("not found", status_code=404, media_type="text/plain")
     body, version = found
     cache_control = "public, max-age=31536000, immutable" if v == version else "no-cache"
     suffix = "." + name.rsplit(".", 1)[-1]
-    return Response(
-        body,
-        media_type=STATIC_TYPES[suffix],
-        headers={
-            "Cache-Control": cache_control,
-            "ETag": f'"{version}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    headers = {
+        "Cache-Control": cache_control,
+        "ETag": f'"{version}"',
+        "X-Content-Type-Options": "nosniff",
+        "Vary": "Accept-Encoding",
+    }
+    accepted = request.headers.get("accept-encoding", "")
+    if "gzip" in [part.split(";")[0].strip() for part in accepted.split(",")]:
+        body = gzipped(name)
+        headers["Content-Encoding"] = "gzip"
+        headers["ETag"] = f'"{version}-gz"'
+    return Response(body, media_type=STATIC_TYPES[suffix], headers=headers)
 
 
 # --- runs ----------------------------------------------------------------------------------
@@ -270,6 +294,7 @@ class RunFilters:
     since: str = ""
     q: str = ""
     before: str = ""
+    trail: str = ""
 
     def query(self, **changes: str) -> str:
         """This filter set as a query string, with ``changes``, empty values left out."""
@@ -281,8 +306,22 @@ class RunFilters:
             "since": self.since,
             "q": self.q,
             "before": self.before,
+            "trail": self.trail,
         } | changes
         return urlencode({k: v for k, v in values.items() if v})
+
+    def next_query(self, next_before: str) -> str:
+        """The older page: this page's cursor joins the trail, so "previous" can come back
+        (keyset pages have no offsets to go back by)."""
+        steps = [*self.trail.split(","), self.before] if self.trail else [self.before]
+        trail = ",".join(step for step in steps if step is not None)[-MAX_TRAIL:]
+        return self.query(before=next_before, trail=trail if self.before else "")
+
+    def previous_query(self) -> str:
+        """The newer page: the last cursor of the trail."""
+        steps = self.trail.split(",") if self.trail else []
+        back = steps.pop() if steps else ""
+        return self.query(before=back, trail=",".join(steps))
 
     @property
     def active(self) -> bool:
@@ -308,6 +347,7 @@ def _checked_filters(params: dict[str, str]) -> tuple[RunFilters, list[str]]:
         since=pick("since", tuple(value for value, _ in views.WINDOWS if value)),
         q=params.get("q", "").strip().lower(),
         before=params.get("before", "").strip(),
+        trail=",".join(step for step in params.get("trail", "").split(",") if RUN_ID.match(step)),
     )
     return filters, notices
 
@@ -381,12 +421,14 @@ def _runs_page(request: Request, session: Session) -> Response:
             runs, next_before = page["runs"], page["next_before"]
     except (NotFound, UsageError) as error:
         notices.append(str(error))
+    summary = _summary(caller, filters, runs) if agents else None
     return render(
         request,
         session,
         "runs.html",
         filters=filters,
         notices=notices,
+        summary=summary,
         agents=agents,
         triggers=triggers,
         runs=runs,
@@ -396,6 +438,63 @@ def _runs_page(request: Request, session: Session) -> Response:
         windows=views.WINDOWS,
         live=not filters.before,
     )
+
+
+SUMMARY_WINDOWS = {
+    "15m": 900.0,
+    "1h": 3600.0,
+    "24h": 86400.0,
+    "7d": 7 * 86400.0,
+    "30d": 30 * 86400.0,
+}
+FAILURE_CAP = 1000
+
+
+def _summary(
+    caller: ops.Caller, filters: RunFilters, runs: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The strip above the runs: runs, tokens and cost in the window (the usage report,
+    one aggregate), failures (one indexed listing, capped), no-ops and partial runs among
+    the rows shown. "Any time" is summarised over the last 24 hours."""
+    module = _optional("cairn.services.usage")
+    if module is None or not hasattr(module, "usage"):
+        return None
+    window = filters.since or "24h"
+    label = dict(views.WINDOWS).get(window, window)
+    try:
+        report = _as_dict(
+            module.usage(
+                caller.app,
+                caller.sandbox,
+                since_s=SUMMARY_WINDOWS[window],
+                agent=filters.agent or None,
+                trigger_id=filters.trigger or None,
+            )
+        )
+        failed = ops.list_runs(
+            caller,
+            agent=filters.agent or None,
+            trigger_id=filters.trigger or None,
+            kind=filters.kind or None,
+            status="failed",
+            since=window,
+            limit=FAILURE_CAP,
+        )["runs"]
+    except (NotFound, UsageError):
+        return None
+    totals = report["totals"]
+    health = views.health_counts(runs)
+    cost = "—" if not totals["runs"] else views.fmt_cost(totals.get("cost_micros"))
+    return {
+        "window_label": label,
+        "runs": totals["runs"],
+        "tokens": totals["tokens_in"] + totals["tokens_out"],
+        "cost": cost,
+        "failed": len(failed),
+        "failed_text": f"{len(failed):,}+" if len(failed) >= FAILURE_CAP else f"{len(failed):,}",
+        "quiet": health["quiet"],
+        "partial": health["partial"],
+    }
 
 
 @router.get("/")
@@ -440,18 +539,45 @@ def _run_page(request: Request, session: Session, run_id: str) -> Response:
     caller = session.caller
     run = ops.get_run(caller, run_id)
     events: list[dict[str, Any]] = ops.get_events(caller, run_id)
+    live = run["status"] not in FINAL_STATUSES
+    timeline = views.build_timeline(run, events)
     return render(
         request,
         session,
         "run.html",
         run=run,
-        timeline=views.build_timeline(run, events),
-        trace=views.trace_view(run["tool_resolution_trace"]),
+        timeline=timeline,
+        waterfall=views.waterfall(run, timeline),
+        trace=views.trace_view(run["tool_resolution_trace"], live=live),
         last_seq=events[-1]["seq"] if events else 0,
-        live=run["status"] not in FINAL_STATUSES,
+        live=live,
         explanation=_explanation(session, run),
         can_cancel=session.caller.principal.role in ("editor", "owner"),
+        event=_event_of(caller, run),
+        replay_payload=json.dumps(run["event_payload"], indent=2, ensure_ascii=False),
     )
+
+
+def _event_of(caller: ops.Caller, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The event that fired a trigger run: the newest events of the trigger's source just
+    before the run (ids sort by time, so the run id bounds the event id), whose decision
+    names this run. One short keyset read; ``None`` for other runs or a pruned event."""
+    if not run.get("trigger_id"):
+        return None
+    try:
+        trigger = ops.get_trigger(caller, run["trigger_id"])
+        page = ops.list_events(
+            caller,
+            source=trigger["data_source_id"],
+            before="evt_" + run["run_id"].removeprefix("run_") + "z",
+            limit=20,
+        )
+    except (NotFound, UsageError):
+        return None
+    for event in page["events"]:
+        if any(d.get("run_id") == run["run_id"] for d in event.get("decisions") or []):
+            return dict(event)
+    return None
 
 
 @router.get("/runs/{run_id}")
@@ -486,21 +612,58 @@ def agents_page(request: Request) -> Response:
     return guarded(request, partial(_agents_page, request))
 
 
-def _agent_page(request: Request, session: Session, slug: str) -> Response:
+HEALTH_RUNS = 20
+"""How many of an agent's newest runs its health strip counts."""
+
+
+def _agent_page(
+    request: Request,
+    session: Session,
+    slug: str,
+    *,
+    typed: str | None = None,
+    payload_error: str | None = None,
+) -> Response:
     caller = session.caller
     agent = ops.get_agent(caller, slug)
     sources = {s["source_id"]: s for s in ops.list_sources(caller)}
+    runs: list[dict[str, Any]] = ops.list_runs(caller, agent=slug, limit=HEALTH_RUNS)["runs"]
+    triggers: list[dict[str, Any]] = ops.list_triggers(caller, slug)
+    if typed is None:
+        # The agent's last event is the most useful test payload: the shape it really gets.
+        last = runs[0]["event_payload"] if runs else None
+        example = last if last not in (None, {}) else {"title": "broken checkout"}
+        typed = json.dumps(example, indent=2, ensure_ascii=False)
     return render(
         request,
         session,
         "agent.html",
+        status=400 if payload_error else 200,
         agent=agent,
         settings_json=views.pretty(agent["model_settings"]),
-        triggers=ops.list_triggers(caller, slug),
+        triggers=triggers,
         sources=sources,
-        runs=ops.list_runs(caller, agent=slug, limit=10)["runs"],
-        example=json.dumps({"title": "broken checkout", "order_id": "A-1001"}, indent=2),
+        runs=runs[:10],
+        health=views.health_counts(runs),
+        health_runs=runs,
+        why=_why_not_fired(session, slug) if triggers else None,
+        can_edit=caller.principal.role in ("editor", "owner"),
+        example=typed,
+        payload_error=payload_error,
     )
+
+
+def _why_not_fired(session: Session, slug: str) -> dict[str, Any] | None:
+    """``cairn agent why-not-fired``'s answer (its last event, every trigger's decision),
+    through the diagnosis operations; ``None`` when not installed."""
+    explain = getattr(_optional("cairn.services.diagnosis"), "why_not_fired", None)
+    if explain is None:
+        return None
+    try:
+        found = _as_dict(explain(session.caller.app, session.sandbox, slug))
+    except CairnError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 @router.get("/agents/{slug}")
@@ -544,7 +707,17 @@ async def test_fire(request: Request, slug: str) -> Response:
         else:
             fields = await sessions.form_fields(request)
             sessions.check_csrf(session, request, fields.get("csrf"))
-            payload = _parse_payload(fields.get("event_payload", ""))
+            typed = fields.get("event_payload", "")
+            try:
+                payload = _parse_payload(typed)
+            except InvalidJSON as error:
+                # Without JavaScript: the same page again, the typed text kept, the error
+                # next to it (a 400, so nothing looks fired).
+                return await anyio.to_thread.run_sync(
+                    partial(
+                        _agent_page, request, session, slug, typed=typed, payload_error=str(error)
+                    )
+                )
         run_id = await _start_test_run(session, slug, payload)
     except json.JSONDecodeError as error:
         return JSONResponse({"detail": f"the body is not JSON: {error}"}, status_code=400)
@@ -564,11 +737,15 @@ def _parse_payload(text: str) -> Any:
         raise InvalidJSON(f"the event payload is not JSON: {error}") from None
 
 
-async def _start_test_run(session: Session, slug: str, payload: Any) -> str:
+async def _start_test_run(
+    session: Session, slug: str, payload: Any, replay_of: str | None = None
+) -> str:
     from cairn.services import runs as run_service
 
     app = session.caller.app
-    fire = run_service.start_fire(app, session.sandbox, slug, payload, kind="test")
+    fire = run_service.start_fire(
+        app, session.sandbox, slug, payload, kind="test", replay_of=replay_of
+    )
     if fire.job is None:  # no worker pool (not under ``cairn serve``): run it here
         await app.runner.execute(fire.run, fire.agent, fire.available)
     return fire.run.run_id
