@@ -339,6 +339,19 @@ def test_11_the_runs_list_has_a_summary_cost_relative_times_and_previous(
     expect(created).to_have_attribute("title", re.compile(r"^\d{4}-\d\d-\d\d .* UTC$"))
     expect(page.locator(".pager")).to_contain_text("shown of")
 
+    page.get_by_label("Outcome").select_option("problems")
+    expect(page).to_have_url(re.compile(r"outcome=problems"))
+    healths = page.locator("table#runs tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.health)"
+    )
+    assert healths and set(healths) <= {"bad", "partial", "quiet"}
+    expect(row(page, dashboard.runs["reporter"].run_id)).to_be_visible()
+    expect(row(page, dashboard.runs["support"].run_id)).to_have_count(0)
+    page.get_by_label("Outcome").select_option("no-op")
+    expect(row(page, dashboard.runs["triage"].run_id)).to_be_visible()
+    expect(row(page, dashboard.runs["broken"].run_id)).to_have_count(0)
+
+    page.goto("/runs")
     newest = page.locator("table#runs tbody tr").first.get_attribute("data-run-id")
     page.goto(f"/runs?before={newest}")
     expect(row(page, str(newest))).to_have_count(0)

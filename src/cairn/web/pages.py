@@ -295,6 +295,7 @@ class RunFilters:
     q: str = ""
     before: str = ""
     trail: str = ""
+    outcome: str = ""
 
     def query(self, **changes: str) -> str:
         """This filter set as a query string, with ``changes``, empty values left out."""
@@ -305,6 +306,7 @@ class RunFilters:
             "kind": self.kind,
             "since": self.since,
             "q": self.q,
+            "outcome": self.outcome,
             "before": self.before,
             "trail": self.trail,
         } | changes
@@ -326,7 +328,9 @@ class RunFilters:
     @property
     def active(self) -> bool:
         """Whether anything narrows the listing."""
-        return any((self.agent, self.status, self.trigger, self.kind, self.since, self.q))
+        return any(
+            (self.agent, self.status, self.trigger, self.kind, self.since, self.q, self.outcome)
+        )
 
 
 def _checked_filters(params: dict[str, str]) -> tuple[RunFilters, list[str]]:
@@ -346,6 +350,7 @@ def _checked_filters(params: dict[str, str]) -> tuple[RunFilters, list[str]]:
         kind=pick("kind", RUN_KINDS),
         since=pick("since", tuple(value for value, _ in views.WINDOWS if value)),
         q=params.get("q", "").strip().lower(),
+        outcome=pick("outcome", tuple(value for value, _ in OUTCOME_CHOICES if value)),
         before=params.get("before", "").strip(),
         trail=",".join(step for step in params.get("trail", "").split(",") if RUN_ID.match(step)),
     )
@@ -392,6 +397,61 @@ def _search_runs(
     return found, more
 
 
+OUTCOME_CHOICES: tuple[tuple[str, str], ...] = (
+    ("", "any outcome"),
+    ("problems", "problems: failed, partial, no-op"),
+    ("no-op", "silent no-ops"),
+    ("partial", "partial"),
+    *((name, name.replace("_", " ")) for name in views.OUTCOME_MEANINGS),
+)
+"""The runs page's outcome filter: an outcome, or a health the lists mark."""
+SCAN_BATCH = 250
+SCAN_LIMIT = 2_000
+
+
+def _wanted(outcome: str, run: dict[str, Any]) -> bool:
+    health = views.run_signal(run).health
+    if outcome == "problems":
+        return health in ("bad", "partial", "quiet")
+    if outcome == "no-op":
+        return run.get("outcome") in views.QUIET_OUTCOMES
+    if outcome == "partial":
+        return health == "partial"
+    return bool(run.get("outcome") == outcome)
+
+
+def _scan_outcome(
+    caller: ops.Caller, filters: RunFilters
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Runs of one outcome (or health), newest first. The ledger has no outcome index, so
+    this reads keyset batches and keeps the matches, at most ``SCAN_LIMIT`` rows a page; the
+    cursor is the last row read, so the next page continues exactly there."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = filters.before or None
+    scanned = 0
+    while scanned < SCAN_LIMIT:
+        page: dict[str, Any] = ops.list_runs(
+            caller,
+            agent=filters.agent or None,
+            status=filters.status or None,
+            trigger_id=filters.trigger or None,
+            kind=filters.kind or None,
+            since=filters.since or None,
+            before=cursor,
+            limit=SCAN_BATCH,
+        )
+        for run in page["runs"]:
+            scanned += 1
+            cursor = run["run_id"]
+            if _wanted(filters.outcome, run):
+                found.append(run)
+                if len(found) == PAGE_SIZE:
+                    return found, cursor
+        if page["next_before"] is None:
+            return found, None
+    return found, cursor
+
+
 def _list(caller: ops.Caller, filters: RunFilters, before: str | None) -> dict[str, Any]:
     page: dict[str, Any] = ops.list_runs(
         caller,
@@ -416,6 +476,8 @@ def _runs_page(request: Request, session: Session) -> Response:
     try:
         if filters.q:
             runs, next_before = _search_runs(caller, filters)
+        elif filters.outcome:
+            runs, next_before = _scan_outcome(caller, filters)
         else:
             page = _list(caller, filters, filters.before or None)
             runs, next_before = page["runs"], page["next_before"]
@@ -436,7 +498,8 @@ def _runs_page(request: Request, session: Session) -> Response:
         statuses=RUN_STATUSES,
         kinds=RUN_KINDS,
         windows=views.WINDOWS,
-        live=not filters.before,
+        outcomes=OUTCOME_CHOICES,
+        live=not filters.before and not filters.outcome,
     )
 
 
