@@ -15,7 +15,8 @@ only, as a browser's first request; the script and stylesheet are static and cac
 the request to having read the whole body, on loopback: the server's time plus a loopback
 round trip. Target: every page's p90 under 300 ms (the verdict ratio is p90 / 300 ms). The
 live tool catalog loads after the agent page as a fragment and is timed apart; it resolves
-the agent's tool sources (builtin here) and is not a page.
+the agent's tool sources (builtin here) and is not a page. So is the runs page's summary
+strip, which aggregates every run of the window (like the usage page).
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def _pages(run_id: str, bulk_run_id: str, event_id: str) -> list[Page]:
         Page("/runs?status=running (none: full walk)", "/runs?status=running", 'id="runs"'),
         Page("/runs?agent=support&kind=trigger", "/runs?agent=support&kind=trigger", 'id="runs"'),
         Page("/runs?since=1h", "/runs?since=1h", 'id="runs"'),
+        Page("/runs?outcome=problems (scan)", "/runs?outcome=problems", 'id="runs"'),
+        Page("/runs?outcome=no-op (scan)", "/runs?outcome=no-op", 'id="runs"'),
         Page(f"/runs?q={prefix} (id prefix)", f"/runs?q={prefix}", run_id),
         Page("/runs/{id} (events, trace, explain)", f"/runs/{run_id}", "Timeline"),
         Page("/runs/{id} (bulk row, no events)", f"/runs/{bulk_run_id}", "Tool resolution"),
@@ -118,6 +121,12 @@ def _pages(run_id: str, bulk_run_id: str, event_id: str) -> list[Page]:
         Page("/agents/support", f"/agents/{LISTED}", "Test fire"),
         Page("/usage (24 h: every run)", "/usage", "Top spenders"),
         Page("/usage?window=30d", "/usage?window=30d", "Top spenders"),
+        Page(
+            "  fragment /runs/summary (24 h: every run)",
+            "/runs/summary",
+            "summary-strip",
+            verdict=False,
+        ),
         Page(
             "  fragment /agents/support/catalog",
             f"/agents/{LISTED}/catalog",

@@ -83,7 +83,13 @@ def test_2_a_running_run_shows_live_tokens_tool_calls_and_trace_before_it_ends(
     expect(thinking.locator(".step-time")).not_to_have_text(first)
     expect(page.locator("#run-duration")).to_contain_text("so far")
     with api(dashboard) as client:
-        assert client.get(f"/runs/{run_id}").json()["status"] == "running", "seen before the end"
+        row_now = client.get(f"/runs/{run_id}").json()
+    assert row_now["status"] == "running", "seen before the end"
+    assert row_now["tokens_in"] > 0 and len(row_now["tool_calls"]) == 1
+    # the first turn's usage, exactly as the ledger has it (the second turn is still waiting)
+    expect(page.locator("#run-tokens")).to_have_text(
+        f"{row_now['tokens_in']:,} in · {row_now['tokens_out']:,} out"
+    )
     screenshot(page, "run-live.png")
 
     page.get_by_role("button", name="Cancel run").click()
@@ -337,7 +343,7 @@ def test_11_the_runs_list_has_a_summary_cost_relative_times_and_previous(
     created = row(page, dashboard.runs["support"].run_id).locator("time")
     expect(created).to_have_text(re.compile(r"ago$|^just now$"))
     expect(created).to_have_attribute("title", re.compile(r"^\d{4}-\d\d-\d\d .* UTC$"))
-    expect(page.locator(".pager")).to_contain_text("shown of")
+    expect(page.locator(".pager")).to_contain_text("shown")
 
     page.get_by_label("Outcome").select_option("problems")
     expect(page).to_have_url(re.compile(r"outcome=problems"))

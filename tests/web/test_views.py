@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cairn.web import views
-from cairn.web.pages import _prefix_bound
+from cairn.web.run_lists import _prefix_bound
 
 T0 = "2025-01-01T00:00:00+00:00"
 
@@ -239,7 +239,7 @@ def test_the_share_of_tokens_is_of_the_total_not_of_the_top_spender() -> None:
 
 
 def test_previous_goes_back_along_the_trail_of_cursors() -> None:
-    from cairn.web.pages import RunFilters
+    from cairn.web.run_lists import RunFilters
 
     first = RunFilters(agent="x")
     second_query = first.next_query("run_b")

@@ -17,7 +17,8 @@ from fastapi.responses import Response
 
 from cairn.api import operations as ops
 from cairn.errors import CairnError, NotFound, UsageError
-from cairn.web.pages import _as_dict, _optional, guarded, render
+from cairn.web.pages import guarded, render
+from cairn.web.run_lists import as_dict, optional
 from cairn.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
@@ -65,11 +66,11 @@ def events_page(request: Request) -> Response:
 
 
 def _event_explanation(session: Session, event_id: str) -> dict[str, Any] | None:
-    explain = getattr(_optional("cairn.services.diagnosis"), "explain_event", None)
+    explain = getattr(optional("cairn.services.diagnosis"), "explain_event", None)
     if explain is None:
         return None
     try:
-        found = _as_dict(explain(session.caller.app, session.sandbox, event_id))
+        found = as_dict(explain(session.caller.app, session.sandbox, event_id))
     except CairnError:
         return None
     return found if isinstance(found, dict) else None

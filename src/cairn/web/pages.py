@@ -2,11 +2,13 @@
 
 Every page authenticates like the API (the session cookie holds an API key, see
 ``cairn.web.sessions``) and shows the key's sandbox only. Pages read through
-``cairn.api.operations``, so a viewer sees what a viewer may see. The two writes are CSRF
-checked: cancel is the API's own route, called by the page's script; a test fire starts a
-``test`` run (which viewers may) and answers with its id at once, so the page can follow
-it live. The live tool catalog may wait on MCP servers, so it loads as a fragment after the
-agent page; explanation and usage come from ``cairn.services.diagnosis`` and
+``cairn.api.operations``, so a viewer sees what a viewer may see. Writes are CSRF checked:
+cancel is the API's own route, called by the page's script; a test fire starts a ``test``
+run (which viewers may) and answers with its id at once, so the page can follow it live
+(the other writes are in ``cairn.web.actions``). A running run's page re-reads its row
+while it runs, which the runner keeps current, so tokens, tool calls and the trace are
+true before the end. The live tool catalog may wait on MCP servers, so it loads as a
+fragment after the agent page; explanation and usage come from ``cairn.services.diagnosis`` and
 ``cairn.services.usage`` when installed, and their sections are left out otherwise.
 Errors are pages, not problem+json: no session goes to the login page, anything else to a
 short error page with the message.
@@ -16,14 +18,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib
 import json
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import cache, partial
 from importlib import resources
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,15 +35,23 @@ from cairn.domain.runs import FINAL_STATUSES, RUN_KINDS, RUN_STATUSES
 from cairn.errors import CairnError, Forbidden, InvalidJSON, NotFound, Unauthorized, UsageError
 from cairn.web import sessions, views
 from cairn.web.live import SandboxRunStream
+from cairn.web.run_lists import (
+    OUTCOME_CHOICES,
+    PAGE_SIZE,
+    RUN_ID,
+    SCAN_LIMIT,
+    _checked_filters,
+    _list,
+    _scan_outcome,
+    _search_runs,
+    _summary,
+)
+from cairn.web.run_lists import as_dict as _as_dict
+from cairn.web.run_lists import optional as _optional
 from cairn.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 
-PAGE_SIZE = 50
-MAX_TRAIL = 31 * 30
-"""How much "previous" history a runs page carries (30 pages of cursors)."""
-RUN_ID = re.compile(r"^run_[0-9a-z]{26}$")
-ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 USAGE_WINDOWS: tuple[tuple[str, str, float], ...] = (
     ("24h", "last 24 hours", 86400.0),
     ("7d", "last 7 days", 7 * 86400.0),
@@ -283,189 +289,6 @@ def static(request: Request, name: str, v: str | None = None) -> Response:
 # --- runs ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RunFilters:
-    """The runs page's query parameters, checked (a bad value is dropped with a notice)."""
-
-    agent: str = ""
-    status: str = ""
-    trigger: str = ""
-    kind: str = ""
-    since: str = ""
-    q: str = ""
-    before: str = ""
-    trail: str = ""
-    outcome: str = ""
-
-    def query(self, **changes: str) -> str:
-        """This filter set as a query string, with ``changes``, empty values left out."""
-        values = {
-            "agent": self.agent,
-            "status": self.status,
-            "trigger": self.trigger,
-            "kind": self.kind,
-            "since": self.since,
-            "q": self.q,
-            "outcome": self.outcome,
-            "before": self.before,
-            "trail": self.trail,
-        } | changes
-        return urlencode({k: v for k, v in values.items() if v})
-
-    def next_query(self, next_before: str) -> str:
-        """The older page: this page's cursor joins the trail, so "previous" can come back
-        (keyset pages have no offsets to go back by)."""
-        steps = [*self.trail.split(","), self.before] if self.trail else [self.before]
-        trail = ",".join(step for step in steps if step is not None)[-MAX_TRAIL:]
-        return self.query(before=next_before, trail=trail if self.before else "")
-
-    def previous_query(self) -> str:
-        """The newer page: the last cursor of the trail."""
-        steps = self.trail.split(",") if self.trail else []
-        back = steps.pop() if steps else ""
-        return self.query(before=back, trail=",".join(steps))
-
-    @property
-    def active(self) -> bool:
-        """Whether anything narrows the listing."""
-        return any(
-            (self.agent, self.status, self.trigger, self.kind, self.since, self.q, self.outcome)
-        )
-
-
-def _checked_filters(params: dict[str, str]) -> tuple[RunFilters, list[str]]:
-    notices: list[str] = []
-
-    def pick(name: str, allowed: tuple[str, ...]) -> str:
-        value = params.get(name, "").strip()
-        if value and value not in allowed:
-            notices.append(f"ignored {name} {value!r}: use one of {', '.join(allowed)}")
-            return ""
-        return value
-
-    filters = RunFilters(
-        agent=params.get("agent", "").strip(),
-        status=pick("status", RUN_STATUSES),
-        trigger=params.get("trigger", "").strip(),
-        kind=pick("kind", RUN_KINDS),
-        since=pick("since", tuple(value for value, _ in views.WINDOWS if value)),
-        q=params.get("q", "").strip().lower(),
-        outcome=pick("outcome", tuple(value for value, _ in OUTCOME_CHOICES if value)),
-        before=params.get("before", "").strip(),
-        trail=",".join(step for step in params.get("trail", "").split(",") if RUN_ID.match(step)),
-    )
-    return filters, notices
-
-
-def _prefix_bound(prefix: str) -> str | None:
-    """The smallest run id above every id that starts with ``prefix`` (``None``: no bound)."""
-    head, body = prefix[:4], list(prefix[4:])
-    while body:
-        position = ID_ALPHABET.find(body.pop())
-        if position < len(ID_ALPHABET) - 1:
-            return head + "".join(body) + ID_ALPHABET[position + 1]
-    return None
-
-
-def _search_runs(
-    caller: ops.Caller, filters: RunFilters
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Runs whose id starts with ``filters.q`` (``run_`` optional), newest first. Ids sort
-    by time, so the matches are the newest runs below the prefix's upper bound: one keyset
-    page, whatever the size of the ledger."""
-    prefix = filters.q if filters.q.startswith("run_") else f"run_{filters.q}"
-    if len(prefix) > 30 or any(c not in ID_ALPHABET for c in prefix[4:]):
-        raise UsageError(f"{filters.q!r} is not (the start of) a run id")
-    if RUN_ID.match(prefix):
-        try:
-            run = ops.get_run(caller, prefix)
-        except NotFound:
-            return [], None
-        matches = all(
-            (
-                not filters.agent or run["agent_slug"] == filters.agent,
-                not filters.status or run["status"] == filters.status,
-                not filters.kind or run["kind"] == filters.kind,
-                not filters.trigger or run["trigger_id"] == filters.trigger,
-            )
-        )
-        return ([run] if matches else []), None
-    bounds = [b for b in (_prefix_bound(prefix), filters.before) if b]
-    page = _list(caller, filters, min(bounds) if bounds else None)
-    found = [run for run in page["runs"] if run["run_id"].startswith(prefix)]
-    more = page["next_before"] if len(found) == len(page["runs"]) else None
-    return found, more
-
-
-OUTCOME_CHOICES: tuple[tuple[str, str], ...] = (
-    ("", "any outcome"),
-    ("problems", "problems: failed, partial, no-op"),
-    ("no-op", "silent no-ops"),
-    ("partial", "partial"),
-    *((name, name.replace("_", " ")) for name in views.OUTCOME_MEANINGS),
-)
-"""The runs page's outcome filter: an outcome, or a health the lists mark."""
-SCAN_BATCH = 250
-SCAN_LIMIT = 2_000
-
-
-def _wanted(outcome: str, run: dict[str, Any]) -> bool:
-    health = views.run_signal(run).health
-    if outcome == "problems":
-        return health in ("bad", "partial", "quiet")
-    if outcome == "no-op":
-        return run.get("outcome") in views.QUIET_OUTCOMES
-    if outcome == "partial":
-        return health == "partial"
-    return bool(run.get("outcome") == outcome)
-
-
-def _scan_outcome(
-    caller: ops.Caller, filters: RunFilters
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Runs of one outcome (or health), newest first. The ledger has no outcome index, so
-    this reads keyset batches and keeps the matches, at most ``SCAN_LIMIT`` rows a page; the
-    cursor is the last row read, so the next page continues exactly there."""
-    found: list[dict[str, Any]] = []
-    cursor: str | None = filters.before or None
-    scanned = 0
-    while scanned < SCAN_LIMIT:
-        page: dict[str, Any] = ops.list_runs(
-            caller,
-            agent=filters.agent or None,
-            status=filters.status or None,
-            trigger_id=filters.trigger or None,
-            kind=filters.kind or None,
-            since=filters.since or None,
-            before=cursor,
-            limit=SCAN_BATCH,
-        )
-        for run in page["runs"]:
-            scanned += 1
-            cursor = run["run_id"]
-            if _wanted(filters.outcome, run):
-                found.append(run)
-                if len(found) == PAGE_SIZE:
-                    return found, cursor
-        if page["next_before"] is None:
-            return found, None
-    return found, cursor
-
-
-def _list(caller: ops.Caller, filters: RunFilters, before: str | None) -> dict[str, Any]:
-    page: dict[str, Any] = ops.list_runs(
-        caller,
-        agent=filters.agent or None,
-        status=filters.status or None,
-        trigger_id=filters.trigger or None,
-        kind=filters.kind or None,
-        since=filters.since or None,
-        before=before,
-        limit=PAGE_SIZE,
-    )
-    return page
-
-
 def _runs_page(request: Request, session: Session) -> Response:
     filters, notices = _checked_filters(dict(request.query_params))
     caller = session.caller
@@ -478,19 +301,22 @@ def _runs_page(request: Request, session: Session) -> Response:
             runs, next_before = _search_runs(caller, filters)
         elif filters.outcome:
             runs, next_before = _scan_outcome(caller, filters)
+            if next_before and len(runs) < PAGE_SIZE:
+                notices.append(
+                    f"{len(runs)} of the newest {SCAN_LIMIT:,} runs read match this outcome; "
+                    "older ones continue on the next page"
+                )
         else:
             page = _list(caller, filters, filters.before or None)
             runs, next_before = page["runs"], page["next_before"]
     except (NotFound, UsageError) as error:
         notices.append(str(error))
-    summary = _summary(caller, filters, runs) if agents else None
     return render(
         request,
         session,
         "runs.html",
         filters=filters,
         notices=notices,
-        summary=summary,
         agents=agents,
         triggers=triggers,
         runs=runs,
@@ -503,61 +329,21 @@ def _runs_page(request: Request, session: Session) -> Response:
     )
 
 
-SUMMARY_WINDOWS = {
-    "15m": 900.0,
-    "1h": 3600.0,
-    "24h": 86400.0,
-    "7d": 7 * 86400.0,
-    "30d": 30 * 86400.0,
-}
-FAILURE_CAP = 1000
+def _summary_fragment(request: Request, session: Session) -> Response:
+    filters, _ = _checked_filters(dict(request.query_params))
+    summary = _summary(session.caller, filters)
+    return render(request, session, "_summary.html", summary=summary)
 
 
-def _summary(
-    caller: ops.Caller, filters: RunFilters, runs: list[dict[str, Any]]
-) -> dict[str, Any] | None:
-    """The strip above the runs: runs, tokens and cost in the window (the usage report,
-    one aggregate), failures (one indexed listing, capped), no-ops and partial runs among
-    the rows shown. "Any time" is summarised over the last 24 hours."""
-    module = _optional("cairn.services.usage")
-    if module is None or not hasattr(module, "usage"):
-        return None
-    window = filters.since or "24h"
-    label = dict(views.WINDOWS).get(window, window)
-    try:
-        report = _as_dict(
-            module.usage(
-                caller.app,
-                caller.sandbox,
-                since_s=SUMMARY_WINDOWS[window],
-                agent=filters.agent or None,
-                trigger_id=filters.trigger or None,
-            )
-        )
-        failed = ops.list_runs(
-            caller,
-            agent=filters.agent or None,
-            trigger_id=filters.trigger or None,
-            kind=filters.kind or None,
-            status="failed",
-            since=window,
-            limit=FAILURE_CAP,
-        )["runs"]
-    except (NotFound, UsageError):
-        return None
-    totals = report["totals"]
-    health = views.health_counts(runs)
-    cost = "—" if not totals["runs"] else views.fmt_cost(totals.get("cost_micros"))
-    return {
-        "window_label": label,
-        "runs": totals["runs"],
-        "tokens": totals["tokens_in"] + totals["tokens_out"],
-        "cost": cost,
-        "failed": len(failed),
-        "failed_text": f"{len(failed):,}+" if len(failed) >= FAILURE_CAP else f"{len(failed):,}",
-        "quiet": health["quiet"],
-        "partial": health["partial"],
-    }
+@router.get("/runs/summary")
+async def runs_summary(request: Request) -> Response:
+    """The runs page's summary strip, as a fragment: it aggregates the whole window (every
+    run of the last day, say), so the list shows first and this follows."""
+
+    async def build(session: Session) -> Response:
+        return await anyio.to_thread.run_sync(_summary_fragment, request, session)
+
+    return await guarded_async(request, build)
 
 
 @router.get("/")
@@ -817,17 +603,6 @@ async def _start_test_run(
 # --- usage ---------------------------------------------------------------------------------
 
 
-def _optional(name: str) -> ModuleType | None:
-    """A feature module written alongside this one, or ``None`` when this installation
-    does not have it (its section is then left out)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as missing:
-        if missing.name != name:
-            raise
-        return None
-
-
 def _nothing(*args: Any) -> list[Any]:
     return []
 
@@ -849,10 +624,6 @@ async def _concurrently(calls: dict[str, Callable[[], Any]]) -> dict[str, Any]:
         first = failed.exceptions[0]
         raise first if isinstance(first, CairnError) else failed from None
     return results
-
-
-def _as_dict(value: Any) -> Any:
-    return value.to_dict() if hasattr(value, "to_dict") else value
 
 
 def _explanation(session: Session, run: dict[str, Any]) -> dict[str, Any] | None:
