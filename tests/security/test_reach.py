@@ -56,9 +56,7 @@ def test_a_listed_command_is_the_only_one_keys_may_register(tmp_path: Path) -> N
         listed = wire.SourceCreate(
             label="py", transport="stdio", command=sys.executable, args=["-c", "pass"]
         )
-        other = wire.SourceCreate(
-            label="sh", transport="stdio", command="sh", args=["-c", "true"]
-        )
+        other = wire.SourceCreate(label="sh", transport="stdio", command="sh", args=["-c", "true"])
         health = anyio.run(ops.add_source, editor, listed)
         assert health["source"]["label"] == "py"  # allowed (it is no MCP server: status error)
         with pytest.raises(Forbidden):

@@ -115,7 +115,9 @@ def test_logging_out_forgets_the_key_and_keeps_the_local_login_off(
     assert again.headers["location"] == "/login?next=%2Fruns"
 
 
-def test_an_opted_in_loopback_browser_gets_a_session_never_the_local_key(dashboard: Dashboard) -> None:
+def test_an_opted_in_loopback_browser_gets_a_session_never_the_local_key(
+    dashboard: Dashboard,
+) -> None:
     with _client(dashboard) as client:
         response = client.get("/runs")
     assert response.status_code == 200
@@ -171,7 +173,9 @@ def test_static_files_are_served_by_cairn_itself(dashboard: Dashboard) -> None:
     assert missing.status_code == 404
 
 
-def test_the_login_page_offers_opted_in_local_browsers_the_configured_sandbox(dashboard: Dashboard) -> None:
+def test_the_login_page_offers_opted_in_local_browsers_the_configured_sandbox(
+    dashboard: Dashboard,
+) -> None:
     with _client(dashboard) as client:
         page = client.get("/login")
         assert 'name="local" value="default"' in page.text

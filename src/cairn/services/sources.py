@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cairn.domain.sources import DataSource
 from cairn.domain.keys import Principal
+from cairn.domain.sources import DataSource
 from cairn.errors import Forbidden, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
