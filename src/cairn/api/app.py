@@ -49,6 +49,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    413: "Payload too large",
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal error",
@@ -84,9 +85,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem(
+    response = problem(
         exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail), "HTTPError"
     )
+    response.headers.update(exc.headers or {})  # a 405's ``Allow`` above all
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -240,6 +243,9 @@ def create_app(
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(Exception, _unexpected)
+    from cairn.api.intake import IntakeLimits
+
+    api.add_middleware(IntakeLimits, cookie_name=SESSION_COOKIE)
     import importlib
 
     from cairn.api.connections_routes import connections
