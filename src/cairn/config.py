@@ -8,6 +8,10 @@
 - ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
 - ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
+- ``CAIRN_DASHBOARD_AUTOLOGIN``: ``1`` lets a browser on this machine into the dashboard
+  without a key, as owner of ``CAIRN_SANDBOX`` (embedded SQLite ledger only; off).
+- ``CAIRN_STDIO_COMMANDS``: commands API keys may register as stdio MCP servers, comma
+  separated (none: only the operator's CLI on this machine may add stdio servers).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
 """
@@ -33,6 +37,8 @@ class Settings:
     resolve_timeout_s: float = 10.0
     stale_run_after_s: float = 60.0
     connect_url: str | None = None
+    dashboard_autologin: bool = False
+    stdio_commands: tuple[str, ...] = ()
 
 
 def default_home() -> Path:
@@ -71,4 +77,8 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         http_allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
         resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
         connect_url=os.environ.get("CAIRN_CONNECT_URL") or None,
+        dashboard_autologin=os.environ.get("CAIRN_DASHBOARD_AUTOLOGIN", "") in ("1", "true", "yes"),
+        stdio_commands=tuple(
+            c.strip() for c in os.environ.get("CAIRN_STDIO_COMMANDS", "").split(",") if c.strip()
+        ),
     )

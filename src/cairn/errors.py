@@ -10,6 +10,7 @@ Anything that is *not* a ``CairnError`` is a bug and keeps its traceback.
     ├── UsageError                  bad input from a person or a script
     │   ├── InvalidSlug
     │   ├── InvalidJSON
+    │   │   └── PayloadTooLarge     over a documented size limit (413)
     │   ├── InvalidModelSettings
     │   ├── UnknownBackend          lists the known backends
     │   ├── UnknownSourceKind       lists the known kinds
@@ -61,6 +62,12 @@ class InvalidSlug(UsageError):
 
 class InvalidJSON(UsageError):
     """A JSON argument (payload, allowlist, settings) that does not parse or has the wrong shape."""
+
+
+class PayloadTooLarge(InvalidJSON):
+    """A body or field over a documented size limit; the message names the limit."""
+
+    http_status = 413
 
 
 class InvalidModelSettings(UsageError):

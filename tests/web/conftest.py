@@ -8,8 +8,8 @@ allowlist entry), ``reporter`` has a source that is down (skipped, ``unreachable
 A webhook trigger on ``support`` has fired twice; a trigger of ``reporter`` filtered out
 both events of its Slack source ("channel missing, wanted 'C123'"), which also refused one
 delivery (bad signature); a cost-watch threshold flags ``support`` as a runaway. Two more
-sandboxes with local keys, ``demo`` and ``scratch``, are empty (the switcher, the empty
-state). Scripted models are priced here, so costs are not all zero.
+sandboxes, ``demo`` and ``scratch``, are empty (the switcher, the empty state). Scripted
+models are priced here, so costs are not all zero.
 
 Chromium is Debian's ``/usr/bin/chromium`` (``make browser`` installs it), launched by
 Playwright with its executable path (``CAIRN_CHROMIUM`` points elsewhere): ``playwright
@@ -212,11 +212,13 @@ def dashboard(
     ledger = home / "ledger.db"
     shutil.copy(sqlite_template, ledger)
     url = f"sqlite:///{ledger}"
-    app = App(Settings(home=home, database_url=url, resolve_timeout_s=3.0), open_store(url))
+    app = App(
+        Settings(home=home, database_url=url, resolve_timeout_s=3.0, dashboard_autologin=True),
+        open_store(url),
+    )
     create_sandbox(app, OTHER, "Another tenant")
     for empty in ("demo", "scratch"):
         create_sandbox(app, empty, f"Empty sandbox {empty}")
-        local_key(app, empty)
     owner = create_key(app, "default", "owner", "owner")[1]
     viewer = create_key(app, "default", "viewer", "viewer")[1]
     other_owner = create_key(app, OTHER, "owner", "owner")[1]

@@ -394,7 +394,7 @@ def test_12_replay_with_an_edited_payload_pause_and_resume_health_and_a_prefille
     expect(page.locator("table.triggers tbody tr").first).to_contain_text("active")
 
 
-def test_12_a_viewer_gets_no_pause_button_and_cannot_pause_by_posting(
+def test_12_a_viewer_can_neither_pause_nor_switch_sandbox(
     browser: Browser, dashboard: Dashboard
 ) -> None:
     from tests.web.test_dashboard import login
@@ -404,6 +404,21 @@ def test_12_a_viewer_gets_no_pause_button_and_cannot_pause_by_posting(
         page = login(made, dashboard.viewer)
         page.goto("/agents/support")
         expect(page.locator("table.triggers button")).to_have_count(0)
+        expect(page.get_by_label("Switch sandbox")).to_have_count(0)
+        statuses = page.evaluate(
+            """async (trigger) => {
+              const csrf = document.querySelector('meta[name="cairn-csrf"]').content;
+              const post = (url, body) => fetch(url, {method: "POST", body: new URLSearchParams(
+                {csrf, ...body}), redirect: "manual"}).then(r => r.status);
+              return [await post("/triggers/" + trigger + "/pause", {}),
+                      await post("/sandbox", {sandbox: "other", next: "/runs"})];
+            }""",
+            page.locator("table.triggers tbody tr").first.get_attribute("id").removeprefix(
+                "trigger-"
+            ),
+        )
+        assert statuses == [403, 403]
+        expect(page.locator("table.triggers tbody tr").first).to_contain_text("active")
     finally:
         made.close()
 

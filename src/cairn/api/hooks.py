@@ -2,8 +2,9 @@
 
 Answers 202 with the event id and every trigger's decision once the event is stored; 200
 for a repeated sender event id (acknowledged, not fired again); 401 for a missing, wrong
-or stale signature; 400 for malformed JSON; 413 for a body over the limit. Every refused
-delivery to a known source is recorded with its reason.
+or stale signature; 400 for malformed JSON (or nested too deep, or NaN); 413 for a body over
+the limit. Refused deliveries to a known source are recorded with their reason, at most a
+few a minute per source, the rest counted (``cairn.services.rejections``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from cairn.api.app import problem
 from cairn.services.app import App
 from cairn.services.ingest import ingest, record_rejected
+from cairn.services.rejections import RejectionLimiter
 from cairn.services.webhooks import MAX_BODY_BYTES, DeliveryRejected, parse_body, verify
 
 hooks = APIRouter(tags=["webhooks"])
@@ -23,7 +25,7 @@ hooks = APIRouter(tags=["webhooks"])
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "A repeated event id: acknowledged, not fired again"},
     202: {"description": "Stored; the body lists each trigger's decision"},
-    400: {"description": "Malformed JSON or no event type"},
+    400: {"description": "Malformed JSON, nested too deep, NaN, or no event type"},
     401: {"description": "Missing, wrong or stale signature"},
     404: {"description": "No such webhook source"},
     413: {"description": "Body over the size limit"},
@@ -55,7 +57,9 @@ async def receive(
         verify(source.secret.get("signing_secret", ""), x_cairn_timestamp, x_cairn_signature, body)
         delivery = parse_body(body, x_cairn_event_id)
     except DeliveryRejected as rejected:
-        record_rejected(cairn, source, str(rejected))
+        recorded = _limiter(request).admit(source.source_id, str(rejected))
+        if recorded is not None:
+            record_rejected(cairn, source, recorded)
         title = {400: "Bad request", 401: "Unauthorized", 413: "Payload too large"}
         return problem(
             rejected.http_status,
@@ -67,6 +71,15 @@ async def receive(
         cairn, source, delivery.event_type, delivery.payload, delivery.sender_event_id
     )
     return JSONResponse(result.to_dict(), status_code=200 if result.duplicate else 202)
+
+
+def _limiter(request: Request) -> RejectionLimiter:
+    """The server's one limiter of recorded refusals (``cairn.services.rejections``)."""
+    state = request.app.state
+    if not hasattr(state, "rejections"):
+        state.rejections = RejectionLimiter()
+    limiter: RejectionLimiter = state.rejections
+    return limiter
 
 
 async def _read_limited(request: Request) -> bytes:

@@ -272,6 +272,10 @@ async def add_source(caller: Caller, body: wire.SourceCreate) -> JSON:
 
     require(caller.principal, "editor", "add sources")
     spec = McpSourceSpec(**body.model_dump())
+    if spec.transport == "stdio":
+        from cairn.services.sources import require_stdio_allowed
+
+        require_stdio_allowed(caller.app, caller.principal, spec.command or "")
     return (await add_mcp_source(caller.app, caller.sandbox, spec)).to_dict()
 
 

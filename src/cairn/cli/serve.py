@@ -17,9 +17,21 @@ the runs then get the worker pool's own grace period."""
 @click.option("--workers", "run_workers", default=8, show_default=True, help="Runs at once.")
 @click.option("--queue-size", default=1000, show_default=True, help="Runs waiting at most.")
 @click.option("--demo", is_flag=True, help="Load the demo sandbox first.")
+@click.option(
+    "--local-login",
+    is_flag=True,
+    help="Let a browser on this machine into the dashboard without a key (single user, "
+    "embedded ledger only; CAIRN_DASHBOARD_AUTOLOGIN=1 does the same).",
+)
 @pass_cli
 def serve(
-    cli: CliContext, host: str, port: int, run_workers: int, queue_size: int, demo: bool
+    cli: CliContext,
+    host: str,
+    port: int,
+    run_workers: int,
+    queue_size: int,
+    demo: bool,
+    local_login: bool,
 ) -> None:
     """Serve the API on HOST:PORT over the configured ledger (embedded SQLite by default).
 
@@ -31,6 +43,10 @@ def serve(
     from cairn.services.access import local_key
 
     app = cli.app
+    if local_login:
+        from dataclasses import replace
+
+        app.settings = replace(app.settings, dashboard_autologin=True)
     if demo:
         from cairn.cli.context import run_async
         from cairn.cli.demo import print_summary

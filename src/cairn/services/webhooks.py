@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -74,16 +73,23 @@ class Delivery:
 
 def parse_body(body: bytes, header_event_id: str | None) -> Delivery:
     """The event in a verified body: ``{"type": …, "payload": …, "id": …}``."""
+    from cairn.domain.limits import loads
+    from cairn.errors import InvalidJSON
+
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DeliveryRejected(f"malformed JSON body: {exc}", 400) from None
+        data = loads(body, "the body")
+    except InvalidJSON as exc:  # not JSON, nested too deep, NaN: refused and recorded
+        raise DeliveryRejected(str(exc), exc.http_status) from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str) or not data["type"]:
         raise DeliveryRejected(
             'the body must be a JSON object with a non-empty "type" (and "payload", "id")', 400
         )
     sender_id = data.get("id", header_event_id)
-    return Delivery(data["type"], data.get("payload", {}), str(sender_id) if sender_id else None)
+    if isinstance(sender_id, bool) or not isinstance(sender_id, (str, int, type(None))):
+        raise DeliveryRejected('"id" must be a string or an integer', 400)
+    # ``0`` is an id like any other: only a missing or empty one means "no id"
+    sender = None if sender_id is None or sender_id == "" else str(sender_id)
+    return Delivery(data["type"], data.get("payload", {}), sender)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,11 @@ filter), rate-limited, paused, agent archived. ``connections`` hold OAuth tokens
 integration sources, encrypted like other secrets; ``credentials`` hold model-backend API
 keys per sandbox, encrypted the same way (the environment is the fallback).
 
+``browser_sessions`` are the dashboard's logins: a browser's cookie carries a session
+token (only its SHA-256 is stored), never an API key. Each session is scoped to one sandbox
+with a role, expires, and ends when it is revoked, when the user logs out, or when the key
+it was opened with (``key_id``) is revoked.
+
 ``usage_thresholds`` hold an agent's cost-watch limits (tokens and/or estimated cost per
 hour, and whether a breach pauses its triggers); ``threshold_enforcements`` keeps one row
 per time a breach paused triggers: which agent, which metric, the measured value and the
@@ -313,4 +318,19 @@ credentials = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("sandbox_id", "backend"),
+)
+
+
+browser_sessions = Table(
+    "browser_sessions",
+    metadata,
+    Column("session_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("key_id", String(40), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index(None, "key_id"),
 )

@@ -1,5 +1,5 @@
-"""The dashboard's reversible actions: replay a run (with an edited payload) and pause or
-resume a trigger.
+"""The dashboard's reversible actions: replay a run (with an edited payload), pause or
+resume a trigger, switch sandbox (``cairn.web.switching``).
 
 Plain form posts, CSRF-checked like the test fire, answered with a redirect (303) to the
 page that shows the result, so they work without JavaScript. Replays start a ``test`` run
@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from cairn import wire
 from cairn.api import operations as ops
 from cairn.errors import CairnError, Unauthorized
-from cairn.web import sessions
+from cairn.web import sessions, switching
 from cairn.web.pages import _error_page, _login_redirect, _parse_payload, _start_test_run
 
 router = APIRouter(include_in_schema=False)
@@ -76,3 +76,20 @@ async def pause_trigger(request: Request, trigger_id: str) -> Response:
 async def resume_trigger(request: Request, trigger_id: str) -> Response:
     """Resume a paused trigger (editor)."""
     return await _set_status(request, trigger_id, "active")
+
+
+@router.post("/sandbox")
+async def switch_sandbox(request: Request) -> Response:
+    """Open the chosen sandbox (admins and the local operator only) and go on to ``next``."""
+    session = None
+    try:
+        session, fields = await _checked(request)
+        response = RedirectResponse(sessions.safe_next(fields.get("next")), status_code=303)
+        await anyio.to_thread.run_sync(
+            switching.switch, request, session, fields.get("sandbox", ""), response
+        )
+    except Unauthorized:
+        return _login_redirect(request)
+    except CairnError as error:
+        return _error_page(request, session, error)
+    return response
