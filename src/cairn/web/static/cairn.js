@@ -119,8 +119,9 @@
   function runRow(run) {
     const tools = Array.isArray(run.tool_calls) ? run.tool_calls.length : run.tool_calls;
     return el("tr", { "data-run-id": run.run_id, "data-status": run.status, class: "fresh" },
-      el("td", { class: "run-cell" }, el("a", { class: "mono", href: "/runs/" + run.run_id }, run.run_id)),
-      el("td", {}, el("a", { href: "/agents/" + run.agent_slug }, run.agent_slug)),
+      el("td", { class: "run-cell" }, el("a", { class: "mono", href: "/runs/" + run.run_id }, run.run_id),
+        el("span", { class: "run-agent" }, run.agent_slug)),
+      el("td", { class: "col-agent" }, el("a", { href: "/agents/" + run.agent_slug }, run.agent_slug)),
       el("td", { "data-col": "status" }, statusBadge(run.status)),
       el("td", { "data-col": "outcome" }, outcomeBadge(run.outcome)),
       el("td", { class: "col-opt" }, run.kind),
