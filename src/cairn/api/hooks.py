@@ -3,7 +3,9 @@
 Answers 202 with the event id and every trigger's decision once the event is stored; 200
 for a repeated sender event id (acknowledged, not fired again); 401 for a missing, wrong
 or stale signature; 400 for malformed JSON; 413 for a body over the limit. Every refused
-delivery to a known source is recorded with its reason.
+delivery to a known source is recorded with its reason. When the backlog is full the
+answer is 503 with ``Retry-After`` and nothing is recorded: senders retry a 5xx, never a
+2xx, so a 2xx always means the event is decided and its runs queued.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from cairn.api.app import problem
+from cairn.errors import Busy
 from cairn.services.app import App
 from cairn.services.ingest import ingest, record_rejected
 from cairn.services.webhooks import MAX_BODY_BYTES, DeliveryRejected, parse_body, verify
@@ -27,6 +30,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, wrong or stale signature"},
     404: {"description": "No such webhook source"},
     413: {"description": "Body over the size limit"},
+    503: {"description": "Backlog full: nothing recorded; retry after Retry-After seconds"},
 }
 
 
@@ -63,9 +67,14 @@ async def receive(
             str(rejected),
             "DeliveryRejected",
         )
-    result = await ingest(
-        cairn, source, delivery.event_type, delivery.payload, delivery.sender_event_id
-    )
+    try:
+        result = await ingest(
+            cairn, source, delivery.event_type, delivery.payload, delivery.sender_event_id
+        )
+    except Busy as busy:
+        refused = problem(503, "Unavailable", str(busy), "Busy")
+        refused.headers["Retry-After"] = str(busy.retry_after_s)
+        return refused
     return JSONResponse(result.to_dict(), status_code=200 if result.duplicate else 202)
 
 
