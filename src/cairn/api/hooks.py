@@ -4,7 +4,9 @@ Answers 202 with the event id and every trigger's decision once the event is sto
 for a repeated sender event id (acknowledged, not fired again); 401 for a missing, wrong
 or stale signature; 400 for malformed JSON (or nested too deep, or NaN); 413 for a body over
 the limit. Refused deliveries to a known source are recorded with their reason, at most a
-few a minute per source, the rest counted (``cairn.services.rejections``).
+few a minute per source, the rest counted (``cairn.services.rejections``). When the backlog
+is full the answer is 503 with ``Retry-After`` and nothing is recorded: senders retry a 5xx,
+never a 2xx, so a 2xx always means the event is decided and its runs queued.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from cairn.api.app import problem
+from cairn.errors import Busy
 from cairn.services.app import App
 from cairn.services.ingest import ingest, record_rejected
 from cairn.services.rejections import RejectionLimiter
@@ -29,6 +32,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, wrong or stale signature"},
     404: {"description": "No such webhook source"},
     413: {"description": "Body over the size limit"},
+    503: {"description": "Backlog full: nothing recorded; retry after Retry-After seconds"},
 }
 
 
@@ -67,9 +71,14 @@ async def receive(
             str(rejected),
             "DeliveryRejected",
         )
-    result = await ingest(
-        cairn, source, delivery.event_type, delivery.payload, delivery.sender_event_id
-    )
+    try:
+        result = await ingest(
+            cairn, source, delivery.event_type, delivery.payload, delivery.sender_event_id
+        )
+    except Busy as busy:
+        refused = problem(503, "Unavailable", str(busy), "Busy")
+        refused.headers["Retry-After"] = str(busy.retry_after_s)
+        return refused
     return JSONResponse(result.to_dict(), status_code=200 if result.duplicate else 202)
 
 
