@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cairn.domain.deliveries import DeliveryFacts
 from cairn.domain.sources import DataSource
 from cairn.domain.triggers import (
     Event,
@@ -41,8 +42,11 @@ class IngestResult:
         }
 
 
-def record_rejected(app: App, source: DataSource, reason: str) -> str:
-    """Keep a refused delivery (bad signature, stale, too large, malformed) with its reason."""
+def record_rejected(
+    app: App, source: DataSource, reason: str, delivery: DeliveryFacts | None = None
+) -> str:
+    """Keep a refused delivery (bad signature, stale, too large, malformed) with its reason
+    and, from a webhook provider, the refusal code and what the sender sent."""
     from cairn.store import events as event_store
 
     event = Event(
@@ -54,6 +58,7 @@ def record_rejected(app: App, source: DataSource, reason: str) -> str:
         status="rejected",
         reject_reason=reason,
         received_at=datetime.now(UTC),
+        delivery=delivery,
     )
     with app.store.begin() as conn:
         event_store.insert_event(conn, event)
@@ -66,9 +71,11 @@ async def ingest(
     event_type: str,
     payload: Any,
     sender_event_id: str | None = None,
+    delivery: DeliveryFacts | None = None,
 ) -> IngestResult:
     """Store the event, then decide every trigger on its source (fires go to the server's
-    queue; without a server they run before this returns)."""
+    queue; without a server they run before this returns). ``delivery``: how a webhook
+    delivery arrived (provider, delivery id, type source), kept with the event."""
     from cairn.store import events as event_store
     from cairn.store import triggers as trigger_store
 
@@ -80,6 +87,7 @@ async def ingest(
         payload=payload,
         sender_event_id=sender_event_id,
         received_at=datetime.now(UTC),
+        delivery=delivery,
     )
     with app.store.begin() as conn:
         existing = event_store.insert_event(conn, event)
