@@ -96,7 +96,7 @@ def make_hook(
         assert created["source"]["config"]["provider"] == provider
         triggers = {}
         for event_type in event_types:
-            trigger = {"data_source_id": label, "event_type_filter": event_type}
+            trigger: dict[str, Any] = {"data_source_id": label, "event_type_filter": event_type}
             if filters and event_type in filters:
                 trigger["filter_config"] = filters[event_type]
             answer = api.post("/agents/watcher/triggers", json=trigger)

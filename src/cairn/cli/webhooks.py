@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -57,6 +58,7 @@ _NEXT_STEP = {
 @pass_cli
 def add(
     cli: CliContext,
+    /,
     label: str,
     provider: str,
     secret: str | None,
@@ -65,7 +67,7 @@ def add(
 ) -> None:
     """A webhook source LABEL: prints its URL and signing secret (shown once)."""
     options = {k: v for k, v in hmac_options.items() if v is not None}
-    body = {"label": label, "provider": provider, "signing_secret": secret}
+    body: dict[str, Any] = {"label": label, "provider": provider, "signing_secret": secret}
     if options:
         body["options"] = options
     made = cli.request("POST", "/sources/webhooks", json=body)

@@ -163,7 +163,7 @@ def diagnose_event(event: Event, facts: EventFacts) -> Explanation:
     primary = fired[0] if fired and not any(f.needs_fixing for f in findings) else findings[0]
     if agent is not None:
         verb = "fired" if fired else "did not fire"
-        what = f"{event.event_type} on source {facts.source_name()}"
+        what = f"{event.event_type} on source {facts.source_name()}{_arrival(event)}"
         summary = f"{agent.slug} {verb} on its last event, {event.event_id} ({what}): "
         summary += primary.cause
     else:
