@@ -17,7 +17,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from cairn.domain.deliveries import DeliveryFacts, Refusal
@@ -66,13 +66,6 @@ class Delivery:
     facts: DeliveryFacts
     reply: Reply | None = None
     accepted_status: int = 202
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """A provider's per-source settings (only the generic ``hmac`` provider has any)."""
-
-    values: dict[str, Any] = field(default_factory=dict)
 
 
 class WebhookProvider:

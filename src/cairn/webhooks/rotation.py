@@ -9,7 +9,7 @@ refused during the changeover.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cairn.domain.sources import DataSource
 
@@ -25,12 +25,3 @@ def live_secrets(source: DataSource, now: float) -> list[str]:
     if previous and until and datetime.fromisoformat(str(until)).timestamp() > now:
         found.append(previous)
     return found
-
-
-def previous_valid_until(source: DataSource) -> datetime | None:
-    """When the previous secret stops verifying, if a rotation window is open."""
-    until = source.config.get("previous_secret_until")
-    if not until or not source.secret.get(PREVIOUS):
-        return None
-    moment = datetime.fromisoformat(str(until))
-    return moment if moment > datetime.now(UTC) else None
