@@ -26,7 +26,9 @@ whose event it re-fired.
 payload filter and an hourly cap kept as a fixed window (``window_started_at``,
 ``window_fires``) so that one conditional ``UPDATE`` decides a fire atomically, even under
 concurrency. ``events`` stores every event a source received, once (unique per source by
-the sender's event id), including rejected deliveries; ``trigger_decisions`` records what
+the sender's event id), including rejected deliveries, with how it arrived (``delivery``:
+the webhook provider, its delivery id, where the type came from, the headers that matter);
+``trigger_decisions`` records what
 every trigger on the source decided about it: fired (with the run), filtered out (which
 filter), rate-limited, paused, agent archived. ``connections`` hold OAuth tokens for
 integration sources, encrypted like other secrets; ``credentials`` hold model-backend API
@@ -266,6 +268,8 @@ events = Table(
     Column("status", String(16), nullable=False),
     Column("reject_reason", Text, nullable=True),
     Column("received_at", UTCDateTime(), nullable=False),
+    # How it arrived: provider, delivery id, where the type came from, kept headers.
+    Column("delivery", JSON, nullable=True),
     UniqueConstraint("source_id", "sender_event_id"),
     Index(None, "sandbox_id", "event_id"),
     Index(None, "sandbox_id", "source_id", "event_id"),
