@@ -34,6 +34,7 @@ import pytest
 
 from cairn.config import Settings
 from cairn.domain.agents import ModelSettings
+from cairn.domain.deliveries import DeliveryFacts
 from cairn.domain.runs import Run
 from cairn.services.access import create_key, create_sandbox, local_key
 from cairn.services.agents import AgentSpec, create_agent
@@ -191,9 +192,22 @@ async def _seed(app: App) -> dict[str, Run]:
         event_type_filter="message.created",
         filter_config={"channel": "C123"},
     )
-    record_rejected(app, slack.source, "bad signature: the X-Cairn-Signature does not match")
-    for text in ("daily report please", "report!"):
-        await ingest(app, slack.source, "message.created", {"text": text, "user": "U1"})
+    record_rejected(
+        app,
+        slack.source,
+        "bad signature: the X-Cairn-Signature does not match",
+        DeliveryFacts(provider="cairn", refusal="bad_signature"),
+    )
+    for number, text in enumerate(("daily report please", "report!")):
+        await ingest(
+            app,
+            slack.source,
+            "message.created",
+            {"text": text, "user": "U1"},
+            delivery=DeliveryFacts(
+                provider="cairn", delivery_id=f"dlv-{number}", type_from="X-Cairn-Event"
+            ),
+        )
     return {
         "reporter": await fire_agent(app, "default", "reporter", {"date": "today"}, kind="manual"),
         "broken": await fire_agent(app, "default", "broken", {"title": "x"}),

@@ -276,6 +276,8 @@ def test_9_events_show_rejections_and_every_trigger_decision_linked_both_ways(
     filtered = table.locator("tbody tr").filter(has_text="filtered out")
     expect(filtered.first).to_contain_text('channel missing, wanted "C123"')
     expect(filtered.first).to_contain_text("reporter")
+    expect(filtered.first).to_contain_text("dlv-1")
+    expect(table.locator("tr.rejected")).to_contain_text("rejected: bad signature")
     screenshot(page, "events.png")
 
     fired = table.locator("tbody tr").filter(has_text="fired")
@@ -291,6 +293,12 @@ def test_9_events_show_rejections_and_every_trigger_decision_linked_both_ways(
     expect(page.locator("#run-event")).to_be_visible()
     page.locator("#run-event").click()
     expect(page).to_have_url(event_url)
+
+    page.goto("/events")
+    table.locator("tbody tr").filter(has_text="dlv-1").locator("a.mono").first.click()
+    expect(page.locator("#event-provider")).to_have_text("cairn")
+    expect(page.locator("#event-delivery-id")).to_have_text("dlv-1")
+    expect(page.locator("table#decisions")).to_contain_text('channel missing, wanted "C123"')
 
     page.goto("/agents/reporter")
     why = page.locator("#why-h")
@@ -414,9 +422,9 @@ def test_12_a_viewer_can_neither_pause_nor_switch_sandbox(
               return [await post("/triggers/" + trigger + "/pause", {}),
                       await post("/sandbox", {sandbox: "other", next: "/runs"})];
             }""",
-            page.locator("table.triggers tbody tr").first.get_attribute("id").removeprefix(
-                "trigger-"
-            ),
+            page.locator("table.triggers tbody tr")
+            .first.get_attribute("id")
+            .removeprefix("trigger-"),
         )
         assert statuses == [403, 403]
         expect(page.locator("table.triggers tbody tr").first).to_contain_text("active")

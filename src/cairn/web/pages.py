@@ -591,7 +591,7 @@ async def _start_test_run(
     fire = run_service.start_fire(
         app, session.sandbox, slug, payload, kind="test", replay_of=replay_of
     )
-    if fire.job is None:  # no worker pool (not under ``cairn serve``): run it here
+    if not fire.queued:  # no workers (not under ``cairn serve``): run it here
         await app.runner.execute(fire.run, fire.agent, fire.available)
     return fire.run.run_id
 
