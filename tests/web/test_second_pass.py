@@ -422,9 +422,9 @@ def test_12_a_viewer_can_neither_pause_nor_switch_sandbox(
               return [await post("/triggers/" + trigger + "/pause", {}),
                       await post("/sandbox", {sandbox: "other", next: "/runs"})];
             }""",
-            page.locator("table.triggers tbody tr")
-            .first.get_attribute("id")
-            .removeprefix("trigger-"),
+            str(page.locator("table.triggers tbody tr").first.get_attribute("id")).removeprefix(
+                "trigger-"
+            ),
         )
         assert statuses == [403, 403]
         expect(page.locator("table.triggers tbody tr").first).to_contain_text("active")
