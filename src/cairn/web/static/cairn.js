@@ -323,7 +323,7 @@
         }
       } catch (_) { /* the next tick tries again */ } finally { busy = false; }
     }
-    const every = window.setInterval(refresh, 700);
+    const every = window.setInterval(refresh, 1000);
     const clock = window.setInterval(() => {
       const started = Date.parse(document.getElementById("run-duration")?.dataset.started || "");
       const box = document.getElementById("run-duration");
