@@ -58,6 +58,30 @@ def test_1_the_header_switches_sandbox_and_an_empty_sandbox_says_what_to_do(
     expect(page.locator(".empty-state")).to_have_count(0)
 
 
+def test_1_an_owner_of_another_sandbox_cannot_switch_out_of_it(
+    browser: Browser, dashboard: Dashboard
+) -> None:
+    from tests.web.test_dashboard import login
+
+    made = browser.new_context(base_url=dashboard.url)
+    try:
+        page = login(made, dashboard.other_owner)
+        expect(page.locator("header .who")).to_contain_text("other (owner)")
+        expect(page.get_by_label("Switch sandbox")).to_have_count(0)
+        status = page.evaluate(
+            """async () => {
+              const csrf = document.querySelector('meta[name="cairn-csrf"]').content;
+              const body = new URLSearchParams({csrf, sandbox: "default", next: "/runs"});
+              return (await fetch("/sandbox", {method: "POST", body, redirect: "manual"})).status;
+            }"""
+        )
+        assert status == 403
+        page.goto("/runs")
+        expect(page.locator("header .who")).to_contain_text("other (owner)")
+    finally:
+        made.close()
+
+
 # --- 2. a running run's page is true and live ---------------------------------------------
 
 

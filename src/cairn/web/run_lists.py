@@ -150,7 +150,7 @@ OUTCOME_CHOICES: tuple[tuple[str, str], ...] = (
 )
 """The runs page's outcome filter: an outcome, or a health the lists mark."""
 SCAN_BATCH = 100
-SCAN_LIMIT = 500
+SCAN_LIMIT = 200
 """An outcome page reads at most this many runs (the ledger has no outcome index)."""
 
 
