@@ -10,6 +10,7 @@ Anything that is *not* a ``CairnError`` is a bug and keeps its traceback.
     ├── UsageError                  bad input from a person or a script
     │   ├── InvalidSlug
     │   ├── InvalidJSON
+    │   │   └── PayloadTooLarge     over a documented size limit (413)
     │   ├── InvalidModelSettings
     │   ├── UnknownBackend          lists the known backends
     │   ├── UnknownSourceKind       lists the known kinds
@@ -20,7 +21,7 @@ Anything that is *not* a ``CairnError`` is a bug and keeps its traceback.
     ├── AlreadyExists               duplicate slug (409)
     ├── Unauthorized                missing, unknown or revoked API key (401)
     ├── Forbidden                   the key's role may not do this (403)
-    ├── Busy                        the run queue is full: retry later (429)
+    ├── Busy                        the backlog is full: retry later (429/503)
     ├── Conflict                    the operation does not fit the current state (409)
     ├── DeliveryRejected            a webhook delivery refused (401/400/413), with a code
     ├── StoreError                  the database cannot be opened or migrated
@@ -66,6 +67,12 @@ class InvalidSlug(UsageError):
 
 class InvalidJSON(UsageError):
     """A JSON argument (payload, allowlist, settings) that does not parse or has the wrong shape."""
+
+
+class PayloadTooLarge(InvalidJSON):
+    """A body or field over a documented size limit; the message names the limit."""
+
+    http_status = 413
 
 
 class InvalidModelSettings(UsageError):
@@ -117,10 +124,15 @@ class Forbidden(CairnError):
 
 
 class Busy(CairnError):
-    """The server cannot take more work now; nothing was dropped, retry later."""
+    """The backlog is full: nothing was accepted or recorded; retry after ``retry_after_s``
+    (sent as ``Retry-After``: 429 on the API, 503 on webhooks)."""
 
     exit_code = 4
     http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Conflict(CairnError):

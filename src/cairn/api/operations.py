@@ -115,11 +115,11 @@ async def test_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
 
 
 async def fire_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
-    """Fire asynchronously (editor): the run id at once. Without a server's worker pool
+    """Fire asynchronously (editor): the run id at once. Without a server's workers
     (in-process) the run executes before this returns."""
     require(caller.principal, "editor", "fire agents")
     fire = run_service.start_fire(caller.app, caller.sandbox, slug, event_payload, kind="manual")
-    if fire.job is None:
+    if not fire.queued:
         await caller.app.runner.execute(fire.run, fire.agent, fire.available)
     return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
 
@@ -138,7 +138,7 @@ async def oneshot(caller: Caller, body: wire.OneShotRequest) -> JSON:
         )
         return run.to_dict()
     fire = run_service.start_fire(caller.app, caller.sandbox, slug, body.prompt, kind="oneshot")
-    if fire.job is None:
+    if not fire.queued:
         await caller.app.runner.execute(fire.run, fire.agent, fire.available)
     return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
 
@@ -272,6 +272,10 @@ async def add_source(caller: Caller, body: wire.SourceCreate) -> JSON:
 
     require(caller.principal, "editor", "add sources")
     spec = McpSourceSpec(**body.model_dump())
+    if spec.transport == "stdio":
+        from cairn.services.sources import require_stdio_allowed
+
+        require_stdio_allowed(caller.app, caller.principal, spec.command or "")
     return (await add_mcp_source(caller.app, caller.sandbox, spec)).to_dict()
 
 

@@ -10,8 +10,13 @@ decision            meaning
 ``rate_limited``    the trigger already fired ``rate_limit_per_hour`` times this window
 ``paused``          the trigger is paused
 ``agent_archived``  the trigger's agent is archived
-``busy``            the server's run queue was full; nothing was fired
+``busy``            (ledgers written before durable execution only) the server's
+                    in-memory queue was full and the fire was dropped
 ==================  ===========================================================
+
+An event is never accepted and then left undecided or unfired for lack of room: when the
+backlog is full the delivery is refused before anything is recorded (503 with
+``Retry-After`` on webhooks), so ``busy`` is no longer recorded.
 
 Payload filters (``filter_config``) map a dotted payload path to what it must be: a value
 (equal, or contained when the payload field is a list, e.g. labels or mentions) or a list

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cairn.domain.sources import DataSource
+from cairn.domain.sources import DataSource, validate_label
 from cairn.errors import AlreadyExists, NotFound
 from cairn.store.crypto import SecretBox
 from cairn.store.schema import sources
@@ -31,7 +31,9 @@ def _to_source(row: Row[Any], box: SecretBox | None) -> DataSource:
 
 
 def create_source(conn: Connection, source: DataSource, box: SecretBox) -> DataSource:
-    """Insert ``source``; a label already used in the sandbox raises ``AlreadyExists``."""
+    """Insert ``source``; a label already used in the sandbox raises ``AlreadyExists``, an
+    unusable one ``UsageError`` (``validate_label``: every kind of source goes through here)."""
+    validate_label(source.label)
     now = datetime.now(UTC)
     try:
         with conn.begin_nested():

@@ -14,7 +14,6 @@ says "stale Slack timestamp" rather than a generic 401.
 from __future__ import annotations
 
 import hmac
-import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -201,12 +200,20 @@ class WebhookProvider:
             "secret (a tampered body, or the sender signs with another secret)",
         )
 
+    def json_value(self, incoming: Incoming, raw: bytes | str, what: str) -> Any:
+        """``raw`` parsed within Cairn's JSON limits (depth, no NaN), or a ``malformed``
+        refusal naming the limit it broke (``cairn.domain.limits``)."""
+        from cairn.domain.limits import loads
+        from cairn.errors import InvalidJSON
+
+        try:
+            return loads(raw, what)
+        except InvalidJSON as exc:
+            raise self.refuse(incoming, "malformed", str(exc)) from None
+
     def json_body(self, incoming: Incoming) -> dict[str, Any]:
         """The body as a JSON object, or a ``malformed`` refusal."""
-        try:
-            data = json.loads(incoming.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise self.refuse(incoming, "malformed", f"malformed JSON body: {exc}") from None
+        data = self.json_value(incoming, incoming.body, "the body")
         if not isinstance(data, dict):
             raise self.refuse(incoming, "malformed", "the body is not a JSON object")
         return data

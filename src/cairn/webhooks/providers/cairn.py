@@ -63,7 +63,10 @@ class CairnProvider(WebhookProvider):
                 'the body must be a JSON object with a non-empty "type" (and "payload", "id")',
             )
         sender_id = data.get("id", incoming.header("X-Cairn-Event-Id"))
-        sender = str(sender_id) if sender_id else None
+        if isinstance(sender_id, bool) or not isinstance(sender_id, (str, int, type(None))):
+            raise self.refuse(incoming, "malformed", '"id" must be a string or an integer')
+        # ``0`` is an id like any other: only a missing or empty one means "no id"
+        sender = None if sender_id is None or sender_id == "" else str(sender_id)
         return Delivery(
             data["type"],
             data.get("payload", {}),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
@@ -78,12 +77,7 @@ class GitHubProvider(WebhookProvider):
             return self.json_body(incoming)
         fields = parse_qs(incoming.body.decode("utf-8", "replace"))
         raw = fields.get("payload", [""])[0]
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise self.refuse(
-                incoming, "malformed", f"the form's payload field is not JSON: {exc}"
-            ) from None
+        data = self.json_value(incoming, raw, "the form's payload field")
         if not isinstance(data, dict):
             raise self.refuse(incoming, "malformed", "the form's payload is not a JSON object")
         return data
