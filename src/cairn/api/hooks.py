@@ -17,6 +17,7 @@ from cairn.api.app import problem
 from cairn.services.app import App
 from cairn.services.ingest import ingest, record_rejected
 from cairn.services.webhooks import MAX_BODY_BYTES, DeliveryRejected, parse_body, verify
+from cairn.telemetry.context import valid_traceparent
 
 hooks = APIRouter(tags=["webhooks"])
 
@@ -37,6 +38,7 @@ async def receive(
     x_cairn_timestamp: Annotated[str | None, Header()] = None,
     x_cairn_signature: Annotated[str | None, Header()] = None,
     x_cairn_event_id: Annotated[str | None, Header()] = None,
+    traceparent: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Receive one event: ``{"type": "issue.opened", "id": "<sender id>", "payload": {…}}``."""
     from cairn.store import sources as source_store
@@ -64,7 +66,12 @@ async def receive(
             "DeliveryRejected",
         )
     result = await ingest(
-        cairn, source, delivery.event_type, delivery.payload, delivery.sender_event_id
+        cairn,
+        source,
+        delivery.event_type,
+        delivery.payload,
+        delivery.sender_event_id,
+        traceparent=valid_traceparent(traceparent),
     )
     return JSONResponse(result.to_dict(), status_code=200 if result.duplicate else 202)
 

@@ -66,9 +66,11 @@ async def ingest(
     event_type: str,
     payload: Any,
     sender_event_id: str | None = None,
+    traceparent: str | None = None,
 ) -> IngestResult:
     """Store the event, then decide every trigger on its source (fires go to the server's
-    queue; without a server they run before this returns)."""
+    queue; without a server they run before this returns). Runs it fires keep the
+    delivery's ``traceparent``."""
     from cairn.store import events as event_store
     from cairn.store import triggers as trigger_store
 
@@ -87,11 +89,13 @@ async def ingest(
         return IngestResult(existing, duplicate=True)
     with app.store.connect() as conn:
         bound = trigger_store.list_triggers(conn, source.sandbox_id, source_id=source.source_id)
-    decisions = [await _decide(app, trigger, event) for trigger in bound]
+    decisions = [await _decide(app, trigger, event, traceparent) for trigger in bound]
     return IngestResult(event.event_id, duplicate=False, decisions=decisions)
 
 
-async def _decide(app: App, trigger: Trigger, event: Event) -> TriggerDecision:
+async def _decide(
+    app: App, trigger: Trigger, event: Event, traceparent: str | None = None
+) -> TriggerDecision:
     from cairn.services.runs import start_fire
     from cairn.store import agents as agent_store
     from cairn.store import events as event_store
@@ -138,6 +142,7 @@ async def _decide(app: App, trigger: Trigger, event: Event) -> TriggerDecision:
             event.payload,
             kind="trigger",
             trigger_id=trigger.trigger_id,
+            traceparent=traceparent,
         )
     except Busy as busy:
         return decided("busy", {"message": str(busy)})

@@ -51,11 +51,19 @@ async def fire_agent(
     kind: RunKind = "test",
     trigger_id: str | None = None,
     replay_of: str | None = None,
+    traceparent: str | None = None,
 ) -> Run:
     """Fire an agent and wait for its run to finish (a test fire, a manual fire). In the
     server it goes through the worker pool like every other fire."""
     fire = start_fire(
-        app, sandbox_id, slug, event_payload, kind=kind, trigger_id=trigger_id, replay_of=replay_of
+        app,
+        sandbox_id,
+        slug,
+        event_payload,
+        kind=kind,
+        trigger_id=trigger_id,
+        replay_of=replay_of,
+        traceparent=traceparent,
     )
     if fire.job is None:
         return await app.runner.execute(fire.run, fire.agent, fire.available)
@@ -72,15 +80,22 @@ def start_fire(
     kind: RunKind,
     trigger_id: str | None = None,
     replay_of: str | None = None,
+    traceparent: str | None = None,
 ) -> AcceptedFire:
     """Accept a fire: write its row and, in the server, queue it for a worker (``Busy`` when
     the queue is full, before anything is written). Without a pool (the CLI in-process) the
-    run is accepted as ``running`` and the caller executes it (``job`` is ``None``)."""
+    run is accepted as ``running`` and the caller executes it (``job`` is ``None``).
+    ``traceparent``: the caller's trace context (already validated), kept on the run."""
     agent, available = _agent_and_sources(app, sandbox_id, slug)
     pool = app.pool
     if pool is None:
         run = app.runner.accept(
-            agent, event_payload, kind=kind, trigger_id=trigger_id, replay_of=replay_of
+            agent,
+            event_payload,
+            kind=kind,
+            trigger_id=trigger_id,
+            replay_of=replay_of,
+            traceparent=traceparent,
         )
         return AcceptedFire(run, agent, available, None)
     pool.check_capacity()
@@ -91,6 +106,7 @@ def start_fire(
         trigger_id=trigger_id,
         replay_of=replay_of,
         start_now=False,
+        traceparent=traceparent,
     )
     return AcceptedFire(run, agent, available, pool.submit(run, agent, available))
 
