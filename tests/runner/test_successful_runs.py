@@ -153,7 +153,9 @@ async def test_a_run_persists_its_events_in_order(app: App) -> None:
     assert sum(t["tokens_in"] for t in turns) == run.usage.tokens_in
     assert sum(t["tokens_out"] for t in turns) == run.usage.tokens_out
     assert all(t["tokens_in"] > 0 for t in turns)
-    assert turns[0]["ended_at"] <= events[call_at].created_at.isoformat() <= turns[1]["started_at"]
+    called_at = events[call_at].created_at
+    assert called_at is not None
+    assert turns[0]["ended_at"] <= called_at.isoformat() <= turns[1]["started_at"]
 
 
 @pytest.mark.anyio
