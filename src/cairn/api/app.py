@@ -178,6 +178,7 @@ EXTRA_ROUTERS = (
     ("cairn.api.diagnosis_routes", "router"),
     ("cairn.api.usage_routes", "router"),
     ("cairn.api.concierge_routes", "router"),
+    ("cairn.api.telemetry_routes", "router"),
     ("cairn.web.pages", "router"),
 )
 """Feature modules that bring their own routers (explain/doctor, usage, Concierge, web
