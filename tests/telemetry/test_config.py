@@ -107,7 +107,7 @@ def test_with_export_off_a_run_imports_no_opentelemetry_sdk(tmp_path: Path) -> N
         anyio.run(main)
         loaded = sorted(m for m in sys.modules if m.startswith(
             ("opentelemetry.sdk", "opentelemetry.exporter", "cairn.telemetry.otlp",
-             "cairn.telemetry.spans", "cairn.telemetry.metrics")))
+             "cairn.telemetry.spans", "cairn.telemetry.metrics", "cairn.telemetry.wire")))
         print("LOADED", loaded)
         """
     )

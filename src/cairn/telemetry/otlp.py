@@ -1,15 +1,20 @@
-"""Runs to an OTLP endpoint through the official OpenTelemetry SDK, off the run's path.
+"""Runs to an OTLP endpoint with the official OpenTelemetry SDK, off the run's path.
 
 Imported only when export is configured (``cairn.telemetry.config``). A finished run is
-handed over with one non-blocking queue put; a worker thread builds its spans (SDK tracer,
-explicit timestamps, the ids of ``cairn.telemetry.spans``), records its metrics, and
-exports spans in batches with the OTLP/HTTP exporter. A collector that is down costs the
-worker, never a run: the queue is bounded, and what could not be sent is counted.
+handed over with one non-blocking queue put; a worker thread plans its spans
+(``cairn.telemetry.spans``), asks the SDK's sampler (``OTEL_TRACES_SAMPLER``), records its
+metrics with the SDK's meter, encodes the spans (``cairn.telemetry.wire``) and sends them
+in batches through the OTLP/HTTP exporter's client, which reads the endpoint, headers,
+timeout, compression and TLS settings from the ``OTEL_EXPORTER_OTLP_*`` variables and
+retries. A collector that is down costs the worker, never a run: the queue is bounded, and
+what could not be sent is counted.
 
-Why not the SDK's ``BatchSpanProcessor``: it drops spans silently (a log line) when its
-queue is full, and the spans are built after the fact here anyway, a whole run at a time.
-The worker batches the same way and honours the same ``OTEL_BSP_*`` variables (its queue
-counts runs), so every span that was not sent is counted and shown in ``status``.
+Why not ``Tracer`` spans, the ``BatchSpanProcessor`` and the generic encoder: the spans
+are built after the fact, a whole run at a time, and that path cost several times the run
+itself in CPU, under the same interpreter lock as the runs (bench: runner_overhead); and
+the batch processor drops spans silently when its queue is full. The worker batches the
+same way and honours the same ``OTEL_BSP_*`` variables (its queue counts runs), so every
+span that was not sent is counted and shown in ``status``.
 """
 
 from __future__ import annotations
@@ -34,15 +39,12 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
     SpanKind,
-    Status,
-    StatusCode,
     TraceFlags,
     set_span_in_context,
 )
@@ -51,9 +53,9 @@ from cairn.domain.runs import Run, RunEvent
 from cairn.telemetry.config import TelemetryConfig
 from cairn.telemetry.metrics import RunMetrics
 from cairn.telemetry.spans import RunTrace, plan_run
+from cairn.telemetry.wire import encode_request, encode_trace, resource_attributes
 
 _log = logging.getLogger(__name__)
-_KINDS = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT}
 EXIT_FLUSH_S = 3.0
 
 
@@ -71,30 +73,6 @@ class ExportStats:
 
     def failed(self) -> None:
         self.last_failure_at = datetime.now(UTC).isoformat()
-
-
-class _PlannedIds(IdGenerator):
-    """Gives the tracer the ids the plan derived from the run id (one thread uses it)."""
-
-    def __init__(self) -> None:
-        self.trace_id = 0
-        self.span_id = 0
-
-    def generate_span_id(self) -> int:
-        return self.span_id
-
-    def generate_trace_id(self) -> int:
-        return self.trace_id
-
-
-class _Collect(SpanProcessor):
-    """Keeps ended spans for the worker's next batch."""
-
-    def __init__(self) -> None:
-        self.spans: list[ReadableSpan] = []
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.spans.append(span)
 
 
 class _CountedMetricExporter(OTLPMetricExporter):
@@ -140,13 +118,10 @@ class OtlpExport:
         self.config = config
         self.stats = ExportStats()
         resource = _resource()
-        self._ids = _PlannedIds()
-        self._collect = _Collect()
-        self._tracer_provider = TracerProvider(
-            resource=resource, id_generator=self._ids, shutdown_on_exit=False
-        )
-        self._tracer_provider.add_span_processor(self._collect)
-        self._tracer = self._tracer_provider.get_tracer("cairn")
+        self._resource = resource_attributes(resource.attributes)
+        self._scope = ("cairn", _version())
+        # The sampler of OTEL_TRACES_SAMPLER / _ARG, as the SDK's provider reads them.
+        self._sampler = TracerProvider(resource=resource, shutdown_on_exit=False).sampler
         self._span_exporter = OTLPSpanExporter() if config.traces else None
         self._meter_provider: MeterProvider | None = None
         self.metrics: RunMetrics | None = None
@@ -180,7 +155,7 @@ class OtlpExport:
     # --- the worker -------------------------------------------------------------------
 
     def _work(self) -> None:
-        batch: list[ReadableSpan] = []
+        batch: list[bytes] = []
         runs = 0
         due: float | None = None
         while True:
@@ -195,6 +170,7 @@ class OtlpExport:
                     batch.extend(spans)
                     runs += 1
                     due = due or time.monotonic() + self.config.schedule_delay_s
+                time.sleep(0)  # hand the interpreter lock back to the runs between runs
             flush = item is not None and item[0] == "flush"
             if batch and (
                 flush or len(batch) >= self.config.max_batch_spans or time.monotonic() >= (due or 0)
@@ -206,28 +182,26 @@ class OtlpExport:
             if item is not None and item[0] == "stop":
                 return
 
-    def _spans_of(self, run: Run, events: Sequence[RunEvent]) -> list[ReadableSpan]:
-        """Build the run's spans and record its metrics; a bug here loses one run, counted."""
+    def _spans_of(self, run: Run, events: Sequence[RunEvent]) -> list[bytes]:
+        """Plan the run, record its metrics, and encode its spans if the sampler keeps
+        them; a bug here loses one run, counted."""
         try:
             plan = plan_run(run, events, capture_content=self.config.capture_content)
             if self.metrics is not None:
                 self.metrics.record(plan)
-            if self._span_exporter is None:
+            if self._span_exporter is None or not self._sampled(plan):
                 return []
-            self._emit(plan)
-            spans, self._collect.spans = self._collect.spans, []
-            return spans
+            return encode_trace(plan)
         except Exception:
             _log.exception("could not build the spans of run %s", run.run_id)
             self.stats.runs_dropped += 1
             self.stats.failed()
-            self._collect.spans = []
             return []
 
-    def _emit(self, plan: RunTrace) -> None:
-        self._ids.trace_id = plan.trace_id
+    def _sampled(self, plan: RunTrace) -> bool:
+        """One decision per run, on its root span, as the SDK would take it."""
         remote = plan.remote_parent
-        root_context: Context | None = None
+        parent: Context | None = None
         if remote is not None:
             caller = SpanContext(
                 remote.trace_id,
@@ -235,36 +209,21 @@ class OtlpExport:
                 is_remote=True,
                 trace_flags=TraceFlags(TraceFlags.SAMPLED if remote.sampled else 0),
             )
-            root_context = set_span_in_context(NonRecordingSpan(caller))
-        contexts: dict[str, Context] = {}
-        started = []
-        for planned in plan.spans:
-            self._ids.span_id = planned.span_id
-            parent = root_context if planned.parent is None else contexts[planned.parent]
-            span = self._tracer.start_span(
-                planned.name,
-                context=parent,
-                kind=_KINDS[planned.kind],
-                attributes=planned.attributes,
-                start_time=planned.start_ns,
-            )
-            for event in planned.events:
-                span.add_event(event.name, event.attributes, event.time_ns)
-            if planned.error_type is not None:
-                span.set_status(Status(StatusCode.ERROR, planned.error_message))
-            contexts[planned.key] = set_span_in_context(span)
-            started.append((span, planned.end_ns))
-        for span, end_ns in reversed(started):
-            span.end(end_time=end_ns)
+            parent = set_span_in_context(NonRecordingSpan(caller))
+        root = plan.spans[0]
+        decision = self._sampler.should_sample(
+            parent, plan.trace_id, root.name, SpanKind.INTERNAL, root.attributes
+        )
+        return decision.decision is Decision.RECORD_AND_SAMPLE
 
-    def _send(self, batch: list[ReadableSpan], runs: int) -> None:
+    def _send(self, batch: list[bytes], runs: int) -> None:
         assert self._span_exporter is not None
         try:
-            result = self._span_exporter.export(batch)
+            sent = _post(self._span_exporter, encode_request(self._resource, self._scope, batch))
         except Exception:
             _log.exception("the span exporter raised")
-            result = SpanExportResult.FAILURE
-        if result is SpanExportResult.SUCCESS:
+            sent = False
+        if sent:
             self.stats.spans_exported += len(batch)
             self.stats.runs_exported += runs
         else:
@@ -306,7 +265,6 @@ class OtlpExport:
         meters = self._meter_provider
         if meters is not None:
             _bounded(lambda: meters.shutdown(timeout_millis=1000), 1.5)
-        self._tracer_provider.shutdown()
 
 
 def _bounded(work: Any, timeout_s: float) -> bool:
@@ -324,3 +282,22 @@ def _bounded(work: Any, timeout_s: float) -> bool:
     thread.start()
     thread.join(timeout_s)
     return bool(outcome and outcome[0])
+
+
+def _post(exporter: OTLPSpanExporter, payload: bytes) -> bool:
+    """Send an encoded ``ExportTraceServiceRequest`` with the official exporter's HTTP
+    client: its endpoint, headers, timeout, compression, TLS and retries are those of the
+    ``OTEL_EXPORTER_OTLP_*`` variables as the SDK reads them. (The exporter's public
+    ``export`` takes SDK span objects and encodes them; ours are encoded already.)"""
+    if exporter._shutdown:
+        return False
+    return bool(exporter._client.export(payload).success)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cairn")
+    except PackageNotFoundError:
+        return ""
