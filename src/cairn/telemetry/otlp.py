@@ -132,6 +132,10 @@ class OtlpExport:
             )
             self.metrics = RunMetrics(self._meter_provider.get_meter("cairn"))
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=config.max_queue_runs)
+        self._wake = threading.Event()
+        # A run is about five to ten spans: wake when a batch's worth is waiting, or half
+        # the queue, whichever comes first.
+        self._wake_at = max(1, min(config.max_batch_spans // 8, config.max_queue_runs // 2))
         self._closed = False
         self._thread = threading.Thread(target=self._work, name="cairn-otlp-export", daemon=True)
         self._thread.start()
@@ -147,39 +151,51 @@ class OtlpExport:
             self.stats.runs_dropped += 1
             self.stats.runs_dropped_queue_full += 1
             self.stats.failed()
+            return
+        if self._queue.qsize() >= self._wake_at:
+            self._wake.set()
 
     def submit(self, run: Run, events: Sequence[RunEvent]) -> None:
         """Queue a run, waiting for room (the backfill, which is not on a run's path)."""
         self._queue.put(("run", run, events))
+        if self._queue.qsize() >= self._wake_at:
+            self._wake.set()
 
     # --- the worker -------------------------------------------------------------------
 
     def _work(self) -> None:
-        batch: list[bytes] = []
-        runs = 0
-        due: float | None = None
+        """Wake every ``OTEL_BSP_SCHEDULE_DELAY``, when a batch's worth of runs is queued, or
+        on a flush, and handle everything queued at once: a few long turns on the
+        interpreter lock cost the runs less than one short turn after every run."""
         while True:
-            timeout = None if due is None else max(due - time.monotonic(), 0.0)
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            if item is not None and item[0] == "run":
-                spans = self._spans_of(item[1], item[2])
-                if spans:
-                    batch.extend(spans)
-                    runs += 1
-                    due = due or time.monotonic() + self.config.schedule_delay_s
-                time.sleep(0)  # hand the interpreter lock back to the runs between runs
-            flush = item is not None and item[0] == "flush"
-            if batch and (
-                flush or len(batch) >= self.config.max_batch_spans or time.monotonic() >= (due or 0)
-            ):
+            self._wake.wait(self.config.schedule_delay_s)
+            self._wake.clear()
+            batch: list[bytes] = []
+            runs = 0
+            flushes: list[threading.Event] = []
+            stop = False
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item[0] == "run":
+                    spans = self._spans_of(item[1], item[2])
+                    if spans:
+                        batch.extend(spans)
+                        runs += 1
+                    if len(batch) >= self.config.max_batch_spans:
+                        self._send(batch, runs)
+                        batch, runs = [], 0
+                elif item[0] == "flush":
+                    flushes.append(item[1])
+                else:
+                    stop = True
+            if batch:
                 self._send(batch, runs)
-                batch, runs, due = [], 0, None
-            if item is not None and item[0] == "flush":
-                item[1].set()
-            if item is not None and item[0] == "stop":
+            for done in flushes:
+                done.set()
+            if stop:
                 return
 
     def _spans_of(self, run: Run, events: Sequence[RunEvent]) -> list[bytes]:
@@ -242,6 +258,7 @@ class OtlpExport:
             self._queue.put(("flush", done), timeout=timeout_s)
         except queue.Full:
             return False
+        self._wake.set()
         sent = done.wait(max(deadline - time.monotonic(), 0.0))
         if self._meter_provider is not None:
             remaining = max(deadline - time.monotonic(), 0.0)
@@ -260,6 +277,7 @@ class OtlpExport:
             self._queue.put_nowait(("stop",))
         except queue.Full:
             pass  # a daemon thread: it ends with the process
+        self._wake.set()
         if self._span_exporter is not None:
             self._span_exporter.shutdown()  # type: ignore[no-untyped-call]
         meters = self._meter_provider
