@@ -71,26 +71,30 @@ def _any_value(value: Any) -> bytes:
     return _text(1, str(value))
 
 
-_KEYS: dict[str, bytes] = {}
+_PAIRS: dict[tuple[str, str], bytes] = {}
+_PAIRS_MAX = 8192
 
 
-def _key(key: str) -> bytes:
-    """``KeyValue.key`` encoded, cached: a run repeats the same few dozen names."""
-    encoded = _KEYS.get(key)
-    if encoded is None:
-        encoded = _text(1, key)
-        if len(_KEYS) < 4096:
-            _KEYS[key] = encoded
-    return encoded
+def _pair(key: str, value: Any) -> bytes:
+    """One ``KeyValue``. String pairs repeat from run to run (operation, agent, model,
+    status, tool names), so their encodings are kept, up to a bound."""
+    if type(value) is str:
+        cached = _PAIRS.get((key, value))
+        if cached is None:
+            cached = _text(1, key) + _field(2, _text(1, value))
+            if len(_PAIRS) < _PAIRS_MAX:
+                _PAIRS[(key, value)] = cached
+        return cached
+    return _text(1, key) + _field(2, _any_value(value))
 
 
 def _attributes(number: int, attributes: Mapping[str, AttributeValue]) -> bytes:
-    return b"".join(
-        [
-            _field(number, _key(key) + _field(2, _any_value(value)))
-            for key, value in attributes.items()
-        ]
-    )
+    tag = _varint(number << 3 | 2)
+    out = []
+    for key, value in attributes.items():
+        pair = _pair(key, value)
+        out.append(tag + _varint(len(pair)) + pair)
+    return b"".join(out)
 
 
 def _event(event: PlannedEvent) -> bytes:
