@@ -93,6 +93,7 @@ async def test_a_webhook_delivery_with_traceparent_exports_its_run_under_the_cal
     await make_agent(app, "Triaged.", slug="triage")
     hook = add_webhook_source(app, SANDBOX, "github")
     trigger = create_trigger(app, SANDBOX, "triage", hook.source.source_id)
+    assert hook.secret is not None  # a native source's secret is made at creation
     body = json.dumps({"type": "issue.opened", "payload": {"title": "broken"}}).encode()
     stamp = str(int(time.time()))
     answer = await client.post(

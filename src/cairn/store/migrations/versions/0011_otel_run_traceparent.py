@@ -1,7 +1,7 @@
 """The caller's W3C trace context on a run, so its exported trace joins the caller's.
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0009
 Create Date: 2026-12-07 03:20:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0005"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
