@@ -12,6 +12,7 @@ from cairn.services.app import App
 from cairn.services.runs import fire_agent
 from cairn.telemetry import export_status
 from cairn.telemetry.otlp import OtlpExport
+from tests.cli.conftest import Cli
 from tests.runner.helpers import BUILTIN_NAMES, SANDBOX, add_source, make_agent, stored
 from tests.telemetry.receiver import Receiver, Span
 
@@ -315,7 +316,7 @@ async def test_message_contents_go_out_only_when_opted_in_and_without_secrets(
 
 @pytest.mark.anyio
 async def test_dropped_exports_are_counted_when_the_collector_goes_down(
-    export_on: Receiver, app: App, monkeypatch: pytest.MonkeyPatch
+    export_on: Receiver, app: App, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "8")
@@ -342,6 +343,12 @@ async def test_dropped_exports_are_counted_when_the_collector_goes_down(
     assert status["enabled"] is True
     assert status["endpoint"] == f"{export_on.url}/v1/traces"
     assert (status["runs_exported"], status["runs_dropped"]) == (5, 40)
+    shown = cli("status")
+    assert shown.exit_code == 0, shown.stderr
+    assert f"OpenTelemetry export: on, traces and metrics to {export_on.url}/v1/traces" in (
+        shown.stdout
+    )
+    assert "sent: 5 runs (35 spans); dropped: 40 runs" in shown.stdout
 
 
 @pytest.mark.anyio

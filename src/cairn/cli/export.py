@@ -101,20 +101,23 @@ def status(cli: CliContext, as_json: bool) -> None:
     if as_json:
         print_json(found)
         return
+    click.echo(telemetry_line(found))
+
+
+def telemetry_line(found: dict[str, Any]) -> str:
+    """The export's status for people (``cairn export status``, ``cairn status``)."""
     if not found["enabled"]:
-        click.echo(f"OpenTelemetry export: off ({found.get('detail') or 'not configured'})")
-        return
+        return f"OpenTelemetry export: off ({found.get('detail') or 'not configured'})"
     signals = [s for s in ("traces", "metrics") if found.get(s)]
-    click.echo(f"OpenTelemetry export: on, {' and '.join(signals)} to {found['endpoint']}")
-    click.echo(
+    lines = [
+        f"OpenTelemetry export: on, {' and '.join(signals)} to {found['endpoint']}",
         f"  sent: {found['runs_exported']} runs ({found['spans_exported']} spans); "
         f"dropped: {found['runs_dropped']} runs ({found['spans_dropped']} spans, "
         f"{found['runs_dropped_queue_full']} while the queue was full); "
-        f"failed metric exports: {found['metric_exports_failed']}"
-    )
+        f"failed metric exports: {found['metric_exports_failed']}",
+    ]
     if found.get("last_failure_at"):
-        click.echo(f"  last failure: {found['last_failure_at']}")
+        lines.append(f"  last failure: {found['last_failure_at']}")
     if found.get("capture_content"):
-        click.echo(
-            "  message contents: captured (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)"
-        )
+        lines.append("  message contents: captured (opted in)")
+    return "\n".join(lines)
