@@ -20,6 +20,9 @@
   sandbox has runs waiting (0.5).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
+
+OpenTelemetry export is configured by the standard ``OTEL_*`` variables alone, read by
+``cairn.telemetry.config`` (docs/observability.md); it is off without an OTLP endpoint.
 """
 
 from __future__ import annotations

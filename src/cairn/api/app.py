@@ -190,6 +190,7 @@ EXTRA_ROUTERS = (
     ("cairn.api.diagnosis_routes", "router"),
     ("cairn.api.usage_routes", "router"),
     ("cairn.api.concierge_routes", "router"),
+    ("cairn.api.telemetry_routes", "router"),
     ("cairn.api.status_routes", "router"),
     ("cairn.web.pages", "router"),
     ("cairn.web.event_pages", "router"),
