@@ -115,7 +115,7 @@ def _pages(run_id: str, bulk_run_id: str, event_id: str) -> list[Page]:
         Page(f"/runs?q={prefix} (id prefix)", f"/runs?q={prefix}", run_id),
         Page("/runs/{id} (events, trace, explain)", f"/runs/{run_id}", "Timeline"),
         Page("/runs/{id} (bulk row, no events)", f"/runs/{bulk_run_id}", "Tool resolution"),
-        Page("/events (newest 50, with decisions)", "/events", 'id="events"'),
+        Page("/events (newest 25, with decisions)", "/events", 'id="events"'),
         Page("/events/{id} (decisions, explanation)", f"/events/{event_id}", "Trigger decisions"),
         Page("/agents", "/agents", 'class="agents"'),
         Page("/agents/support", f"/agents/{LISTED}", "Test fire"),
