@@ -110,6 +110,7 @@ def templates() -> Environment:
         sentence=views.sentence,
         code=views.inline_code,
         run_cost=views.run_cost,
+        total_cost=views.total_cost,
         signal=views.run_signal,
         when=views.fmt_when,
         duration=views.fmt_duration,
