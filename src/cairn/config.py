@@ -8,6 +8,7 @@
 - ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
 - ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
+- ``CAIRN_COST_WATCH_INTERVAL_S``: how often ``cairn serve`` enforces usage thresholds (30).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
 """
@@ -33,6 +34,7 @@ class Settings:
     resolve_timeout_s: float = 10.0
     stale_run_after_s: float = 60.0
     connect_url: str | None = None
+    cost_watch_interval_s: float = 30.0
 
 
 def default_home() -> Path:
@@ -71,4 +73,5 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         http_allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
         resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
         connect_url=os.environ.get("CAIRN_CONNECT_URL") or None,
+        cost_watch_interval_s=_number("CAIRN_COST_WATCH_INTERVAL_S", 30.0),
     )

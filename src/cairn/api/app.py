@@ -205,12 +205,14 @@ def create_app(
             from cairn.store import runs as run_store
 
             run_store.reap_stale_runs(conn, stale_after_s=cairn.settings.stale_run_after_s)
+        from cairn.services.background import start_background_tasks
         from cairn.services.schedules import run_scheduler
 
         async with anyio.create_task_group() as group:
             await group.start(pool.run)
             if run_schedules:
                 group.start_soon(run_scheduler, cairn)
+            start_background_tasks(group, cairn)
             try:
                 yield
             finally:
