@@ -113,11 +113,10 @@ def skip_finding(
     where = _where_source(record, label)
     if skip.reason == "oauth_missing":
         app_slug = str(config.get("app_slug") or label)
-        revoked = "revoked" in skip.message
+        # Whether it was revoked is in the source's own message, quoted below.
         cause = (
             f"{app_slug} has no OAuth connection"
-            + (" (it was revoked)" if revoked else "")
-            + f", so the integration source {label!r} was skipped and none of its tools "
+            f", so the integration source {label!r} was skipped and none of its tools "
             f"were offered ({skip.message})."
         )
         fix = f"Connect it: `cairn connection add {app_slug}` (with the app's token){suffix}."
