@@ -99,7 +99,7 @@ async def test_the_concierge_agent_calls_cairn_tools_and_its_run_lands_in_the_le
     listed = run.tool_calls[0].result["runs"]
     assert [r["run_id"] for r in listed] == [latest.run_id, older.run_id]
     assert run.tool_calls[1].arguments == {"run_id": latest.run_id}
-    assert run.tool_calls[1].result["findings"][0]["code"] == "no_tool_sources"
+    assert run.tool_calls[1].result["findings"][0]["code"] == "tool_less_by_choice"
     ledger = list_runs(app, SANDBOX, RunQuery(agent_slug="concierge"))
     assert [r.run_id for r in ledger] == [answer.concierge_run_id]
 

@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shlex
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -252,11 +253,24 @@ class _Interpreter:
             "test_fire": self.test_fire,
             "agent_tools": self.catalog,
             "usage": self.usage,
+            "agent_status": self.agent_status,
+            "problems": self.problems,
             "doctor": self.doctor,
             "list_runs": self.list_runs,
             "help": self.help,
         }
-        return await handlers[q.intent]()
+        answer = await handlers[q.intent]()
+        if q.typo and q.agent:
+            note = f"(I took {q.typo!r} to mean the agent {q.agent}.)"
+            return Answer(
+                f"{note}\n{answer.text}",
+                answer.run_ids,
+                answer.commands,
+                answer.mode,
+                answer.concierge_run_id,
+                answer.intent,
+            )
+        return answer
 
     # -- helpers --
 
@@ -304,6 +318,8 @@ class _Interpreter:
         q = self.q
         if q.unknown_agent and not q.agent:
             return self._unknown_agent("list_runs")
+        from cairn.ids import id_floor
+
         limit = q.limit or 20
         runs = list_runs(
             self.app,
@@ -312,6 +328,7 @@ class _Interpreter:
                 agent_slug=q.agent,
                 status=q.status,  # type: ignore[arg-type]
                 since_s=q.since_s,
+                before=id_floor("run", q.until.timestamp()) if q.until else None,
                 limit=limit,
             ),
         )
@@ -396,8 +413,16 @@ class _Interpreter:
 
     async def why_not_fired(self) -> Answer:
         from cairn.services.diagnosis import why_not_fired
+        from cairn.services.triggers import get_trigger
 
-        slug = self._agent_or_ask("why_not_fired")
+        slug: str | Answer | None = None
+        if not self.q.agent and self.q.trigger_ids:
+            try:  # a trigger named: its agent
+                slug = get_trigger(self.app, self.sandbox_id, self.q.trigger_ids[0]).agent_slug
+            except NotFound:
+                slug = None
+        if not slug:
+            slug = self._agent_or_ask("why_not_fired")
         if isinstance(slug, Answer):
             return slug
         explanation = why_not_fired(self.app, self.sandbox_id, slug)
@@ -487,7 +512,12 @@ class _Interpreter:
         q = self.q
         by = q.usage_by
         since_s, window = q.since_s or 86400.0, q.window or "in the last 24 hours"
-        report = usage(self.app, self.sandbox_id, since_s=since_s, by=by, agent=q.agent)
+        until = q.until.timestamp() if q.until else None
+        if until is not None:  # a closed window ("yesterday"): from its start to its end
+            since_s = until - (time.time() - since_s)
+        report = usage(
+            self.app, self.sandbox_id, since_s=since_s, by=by, agent=q.agent, until=until
+        )
         rows = [row for row in report.rows if row.runs] if by == "hour" else report.rows
         if by == "hour":
             rows = sorted(rows, key=lambda r: -r.tokens)
@@ -527,6 +557,80 @@ class _Interpreter:
             intent="usage",
         )
 
+    async def agent_status(self) -> Answer:
+        """What Cairn knows about one agent: doctor's findings, its latest run explained,
+        and why its triggers did (not) fire: the answer to "is X ok?", "why is X doing
+        nothing?", "why did X fail?" and to anything unclear that names X."""
+        from cairn.services.diagnosis import doctor, explain_run, why_not_fired
+        from cairn.services.runs import RunQuery, list_runs
+        from cairn.services.triggers import list_triggers
+
+        slug = self._agent_or_ask("agent_status")
+        if isinstance(slug, Answer):
+            return slug
+        report = await doctor(self.app, self.sandbox_id, slug=slug)
+        latest = list_runs(self.app, self.sandbox_id, RunQuery(agent_slug=slug, limit=1))
+        triggers = list_triggers(self.app, self.sandbox_id, slug)
+        problems = [f for f in report.findings if f.needs_fixing]
+        if problems:
+            head = f"{slug} needs attention: {_count(len(problems), 'problem')} found."
+        elif latest and latest[0].status in ("failed", "cancelled"):
+            head = f"{slug}'s latest run did not succeed."
+        else:
+            head = f"{slug} looks healthy: doctor finds nothing to fix."
+        lines = [head]
+        commands: list[str] = []
+        cited: list[str] = []
+        for finding in report.findings:
+            lines.append(f"- [{finding.severity}] {finding.cause}")
+            if finding.fix:
+                lines.append(f"  Fix: {finding.fix}")
+                commands += commands_in(finding.fix)
+        if latest:
+            run = latest[0]
+            more, fixes, runs = _phrase(explain_run(self.app, self.sandbox_id, run.run_id))
+            lines += ["Its latest run:", *more]
+            commands += fixes
+            cited += [run.run_id, *runs]
+        else:
+            lines.append(f"It has no runs yet: `cairn agent test {slug} --event-payload '{{}}'`.")
+        if triggers:
+            explanation = why_not_fired(self.app, self.sandbox_id, slug)
+            more, fixes, runs = _phrase(explanation)
+            lines += ["Its triggers:", *more]
+            commands += fixes
+            cited += runs
+        elif self.q.intent == "agent_status" and re.search(r"nothing|never|not", self.q.text):
+            lines.append(
+                f"It has no trigger, so nothing fires it: `cairn agent trigger create {slug} "
+                "--source <source>`."
+            )
+        text = "\n".join(lines)
+        return Answer(
+            text,
+            run_ids=unique([*cited, *cited_run_ids(text)]),
+            commands=unique([*commands, f"cairn doctor --agent {slug}"]),
+            intent="agent_status",
+        )
+
+    async def problems(self) -> Answer:
+        """What went wrong in the window, grouped by agent (``concierge_problems``)."""
+        from cairn.services.concierge_problems import problems_in_window
+
+        q = self.q
+        since_s = q.since_s or 86400.0
+        window = q.window or "in the last 24 hours"
+        found = problems_in_window(
+            self.app, self.sandbox_id, since_s=since_s, until=q.until, agent=q.agent
+        )
+        lines = found.lines(window)
+        return Answer(
+            "\n".join(lines),
+            run_ids=found.run_ids(),
+            commands=found.commands(),
+            intent="problems",
+        )
+
     async def doctor(self) -> Answer:
         from cairn.services.diagnosis import doctor
 
@@ -561,6 +665,13 @@ class _Interpreter:
         ids = self.q.trigger_ids
         if not ids and self.q.agent:
             ids = [t.trigger_id for t in list_triggers(self.app, self.sandbox_id, self.q.agent)]
+        if not ids and self.q.agent:
+            return Answer(
+                f"{self.q.agent} has no trigger, so nothing fires it by itself: there is "
+                f"nothing to {verb}. (Runs you start yourself are not stopped by this.)",
+                commands=[f"cairn agent trigger list {self.q.agent}"],
+                intent=intent,
+            )
         if not ids:
             return Answer(
                 "Which trigger? Name it (trg_…) or its agent; `cairn agent trigger list` "
