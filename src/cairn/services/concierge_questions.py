@@ -94,7 +94,7 @@ _STATUS = re.compile(
     r"\b(ok|okay|alright|all right|fine|healthy|health|working|work|works|broken|broke|break|"
     r"failing|fail|fails|failed|doing nothing|does nothing|not working|down|dead|wrong|"
     r"problems?|issues?|stuck|status|up to|going on|happening|happened|errors?|erroring|"
-    r"misbehaving|flaky|weird|off)\b"
+    r"misbehaving|flaky|weird|off|what'?s up|how'?s)\b"
 )
 _PROBLEMS = re.compile(
     r"\b(break|broke|broken|breaking|wrong|problems?|issues?|failing|failures?|fail|failed|"
