@@ -73,6 +73,15 @@ def test_cairn_ask_without_a_question_is_a_one_line_error(cli: Cli) -> None:
     assert result.stderr.strip().startswith("error: ask a question")
 
 
+def test_cairn_ask_prints_the_default_concierge_prompt(cli: Cli) -> None:
+    from cairn.services.concierge_prompt import DEFAULT_PROMPT
+
+    result = cli("ask", "--print-prompt")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == DEFAULT_PROMPT and "cairn_why_not_fired" in result.stdout
+
+
 def test_the_in_process_sdk_asks_the_same_concierge(app: App) -> None:
     client = cairn.Client(transport=LocalTransport(app))
     client.agents.create(

@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from cairn.domain.keys import Role, role_allows
-from cairn.domain.sources import DataSource
 from cairn.errors import NotFound, UsageError
 from cairn.services.app import App
 from cairn.services.concierge_questions import (
@@ -55,6 +54,7 @@ from cairn.services.concierge_questions import (
     parse_question,
     unique,
 )
+from cairn.services.concierge_source import ensure_cairn_source
 
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
@@ -149,34 +149,6 @@ def concierge_agent(app: App, sandbox_id: str) -> Agent | None:
 
 
 # --- agent mode -----------------------------------------------------------------------
-
-
-def ensure_cairn_source(app: App, sandbox_id: str) -> DataSource:
-    """The sandbox's ``cairn`` tool source (Cairn's own operations, see
-    ``cairn.tools.cairn_ops``), stored on first use, labelled ``cairn``. A ``UsageError``
-    if another kind of source already holds that label."""
-    from cairn.errors import AlreadyExists
-    from cairn.ids import new_id
-    from cairn.store import sources as source_store
-    from cairn.tools.cairn_ops import KIND, LABEL, NAMESPACE
-
-    with app.store.connect() as conn:
-        existing = [s for s in source_store.list_sources(conn, sandbox_id) if s.kind == KIND]
-    if existing:
-        return existing[0]
-    record = DataSource(new_id("src"), sandbox_id, KIND, LABEL, {"namespace": NAMESPACE})
-    try:
-        with app.store.begin() as conn:
-            return source_store.create_source(conn, record, app.secrets)
-    except AlreadyExists:
-        with app.store.connect() as conn:
-            taken = source_store.get_source(conn, sandbox_id, LABEL)
-        if taken.kind == KIND:  # another request stored it first
-            return taken
-        raise UsageError(
-            f"the label {LABEL!r} is taken by a {taken.kind} source ({taken.source_id}); "
-            "Cairn's own tool source needs it: relabel that source first"
-        ) from None
 
 
 async def _ask_agent(

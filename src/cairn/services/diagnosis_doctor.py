@@ -143,9 +143,13 @@ async def scan(
 async def _catalogs(
     app: App, sandbox_id: str, agents: list[Agent], context: RunContext
 ) -> list[Finding]:
+    from cairn.services.concierge_source import ensure_cairn_source
     from cairn.services.sources import available_sources
+    from cairn.tools.cairn_ops import uses_cairn_tools
     from cairn.tools.resolution import resolve_tools
 
+    if any(uses_cairn_tools(a.tool_sources) for a in agents):
+        ensure_cairn_source(app, sandbox_id)  # a Concierge before its first question
     groups: dict[str, list[Agent]] = {}
     for agent in agents:
         if agent.tool_sources == []:
