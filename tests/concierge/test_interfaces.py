@@ -59,7 +59,9 @@ def test_cairn_ask_answers_in_plain_text_and_as_json(cli: Cli) -> None:
 def test_cairn_ask_test_fires_with_the_payload_in_the_question(cli: Cli) -> None:
     make_support(cli)
 
-    result = cli("ask", 'Test the support agent with this fake event: {"title": "broken checkout"}')
+    result = cli(
+        "ask", "--yes", 'Test the support agent with this fake event: {"title": "broken checkout"}'
+    )
 
     assert result.exit_code == 0, result.stderr
     assert "Test-fired support with" in result.stdout

@@ -143,3 +143,26 @@ async def test_an_mcp_server_that_died_mid_call_is_said_so(app: App) -> None:
 
     assert "died or dropped it mid-call" in errors.fix and "'orders'" in errors.fix
     assert "may well pass" in errors.fix  # a later `source test` is no evidence of health
+
+
+async def test_explaining_a_run_of_an_agent_over_its_threshold_says_what_it_costs(
+    app: App,
+) -> None:
+    from cairn.services.usage import set_threshold
+
+    big = {"turns": [{"text": "Chatting.", "usage": {"tokens_in": 4000, "tokens_out": 1000}}]}
+    await make_agent(app, big, slug="chatty", tool_sources=[])
+    await make_agent(app, big, slug="calm", tool_sources=[])
+    runs = [await fire(app, "chatty") for _ in range(2)]
+    calm = await fire(app, "calm")
+    set_threshold(app, SANDBOX, "chatty", tokens_per_hour=8000)
+    set_threshold(app, SANDBOX, "calm", tokens_per_hour=8000)
+
+    explained = explain_run(app, SANDBOX, runs[-1].run_id)
+    quiet = explain_run(app, SANDBOX, calm.run_id)
+
+    finding = only(explained, "runaway_usage")
+    assert "This run used 5,000 tokens (4,000 in, 1,000 out)" in finding.cause
+    assert "10,000 tokens" in finding.cause and "8,000 tokens per hour" in finding.cause
+    assert "cairn usage --agent chatty --by hour" in finding.fix
+    assert "runaway_usage" not in quiet.codes()

@@ -14,13 +14,21 @@ from cairn.cli.context import CliContext, pass_cli, print_json, waiting
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @click.option(
+    "--yes", "yes", is_flag=True, help="Confirm a test fire of an agent whose tools may act."
+)
+@click.option(
     "--print-prompt",
     is_flag=True,
     help="Print the default Concierge agent prompt (for cairn agent create concierge).",
 )
 @pass_cli
 def ask(
-    cli: CliContext, question: tuple[str, ...], offline: bool, as_json: bool, print_prompt: bool
+    cli: CliContext,
+    question: tuple[str, ...],
+    offline: bool,
+    as_json: bool,
+    yes: bool,
+    print_prompt: bool,
 ) -> None:
     """Ask the Concierge a QUESTION about your agents, runs, triggers and usage.
 
@@ -46,7 +54,9 @@ def ask(
     if not text:
         raise UsageError('ask a question, e.g. cairn ask "Which agent used the most tokens today?"')
     with waiting("Asking the Concierge…"):
-        answer = cli.request("POST", "/ask", json={"question": text, "offline": offline})
+        answer = cli.request(
+            "POST", "/ask", json={"question": text, "offline": offline, "yes": yes}
+        )
     if as_json:
         print_json(answer)
         return

@@ -66,6 +66,9 @@ CONCIERGE_ENV = "CAIRN_CONCIERGE_AGENT"
 DEFAULT_CONCIERGE_SLUG = "concierge"
 
 QUIET_OUTCOMES = ("model_chose_no_tool", "no_tools_available", "answered", "interrupted")
+READ_ONLY_TOOLS = frozenset({"clock_now", "json_extract", "regex_find"})
+"""Tools known to only read (the builtins that do); any other may act, so a test fire of an
+agent offered one asks for confirmation first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +102,14 @@ async def ask(
     *,
     role: Role = "owner",
     offline: bool = False,
+    confirmed: bool = False,
 ) -> Answer:
     """Answer ``question`` about sandbox ``sandbox_id`` (see the module docstring).
 
     ``role`` is the asker's: reversible changes (pausing a trigger) need an editor, as
-    through the API. ``offline`` skips the Concierge agent. Raises ``UsageError`` for an
+    through the API. ``offline`` skips the Concierge agent. A test fire of an agent with
+    tools that may act (anything but known read-only ones) is only described, with a
+    request to confirm, unless ``confirmed`` (``cairn ask --yes``). Raises ``UsageError`` for an
     empty question or a misconfigured ``CAIRN_CONCIERGE_AGENT``; questions about things
     that do not exist are answered, not raised."""
     from cairn.services.agents import list_agents
@@ -115,7 +121,7 @@ async def ask(
     concierge = None if offline else concierge_agent(app, sandbox_id)
     if concierge is not None and parsed.intent != "destructive":
         return await _ask_agent(app, sandbox_id, concierge, parsed, role)
-    return await _Interpreter(app, sandbox_id, agents, parsed, role).answer()
+    return await _Interpreter(app, sandbox_id, agents, parsed, role, confirmed).answer()
 
 
 def concierge_agent(app: App, sandbox_id: str) -> Agent | None:
@@ -204,13 +210,20 @@ class _Interpreter:
     """Routes a parsed question to one handler; each returns a complete ``Answer``."""
 
     def __init__(
-        self, app: App, sandbox_id: str, agents: list[Agent], parsed: Question, role: Role
+        self,
+        app: App,
+        sandbox_id: str,
+        agents: list[Agent],
+        parsed: Question,
+        role: Role,
+        confirmed: bool = False,
     ) -> None:
         self.app = app
         self.sandbox_id = sandbox_id
         self.agents = agents
         self.q = parsed
         self.role = role
+        self.confirmed = confirmed
 
     async def answer(self) -> Answer:
         q = self.q
@@ -414,6 +427,10 @@ class _Interpreter:
         if isinstance(slug, Answer):
             return slug
         payload = self.q.payload if self.q.has_payload else {}
+        if not self.confirmed:
+            unconfirmed = await self._confirm_fire(slug, payload)
+            if unconfirmed is not None:
+                return unconfirmed
         run = await fire_agent(self.app, self.sandbox_id, slug, payload, kind="test")
         shown = json.dumps(payload, ensure_ascii=False, sort_keys=True)
         duration = f"{run.duration_ms:.0f} ms" if run.duration_ms is not None else "-"
@@ -439,6 +456,28 @@ class _Interpreter:
             commands = unique([*commands, *fixes, f"cairn runs explain {run.run_id}"])
         commands.append(f"cairn agent test {slug} --event-payload {shlex.quote(shown)}")
         return Answer("\n".join(lines), run_ids=cited, commands=commands, intent="test_fire")
+
+    async def _confirm_fire(self, slug: str, payload: Any) -> Answer | None:
+        """What a test fire would run, and a request to confirm, when the agent may call
+        tools that act on the world; ``None`` when all it can call only reads."""
+        from cairn.services.agents import agent_catalog
+
+        catalog = await agent_catalog(self.app, self.sandbox_id, slug)
+        acting = [t["name"] for t in catalog.tools if t["name"] not in READ_ONLY_TOOLS]
+        if not acting:
+            return None
+        shown = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+        again = f"cairn ask --yes {shlex.quote(self.q.question)}"
+        test = f"cairn agent test {slug} --event-payload {shlex.quote(shown)}"
+        return Answer(
+            f"This would test-fire {slug} ({catalog.agent.model_settings.backend}:"
+            f"{catalog.agent.model_settings.model}) with {shown}. It may call "
+            f"{_count(len(acting), 'tool')} that can act on the world (not known to be "
+            f"read-only): {', '.join(acting)}. Nothing was run. To go ahead, confirm: "
+            f"`{again}` (or `{test}`).",
+            commands=[again, test],
+            intent="test_fire",
+        )
 
     async def catalog(self) -> Answer:
         from cairn.services.agents import agent_catalog, describe_missing
