@@ -5,6 +5,10 @@ Runs go through the real runner and ledger (SQLite and PostgreSQL) and are check
 on the row and its events, and on what the server received (the tools advertised, the
 tool calls and results sent back). The error table and the wire details are checked on
 the backend alone, still through the SDK and the server.
+
+Only what this vendor alone has is here (its wire mapping, its own error codes and
+replies); what every backend does the same way is checked once, over the three vendors,
+in ``test_vendor_backends.py``.
 """
 
 from __future__ import annotations

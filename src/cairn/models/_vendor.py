@@ -10,8 +10,7 @@ their wire mapping (request parameters, stream events, the vendor's error codes)
   read or that ended early, tool arguments that are not a JSON object, and the
   classification of an error response (``_status_error``): one chain by HTTP status, with
   hooks for what a vendor says differently (its remedies, its own "quota used up" codes).
-* ``retry_after_s`` / ``quote_body`` / ``connection_lost``: reading error responses, and
-  classifying a lost connection by what had arrived rather than by exception class.
+* ``retry_after_s`` / ``quote_body``: reading error responses.
 """
 
 from __future__ import annotations
@@ -22,13 +21,14 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from cairn.domain.agents import ModelSettings
 from cairn.errors import ModelError, ModelErrorReason
+from cairn.models.base import Credentials
 
 # The prompt does not fit the model's context, in the words vendors (and the servers that
 # imitate them) use in a 400's message.
@@ -39,34 +39,37 @@ CONTEXT_TOO_LONG = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 
-Category = Literal[
-    "key",
-    "forbidden",
-    "billing",
-    "not_found",
-    "too_long",
-    "bad_request",
-    "used_up",
-    "rate_limited",
-    "timeout",
-    "overloaded",
-    "server_error",
-    "other",
-]
+Category = str
+"""A kind of failure: a key of ``_CATEGORIES`` (vendors may add their own, with a text)."""
 
-_REASONS: dict[Category, tuple[ModelErrorReason, bool]] = {
-    "key": ("auth", False),
-    "forbidden": ("auth", False),
-    "billing": ("other", False),
-    "not_found": ("unknown_model", False),
-    "too_long": ("context_too_long", False),
-    "bad_request": ("bad_request", False),
-    "used_up": ("rate_limited", False),
-    "rate_limited": ("rate_limited", True),
-    "timeout": ("timeout", True),
-    "overloaded": ("server_error", True),
-    "server_error": ("server_error", True),
-    "other": ("other", False),
+# Each kind of failure: its reason, whether a retry may help, and what the person reads
+# (``{server}``, ``{said}``, ``{model}`` filled in; ``{hint}`` is the vendor's addition).
+_CATEGORIES: dict[Category, tuple[ModelErrorReason, bool, str]] = {
+    "key": ("auth", False, "{server} rejected the API key ({said}): {hint}"),
+    "forbidden": (
+        "auth",
+        False,
+        "{server} refused the request ({said}): the API key may not use model {model!r}{hint}",
+    ),
+    "billing": ("other", False, ""),
+    "not_found": (
+        "unknown_model",
+        False,
+        "{server} does not know model {model!r} ({said}): check model_settings.model{hint}",
+    ),
+    "too_long": (
+        "context_too_long",
+        False,
+        "the conversation is too long for model {model!r} ({said}): shorten the system prompt, "
+        "the event payload or the tool results, or lower max_tokens",
+    ),
+    "bad_request": ("bad_request", False, "{server} rejected the request ({said}){hint}"),
+    "used_up": ("rate_limited", False, "{hint}"),
+    "rate_limited": ("rate_limited", True, "{server} rate-limited the request ({said}){hint}"),
+    "timeout": ("timeout", True, "{server} timed out on its side ({said}): try again later"),
+    "overloaded": ("server_error", True, "{server} {hint} ({said}): try again later"),
+    "server_error": ("server_error", True, "{server} had a server error ({said}): try again later"),
+    "other": ("other", False, "{server} answered {said}"),
 }
 
 
@@ -114,35 +117,6 @@ def quote_body(body: object) -> str:
         return ""
     text = body if isinstance(body, str) else json.dumps(body, default=str)
     return " ".join(text.split())[:300]
-
-
-def connection_lost(
-    vendor: str,
-    where: str,
-    cause: BaseException,
-    *,
-    answer_started: bool,
-    unreachable_remedy: str,
-    redact: Callable[[str], str],
-) -> ModelError:
-    """A connection that failed, classified by what had arrived, never by exception class.
-
-    SDKs wrap transport errors differently from one release to the next (a read error in
-    the middle of a stream may come raw or inside the SDK's connection error), so the
-    backends track whether any part of the answer was received and pass that here: after
-    it the answer was cut mid-way; before it the server could not be reached. Both are
-    retryable.
-    """
-    detail = str(cause) or type(cause).__name__
-    if answer_started:
-        text = (
-            f"the connection to {vendor} at {where} dropped mid-answer, after part of the "
-            f"answer had arrived ({detail}): try again; if it keeps happening, check the "
-            "network or proxy"
-        )
-    else:
-        text = f"could not reach {vendor} at {where} ({detail}): {unreachable_remedy}"
-    return ModelError(redact(text), backend=vendor, reason="connection", retryable=True)
 
 
 def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
@@ -227,21 +201,38 @@ class ErrorFacts:
 
 
 class VendorBackend:
-    """Settings, provider, and every error a person reads. Subclasses set ``name``,
-    ``key_hint``, build ``self.provider`` and implement ``stream``."""
+    """Settings, provider, and every error a person reads. Constructed per run by the
+    registry as ``Backend(settings, credentials)``; ``request_timeout_s`` (default: the
+    agent's ``timeout_s``) bounds each HTTP read, for embedders that want a stall to fail
+    (and be retried) well before the run's own deadline. Subclasses set ``name``,
+    ``key_hint`` and ``provider_class``, and implement ``stream``."""
 
     name: ClassVar[str]
     key_hint: ClassVar[str]
+    provider_class: ClassVar[type[VendorProvider]]
     provider: VendorProvider
-    settings: ModelSettings
 
     bad_request_statuses: ClassVar[tuple[int, ...]] = (400,)
-    overloaded_statuses: ClassVar[dict[int, str]] = {}
+    overloaded_statuses: ClassVar[Mapping[int, str]] = {}
     """Statuses that mean "too busy now", with how the vendor is said to be."""
     retryable_other: ClassVar[tuple[int, ...]] = (409,)
     honours_should_retry: ClassVar[bool] = True
     forbidden_hint: ClassVar[str] = ""
     no_key_hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        settings: ModelSettings,
+        credentials: Credentials,
+        *,
+        request_timeout_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.provider = self.provider_class(
+            credentials.api_key(self.name),
+            base_url=settings.base_url,
+            timeout_s=request_timeout_s or settings.timeout_s,
+        )
 
     # --- errors every vendor words the same ---------------------------------------------
 
@@ -266,13 +257,23 @@ class VendorBackend:
         return "check the network and model_settings.base_url"
 
     def _dropped(self, cause: BaseException, *, answer_started: bool) -> ModelError:
-        return connection_lost(
-            self.name,
-            self.provider.where(),
-            cause,
-            answer_started=answer_started,
-            unreachable_remedy=self._unreachable_remedy(),
-            redact=self.provider.redact,
+        """A connection that failed, classified by what had arrived, never by exception
+        class: SDKs wrap transport errors differently from one release to the next, so the
+        backends track whether any part of the answer was received. After it the answer
+        was cut mid-way; before it the server could not be reached. Both are retryable."""
+        detail = str(cause) or type(cause).__name__
+        where = self.provider.where()
+        if answer_started:
+            text = (
+                f"the connection to {self.name} at {where} dropped mid-answer, after part of "
+                f"the answer had arrived ({detail}): try again; if it keeps happening, check "
+                "the network or proxy"
+            )
+        else:
+            remedy = self._unreachable_remedy()
+            text = f"could not reach {self.name} at {where} ({detail}): {remedy}"
+        return ModelError(
+            self.provider.redact(text), backend=self.name, reason="connection", retryable=True
         )
 
     def _sender(self) -> str:
@@ -356,47 +357,37 @@ class VendorBackend:
     def _bad_request_hint(self, facts: ErrorFacts) -> str:
         return ""
 
-    def _text(self, category: Category, facts: ErrorFacts, retry_after: float | None) -> str:
-        """What the person reads for a failure of ``category``."""
-        server, said, model = self._server(), facts.said, self.settings.model
+    def _hint(self, category: Category, facts: ErrorFacts, retry_after: float | None) -> str:
+        """The vendor's part of the text for ``category`` (a remedy, a wait)."""
         if category == "key":
-            return f"{server} rejected the API key ({said}): {self.key_hint}"
+            return self.key_hint
         if category == "forbidden":
-            return (
-                f"{server} refused the request ({said}): the API key may not use model "
-                f"{model!r}{self.forbidden_hint}"
-            )
+            return self.forbidden_hint
         if category == "not_found":
-            return (
-                f"{server} does not know model {model!r} ({said}): check model_settings.model"
-                f"{self._not_found_hint()}"
-            )
-        if category == "too_long":
-            return (
-                f"the conversation is too long for model {model!r} ({said}): shorten the system "
-                "prompt, the event payload or the tool results, or lower max_tokens"
-            )
+            return self._not_found_hint()
         if category == "bad_request":
-            return f"{server} rejected the request ({said}){self._bad_request_hint(facts)}"
+            return self._bad_request_hint(facts)
         if category == "used_up":
             return self._used_up(facts) or ""
-        if category == "rate_limited":
-            text = f"{server} rate-limited the request ({said})"
-            if retry_after is not None:
-                text += f"; it asked to wait {retry_after:g} s"
-            return text
-        if category == "timeout":
-            return f"{server} timed out on its side ({said}): try again later"
+        if category == "rate_limited" and retry_after is not None:
+            return f"; it asked to wait {retry_after:g} s"
         if category == "overloaded":
-            return f"{server} {self.overloaded_statuses[facts.status]} ({said}): try again later"
-        if category == "server_error":
-            return f"{server} had a server error ({said}): try again later"
-        return f"{server} answered {said}"
+            return self.overloaded_statuses[facts.status]
+        return ""
+
+    def _text(self, category: Category, facts: ErrorFacts, retry_after: float | None) -> str:
+        """What the person reads for a failure of ``category``."""
+        return _CATEGORIES[category][2].format(
+            server=self._server(),
+            said=facts.said,
+            model=self.settings.model,
+            hint=self._hint(category, facts, retry_after),
+        )
 
     def _status_error(self, facts: ErrorFacts) -> ModelError:
         """Classify an error response (or an error inside the stream) and say what to do."""
         category = self._category(facts)
-        reason, retryable = _REASONS[category]
+        reason, retryable, _text = _CATEGORIES[category]
         if category == "other":
             retryable = facts.status in self.retryable_other
         retry_after = self._retry_after(facts) if category == "rate_limited" else None
@@ -416,17 +407,3 @@ class VendorBackend:
             retryable=retryable,
             retry_after_s=retry_after,
         )
-
-
-__all__ = [
-    "CONTEXT_TOO_LONG",
-    "ErrorFacts",
-    "VendorBackend",
-    "VendorProvider",
-    "check_arguments",
-    "connection_lost",
-    "import_sdk",
-    "parse_arguments",
-    "quote_body",
-    "retry_after_s",
-]

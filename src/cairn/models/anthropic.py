@@ -29,10 +29,9 @@ it, and the API's refusal is explained with the fix.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
 from cairn.errors import ModelError
 from cairn.models._vendor import (
@@ -46,7 +45,6 @@ from cairn.models._vendor import (
     retry_after_s,
 )
 from cairn.models.base import (
-    Credentials,
     Message,
     ModelEvent,
     ModelRequest,
@@ -117,30 +115,14 @@ class AnthropicProvider(VendorProvider):
 
 
 class AnthropicBackend(VendorBackend):
-    """Claude over the Messages API, streamed. Constructed per run by the registry as
-    ``AnthropicBackend(settings, credentials)``; ``request_timeout_s`` (default: the agent's
-    ``timeout_s``) bounds each HTTP read, for embedders that want a stall to fail (and be
-    retried) well before the run's own deadline."""
+    """Claude over the Messages API, streamed."""
 
     name = BACKEND
+    provider_class = AnthropicProvider
     key_hint = "set ANTHROPIC_API_KEY or store a credential for 'anthropic'"
     forbidden_hint = "; check the key's workspace and permissions"
     provider: AnthropicProvider
-    overloaded_statuses = {529: "is overloaded"}  # noqa: RUF012 (read only)
-
-    def __init__(
-        self,
-        settings: ModelSettings,
-        credentials: Credentials,
-        *,
-        request_timeout_s: float | None = None,
-    ) -> None:
-        self.settings = settings
-        self.provider = AnthropicProvider(
-            credentials.api_key(BACKEND),
-            base_url=settings.base_url,
-            timeout_s=request_timeout_s or settings.timeout_s,
-        )
+    overloaded_statuses: ClassVar[Mapping[int, str]] = {529: "is overloaded"}
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """One Messages API call, streamed; raises ``ModelError`` on failure."""

@@ -53,10 +53,10 @@ import functools
 import os
 import re
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from cairn.domain.agents import ModelSettings
@@ -260,15 +260,14 @@ class _TurnState:
 
 
 class GoogleBackend(VendorBackend):
-    """Gemini over ``streamGenerateContent``. Constructed per run by the registry as
-    ``GoogleBackend(settings, credentials)``; ``request_timeout_s`` (default: the agent's
-    ``timeout_s``) bounds each HTTP request, for embedders that want a stall to fail (and be
-    retried) well before the run's own deadline."""
+    """Gemini over ``streamGenerateContent``; remembers the ids and thought signatures of
+    the calls Gemini made in this run (one instance per run)."""
 
     name = BACKEND
+    provider_class = GoogleProvider
     key_hint = KEY_HINT
     forbidden_hint = f" or the Gemini API; check the key and its project, or {KEY_HINT}"
-    overloaded_statuses = {503: "is overloaded or unavailable"}  # noqa: RUF012 (read only)
+    overloaded_statuses: ClassVar[Mapping[int, str]] = {503: "is overloaded or unavailable"}
     retryable_other = (409, 499)
     honours_should_retry = False
     provider: GoogleProvider
@@ -280,12 +279,7 @@ class GoogleBackend(VendorBackend):
         *,
         request_timeout_s: float | None = None,
     ) -> None:
-        self.settings = settings
-        self.provider = GoogleProvider(
-            credentials.api_key(BACKEND),
-            base_url=settings.base_url,
-            timeout_s=request_timeout_s or settings.timeout_s,
-        )
+        super().__init__(settings, credentials, request_timeout_s=request_timeout_s)
         self._sent_calls: dict[str, _SentCall] = {}
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:

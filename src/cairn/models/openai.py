@@ -174,14 +174,12 @@ class OpenAIProvider(VendorProvider):
 
 
 class OpenAIBackend(VendorBackend):
-    """Chat Completions, streamed. Constructed per run by the registry as
-    ``OpenAIBackend(settings, credentials)``; ``request_timeout_s`` (default: the agent's
-    ``timeout_s``) bounds each HTTP read, for embedders that want a stall to fail (and be
-    retried) well before the run's own deadline; ``token_field`` names the request field
+    """Chat Completions, streamed. ``token_field`` names the request field
     that carries ``max_tokens`` (default: ``max_completion_tokens`` for OpenAI itself,
     ``max_tokens`` for other servers), for a server that only takes the other one."""
 
     name = BACKEND
+    provider_class = OpenAIProvider
     key_hint = "set OPENAI_API_KEY or store a credential for 'openai'"
     no_key_hint = " (or set model_settings.base_url to an OpenAI-compatible server that needs none)"
     forbidden_hint = "; check the key's project and permissions"
@@ -196,12 +194,7 @@ class OpenAIBackend(VendorBackend):
         request_timeout_s: float | None = None,
         token_field: TokenField | None = None,
     ) -> None:
-        self.settings = settings
-        self.provider = OpenAIProvider(
-            credentials.api_key(BACKEND),
-            base_url=settings.base_url,
-            timeout_s=request_timeout_s or settings.timeout_s,
-        )
+        super().__init__(settings, credentials, request_timeout_s=request_timeout_s)
         self.token_field: TokenField = token_field or (
             "max_completion_tokens" if self.provider.is_openai else "max_tokens"
         )
