@@ -585,7 +585,7 @@ def _optional(name: str) -> ModuleType | None:
         return None
 
 
-def _nothing(*args: Any) -> list[Any]:
+def _nothing(*args: Any, **kwargs: Any) -> list[Any]:
     return []
 
 
@@ -637,6 +637,9 @@ async def _usage_page(request: Request, session: Session) -> Response:
             "by_hour": partial(module.usage, app, sandbox, since_s=since_s, by="hour"),
             "flags": partial(getattr(module, "runaway_agents", _nothing), app, sandbox),
             "thresholds": partial(getattr(module, "list_thresholds", _nothing), app, sandbox),
+            "enforcements": partial(
+                getattr(module, "list_enforcements", _nothing), app, sandbox, limit=5
+            ),
         }
         found = await _concurrently(calls)
         flags = [_as_dict(flag) for flag in found["flags"]]
@@ -646,6 +649,7 @@ async def _usage_page(request: Request, session: Session) -> Response:
             "flags": flags,
             "flagged_slugs": {flag["slug"] for flag in flags},
             "thresholds": {t["agent_slug"]: t for t in map(_as_dict, found["thresholds"])},
+            "enforcements": [_as_dict(e) for e in found["enforcements"]],
         }
     return render(request, session, "usage.html", **context)
 
