@@ -226,6 +226,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        from cairn.services.background import start_background_tasks
         from cairn.services.schedules import run_scheduler
 
         async with anyio.create_task_group() as group:
@@ -233,6 +234,7 @@ def create_app(
                 await group.start(worker.run)
             if run_schedules:
                 group.start_soon(run_scheduler, cairn)
+            start_background_tasks(group, cairn)
             try:
                 yield
             finally:

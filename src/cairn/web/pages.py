@@ -648,6 +648,9 @@ async def _usage_page(request: Request, session: Session) -> Response:
             "by_hour": partial(module.usage, app, sandbox, since_s=since_s, by="hour"),
             "flags": partial(getattr(module, "runaway_agents", _nothing), app, sandbox),
             "thresholds": partial(getattr(module, "list_thresholds", _nothing), app, sandbox),
+            "enforcements": partial(
+                getattr(module, "list_enforcements", _nothing), app, sandbox, limit=5
+            ),
         }
         found = await _concurrently(calls)
         flags = [_as_dict(flag) for flag in found["flags"]]
@@ -657,6 +660,7 @@ async def _usage_page(request: Request, session: Session) -> Response:
             "flags": flags,
             "flagged_slugs": {flag["slug"] for flag in flags},
             "thresholds": {t["agent_slug"]: t for t in map(_as_dict, found["thresholds"])},
+            "enforcements": [_as_dict(e) for e in found["enforcements"]],
         }
     return render(request, session, "usage.html", **context)
 
