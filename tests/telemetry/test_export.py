@@ -119,6 +119,7 @@ async def test_a_run_with_two_tool_calls_is_one_genai_trace(export_on: Receiver,
     chats, tools = many(got["chat"]), many(got["tools"])
     assert [c.name for c in chats] == ["chat scripted-1"] * 3
     assert [c.kind for c in chats] == ["client"] * 3
+    assert [c.attributes["gen_ai.response.model"] for c in chats] == ["scripted-1"] * 3
     assert [c.attributes["cairn.turn"] for c in chats] == [0, 1, 2]
     assert [c.attributes["gen_ai.response.finish_reasons"] for c in chats] == [
         ["tool_use"],
