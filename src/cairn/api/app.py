@@ -193,6 +193,8 @@ EXTRA_ROUTERS = (
     ("cairn.api.telemetry_routes", "router"),
     ("cairn.api.status_routes", "router"),
     ("cairn.web.pages", "router"),
+    ("cairn.web.event_pages", "router"),
+    ("cairn.web.actions", "router"),
 )
 """Feature modules that bring their own routers (explain/doctor, usage, Concierge, web
 pages): adding a feature's routes is adding a line here, not editing this factory."""
@@ -224,6 +226,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        from cairn.services.background import start_background_tasks
         from cairn.services.schedules import run_scheduler
 
         async with anyio.create_task_group() as group:
@@ -231,6 +234,7 @@ def create_app(
                 await group.start(worker.run)
             if run_schedules:
                 group.start_soon(run_scheduler, cairn)
+            start_background_tasks(group, cairn)
             try:
                 yield
             finally:

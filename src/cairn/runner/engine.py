@@ -97,6 +97,8 @@ class _Recorder:
     turns: list[dict[str, Any]] = field(default_factory=list)
     history: list[RunEvent] | None = None  # every event, kept only for an observer
     response_model: str | None = None  # the model that answered the last turn, if told
+    retries: int = 0
+    """Retries of the model turn that finally failed (0 when none was retried)."""
 
     def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
         event = RunEvent(self.next_seq, kind, data, datetime.now(UTC))
@@ -247,7 +249,7 @@ class Runner:
         finally:
             heartbeat.stop()
             self._live.pop(run.run_id, None)
-            self._finalise(run, recorder, started, final_stop)
+            self._finalise(run, recorder, started, final_stop, agent)
         return run
 
     async def fire(
@@ -302,7 +304,9 @@ class Runner:
         if cancel_asked:
             self.cancel(run.run_id)
 
-    def _finalise(self, run: Run, recorder: _Recorder, started: float, stop: str) -> None:
+    def _finalise(
+        self, run: Run, recorder: _Recorder, started: float, stop: str, agent: Agent
+    ) -> None:
         now = datetime.now(UTC)
         run.finished_at = now
         run.heartbeat_at = now
@@ -324,12 +328,20 @@ class Runner:
         if run.status == "succeeded":
             recorder.emit("finish", {"stop_reason": stop, "usage": usage, "turns": recorder.turns})
         else:
+            # The facts diagnosis needs, as data: it never parses them out of the message.
+            settings = agent.model_settings
             recorder.emit(
                 "error",
                 {
                     "message": run.error_message,
                     "error_type": run.error_type,
                     "reason": self._failure_reasons.pop(run.run_id, None),
+                    "retries": recorder.retries,
+                    "limits": {
+                        "max_turns": settings.max_turns,
+                        "timeout_s": settings.timeout_s,
+                        "max_model_retries": self.max_model_retries,
+                    },
                     "usage": usage,
                     "turns": recorder.turns,
                 },
@@ -416,8 +428,7 @@ class Runner:
                 return await self._model_turn(backend, agent, run, tools, messages, turn, recorder)
             except ModelError as error:
                 if not error.retryable or attempt >= self.max_model_retries:
-                    if attempt:
-                        error.message = f"{error.message} (gave up after {attempt} retries)"
+                    recorder.retries = attempt  # the error event says it, as a number
                     raise
                 attempt += 1
                 wait = self.retry_base_s * 2 ** (attempt - 1)
@@ -496,7 +507,8 @@ class Runner:
         if not tools.is_advertised(call.name):
             output = ToolOutput(
                 error=f"tool {call.name!r} was not advertised to the model, so it was not run; "
-                f"advertised: {', '.join(tools.trace.tool_names_advertised) or 'none'}"
+                f"advertised: {', '.join(tools.trace.tool_names_advertised) or 'none'}",
+                error_kind="not_advertised",
             )
         else:
             try:
@@ -505,29 +517,15 @@ class Runner:
                 # The run's deadline or a cancel cut the call off: say so rather than leave
                 # a call that looks as if it returned nothing.
                 record.error = "interrupted: the run timed out or was cancelled during this call"
+                record.error_kind = "interrupted"
                 record.duration_ms = (time.perf_counter() - started) * 1000
-                recorder.emit(
-                    "tool_result",
-                    {
-                        "call_id": call.call_id,
-                        "name": call.name,
-                        "result": None,
-                        "error": record.error,
-                    },
-                )
+                recorder.emit("tool_result", _result_data(record))
                 raise
             except Exception as exc:
                 record.error = f"{type(exc).__name__}: {exc}"
+                record.error_kind = "raised"
                 record.duration_ms = (time.perf_counter() - started) * 1000
-                recorder.emit(
-                    "tool_result",
-                    {
-                        "call_id": call.call_id,
-                        "name": call.name,
-                        "result": None,
-                        "error": record.error,
-                    },
-                )
+                recorder.emit("tool_result", _result_data(record))
                 raise ToolFailure(
                     f"tool {call.name!r} (call {call.call_id}) crashed: {record.error}",
                     call_id=call.call_id,
@@ -535,16 +533,10 @@ class Runner:
                 ) from exc
         record.result = _jsonable(output.result)
         record.error = output.error
+        if output.error is not None:
+            record.error_kind = output.error_kind or "tool_error"
         record.duration_ms = (time.perf_counter() - started) * 1000
-        recorder.emit(
-            "tool_result",
-            {
-                "call_id": call.call_id,
-                "name": call.name,
-                "result": record.result,
-                "error": record.error,
-            },
-        )
+        recorder.emit("tool_result", _result_data(record))
         return ToolResultMessage(
             call.call_id,
             call.name,
@@ -561,6 +553,14 @@ def _where(run: Run) -> str:
     if last is not None and last.result is None and last.error is None:
         return f" while tool {last.name!r} (call {last.call_id}) ran"
     return " while waiting for the model"
+
+
+def _result_data(call: ToolCall) -> dict[str, Any]:
+    """A ``tool_result`` event's data; ``error_kind`` is there only when the call errored."""
+    data = {"call_id": call.call_id, "name": call.name, "result": call.result, "error": call.error}
+    if call.error_kind is not None:
+        data["error_kind"] = call.error_kind
+    return data
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:
