@@ -369,3 +369,24 @@ async def test_a_callers_traceparent_puts_the_run_under_the_callers_span(
     assert isinstance(root, Span)
     assert (root.trace_id, root.parent_span_id) == (caller_trace, caller_span)
     assert len(many(got["all"])) == 7
+
+
+@pytest.mark.anyio
+async def test_a_tool_that_raises_is_an_error_span_carrying_the_runs_failure(
+    export_on: Receiver, app: App
+) -> None:
+    crashing = add_source(app, ["explode"], label="disk")
+    script = {"turns": [{"tool_calls": [{"name": "explode", "arguments": {}}]}, "Never."]}
+    await make_agent(app, script, slug="crashy", tool_sources=[crashing.source_id])
+    fired = await fire_agent(app, SANDBOX, "crashy", PAYLOAD)
+    run, _events = stored(app, fired.run_id)
+    assert (run.status, run.error_type) == ("failed", "tool_failure")
+    got = exported(app, export_on, run)
+
+    tool = only(got["tools"])
+    assert tool.name == "execute_tool explode"
+    assert (tool.status, tool.attributes["error.type"]) == ("error", "tool_failure")
+    root = got["root"]
+    assert isinstance(root, Span)
+    assert (root.status, root.attributes["error.type"]) == ("error", "tool_failure")
+    assert root.status_message == run.error_message
