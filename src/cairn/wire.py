@@ -94,6 +94,7 @@ class SourceResolved(BaseModel):
     tool_count: int
     duration_ms: float
     hidden_by_source: list[str] = Field(default_factory=list)
+    hidden_by_source_count: int | None = None
 
 
 class SourceSkipped(BaseModel):
@@ -120,6 +121,12 @@ class ToolResolutionTrace(BaseModel):
     allowlist_missing_entries: list[MissingEntry]
     duration_ms: float
     name_conflicts: list[str] = Field(default_factory=list)
+    tool_names_advertised_count: int | None = None
+    allowlist_filtered_out_count: int | None = None
+    name_conflicts_count: int | None = None
+    capped: bool = Field(
+        default=False, description="Long lists were cut to a sample; the counts are complete"
+    )
 
 
 class Tool(BaseModel):

@@ -90,14 +90,20 @@ def print_json(data: Any) -> None:
 
 def parse_json_option(value: str | None, what: str) -> Any:
     """Parse a JSON command-line value, naming the option when it does not parse."""
+    from cairn.domain.limits import check_value
     from cairn.errors import InvalidJSON
 
     if value is None:
         return None
     try:
-        return json.loads(value)
+        parsed = json.loads(value, parse_constant=lambda name: float(name))
     except json.JSONDecodeError as exc:
         raise InvalidJSON(f"{what} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        from cairn.domain.limits import MAX_DEPTH
+
+        raise InvalidJSON(f"{what} is nested too deep; the limit is {MAX_DEPTH}") from None
+    return check_value(parsed, what)
 
 
 def run_async(function: Any, *args: Any, **kwargs: Any) -> Any:

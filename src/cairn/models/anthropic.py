@@ -495,10 +495,13 @@ def _tool_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
     display), and what is wrong with it if it is not a JSON object."""
     if not raw.strip():
         return {}, None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return {}, f"{exc.msg} at character {exc.pos}"
+    from cairn.domain.limits import loads
+    from cairn.errors import InvalidJSON
+
+    try:  # within the intake limits: model output is JSON from outside like any other
+        value = loads(raw, "the arguments")
+    except InvalidJSON as exc:
+        return {}, str(exc)
     if not isinstance(value, dict):
         return {}, f"a JSON {type(value).__name__}"
     return value, None

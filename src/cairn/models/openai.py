@@ -586,9 +586,12 @@ class _PartialCall:
         name = self.name or "(unnamed)"
         arguments: Any = {}
         if self.arguments.strip():
-            try:
-                arguments = json.loads(self.arguments)
-            except json.JSONDecodeError as exc:
+            from cairn.domain.limits import loads
+            from cairn.errors import InvalidJSON
+
+            try:  # within the intake limits: model output is JSON from outside like any other
+                arguments = loads(self.arguments, "the arguments")
+            except InvalidJSON as exc:
                 raise _bad_arguments(name, str(exc), finish_reason) from None
         if not isinstance(arguments, dict):
             raise _bad_arguments(name, f"got {type(arguments).__name__}", finish_reason)
