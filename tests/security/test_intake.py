@@ -99,9 +99,7 @@ def test_a_webhook_refuses_deep_and_nan_deliveries_and_records_them(site: Site) 
         alive = http.get("/healthz")  # the connection and the server survived
     assert alive.status_code == 200
     with site.http(site.keys.owner) as api:
-        events = api.get(
-            "/api/v1/sandboxes/default/events", params={"source": "deep-hook"}
-        ).json()
+        events = api.get("/api/v1/sandboxes/default/events", params={"source": "deep-hook"}).json()
     rejected = [event for event in events["events"] if event["status"] == "rejected"]
     assert len(rejected) == 3
 

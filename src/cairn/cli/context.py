@@ -63,9 +63,10 @@ class CliContext:
         key = os.environ.get("CAIRN_API_KEY")
         if key:
             return key
-        from cairn.config import default_home
+        from cairn.config import load_settings, local_key_path
 
-        local = default_home() / "local-keys" / self.sandbox
+        settings = load_settings(database_url=self._database_url, sandbox=self.sandbox)
+        local = local_key_path(settings, self.sandbox)  # this ledger's key, not another's
         return local.read_text().strip() if local.exists() else None
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:

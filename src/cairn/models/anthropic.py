@@ -495,13 +495,17 @@ def _tool_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
     display), and what is wrong with it if it is not a JSON object."""
     if not raw.strip():
         return {}, None
-    from cairn.domain.limits import loads
+    from cairn.domain.limits import MAX_DEPTH, check_value, strict_constant
     from cairn.errors import InvalidJSON
 
     try:  # within the intake limits: model output is JSON from outside like any other
-        value = loads(raw, "the arguments")
+        value = check_value(json.loads(raw, parse_constant=strict_constant), "the arguments")
+    except json.JSONDecodeError as exc:
+        return {}, f"{exc.msg} at character {exc.pos}"
     except InvalidJSON as exc:
         return {}, str(exc)
+    except RecursionError:
+        return {}, f"nested too deep; the limit is {MAX_DEPTH}"
     if not isinstance(value, dict):
         return {}, f"a JSON {type(value).__name__}"
     return value, None

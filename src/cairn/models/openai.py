@@ -586,13 +586,21 @@ class _PartialCall:
         name = self.name or "(unnamed)"
         arguments: Any = {}
         if self.arguments.strip():
-            from cairn.domain.limits import loads
+            from cairn.domain.limits import MAX_DEPTH, check_value, strict_constant
             from cairn.errors import InvalidJSON
 
             try:  # within the intake limits: model output is JSON from outside like any other
-                arguments = loads(self.arguments, "the arguments")
+                arguments = check_value(
+                    json.loads(self.arguments, parse_constant=strict_constant), "the arguments"
+                )
+            except json.JSONDecodeError as exc:
+                raise _bad_arguments(name, str(exc), finish_reason) from None
             except InvalidJSON as exc:
                 raise _bad_arguments(name, str(exc), finish_reason) from None
+            except RecursionError:
+                raise _bad_arguments(
+                    name, f"nested too deep; the limit is {MAX_DEPTH}", finish_reason
+                ) from None
         if not isinstance(arguments, dict):
             raise _bad_arguments(name, f"got {type(arguments).__name__}", finish_reason)
         if not self.name:
