@@ -360,7 +360,7 @@ class TriggerCreate(Wire):
     data_source_id: str = Field(description="Source id or label (webhook, schedule, integration)")
     event_type_filter: str = "*"
     filter_config: dict[str, Any] | None = None
-    rate_limit_per_hour: int | None = Field(default=None, ge=1)
+    rate_limit_per_hour: int | None = Field(default=None, json_schema_extra={"minimum": 1})
 
 
 class TriggerUpdate(Wire):
@@ -368,7 +368,7 @@ class TriggerUpdate(Wire):
 
     event_type_filter: str | None = None
     filter_config: dict[str, Any] | None = None
-    rate_limit_per_hour: int | None = Field(default=None, ge=1)
+    rate_limit_per_hour: int | None = Field(default=None, json_schema_extra={"minimum": 1})
     status: Literal["active", "paused"] | None = None
 
 
