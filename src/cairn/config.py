@@ -12,8 +12,18 @@
   without a key, as owner of ``CAIRN_SANDBOX`` (embedded SQLite ledger only; off).
 - ``CAIRN_STDIO_COMMANDS``: commands API keys may register as stdio MCP servers, comma
   separated (none: only the operator's CLI on this machine may add stdio servers).
+- ``CAIRN_EXECUTOR``: the execution backend, ``embedded`` (default) or ``procrastinate``.
+- ``CAIRN_LEASE_S``: a running run's lease: a worker silent this long has lost it (30).
+- ``CAIRN_MAX_BACKLOG``: queued runs past which fires are refused, 429/503 (10000).
+- ``CAIRN_AGENT_CONCURRENCY``: runs of one agent at once, the rest wait (0: no limit).
+- ``CAIRN_SANDBOX_SHARE``: the share of a worker's slots one sandbox may hold while another
+  sandbox has runs waiting (0.5).
+- ``CAIRN_COST_WATCH_INTERVAL_S``: how often ``cairn serve`` enforces usage thresholds (30).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
+
+OpenTelemetry export is configured by the standard ``OTEL_*`` variables alone, read by
+``cairn.telemetry.config`` (docs/observability.md); it is off without an OTLP endpoint.
 """
 
 from __future__ import annotations
@@ -35,10 +45,15 @@ class Settings:
     retention_days: int = 30
     http_allowed_hosts: tuple[str, ...] = ()
     resolve_timeout_s: float = 10.0
-    stale_run_after_s: float = 60.0
+    lease_s: float = 30.0
+    executor: str = "embedded"
+    max_backlog: int = 10_000
+    agent_concurrency: int = 0
+    sandbox_share: float = 0.5
     connect_url: str | None = None
     dashboard_autologin: bool = False
     stdio_commands: tuple[str, ...] = ()
+    cost_watch_interval_s: float = 30.0
 
 
 def default_home() -> Path:
@@ -108,4 +123,10 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         stdio_commands=tuple(
             c.strip() for c in os.environ.get("CAIRN_STDIO_COMMANDS", "").split(",") if c.strip()
         ),
+        lease_s=_number("CAIRN_LEASE_S", 30.0),
+        executor=os.environ.get("CAIRN_EXECUTOR") or "embedded",
+        max_backlog=int(_number("CAIRN_MAX_BACKLOG", 10_000)),
+        agent_concurrency=int(_number("CAIRN_AGENT_CONCURRENCY", 0)),
+        sandbox_share=_number("CAIRN_SANDBOX_SHARE", 0.5),
+        cost_watch_interval_s=_number("CAIRN_COST_WATCH_INTERVAL_S", 30.0),
     )

@@ -221,6 +221,32 @@ class _Sources:
         body = {"label": label, "transport": transport, **config}
         return wire.Health.model_validate(self._t.request("POST", "/sources", json=body))
 
+    def add_webhook(
+        self,
+        label: str,
+        *,
+        provider: str = "cairn",
+        signing_secret: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> wire.WebhookCreated:
+        """A webhook source for ``provider`` (see ``wire.WebhookCreate``)."""
+        body = {
+            "label": label,
+            "provider": provider,
+            "signing_secret": signing_secret,
+            "options": options,
+        }
+        made = self._t.request("POST", "/sources/webhooks", json=body)
+        return wire.WebhookCreated.model_validate(made)
+
+    def rotate_secret(
+        self, ref: str, *, signing_secret: str | None = None, overlap: str = "24h"
+    ) -> wire.SecretRotated:
+        """A new signing secret; the previous one verifies for ``overlap`` more."""
+        body = {"signing_secret": signing_secret, "overlap": overlap}
+        done = self._t.request("POST", f"/sources/{ref}/rotate-secret", json=body)
+        return wire.SecretRotated.model_validate(done)
+
     def test(self, ref: str) -> wire.Health:
         """Health-check now."""
         return wire.Health.model_validate(self._t.request("POST", f"/sources/{ref}/test"))
@@ -359,10 +385,13 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ask(self, question: str, *, offline: bool = False) -> wire_concierge.Answer:
+    def ask(
+        self, question: str, *, offline: bool = False, yes: bool = False
+    ) -> wire_concierge.Answer:
         """Ask the Concierge in plain English; the answer cites run ids and suggests
-        commands (``offline=True`` skips a configured Concierge agent)."""
-        body = {"question": question, "offline": offline}
+        commands (``offline=True`` skips a configured Concierge agent; ``yes=True``
+        confirms a test fire of an agent whose tools may act)."""
+        body = {"question": question, "offline": offline, "yes": yes}
         data = self.transport.request("POST", "/ask", json=body)
         return wire_concierge.Answer.model_validate(data)
 
@@ -512,9 +541,11 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def ask(self, question: str, *, offline: bool = False) -> wire_concierge.Answer:
+    async def ask(
+        self, question: str, *, offline: bool = False, yes: bool = False
+    ) -> wire_concierge.Answer:
         """Ask the Concierge in plain English (see ``Client.ask``)."""
-        body = {"question": question, "offline": offline}
+        body = {"question": question, "offline": offline, "yes": yes}
         data = await self.transport.request("POST", "/ask", json=body)
         return wire_concierge.Answer.model_validate(data)
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from cairn.domain.deliveries import delivery_from_dict
 from cairn.domain.triggers import Event, TriggerDecision
 from cairn.errors import NotFound
 from cairn.store.schema import events, trigger_decisions
@@ -24,6 +25,7 @@ def _to_event(row: Row[Any]) -> Event:
         sender_event_id=row.sender_event_id,
         reject_reason=row.reject_reason,
         received_at=row.received_at,
+        delivery=delivery_from_dict(row.delivery),
     )
 
 
@@ -43,6 +45,7 @@ def insert_event(conn: Connection, event: Event) -> str | None:
                     status=event.status,
                     reject_reason=event.reject_reason,
                     received_at=event.received_at,
+                    delivery=event.delivery.to_dict() if event.delivery else None,
                 )
             )
     except IntegrityError:
@@ -125,3 +128,20 @@ def prune_events(conn: Connection, older_than: datetime) -> int:
     old = select(events.c.event_id).where(events.c.received_at < older_than)
     conn.execute(delete(trigger_decisions).where(trigger_decisions.c.event_id.in_(old)))
     return int(conn.execute(delete(events).where(events.c.received_at < older_than)).rowcount or 0)
+
+
+def recent_decisions(
+    conn: Connection, trigger_id: str, *, limit: int = 20
+) -> list[TriggerDecision]:
+    """The trigger's newest decisions, newest first (what ``doctor`` reads to see a trigger
+    that filters out everything it receives)."""
+    rows = conn.execute(
+        select(trigger_decisions)
+        .where(trigger_decisions.c.trigger_id == trigger_id)
+        .order_by(trigger_decisions.c.decided_at.desc())
+        .limit(limit)
+    )
+    return [
+        TriggerDecision(r.event_id, r.trigger_id, r.decision, r.detail, r.run_id, r.decided_at)
+        for r in rows
+    ]

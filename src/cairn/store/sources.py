@@ -128,6 +128,22 @@ def set_source_config(
     )
 
 
+def set_source_secret(
+    conn: Connection,
+    sandbox_id: str,
+    source_id: str,
+    secret: dict[str, str],
+    config: dict[str, Any],
+    box: SecretBox,
+) -> None:
+    """Replace a source's sealed secret and its config together (a webhook secret rotation)."""
+    conn.execute(
+        update(sources)
+        .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
+        .values(secret_ciphertext=box.seal(secret), config=config, updated_at=datetime.now(UTC))
+    )
+
+
 def sources_of_kind(conn: Connection, kind: str) -> list[DataSource]:
     """Every live source of a kind, across sandboxes (the scheduler's work list)."""
     rows = conn.execute(
