@@ -104,8 +104,8 @@ def hostile_bodies(draw: st.DrawFn) -> tuple[bytes, int]:
         levels = draw(st.integers(min_value=MAX_DEPTH + 1, max_value=3_000))
         import json
 
-        text = json.dumps(_deep(min(levels, 900))) if levels <= 900 else (
-            "[" * levels + "]" * levels
+        text = (
+            json.dumps(_deep(min(levels, 900))) if levels <= 900 else ("[" * levels + "]" * levels)
         )
         return text.encode(), 400
     extra = draw(st.integers(min_value=1, max_value=200_000))
