@@ -293,7 +293,8 @@ def roll_up_runs(
 
 
 def unroll_runs(conn: Connection, run_ids: Sequence[str]) -> None:
-    """Take rolled runs back out of the rollup (before they are deleted)."""
+    """Take rolled runs back out of the rollup and mark them pending again (before they
+    are deleted, or rewritten by a late final write)."""
     query = select(
         runs.c.run_id,
         runs.c.sandbox_id,
@@ -309,6 +310,11 @@ def unroll_runs(conn: Connection, run_ids: Sequence[str]) -> None:
     rows = conn.execute(query).all()
     if rows:
         _apply(conn, rows, sign=-1)
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id.in_([row.run_id for row in rows]))
+            .values(usage_rolled=False)
+        )
 
 
 def rebuild_rollup(conn: Connection) -> None:
