@@ -12,7 +12,8 @@ from cairn.errors import UsageError
 from cairn.services.access import create_sandbox
 from cairn.services.agents import AgentChanges, AgentSpec, agent_catalog, create_agent, update_agent
 from cairn.services.app import App
-from cairn.services.concierge import ask, ensure_cairn_source
+from cairn.services.concierge import ask
+from cairn.services.concierge_source import ensure_cairn_source
 from cairn.services.runs import RunQuery, fire_agent, get_run, list_runs
 from cairn.services.triggers import create_trigger, get_trigger
 from cairn.services.webhooks import add_webhook_source

@@ -8,8 +8,8 @@ adds a line here rather than editing the server's start-up, so features stay apa
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from cairn.services.app import App
 
@@ -22,9 +22,9 @@ BACKGROUND_TASKS: tuple[tuple[str, str], ...] = (
 """(module, function) of each task; imported when the server starts."""
 
 
-def background_tasks() -> list[Callable[[App], Awaitable[None]]]:
+def background_tasks() -> list[Callable[[App], Coroutine[Any, Any, None]]]:
     """The registered tasks, imported."""
-    found: list[Callable[[App], Awaitable[None]]] = []
+    found: list[Callable[[App], Coroutine[Any, Any, None]]] = []
     for module, name in BACKGROUND_TASKS:
         found.append(getattr(importlib.import_module(module), name))
     return found

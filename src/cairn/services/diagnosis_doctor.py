@@ -581,18 +581,19 @@ def _cost_watch_pauses(app: App, sandbox_id: str, ledger: _Ledger) -> list[Findi
     slugs = {a.slug for a in ledger.agents}
     findings: list[Finding] = []
     seen: set[str] = set()
+
+    def since(trigger_id: str, enforced_at: datetime) -> bool:
+        """Still paused by this enforcement (not resumed and paused again by hand since)."""
+        changed = paused[trigger_id].updated_at
+        return changed is None or _aware(enforced_at) >= _aware(changed)
+
     for enforcement in list_enforcements(app, sandbox_id, limit=200):
         if enforcement.agent_slug not in slugs:
             continue
         still = [
             t
             for t in enforcement.trigger_ids
-            if t in paused
-            and t not in seen
-            and (
-                paused[t].updated_at is None
-                or _aware(enforcement.enforced_at) >= _aware(paused[t].updated_at)
-            )
+            if t in paused and t not in seen and since(t, enforcement.enforced_at)
         ]
         if not still:
             continue
