@@ -171,17 +171,20 @@ def _raw(
     if where.trigger_id is not None:
         query = query.where(runs.c.trigger_id == where.trigger_id)
     query = query.group_by(*([key] if key is not None else []), bucket)
+    rows = [tuple(row) for row in conn.execute(query).all()]
+    if key is None:
+        rows = [(None, *row) for row in rows]
     return [
         UsageCell(
-            key=row.key if key is not None else None,
-            bucket=int(row.bucket),
-            runs=int(row.runs),
-            tokens_in=int(row.tokens_in),
-            tokens_out=int(row.tokens_out),
-            cost_micros=int(row.cost_micros) if row.cost_micros is not None else None,
-            priced_runs=int(row.priced_runs),
+            key=group,
+            bucket=int(at),
+            runs=int(count),
+            tokens_in=int(t_in),
+            tokens_out=int(t_out),
+            cost_micros=int(cost) if cost is not None else None,
+            priced_runs=int(priced),
         )
-        for row in conn.execute(query)
+        for group, at, count, t_in, t_out, cost, priced in rows
     ]
 
 
@@ -214,21 +217,23 @@ def _rolled(
     if where.trigger_id is not None:
         query = query.where(usage_hourly.c.trigger_key == where.trigger_id)
     query = query.group_by(*([key] if key is not None else []), bucket)
-    cells: list[UsageCell] = []
-    for row in conn.execute(query):
-        priced = int(row.priced_runs)
-        cells.append(
-            UsageCell(
-                key=(row.key or None) if key is not None else None,
-                bucket=int(row.bucket),
-                runs=int(row.runs),
-                tokens_in=int(row.tokens_in),
-                tokens_out=int(row.tokens_out),
-                cost_micros=int(row.cost_micros) if priced else None,
-                priced_runs=priced,
-            )
+    # Fetched at once as plain tuples: a long window is thousands of cells, and per-row
+    # result objects were most of its time.
+    rows = [tuple(row) for row in conn.execute(query).all()]
+    if key is None:
+        rows = [(None, *row) for row in rows]
+    return [
+        UsageCell(
+            key=group or None,
+            bucket=int(at),
+            runs=int(count),
+            tokens_in=int(t_in),
+            tokens_out=int(t_out),
+            cost_micros=int(cost) if priced else None,
+            priced_runs=int(priced),
         )
-    return cells
+        for group, at, count, t_in, t_out, cost, priced in rows
+    ]
 
 
 def _merge(cells: list[UsageCell]) -> list[UsageCell]:
