@@ -21,6 +21,9 @@
 - ``CAIRN_COST_WATCH_INTERVAL_S``: how often ``cairn serve`` enforces usage thresholds (30).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
+
+OpenTelemetry export is configured by the standard ``OTEL_*`` variables alone, read by
+``cairn.telemetry.config`` (docs/observability.md); it is off without an OTLP endpoint.
 """
 
 from __future__ import annotations

@@ -190,8 +190,11 @@ EXTRA_ROUTERS = (
     ("cairn.api.diagnosis_routes", "router"),
     ("cairn.api.usage_routes", "router"),
     ("cairn.api.concierge_routes", "router"),
+    ("cairn.api.telemetry_routes", "router"),
     ("cairn.api.status_routes", "router"),
     ("cairn.web.pages", "router"),
+    ("cairn.web.event_pages", "router"),
+    ("cairn.web.actions", "router"),
 )
 """Feature modules that bring their own routers (explain/doctor, usage, Concierge, web
 pages): adding a feature's routes is adding a line here, not editing this factory."""

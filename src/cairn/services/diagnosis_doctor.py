@@ -582,18 +582,15 @@ def _cost_watch_pauses(app: App, sandbox_id: str, ledger: _Ledger) -> list[Findi
     findings: list[Finding] = []
     seen: set[str] = set()
 
-    def since(trigger_id: str, enforced_at: datetime) -> bool:
-        """Still paused by this enforcement (not resumed and paused again by hand since)."""
-        changed = paused[trigger_id].updated_at
-        return changed is None or _aware(enforced_at) >= _aware(changed)
-
     for enforcement in list_enforcements(app, sandbox_id, limit=200):
         if enforcement.agent_slug not in slugs:
             continue
         still = [
             t
             for t in enforcement.trigger_ids
-            if t in paused and t not in seen and since(t, enforcement.enforced_at)
+            if t in paused
+            and t not in seen
+            and _paused_since_enforced(enforcement.enforced_at, paused[t].updated_at)
         ]
         if not still:
             continue
@@ -611,6 +608,11 @@ def _cost_watch_pauses(app: App, sandbox_id: str, ledger: _Ledger) -> list[Findi
             )
         )
     return findings
+
+
+def _paused_since_enforced(enforced_at: datetime, paused_at: datetime | None) -> bool:
+    """Whether a trigger's pause may be the enforcement's (no later change to it)."""
+    return paused_at is None or _aware(enforced_at) >= _aware(paused_at)
 
 
 def _aware(value: datetime) -> datetime:

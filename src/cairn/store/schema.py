@@ -20,7 +20,8 @@ row because they are always read with it. ``run_events`` holds the ordered live 
 ``api_keys`` authenticate API calls: each key belongs to one sandbox and carries a role;
 only a SHA-256 of its secret part is stored. ``runs.cancel_requested_at`` lets any process
 ask the process running a run to stop it; ``runs.replay_of`` points a replay at the run
-whose event it re-fired.
+whose event it re-fired; ``runs.traceparent`` keeps the W3C trace context of the request
+that fired it, so the run's exported trace joins the caller's.
 
 ``triggers`` bind an agent to a source's events, with an event-type filter, a structured
 payload filter and an hourly cap kept as a fixed window (``window_started_at``,
@@ -190,6 +191,7 @@ runs = Table(
     Column("cancel_requested_at", UTCDateTime(), nullable=True),
     Column("replay_of", String(40), nullable=True),
     Column("worker_id", String(120), nullable=True),
+    Column("traceparent", String(64), nullable=True),
     # In the hourly usage rollup yet? (``cairn.store.usage``; false while live.)
     Column("usage_rolled", Boolean, nullable=False, default=False, server_default=false()),
     Index(None, "sandbox_id", "run_id"),
