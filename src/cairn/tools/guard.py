@@ -58,6 +58,8 @@ class GuardedSource(_Wrapper):
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         output = await self.inner.call_tool(name, arguments)
+        if not isinstance(output, ToolOutput):  # a plugin bug: the runner reports it as one
+            return output
         error = redact(output.error, self.secrets) if output.error else output.error
         if output.result is None:
             return ToolOutput(result=None, error=error)
