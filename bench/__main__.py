@@ -17,6 +17,7 @@ from types import ModuleType
 from bench import (
     cli_cold,
     explain,
+    ingest,
     list_scaling,
     model_turn,
     pages,
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     usage.NAME: usage,
     explain.NAME: explain,
     pages.NAME: pages,
+    ingest.NAME: ingest,
 }
 
 

@@ -8,6 +8,9 @@
 - ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
 - ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
+- ``CAIRN_MCP_IDLE_CLOSE_S``: a warm MCP session unused this long is closed (300).
+- ``CAIRN_MCP_TOOLS_TTL_S``: a warm session's tool list is asked again after this (60).
+- ``CAIRN_MCP_MAX_CALLS``: calls in flight at once per MCP source, by default (8).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
 """
@@ -33,6 +36,9 @@ class Settings:
     resolve_timeout_s: float = 10.0
     stale_run_after_s: float = 60.0
     connect_url: str | None = None
+    mcp_idle_close_s: float = 300.0
+    mcp_tools_ttl_s: float = 60.0
+    mcp_max_calls: int = 8
 
 
 def default_home() -> Path:
@@ -71,4 +77,7 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         http_allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
         resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
         connect_url=os.environ.get("CAIRN_CONNECT_URL") or None,
+        mcp_idle_close_s=_number("CAIRN_MCP_IDLE_CLOSE_S", 300.0),
+        mcp_tools_ttl_s=_number("CAIRN_MCP_TOOLS_TTL_S", 60.0),
+        mcp_max_calls=max(1, int(_number("CAIRN_MCP_MAX_CALLS", 8))),
     )

@@ -206,8 +206,13 @@ def create_app(
 
             run_store.reap_stale_runs(conn, stale_after_s=cairn.settings.stale_run_after_s)
         from cairn.services.schedules import run_scheduler
+        from cairn.tools.pool import SessionPool
 
-        async with anyio.create_task_group() as group:
+        async with (
+            SessionPool(cairn.tool_context, cairn.pool_settings) as tool_pool,
+            anyio.create_task_group() as group,
+        ):
+            cairn.tool_pool = cairn.runner.tool_pool = tool_pool
             await group.start(pool.run)
             if run_schedules:
                 group.start_soon(run_scheduler, cairn)
@@ -216,6 +221,7 @@ def create_app(
             finally:
                 await pool.shutdown(shutdown_grace_s)
                 group.cancel_scope.cancel()  # stops the scheduler; the pool has finished
+                cairn.tool_pool = cairn.runner.tool_pool = None  # closed with the block
 
     from cairn import __version__
     from cairn.api.routes import router

@@ -57,6 +57,7 @@ from cairn.runner.messages import render_event_message
 from cairn.store import Store
 from cairn.store import runs as run_store
 from cairn.tools.base import ToolContext, ToolOutput
+from cairn.tools.pool import SessionPool
 from cairn.tools.resolution import ResolvedTools, resolve_tools
 
 
@@ -123,6 +124,7 @@ class Runner:
     ) -> None:
         self.store = store
         self.tool_context = tool_context
+        self.tool_pool: SessionPool | None = None  # set by the server: warm MCP sessions
         self.credentials = credentials or (lambda _sandbox_id: EnvCredentials())
         self.prices = prices
         self.bus = bus
@@ -318,6 +320,7 @@ class Runner:
             allowlist=agent.tool_allowlist,
             available=available,
             context=self.tool_context,
+            pool=self.tool_pool,
         ) as tools:
             run.tool_resolution_trace = tools.trace
             messages = [Message("user", render_event_message(run.event_payload))]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from cairn.store.engine import Store
     from cairn.store.reader import LedgerReader
     from cairn.tools.base import ToolContext
+    from cairn.tools.pool import PoolSettings, SessionPool
 
 
 class App:
@@ -28,6 +29,7 @@ class App:
         self._closers: list[Callable[[], None]] = []
         self.bus: RunBus | None = None  # set by the server: live events for SSE
         self.pool: WorkerPool | None = None  # set by the server: runs off the request path
+        self.tool_pool: SessionPool | None = None  # set by the server: warm MCP sessions
 
     @property
     def store(self) -> Store:
@@ -71,6 +73,17 @@ class App:
         return ToolContext(
             http_allowed_hosts=self.settings.http_allowed_hosts,
             resolve_timeout_s=self.settings.resolve_timeout_s,
+        )
+
+    @property
+    def pool_settings(self) -> PoolSettings:
+        """How the server keeps MCP sessions warm."""
+        from cairn.tools.pool import PoolSettings
+
+        return PoolSettings(
+            idle_close_s=self.settings.mcp_idle_close_s,
+            tools_ttl_s=self.settings.mcp_tools_ttl_s,
+            max_concurrent_calls=self.settings.mcp_max_calls,
         )
 
     @cached_property
