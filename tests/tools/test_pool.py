@@ -265,3 +265,11 @@ async def test_a_hung_server_is_skipped_as_timeout_and_restarted(tmp_path: Path)
     assert [s.reason for s in still] == ["timeout"]
     assert "did not answer tools/list" in still[0].message
     assert new_pid != old_pid
+
+
+async def test_a_discarded_source_stops_its_warm_server() -> None:
+    record = warm_source()
+    async with SessionPool(CONTEXT) as pool:
+        pid, _ = await server_pid(pool, record)
+        pool.discard(record.source_id)  # what revoking the source does
+        await until(lambda: not pool.sessions() and gone(pid), "the revoked server stopped")

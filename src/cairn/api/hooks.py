@@ -39,11 +39,8 @@ async def receive(
     x_cairn_event_id: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Receive one event: ``{"type": "issue.opened", "id": "<sender id>", "payload": {…}}``."""
-    from cairn.store import sources as source_store
-
     cairn: App = request.app.state.cairn
-    with cairn.store.connect() as conn:
-        source = source_store.find_source(conn, source_id, cairn.secrets)
+    source = cairn.caches.webhook_source(source_id)
     if (
         source is None
         or source.kind not in ("webhook", "integration")

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from cairn.runner.bus import RunBus
     from cairn.runner.engine import Runner
     from cairn.runner.pool import WorkerPool
+    from cairn.services.caches import Caches
     from cairn.store.crypto import SecretBox
     from cairn.store.engine import Store
     from cairn.store.reader import LedgerReader
@@ -60,10 +61,17 @@ class App:
 
     @cached_property
     def secrets(self) -> SecretBox:
-        """Seals and opens source secrets."""
-        from cairn.store.crypto import SecretBox
+        """Seals and opens source secrets (remembering what it opened, by ciphertext)."""
+        from cairn.services.caches import MemoSecretBox
 
-        return SecretBox(self.settings.home / "secret.key")
+        return MemoSecretBox(self.settings.home / "secret.key")
+
+    @cached_property
+    def caches(self) -> Caches:
+        """The hot paths' caches: sources, triggers, verified API keys."""
+        from cairn.services.caches import Caches
+
+        return Caches(self)
 
     @cached_property
     def tool_context(self) -> ToolContext:

@@ -70,7 +70,6 @@ async def ingest(
     """Store the event, then decide every trigger on its source (fires go to the server's
     queue; without a server they run before this returns)."""
     from cairn.store import events as event_store
-    from cairn.store import triggers as trigger_store
 
     event = Event(
         event_id=new_id("evt"),
@@ -85,8 +84,7 @@ async def ingest(
         existing = event_store.insert_event(conn, event)
     if existing is not None:
         return IngestResult(existing, duplicate=True)
-    with app.store.connect() as conn:
-        bound = trigger_store.list_triggers(conn, source.sandbox_id, source_id=source.source_id)
+    bound = app.caches.triggers_for(source.sandbox_id, source.source_id)
     decisions = [await _decide(app, trigger, event) for trigger in bound]
     return IngestResult(event.event_id, duplicate=False, decisions=decisions)
 

@@ -132,3 +132,14 @@ def sources_of_kind(conn: Connection, kind: str) -> list[DataSource]:
         select(sources).where(sources.c.kind == kind, sources.c.status != "revoked")
     )
     return [_to_source(row, None) for row in rows]
+
+
+def set_source_secret(
+    conn: Connection, sandbox_id: str, source_id: str, secret: dict[str, str], box: SecretBox
+) -> None:
+    """Replace a source's secret (e.g. a new webhook signing secret), sealed."""
+    conn.execute(
+        update(sources)
+        .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
+        .values(secret_ciphertext=box.seal(secret), updated_at=datetime.now(UTC))
+    )

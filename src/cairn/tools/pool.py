@@ -28,10 +28,11 @@ resolution connects and closes per run, as it always did.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -162,11 +163,21 @@ class SessionPool:
         self._retired: list[_Session] = []
         self._group: anyio.abc.TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+
+    def _background(self, func: Callable[..., Awaitable[None]], *args: Any) -> bool:
+        """Run ``func(*args)`` in the pool's task group; ``False`` once the pool is closing."""
+        if self._group is None or self._closing:
+            return False
+        self._group.start_soon(func, *args)
+        return True
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> SessionPool:
         stack = AsyncExitStack()
+        self._loop = asyncio.get_running_loop()
         self._group = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
         self._group.start_soon(self._maintain)
@@ -179,6 +190,8 @@ class SessionPool:
         tb: TracebackType | None,
     ) -> None:
         assert self._group is not None and self._stack is not None
+        self._closing = True  # no new background tasks: they would be cancelled unstarted
+        self._group.cancel_scope.cancel()
         sessions = [*self._sessions.values(), *self._retired]
         self._sessions.clear()
         self._retired.clear()
@@ -186,8 +199,7 @@ class SessionPool:
             async with anyio.create_task_group() as closing:
                 for session in sessions:
                     closing.start_soon(self._close, session)
-        self._group.cancel_scope.cancel()
-        stack, self._stack, self._group = self._stack, None, None
+        stack, self._stack, self._group, self._loop = self._stack, None, None, None
         await stack.__aexit__(exc_type, exc, tb)
 
     @staticmethod
@@ -224,9 +236,25 @@ class SessionPool:
         )
 
     def discard(self, source_id: str) -> None:
-        """Close the sessions of a source that was updated or revoked (once unused)."""
+        """Close the sessions of a source that was updated or revoked (once unused). Safe to
+        call from a worker thread (a sync API route): it is handed to the pool's loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            loop.call_soon_threadsafe(self._discard, source_id)
+            return
+        self._discard(source_id)
+
+    def _discard(self, source_id: str) -> None:
+        # Data only (this may run as a plain loop callback, outside any task): the
+        # maintenance task closes retired sessions on its next tick.
         for key in [k for k in self._sessions if k[1] == source_id]:
-            self._retire(self._sessions.pop(key))
+            session = self._sessions.pop(key)
+            session.retired = True
+            self._retired.append(session)
 
     # -- leasing --------------------------------------------------------------------------
 
@@ -271,16 +299,18 @@ class SessionPool:
     def _release(self, session: _Session) -> None:
         session.leases -= 1
         session.last_used = self._clock()
-        if session.retired and session.leases == 0 and self._group is not None:
-            self._group.start_soon(self._close, session)
+        if session.retired and session.leases == 0:
+            self._background(self._close, session)
 
     def _spawn(self, key: tuple[str, str], record: DataSource, digest: str) -> _Session:
         limit = record.config.get("max_concurrent_calls") or self.settings.max_concurrent_calls
         session = _Session(key, digest, record, anyio.CapacityLimiter(max(1, int(limit))))
         session.last_used = self._clock()
         self._sessions[key] = session
-        assert self._group is not None
-        self._group.start_soon(self._start, session)
+        if not self._background(self._start, session):
+            session.failure = SourceUnavailable("error", f"{record.label}: the server is stopping")
+            session.state = "failed"
+            session.started.set()
         return session
 
     def _respawn(self, session: _Session) -> _Session:
@@ -293,9 +323,7 @@ class SessionPool:
 
     def _retire(self, session: _Session) -> None:
         session.retired = True
-        if session.leases == 0 and self._group is not None:
-            self._group.start_soon(self._close, session)
-        else:
+        if session.leases > 0 or not self._background(self._close, session):
             self._retired.append(session)
 
     # -- the sessions' own tasks ----------------------------------------------------------
@@ -329,8 +357,9 @@ class SessionPool:
             session.cold_start_ms = (time.perf_counter() - started) * 1000
             session.state = "ready"
             session.started.set()
-            if session.retired:  # discarded while it was starting
-                self._retire(session)
+            if session.retired or self._closing:  # discarded while it was starting
+                session.source = None
+                await _close_quietly(source)
             return
         if opened:
             await _close_quietly(source)
@@ -357,9 +386,10 @@ class SessionPool:
         that a caller giving up does not stop it: a server that does not answer in time is
         found hung whoever waits."""
         if session.refreshed is None:
-            session.refreshed = anyio.Event()
-            assert self._group is not None
-            self._group.start_soon(self._refresh, session, session.refreshed)
+            done = session.refreshed = anyio.Event()
+            if not self._background(self._refresh, session, done):
+                done.set()
+                return done
         return session.refreshed
 
     async def _refresh(self, session: _Session, done: anyio.Event) -> None:
