@@ -24,6 +24,7 @@ from bench import (
     runner_overhead,
     server,
     usage,
+    webhook_providers,
 )
 from bench._common import BenchError, Verdict, header, note
 
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     usage.NAME: usage,
     explain.NAME: explain,
     pages.NAME: pages,
+    webhook_providers.NAME: webhook_providers,
     ingest.NAME: ingest,
 }
 

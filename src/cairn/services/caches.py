@@ -30,6 +30,8 @@ from cairn.domain.triggers import Trigger
 from cairn.store.crypto import SecretBox
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from cairn.services.app import App
 
 KEY_TTL_S = 1.0
@@ -127,21 +129,26 @@ class Caches:
             self._remember(self._sources, source_id, _Entry(stamp, source))
         return source
 
-    def triggers_for(self, sandbox_id: str, source_id: str) -> list[Trigger]:
-        """The triggers bound to a source, as stored right now, oldest first."""
+    def triggers_for(
+        self, sandbox_id: str, source_id: str, conn: Connection | None = None
+    ) -> list[Trigger]:
+        """The triggers bound to a source, as stored right now, oldest first; read on
+        ``conn`` when given (the caller's transaction)."""
+        if conn is None:
+            with self._app.store.connect() as own:
+                return self.triggers_for(sandbox_id, source_id, own)
         from cairn.store import stamps
         from cairn.store import triggers as trigger_store
 
         key = (sandbox_id, source_id)
-        with self._app.store.connect() as conn:
-            stamp = stamps.trigger_stamp(conn, sandbox_id, source_id)
-            hit = self._triggers.get(key)
-            if hit is not None and hit.stamp == stamp:
-                return list(hit.value)
-            if not stamp:
-                found: list[Trigger] = []
-            else:
-                found = trigger_store.list_triggers(conn, sandbox_id, source_id=source_id)
+        stamp = stamps.trigger_stamp(conn, sandbox_id, source_id)
+        hit = self._triggers.get(key)
+        if hit is not None and hit.stamp == stamp:
+            return list(hit.value)
+        if not stamp:
+            found: list[Trigger] = []
+        else:
+            found = trigger_store.list_triggers(conn, sandbox_id, source_id=source_id)
         self._remember(self._triggers, key, _Entry(stamp, found))
         return list(found)
 
