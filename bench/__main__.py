@@ -21,6 +21,7 @@ from bench import (
     list_scaling,
     model_turn,
     pages,
+    resolution,
     runner_overhead,
     server,
     usage,
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     pages.NAME: pages,
     webhook_providers.NAME: webhook_providers,
     ingest.NAME: ingest,
+    resolution.NAME: resolution,
 }
 
 

@@ -269,10 +269,10 @@ def create_app(
     from cairn.api.connections_routes import connections
     from cairn.api.hooks import hooks
 
+    api.include_router(hooks)  # first: the hottest route is matched before any other
     api.include_router(router)
     api.include_router(streams)
     api.include_router(connections)
-    api.include_router(hooks)
     for module_name, attribute in EXTRA_ROUTERS:
         api.include_router(getattr(importlib.import_module(module_name), attribute))
 
