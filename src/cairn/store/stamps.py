@@ -8,8 +8,9 @@ themselves (the secret's ciphertext, the config's JSON, the status), rather than
 counter, means no writer anywhere (another process, another helper's new code path) can
 leave a cache serving an old secret or config by forgetting to bump something.
 
-These statements bypass SQLAlchemy's expression compiler and result processing on
-purpose: per event they cost a few microseconds on SQLite instead of a few hundred.
+These statements go to the driver's cursor on the connection's own DBAPI connection (so
+inside the caller's transaction), bypassing SQLAlchemy's compiler, execution context and
+result processing on purpose: per event that is a few microseconds instead of hundreds.
 """
 
 from __future__ import annotations
@@ -31,17 +32,22 @@ _TRIGGERS = (
 )
 
 
-def _sql(conn: Connection, template: str) -> str:
-    return template.format(p="?" if conn.dialect.paramstyle == "qmark" else "%s")
+def _rows(conn: Connection, template: str, params: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    sql = template.format(p="?" if conn.dialect.paramstyle == "qmark" else "%s")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 def source_stamp(conn: Connection, source_id: str) -> tuple[Any, ...] | None:
     """The raw stored values of source ``source_id`` (``None``: no such source)."""
-    row = conn.exec_driver_sql(_sql(conn, _SOURCE), (source_id,)).first()
-    return None if row is None else tuple(row)
+    rows = _rows(conn, _SOURCE, (source_id,))
+    return rows[0] if rows else None
 
 
 def trigger_stamp(conn: Connection, sandbox_id: str, source_id: str) -> tuple[Any, ...]:
     """The raw decision-relevant values of every trigger bound to the source."""
-    rows = conn.exec_driver_sql(_sql(conn, _TRIGGERS), (sandbox_id, source_id)).all()
-    return tuple(tuple(row) for row in rows)
+    return tuple(_rows(conn, _TRIGGERS, (sandbox_id, source_id)))
