@@ -135,6 +135,7 @@ class Round:
     p99_ms: float
     max_ms: float
     errors: int
+    cpu_ms: float = 0.0  # the server process's CPU time per completed request
 
     @property
     def per_s(self) -> float:
@@ -146,7 +147,8 @@ class Round:
         failed = f"  errors {self.errors}" if self.errors else ""
         return (
             f"{self.who:<24} {self.per_s:8.0f} events/s  p50 {self.p50_ms:6.1f} ms  "
-            f"p99 {self.p99_ms:6.1f} ms  max {self.max_ms:6.1f} ms  (n={self.requests}){failed}"
+            f"p99 {self.p99_ms:6.1f} ms  max {self.max_ms:6.1f} ms  "
+            f"server CPU {self.cpu_ms:5.2f} ms/event  (n={self.requests}){failed}"
         )
 
 
@@ -215,7 +217,16 @@ def write_script(path: Path, url_path: str, bodies: list[bytes], signing: str | 
     )
 
 
-def run_wrk(wrk: str, who: str, url: str, script: Path, options: argparse.Namespace) -> Round:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used: on a shared machine the CPU a
+    server spends per event carries over where its wall-clock rate does not."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(
+    wrk: str, who: str, url: str, script: Path, options: argparse.Namespace, pid: int = 0
+) -> Round:
     """One wrk round; its summary comes back through the script's ``done`` as JSON."""
     argv = [
         wrk,
@@ -228,7 +239,9 @@ def run_wrk(wrk: str, who: str, url: str, script: Path, options: argparse.Namesp
         str(script),
         url,
     ]
+    cpu_before = _cpu_s(pid) if pid else 0.0
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    cpu = _cpu_s(pid) - cpu_before if pid else 0.0
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if done.returncode != 0 or line is None:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
@@ -242,6 +255,7 @@ def run_wrk(wrk: str, who: str, url: str, script: Path, options: argparse.Namesp
         data["p99_us"] / 1000,
         data["max_us"] / 1000,
         errors,
+        cpu * 1000 / max(1, int(data["requests"])),
     )
 
 
@@ -386,6 +400,8 @@ class Hook:
 def _prepare(home: Path) -> Hook:
     with scratch_app(home) as app:
         made = add_webhook_source(app, SANDBOX, "bench")
+    if made.secret is None:  # Cairn's own provider always issues one
+        raise BenchError("the webhook source came without a signing secret")
     return Hook(made.source.source_id, made.path, made.secret)
 
 
@@ -436,7 +452,7 @@ def _cairn_round(
 ) -> tuple[Round, dict[str, int]]:
     script = scratch / f"{tag}.lua"
     write_script(script, hook.path, _bodies(tag, options.events), hook.secret)
-    result = run_wrk(wrk, f"cairn {tag}", cairn.url, script, options)
+    result = run_wrk(wrk, f"cairn {tag}", cairn.url, script, options, cairn.process.pid)
     stored, decisions = _ledger_counts(scratch / "home", tag)
     if result.errors:
         raise BenchError(f"cairn answered {result.errors} requests with errors in round {tag}")
@@ -452,7 +468,7 @@ def _floor_round(
 ) -> Round:
     script = scratch / f"{tag}.lua"
     write_script(script, "/hook", _bodies(tag, options.events), None)
-    result = run_wrk(wrk, f"floor {tag}", floor.url, script, options)
+    result = run_wrk(wrk, f"floor {tag}", floor.url, script, options, floor.process.pid)
     if result.errors:
         raise BenchError(f"the floor answered {result.errors} requests with errors")
     return result
@@ -494,6 +510,12 @@ def run(options: argparse.Namespace) -> list[Verdict]:
         note(
             f"cairn / floor: {cairn_rate / floor_rate:.2f} (per pair: "
             f"{', '.join(f'{r:.2f}' for r in ratios)})"
+        )
+        floor_cpu, cairn_cpu = _median(floors, "cpu_ms"), _median(cairns, "cpu_ms")
+        note(
+            f"server CPU per event: floor {floor_cpu:.2f} ms, cairn {cairn_cpu:.2f} ms "
+            f"(floor / cairn {floor_cpu / max(cairn_cpu, 1e-9):.2f}: the share of the floor's "
+            "rate Cairn would reach with a core to itself)"
         )
         if options.stacks:
             _stacks(wrk, scratch, home, hook, options)
