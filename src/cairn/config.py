@@ -21,8 +21,12 @@
 - ``CAIRN_AGENT_CONCURRENCY``: runs of one agent at once, the rest wait (0: no limit).
 - ``CAIRN_SANDBOX_SHARE``: the share of a worker's slots one sandbox may hold while another
   sandbox has runs waiting (0.5).
+- ``CAIRN_COST_WATCH_INTERVAL_S``: how often ``cairn serve`` enforces usage thresholds (30).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
+
+OpenTelemetry export is configured by the standard ``OTEL_*`` variables alone, read by
+``cairn.telemetry.config`` (docs/observability.md); it is off without an OTLP endpoint.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Settings:
     mcp_idle_close_s: float = 300.0
     mcp_tools_ttl_s: float = 60.0
     mcp_max_calls: int = 8
+    cost_watch_interval_s: float = 30.0
 
 
 def default_home() -> Path:
@@ -105,4 +110,5 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         mcp_idle_close_s=_number("CAIRN_MCP_IDLE_CLOSE_S", 300.0),
         mcp_tools_ttl_s=_number("CAIRN_MCP_TOOLS_TTL_S", 60.0),
         mcp_max_calls=max(1, int(_number("CAIRN_MCP_MAX_CALLS", 8))),
+        cost_watch_interval_s=_number("CAIRN_COST_WATCH_INTERVAL_S", 30.0),
     )

@@ -190,8 +190,11 @@ EXTRA_ROUTERS = (
     ("cairn.api.diagnosis_routes", "router"),
     ("cairn.api.usage_routes", "router"),
     ("cairn.api.concierge_routes", "router"),
+    ("cairn.api.telemetry_routes", "router"),
     ("cairn.api.status_routes", "router"),
     ("cairn.web.pages", "router"),
+    ("cairn.web.event_pages", "router"),
+    ("cairn.web.actions", "router"),
 )
 """Feature modules that bring their own routers (explain/doctor, usage, Concierge, web
 pages): adding a feature's routes is adding a line here, not editing this factory."""
@@ -223,6 +226,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        from cairn.services.background import start_background_tasks
         from cairn.services.schedules import run_scheduler
         from cairn.tools.pool import SessionPool
 
@@ -235,6 +239,7 @@ def create_app(
                 await group.start(worker.run)
             if run_schedules:
                 group.start_soon(run_scheduler, cairn)
+            start_background_tasks(group, cairn)
             try:
                 yield
             finally:

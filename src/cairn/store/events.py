@@ -144,3 +144,20 @@ def prune_events(conn: Connection, older_than: datetime) -> int:
     old = select(events.c.event_id).where(events.c.received_at < older_than)
     conn.execute(delete(trigger_decisions).where(trigger_decisions.c.event_id.in_(old)))
     return int(conn.execute(delete(events).where(events.c.received_at < older_than)).rowcount or 0)
+
+
+def recent_decisions(
+    conn: Connection, trigger_id: str, *, limit: int = 20
+) -> list[TriggerDecision]:
+    """The trigger's newest decisions, newest first (what ``doctor`` reads to see a trigger
+    that filters out everything it receives)."""
+    rows = conn.execute(
+        select(trigger_decisions)
+        .where(trigger_decisions.c.trigger_id == trigger_id)
+        .order_by(trigger_decisions.c.decided_at.desc())
+        .limit(limit)
+    )
+    return [
+        TriggerDecision(r.event_id, r.trigger_id, r.decision, r.detail, r.run_id, r.decided_at)
+        for r in rows
+    ]

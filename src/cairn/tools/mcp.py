@@ -321,7 +321,9 @@ class McpSource:
         """
         client = self._client
         if client is None:
-            return ToolOutput(error=f"MCP source {self.label!r} is not connected")
+            return ToolOutput(
+                error=f"MCP source {self.label!r} is not connected", error_kind="not_connected"
+            )
         try:
             if self._output_schemas is None:  # called before any listing: unwrapping needs one
                 await self.list_tools()
@@ -330,10 +332,15 @@ class McpSource:
             logger.debug("MCP tool %s of %s failed", name, self.label, exc_info=True)
             if _connection_gone(exc):
                 self._lost(f"the connection was lost during a call to {name}")
-            return ToolOutput(error=self._redact(f"{name} failed: {_describe(exc)}"))
+            return ToolOutput(
+                error=self._redact(f"{name} failed: {_describe(exc)}"), error_kind="server_lost"
+            )
         if result.is_error:
             text = _content_text(result.content)
-            return ToolOutput(error=text or f"{name} reported an error without a message")
+            return ToolOutput(
+                error=text or f"{name} reported an error without a message",
+                error_kind="tool_error",
+            )
         if result.structured_content is not None:
             return ToolOutput(result=self._unwrap(name, result.structured_content))
         return ToolOutput(result=_content_text(result.content))
