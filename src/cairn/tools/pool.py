@@ -32,7 +32,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -166,7 +166,7 @@ class SessionPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
-    def _background(self, func: Callable[..., Awaitable[None]], *args: Any) -> bool:
+    def _background(self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> bool:
         """Run ``func(*args)`` in the pool's task group; ``False`` once the pool is closing."""
         if self._group is None or self._closing:
             return False
