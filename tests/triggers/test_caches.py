@@ -34,8 +34,9 @@ def other(settings: Settings) -> Iterator[App]:
     second.close()
 
 
-def deliver(app: App, source_id: str, secret: str, body: bytes = b'{"type": "t"}') -> None:
+def deliver(app: App, source_id: str, secret: str | None, body: bytes = b'{"type": "t"}') -> None:
     """What the webhook route does: look the source up through the cache, verify."""
+    assert secret is not None, "Cairn's own webhooks are created with a secret"
     source = app.caches.webhook_source(source_id)
     if source is None or source.status == "revoked":
         raise LookupError(source_id)
