@@ -72,6 +72,33 @@ def default_home() -> Path:
     return Path(user_data_dir("cairn", appauthor=False))
 
 
+LOCAL_KEYS_DIR = "local-keys"
+
+
+def ledger_tag(database_url: str) -> str:
+    """A short name of one ledger, so that two ledgers sharing a ``CAIRN_HOME`` keep their
+    local keys apart (the URL's digest: it may hold a password, never written out)."""
+    import hashlib
+
+    return hashlib.sha256(database_url.encode()).hexdigest()[:16]
+
+
+def local_key_path(settings: Settings, sandbox_id: str) -> Path:
+    """Where ``cairn serve`` keeps the local owner key of a sandbox of this ledger:
+    ``CAIRN_HOME/local-keys/<ledger tag>/<sandbox>``."""
+    return settings.home / LOCAL_KEYS_DIR / ledger_tag(settings.database_url) / sandbox_id
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner can enter (0700), made if missing."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.chmod(0o700)
+    except OSError:  # not ours: leave it as the operator made it
+        pass
+    return path
+
+
 def _number(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -87,7 +114,7 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
     home = default_home()
     url = database_url or os.environ.get("CAIRN_DATABASE_URL")
     if not url:
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home)
         url = f"sqlite:///{home / 'cairn.db'}"
     hosts = os.environ.get("CAIRN_HTTP_ALLOWED_HOSTS", "")
     return Settings(

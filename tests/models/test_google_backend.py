@@ -151,6 +151,8 @@ async def test_a_run_with_two_tool_calls_over_two_turns_round_trips_through_the_
     ]
     assert events[-1].data["stop_reason"] == "end_turn"
     assert events[-1].data["usage"]["tokens_in"] == 1690
+    # The model that answered each turn, as the vendor named it (gen_ai.response.model).
+    assert [t.get("model") for t in events[-1].data["turns"]] == [MODEL] * 3
 
     first, second, third = fake.received
     assert first.path == f"/v1beta/models/{MODEL}:streamGenerateContent"

@@ -300,8 +300,25 @@ def _openapi_with_problems(api: FastAPI) -> Callable[[], dict[str, Any]]:
             return api.openapi_schema
         document = generate()
         problem_schema = {"$ref": "#/components/schemas/Problem"}
-        for operations in document.get("paths", {}).values():
+        document.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key: `Authorization: Bearer key_….<secret>`",
+            }
+        }
+        for path, operations in document.get("paths", {}).items():
             for operation in operations.values():
+                if path.startswith("/api/"):
+                    operation["security"] = [{"bearer": []}]
+                if "requestBody" in operation:
+                    operation["responses"].setdefault(
+                        "413", {"description": "The body is over its size limit"}
+                    )
+                    operation["responses"].setdefault(
+                        "400",
+                        {"description": "Not JSON, nested too deep, or holding NaN/Infinity"},
+                    )
                 for code, response in operation.get("responses", {}).items():
                     if code[:1] in ("4", "5"):
                         response["content"] = {PROBLEM: {"schema": problem_schema}}

@@ -139,6 +139,7 @@ class AnthropicBackend(VendorBackend):
         answer_started = False  # any event of the answer received: decides how a drop reads
         usage = Usage()
         stop_reason: str | None = None
+        response_model: str | None = None
         try:
             async with (
                 self.provider.client() as client,
@@ -168,6 +169,7 @@ class AnthropicBackend(VendorBackend):
                         message = event.message
                         stop_reason = message.stop_reason
                         usage = usage_from(message.usage)
+                        response_model = getattr(message, "model", None) or None
         except sdk.APIError as exc:
             raise self._api_error(sdk, exc, answer_started=answer_started) from exc
         except httpx2.TimeoutException as exc:
@@ -182,7 +184,7 @@ class AnthropicBackend(VendorBackend):
             raise self._unreadable_call(*unreadable[0], stop_reason)
         for call in calls:
             yield call
-        yield TurnEnd(_STOP_REASONS.get(stop_reason or "", "other"), usage)
+        yield TurnEnd(_STOP_REASONS.get(stop_reason or "", "other"), usage, model=response_model)
 
     # --- errors ------------------------------------------------------------------------
 

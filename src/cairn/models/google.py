@@ -294,6 +294,7 @@ class GoogleBackend(VendorBackend):
         contents = to_contents(request.messages, self._sent_calls)
         config = build_config(request)
         turn = _TurnState()
+        response_model: str | None = None
         try:
             async with self.provider.client() as client:
                 chunks = await client.aio.models.generate_content_stream(
@@ -303,6 +304,7 @@ class GoogleBackend(VendorBackend):
                 generator = cast("AsyncGenerator[types.GenerateContentResponse, None]", chunks)
                 async with aclosing(generator):
                     async for chunk in generator:
+                        response_model = getattr(chunk, "model_version", None) or response_model
                         for text in turn.take(chunk):
                             yield TextDelta(text)
         except errors.APIError as exc:
@@ -338,7 +340,7 @@ class GoogleBackend(VendorBackend):
         stop = _STOP_REASONS.get(finish_reason, "other")
         if stop == "end_turn" and calls:
             stop = "tool_use"
-        yield TurnEnd(stop, usage_from(turn.usage_metadata))
+        yield TurnEnd(stop, usage_from(turn.usage_metadata), model=response_model)
 
     def _calls(self, pending: list[_PendingCall], turn: int) -> list[ToolCallRequest]:
         """The turn's calls, with ids (Gemini's, or made here) and arguments checked."""

@@ -212,6 +212,7 @@ class OpenAIBackend(VendorBackend):
         completion_limit = limit if self.token_field == "max_completion_tokens" else None
         calls: dict[int, _PartialCall] = {}
         finish_reason: str | None = None
+        response_model: str | None = None
         answer_started = False  # any chunk of the answer received: decides how a drop reads
         usage = Usage()
         try:
@@ -232,6 +233,7 @@ class OpenAIBackend(VendorBackend):
                     self._check_streaming(stream.response.headers.get("content-type", ""))
                     async for chunk in stream:
                         answer_started = True
+                        response_model = getattr(chunk, "model", None) or response_model
                         chunk_usage = getattr(chunk, "usage", None)
                         if chunk_usage is not None:
                             usage = usage_from(chunk_usage)
@@ -275,7 +277,7 @@ class OpenAIBackend(VendorBackend):
         stop = _FINISH_REASONS.get(finish_reason, "other")
         if ready and stop == "end_turn":
             stop = "tool_use"  # some compatible servers say "stop" after tool calls
-        yield TurnEnd(stop, usage)
+        yield TurnEnd(stop, usage, model=response_model)
 
     def _check_streaming(self, content_type: str) -> None:
         """A server that ignores ``stream: true`` answers with one JSON body, which the SSE

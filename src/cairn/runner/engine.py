@@ -97,6 +97,7 @@ class _Recorder:
     pending: list[RunEvent] = field(default_factory=list)
     turns: list[dict[str, Any]] = field(default_factory=list)
     history: list[RunEvent] | None = None  # every event, kept only for an observer
+    response_model: str | None = None  # the model that answered the last turn, if told
     retries: int = 0
     """Retries of the model turn that finally failed (0 when none was retried)."""
 
@@ -386,7 +387,7 @@ class Runner:
                     text, calls, stop = await self._model_turn_with_retries(
                         backend, agent, run, tools, messages, turn, recorder
                     )
-                    timed.done(stop, calls)
+                    timed.done(stop, calls, recorder.response_model)
                 messages.append(Message("assistant", text, tuple(calls)))
                 if text:
                     run.output_text = text
@@ -481,6 +482,7 @@ class Runner:
                 elif isinstance(event, TurnEnd):
                     stop = event.stop_reason
                     run.usage.add(event.usage)
+                    recorder.response_model = event.model
         except RunFailure:
             raise
         except TimeoutError as exc:

@@ -381,7 +381,7 @@ class McpSource:
         return stdio_client(params, errlog=self._stderr)
 
     async def _http_transport(self, stack: AsyncExitStack) -> _Transport:
-        url = self._config.get("url")
+        url = self._secret.get("url") or self._config.get("url")  # query tokens are secret
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise self._config_error(f"url {url!r} is not an http:// or https:// URL")
         http = httpx2.AsyncClient(

@@ -279,8 +279,12 @@ def _is_inline(record: DataSource) -> bool:
 
 
 def _build(record: DataSource, context: ToolContext) -> ToolSource:
+    from cairn.tools.guard import GuardedSource
+
     factory = source_kinds.get(record.kind)
-    return wrap_for_config(factory(record, context), record.config)
+    return GuardedSource(
+        wrap_for_config(factory(record, context), record.config), record.secret.values()
+    )
 
 
 async def _open_inline(slot: _Slot, context: ToolContext) -> None:
