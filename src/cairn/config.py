@@ -8,6 +8,9 @@
 - ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
 - ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
+- ``CAIRN_MCP_IDLE_CLOSE_S``: a warm MCP session unused this long is closed (300).
+- ``CAIRN_MCP_TOOLS_TTL_S``: a warm session's tool list is asked again after this (60).
+- ``CAIRN_MCP_MAX_CALLS``: calls in flight at once per MCP source, by default (8).
 - ``CAIRN_DASHBOARD_AUTOLOGIN``: ``1`` lets a browser on this machine into the dashboard
   without a key, as owner of ``CAIRN_SANDBOX`` (embedded SQLite ledger only; off).
 - ``CAIRN_STDIO_COMMANDS``: commands API keys may register as stdio MCP servers, comma
@@ -53,6 +56,9 @@ class Settings:
     connect_url: str | None = None
     dashboard_autologin: bool = False
     stdio_commands: tuple[str, ...] = ()
+    mcp_idle_close_s: float = 300.0
+    mcp_tools_ttl_s: float = 60.0
+    mcp_max_calls: int = 8
     cost_watch_interval_s: float = 30.0
 
 
@@ -128,5 +134,8 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         max_backlog=int(_number("CAIRN_MAX_BACKLOG", 10_000)),
         agent_concurrency=int(_number("CAIRN_AGENT_CONCURRENCY", 0)),
         sandbox_share=_number("CAIRN_SANDBOX_SHARE", 0.5),
+        mcp_idle_close_s=_number("CAIRN_MCP_IDLE_CLOSE_S", 300.0),
+        mcp_tools_ttl_s=_number("CAIRN_MCP_TOOLS_TTL_S", 60.0),
+        mcp_max_calls=max(1, int(_number("CAIRN_MCP_MAX_CALLS", 8))),
         cost_watch_interval_s=_number("CAIRN_COST_WATCH_INTERVAL_S", 30.0),
     )

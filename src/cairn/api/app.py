@@ -228,8 +228,13 @@ def create_app(
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         from cairn.services.background import start_background_tasks
         from cairn.services.schedules import run_scheduler
+        from cairn.tools.pool import SessionPool
 
-        async with anyio.create_task_group() as group:
+        async with (
+            SessionPool(cairn.tool_context, cairn.pool_settings) as tool_pool,
+            anyio.create_task_group() as group,
+        ):
+            cairn.tool_pool = cairn.runner.tool_pool = tool_pool
             if worker is not None:
                 await group.start(worker.run)
             if run_schedules:
@@ -241,6 +246,7 @@ def create_app(
                 if worker is not None:
                     await worker.stop(shutdown_grace_s)
                 group.cancel_scope.cancel()  # stops the scheduler; the worker has finished
+                cairn.tool_pool = cairn.runner.tool_pool = None  # closed with the block
 
     from cairn import __version__
     from cairn.api.routes import router
@@ -268,10 +274,10 @@ def create_app(
     from cairn.api.connections_routes import connections
     from cairn.api.hooks import hooks
 
+    api.include_router(hooks)  # first: the hottest route is matched before any other
     api.include_router(router)
     api.include_router(streams)
     api.include_router(connections)
-    api.include_router(hooks)
     for module_name, attribute in EXTRA_ROUTERS:
         api.include_router(getattr(importlib.import_module(module_name), attribute))
 

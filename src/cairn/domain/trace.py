@@ -60,9 +60,12 @@ class SourceResolved:
     tool_count: int
     duration_ms: float
     hidden_by_source: list[str] = field(default_factory=list)
+    cold_start_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form. ``hidden_by_source``: tools the source's own allowed-tools list removed."""
+        """JSON form. ``hidden_by_source``: tools the source's own allowed-tools list removed.
+        ``cold_start_ms``: what connecting cost this resolution (starting a server, the
+        handshake); ``None`` when it used a warm session or connects to nothing."""
         return {
             "source_id": self.source_id,
             "kind": self.kind,
@@ -70,6 +73,7 @@ class SourceResolved:
             "tool_count": self.tool_count,
             "duration_ms": round(self.duration_ms, 3),
             "hidden_by_source": self.hidden_by_source,
+            "cold_start_ms": None if self.cold_start_ms is None else round(self.cold_start_ms, 3),
         }
 
 

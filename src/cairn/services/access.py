@@ -51,15 +51,21 @@ def list_keys(app: App, sandbox_id: str) -> list[ApiKey]:
 
 
 def revoke_key(app: App, sandbox_id: str, key_id: str) -> ApiKey:
-    """Revoke a key now; calls with it get 401 from then on."""
+    """Revoke a key now; calls with it get 401 from then on (through another process's
+    key cache, within ``KEY_TTL_S``)."""
     with app.store.begin() as conn:
-        return key_store.revoke_key(conn, sandbox_id, key_id)
+        revoked = key_store.revoke_key(conn, sandbox_id, key_id)
+    app.caches.keys.forget(key_id)
+    return revoked
 
 
 def authenticate(app: App, token: str | None) -> Principal:
     """The caller behind a bearer token, or ``Unauthorized`` with the reason."""
     if not token:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    cached = app.caches.keys.get(token)
+    if cached is not None:
+        return cached
     key_id, dot, secret = token.partition(".")
     if not dot or not key_id.startswith("key_"):
         raise Unauthorized("malformed API key: expected '<key_id>.<secret>'")
@@ -67,7 +73,9 @@ def authenticate(app: App, token: str | None) -> Principal:
         key = key_store.verify_key(conn, key_id, secret)
     if key is None:
         raise Unauthorized("unknown or revoked API key")
-    return Principal(key.sandbox_id, key.role, key.key_id)
+    principal = Principal(key.sandbox_id, key.role, key.key_id)
+    app.caches.keys.put(token, principal)
+    return principal
 
 
 def local_key(app: App, sandbox_id: str = "default") -> str:

@@ -166,6 +166,7 @@ async def _catalogs(
             allowlist=[],
             available=available,
             context=app.tool_context,
+            pool=app.tool_pool,
         ) as tools:
             trace = tools.trace
         real = list(trace.tool_names_advertised)

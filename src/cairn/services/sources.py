@@ -229,7 +229,10 @@ def revoke_source(app: App, sandbox_id: str, id_or_label: str) -> DataSource:
             reason="revoked by user",
             forget_secret=True,
         )
-        return source_store.get_source(conn, sandbox_id, source.source_id)
+        revoked = source_store.get_source(conn, sandbox_id, source.source_id)
+    if app.tool_pool is not None:  # stop its warm session now rather than when idle
+        app.tool_pool.discard(revoked.source_id)
+    return revoked
 
 
 def available_sources(app: App, sandbox_id: str) -> list[DataSource]:
