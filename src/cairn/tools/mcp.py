@@ -80,6 +80,10 @@ _MAX_TOOL_PAGES: Final = 100  # a server whose cursor never ends cannot hang a l
 _STDERR_TAIL_BYTES: Final = 4096
 _MESSAGE_MAX_CHARS: Final = 300
 _CLOSE_GRACE_S: Final = 5.0  # then closing is forced (a stdio server still gets the spec's stop)
+_SDK_STOP_S: Final = 2.2
+"""How long the SDK's forced stop of a stdio server may take (stdin closed, 2 s, SIGTERM)."""
+_HEALTH_STOP_RESERVE_S: Final = 2.5
+"""The part of a health check's limit kept for stopping the server."""
 _HTTP_READ_TIMEOUT_S: Final = 300.0  # the SDK's default: a tool call may stream for long
 _CONNECTION_CLOSED: Final = mcp_types.CONNECTION_CLOSED
 
@@ -178,10 +182,10 @@ class McpSource:
             await connection.ready.wait()
         except BaseException:  # cancelled (a deadline): stop connecting, leave nothing behind
             connection.scope.cancel()
-            await self._wait_closed(connection)
+            await self._wait_closed(connection, _CLOSE_GRACE_S)
             raise
         if self._failure is not None or self._client is None:
-            await self._wait_closed(connection)
+            await self._wait_closed(connection, _CLOSE_GRACE_S)
             raise self._failure or SourceUnavailable("error", f"{self.label}: connection lost")
         return self
 
@@ -191,15 +195,20 @@ class McpSource:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.close()
+
+    async def close(self, *, grace_s: float | None = None) -> None:
+        """Close the session: the server gets ``grace_s`` (default: the usual grace) to stop
+        by itself before the close is forced."""
         connection = self._connection
         if connection is not None:
             connection.stop.set()
-            await self._wait_closed(connection)
+            await self._wait_closed(connection, _CLOSE_GRACE_S if grace_s is None else grace_s)
 
-    async def _wait_closed(self, connection: _Connection) -> None:
+    async def _wait_closed(self, connection: _Connection, grace_s: float) -> None:
         """Wait, shielded, for the owner task to finish; hurry it if it dawdles."""
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(_CLOSE_GRACE_S):
+            with anyio.move_on_after(grace_s):
                 await connection.done.wait()
             if not connection.done.is_set():
                 connection.scope.cancel()  # the SDK still stops a stdio server, shielded
@@ -522,14 +531,18 @@ async def check_health(
     """Connect to ``source``'s server and list its tools (``tools/list``), within ``timeout_s``.
 
     Never raises for the server's sake: a failure is ``ok=False`` with a trace skip reason
-    (``timeout`` when the deadline passed). The connection is closed before returning;
-    closing counts neither against the timeout nor in ``duration_ms``.
+    (``timeout`` when the deadline passed). The whole check answers within ``timeout_s``,
+    closing included (for limits of 5 s and more): part of the budget is kept for stopping
+    the server, which the SDK gives ~2 s before it terminates a stdio process that ignores
+    the stop. ``duration_ms`` is the time to the answer, without the closing.
     """
     started = time.perf_counter()
+    deadline = anyio.current_time() + timeout_s
+    stop_reserve = min(_HEALTH_STOP_RESERVE_S, timeout_s / 2)
     mcp_source = McpSource(source, context)
     opened = False
     try:
-        with anyio.fail_after(timeout_s):
+        with anyio.fail_after(timeout_s - stop_reserve):
             await mcp_source.__aenter__()
             opened = True
             names = [spec.name for spec in await mcp_source.list_tools()]
@@ -547,8 +560,9 @@ async def check_health(
         message = mcp_source._redact(f"{source.label}: {_describe(exc)}")
         return _health(False, "error", message, started)
     finally:
-        if opened:  # after the result is timed; shielded inside
-            await mcp_source.__aexit__(None, None, None)
+        if opened:  # after the result is timed; shielded inside, hurried to the deadline
+            grace = deadline - anyio.current_time() - _SDK_STOP_S
+            await mcp_source.close(grace_s=max(0.0, grace))
 
 
 def _health(
