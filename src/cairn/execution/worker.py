@@ -197,14 +197,20 @@ class LedgerWorker:
                 log.exception("worker housekeeping failed")
 
     def housekeep(self) -> int:
-        """Renew this worker's row and end runs whose lease expired; returns how many."""
+        """Renew this worker's row and its runs' leases, and end other workers' runs whose
+        lease expired; returns how many were ended. (After a long stall of this process,
+        its own runs are renewed first: they are alive, whatever their heartbeat says.)"""
         from cairn.store import runs as run_store
         from cairn.store import workers as worker_store
 
         now = datetime.now(UTC)
         with self.app.store.begin() as conn:
             worker_store.beat_worker(conn, self.worker_id, now)
-            reaped = run_store.reap_stale_runs(conn, stale_after_s=self.lease_s)
+            run_store.renew_leases(conn, self.worker_id, now)
+        with self.app.store.begin() as conn:
+            reaped = run_store.reap_stale_runs(
+                conn, stale_after_s=self.lease_s, sparing=self.worker_id
+            )
             worker_store.forget_workers(conn, heard_before=now - timedelta(days=1))
         if reaped:
             log.warning("ended %d run(s) whose worker lost its lease", reaped)
