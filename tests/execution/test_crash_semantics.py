@@ -22,6 +22,12 @@ from tests.execution.processes import Cluster, Recorder, effect_settings, eventu
 FINAL = ("succeeded", "failed", "cancelled")
 
 
+def _all_final(cluster: Cluster, run_ids: list[str]) -> dict[str, Any] | None:
+    """Every run row, once all of ``run_ids`` are final."""
+    rows = cluster.runs()
+    return rows if all(rows[run_id].status in FINAL for run_id in run_ids) else None
+
+
 def _statuses(cluster: Cluster, run_ids: list[str]) -> dict[str, str]:
     rows = cluster.runs()
     return {run_id: rows[run_id].status for run_id in run_ids}
@@ -51,11 +57,7 @@ def test_a_killed_worker_loses_its_runs_to_the_lease_and_its_queue_to_the_surviv
     cluster.worker("--concurrency", "8")
 
     rows = eventually(
-        lambda: (
-            (found := cluster.runs())
-            and all(found[run_id].status in FINAL for run_id in in_flight + queued)
-            and found
-        ),
+        lambda: _all_final(cluster, in_flight + queued),
         within_s=45,
         what="every run final",
     )
@@ -139,11 +141,7 @@ def test_an_embedded_server_stopped_then_killed_resumes_its_queued_runs(
     again.kill()
     cluster.serve("--workers", "8")
     rows = eventually(
-        lambda: (
-            (found := cluster.runs())
-            and all(found[run_id].status in FINAL for run_id in fired)
-            and found
-        ),
+        lambda: _all_final(cluster, fired),
         within_s=90,
         what="all 500 final after the restart",
     )
