@@ -153,6 +153,12 @@ class Cluster:
         for node in self.nodes:
             node.stop_quietly()
 
+    def all_final(self, run_ids: list[str]) -> dict[str, Any] | None:
+        """Every run row, once all of ``run_ids`` are final (for ``eventually``)."""
+        rows = self.runs()
+        final = ("succeeded", "failed", "cancelled")
+        return rows if all(rows[run_id].status in final for run_id in run_ids) else None
+
     def runs(self) -> dict[str, Any]:
         """Every run row by id, read by a fresh connection."""
         store = open_store(self.database_url)
