@@ -22,6 +22,7 @@ from bench import (
     pages,
     runner_overhead,
     server,
+    throughput,
     usage,
 )
 from bench._common import BenchError, Verdict, header, note
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     usage.NAME: usage,
     explain.NAME: explain,
     pages.NAME: pages,
+    throughput.NAME: throughput,
 }
 
 

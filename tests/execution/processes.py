@@ -64,7 +64,7 @@ class Node:
                 [CAIRN, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         if self.port is not None:
-            eventually(self._healthy, within_s=30, what=f"{self.args} ready")
+            eventually(self._healthy, within_s=90, what=f"{self.args} ready")
         return self
 
     def _healthy(self) -> bool | None:

@@ -58,7 +58,7 @@ def test_a_killed_worker_loses_its_runs_to_the_lease_and_its_queue_to_the_surviv
 
     rows = eventually(
         lambda: _all_final(cluster, in_flight + queued),
-        within_s=45,
+        within_s=120,
         what="every run final",
     )
     for run_id in in_flight:
