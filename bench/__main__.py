@@ -24,6 +24,7 @@ from bench import (
     server,
     throughput,
     usage,
+    webhook_providers,
 )
 from bench._common import BenchError, Verdict, header, note
 
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     explain.NAME: explain,
     pages.NAME: pages,
     throughput.NAME: throughput,
+    webhook_providers.NAME: webhook_providers,
 }
 
 

@@ -44,6 +44,7 @@ from bench._common import (
     venv_script,
 )
 from bench._ledger import SANDBOX, create_agents
+from cairn.config import Settings
 from cairn.services.app import App
 from cairn.services.sources import available_sources
 from cairn.services.triggers import create_trigger
@@ -188,43 +189,43 @@ def _scratch_postgres() -> Iterator[str]:
 
 @contextmanager
 def _setup(label: str, backend: str, worker_processes: int, slots: int) -> Iterator[Setup]:
-    with scratch_dir("throughput") as home:
-        with _scratch_postgres() if backend == "postgresql" else _nothing() as pg_url:
-            url = pg_url or sqlite_url(home)
-            app = App(_settings(home, url))
-            try:
-                anyio.run(create_agents, app, ["triage"])
-                hook = add_webhook_source(app, SANDBOX, "load")
-                create_trigger(app, SANDBOX, "triage", hook.source.source_id)
-            finally:
-                app.close()
-            env = clean_env(CAIRN_HOME=str(home), CAIRN_DATABASE_URL=url)
-            port = _free_port()
-            serve = [str(venv_script("cairn")), "serve", "--port", str(port)]
-            serve += ["--no-workers"] if worker_processes else ["--workers", str(slots)]
-            log = (home / "serve.log").open("wb")
-            processes = [subprocess.Popen(serve, env=env, stdout=log, stderr=subprocess.STDOUT)]
-            for _ in range(worker_processes):
-                processes.append(
-                    subprocess.Popen(
-                        [str(venv_script("cairn")), "worker", "--concurrency", str(slots)],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
+    scratch_pg = _scratch_postgres() if backend == "postgresql" else _nothing()
+    with scratch_dir("throughput") as home, scratch_pg as pg_url:
+        url = pg_url or sqlite_url(home)
+        app = App(_settings(home, url))
+        try:
+            anyio.run(create_agents, app, ["triage"])
+            hook = add_webhook_source(app, SANDBOX, "load")
+            create_trigger(app, SANDBOX, "triage", hook.source.source_id)
+        finally:
+            app.close()
+        env = clean_env(CAIRN_HOME=str(home), CAIRN_DATABASE_URL=url)
+        port = _free_port()
+        serve = [str(venv_script("cairn")), "serve", "--port", str(port)]
+        serve += ["--no-workers"] if worker_processes else ["--workers", str(slots)]
+        log = (home / "serve.log").open("wb")
+        processes = [subprocess.Popen(serve, env=env, stdout=log, stderr=subprocess.STDOUT)]
+        for _ in range(worker_processes):
+            processes.append(
+                subprocess.Popen(
+                    [str(venv_script("cairn")), "worker", "--concurrency", str(slots)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
-            try:
-                _wait_ready(f"http://127.0.0.1:{port}", processes[0])
-                yield Setup(label, url, f"http://127.0.0.1:{port}", hook, processes)
-            finally:
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    try:
-                        process.wait(30)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                log.close()
+            )
+        try:
+            _wait_ready(f"http://127.0.0.1:{port}", processes[0])
+            yield Setup(label, url, f"http://127.0.0.1:{port}", hook, processes)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            log.close()
 
 
 @contextmanager
@@ -232,9 +233,7 @@ def _nothing() -> Iterator[None]:
     yield None
 
 
-def _settings(home: Path, url: str) -> object:
-    from cairn.config import Settings
-
+def _settings(home: Path, url: str) -> Settings:
     return Settings(home=home, database_url=url)
 
 
@@ -298,7 +297,7 @@ async def _post(http: httpx.AsyncClient, setup: Setup, sender_id: str) -> httpx.
         content=body,
         headers={
             "X-Cairn-Timestamp": stamp,
-            "X-Cairn-Signature": sign(setup.hook.secret, stamp, body),
+            "X-Cairn-Signature": sign(setup.hook.secret or "", stamp, body),
             "Content-Type": "application/json",
         },
     )
@@ -364,7 +363,7 @@ async def _wait_drained(setup: Setup, expected: int) -> None:
         ((done,),) = _query(
             setup, "SELECT count(*) FROM runs WHERE status IN ('succeeded','failed','cancelled')"
         )
-        if int(done) >= expected:  # type: ignore[call-overload]
+        if int(str(done)) >= expected:
             return
         await asyncio.sleep(0.05)
     raise BenchError(f"{setup.label}: runs did not finish within 600 s")
@@ -378,7 +377,7 @@ def _dropped(setup: Setup) -> int:
         "LEFT JOIN runs r ON r.run_id = d.run_id "
         "WHERE e.status = 'accepted' AND (r.run_id IS NULL OR r.status <> 'succeeded')",
     )
-    return int(count)  # type: ignore[call-overload]
+    return int(str(count))
 
 
 def _start_waits(setup: Setup, prefix: str) -> list[float]:

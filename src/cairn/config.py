@@ -8,6 +8,10 @@
 - ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
 - ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
+- ``CAIRN_DASHBOARD_AUTOLOGIN``: ``1`` lets a browser on this machine into the dashboard
+  without a key, as owner of ``CAIRN_SANDBOX`` (embedded SQLite ledger only; off).
+- ``CAIRN_STDIO_COMMANDS``: commands API keys may register as stdio MCP servers, comma
+  separated (none: only the operator's CLI on this machine may add stdio servers).
 - ``CAIRN_EXECUTOR``: the execution backend, ``embedded`` (default) or ``procrastinate``.
 - ``CAIRN_LEASE_S``: a running run's lease: a worker silent this long has lost it (30).
 - ``CAIRN_MAX_BACKLOG``: queued runs past which fires are refused, 429/503 (10000).
@@ -16,6 +20,9 @@
   sandbox has runs waiting (0.5).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
+
+OpenTelemetry export is configured by the standard ``OTEL_*`` variables alone, read by
+``cairn.telemetry.config`` (docs/observability.md); it is off without an OTLP endpoint.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class Settings:
     agent_concurrency: int = 0
     sandbox_share: float = 0.5
     connect_url: str | None = None
+    dashboard_autologin: bool = False
+    stdio_commands: tuple[str, ...] = ()
 
 
 def default_home() -> Path:
@@ -81,6 +90,10 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         http_allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
         resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
         connect_url=os.environ.get("CAIRN_CONNECT_URL") or None,
+        dashboard_autologin=os.environ.get("CAIRN_DASHBOARD_AUTOLOGIN", "") in ("1", "true", "yes"),
+        stdio_commands=tuple(
+            c.strip() for c in os.environ.get("CAIRN_STDIO_COMMANDS", "").split(",") if c.strip()
+        ),
         lease_s=_number("CAIRN_LEASE_S", 30.0),
         executor=os.environ.get("CAIRN_EXECUTOR") or "embedded",
         max_backlog=int(_number("CAIRN_MAX_BACKLOG", 10_000)),

@@ -74,13 +74,17 @@ def test_a_killed_worker_loses_its_runs_to_the_lease_and_its_queue_to_the_surviv
 
 
 def test_a_backlog_far_longer_than_the_lease_is_never_reaped_while_lists_are_polled(
-    cluster: Cluster, keys: Keys, recorder: Recorder
+    cluster: Cluster, keys: Keys, recorder: Recorder, ledger_app: App
 ) -> None:
     # Lease 2 s; 24 runs of 1 s on 3 slots take about 8 s: the last run waits 4 leases.
     api = cluster.serve("--workers", "3", CAIRN_LEASE_S="2")
     client = cluster.client(api, keys.owner)
     client.agents.create("steady", "x", model_settings=effect_settings(recorder.url, 1))
-    fired = [client.agents.fire("steady", event_payload={"n": n}).run_id for n in range(24)]
+    ledger_app.executor = EmbeddedBackend(ledger_app)  # accepted at once, as a node does
+    fired = [
+        run_service.start_fire(ledger_app, "default", "steady", {"n": n}, kind="manual").run.run_id
+        for n in range(24)
+    ]
 
     async def poll_until_done() -> None:
         async with cairn.AsyncClient(api.url, api_key=keys.owner) as polling:

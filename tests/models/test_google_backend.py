@@ -431,10 +431,11 @@ async def test_a_model_that_stalls_past_timeout_s_fails_the_run_and_the_stream_i
     app: App, fake: FakeGemini
 ) -> None:
     fake.queue(answer("Thinking about it", stall=True))
-    run, events = await fire(app, fake, timeout_s=0.5)
+    # Long enough for a loaded machine to send the request and read the first delta.
+    run, events = await fire(app, fake, timeout_s=3)
 
     message_text = assert_failed(run, events, error_type="timeout")
-    assert "timeout_s=0.5 s while waiting for the model" in message_text
+    assert "timeout_s=3 s while waiting for the model" in message_text
     assert [e.data["delta"] for e in events if e.kind == "text"] == ["Thinking about it"]
     assert await fake.wait(fake.disconnected), "the deadline closed the HTTP response"
 
@@ -690,16 +691,6 @@ async def test_a_stream_that_ends_without_a_finish_reason_is_a_retryable_connect
     error = await failure(backend(fake))
     assert (error.reason, error.retryable) == ("connection", True)
     assert "ended before the answer was complete (no finishReason)" in str(error)
-
-
-@pytest.mark.anyio
-async def test_a_connection_dropped_mid_answer_is_a_retryable_connection_error(
-    fake: FakeGemini,
-) -> None:
-    fake.queue(answer("Half an ans", drop=True))
-    error = await failure(backend(fake))
-    assert (error.reason, error.retryable) == ("connection", True)
-    assert str(error).startswith(f"the connection to google at {fake.url} dropped mid-answer (")
 
 
 @pytest.mark.anyio

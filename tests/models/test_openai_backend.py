@@ -467,10 +467,11 @@ async def test_a_model_that_stalls_past_timeout_s_fails_the_run_and_the_stream_i
     app: App, fake: FakeOpenAI
 ) -> None:
     fake.queue(completion(text("Thinking about it"), stall=True))
-    run, events = await fire(app, fake, timeout_s=0.5)
+    # Long enough for a loaded machine to send the request and read the first delta.
+    run, events = await fire(app, fake, timeout_s=3)
 
     message_text = assert_failed(run, events, error_type="timeout")
-    assert "timeout_s=0.5 s while waiting for the model" in message_text
+    assert "timeout_s=3 s while waiting for the model" in message_text
     assert [e.data["delta"] for e in events if e.kind == "text"] == ["Thinking about it"]
     assert await fake.wait(fake.disconnected), "the deadline closed the HTTP response"
 

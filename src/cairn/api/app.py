@@ -25,9 +25,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cairn import errors
 from cairn.api.operations import Caller
+from cairn.domain.keys import Principal
 from cairn.runner.bus import RunBus
 from cairn.services.access import authenticate
 from cairn.services.app import App
+from cairn.services.sessions import authenticate_session
 
 log = logging.getLogger("cairn.api")
 PROBLEM = "application/problem+json"
@@ -48,6 +50,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    413: "Payload too large",
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal error",
@@ -86,9 +89,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem(
+    response = problem(
         exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail), "HTTPError"
     )
+    response.headers.update(exc.headers or {})  # a 405's ``Allow`` above all
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -126,34 +131,37 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-SESSION_COOKIE = "cairn_key"
+SESSION_COOKIE = "cairn_session"
 CSRF_COOKIE = "cairn_csrf"
 CSRF_HEADER = "X-Cairn-CSRF"
 
 
-def request_token(request: Request, authorization: str | None) -> str | None:
-    """The caller's key: the ``Authorization`` header, else the dashboard's session cookie
-    (``cairn.web.sessions``). The cookie is SameSite=Strict; on top of that, a method other
-    than GET/HEAD must echo the CSRF cookie in ``X-Cairn-CSRF``, which only a page of this
-    origin can read, so no other site can make a browser act with it."""
+def request_principal(request: Request, authorization: str | None) -> Principal:
+    """The caller: an API key in the ``Authorization`` header, else the dashboard's session
+    cookie (``cairn.services.sessions``: a session token, never a key). The cookie is
+    SameSite=Strict; on top of that, a method other than GET/HEAD must echo the CSRF cookie
+    in ``X-Cairn-CSRF``, which only a page of this origin can read, so no other site can
+    make a browser act with it."""
+    cairn: App = request.app.state.cairn
     if authorization:
-        return bearer_token(authorization)
+        return authenticate(cairn, bearer_token(authorization))
     token = request.cookies.get(SESSION_COOKIE)
-    if not token or request.method in ("GET", "HEAD"):
-        return token
-    expected = request.cookies.get(CSRF_COOKIE) or ""
-    sent = request.headers.get(CSRF_HEADER) or ""
-    if not expected or not secrets.compare_digest(expected.encode(), sent.encode()):
-        raise errors.Forbidden(
-            f"a cookie-authenticated {request.method} needs the {CSRF_HEADER} header"
-        )
-    return token
+    if not token:
+        return authenticate(cairn, None)  # the "missing API key" answer
+    if request.method not in ("GET", "HEAD"):
+        expected = request.cookies.get(CSRF_COOKIE) or ""
+        sent = request.headers.get(CSRF_HEADER) or ""
+        if not expected or not secrets.compare_digest(expected.encode(), sent.encode()):
+            raise errors.Forbidden(
+                f"a cookie-authenticated {request.method} needs the {CSRF_HEADER} header"
+            )
+    return authenticate_session(cairn, token)
 
 
 def caller_for(request: Request, sandbox: str, authorization: str | None) -> Caller:
     """Authenticate and scope to ``sandbox``: another sandbox's caller gets 404, never data."""
     cairn: App = request.app.state.cairn
-    principal = authenticate(cairn, request_token(request, authorization))
+    principal = request_principal(request, authorization)
     if principal.sandbox_id != sandbox:
         raise errors.NotFound(f"no sandbox {sandbox!r}")
     return Caller(cairn, principal)
@@ -171,7 +179,7 @@ def current_caller(
 def key_caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
     """FastAPI dependency for routes outside a sandbox path (the key's own sandbox)."""
     cairn: App = request.app.state.cairn
-    return Caller(cairn, authenticate(cairn, request_token(request, authorization)))
+    return Caller(cairn, request_principal(request, authorization))
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -182,6 +190,7 @@ EXTRA_ROUTERS = (
     ("cairn.api.diagnosis_routes", "router"),
     ("cairn.api.usage_routes", "router"),
     ("cairn.api.concierge_routes", "router"),
+    ("cairn.api.telemetry_routes", "router"),
     ("cairn.api.status_routes", "router"),
     ("cairn.web.pages", "router"),
 )
@@ -247,6 +256,9 @@ def create_app(
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(Exception, _unexpected)
+    from cairn.api.intake import IntakeLimits
+
+    api.add_middleware(IntakeLimits, cookie_name=SESSION_COOKIE)
     import importlib
 
     from cairn.api.connections_routes import connections

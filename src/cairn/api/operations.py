@@ -108,17 +108,25 @@ async def agent_tools(caller: Caller, slug: str) -> JSON:
 # --- firing ---------------------------------------------------------------------------
 
 
-async def test_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
+async def test_agent(
+    caller: Caller, slug: str, event_payload: Any, traceparent: str | None = None
+) -> JSON:
     """Test-fire synchronously (viewers may): the finished run row."""
-    run = await run_service.fire_agent(caller.app, caller.sandbox, slug, event_payload)
+    run = await run_service.fire_agent(
+        caller.app, caller.sandbox, slug, event_payload, traceparent=traceparent
+    )
     return run.to_dict()
 
 
-async def fire_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
+async def fire_agent(
+    caller: Caller, slug: str, event_payload: Any, traceparent: str | None = None
+) -> JSON:
     """Fire asynchronously (editor): the run id at once. Without a server's workers
     (in-process) the run executes before this returns."""
     require(caller.principal, "editor", "fire agents")
-    fire = run_service.start_fire(caller.app, caller.sandbox, slug, event_payload, kind="manual")
+    fire = run_service.start_fire(
+        caller.app, caller.sandbox, slug, event_payload, kind="manual", traceparent=traceparent
+    )
     if not fire.queued:
         await caller.app.runner.execute(fire.run, fire.agent, fire.available)
     return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
@@ -127,17 +135,21 @@ async def fire_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
 ONESHOT_AGENT = "oneshot"
 
 
-async def oneshot(caller: Caller, body: wire.OneShotRequest) -> JSON:
+async def oneshot(
+    caller: Caller, body: wire.OneShotRequest, traceparent: str | None = None
+) -> JSON:
     """A one-shot turn (editor): the finished run, or ``{run_id, …}`` at once when not
     waiting. Without ``agent``, the ad-hoc ``oneshot`` agent is set up from the body."""
     require(caller.principal, "editor", "fire agents")
     slug = body.agent or await _adhoc_agent(caller, body)
     if body.wait:
         run = await run_service.fire_agent(
-            caller.app, caller.sandbox, slug, body.prompt, kind="oneshot"
+            caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
         )
         return run.to_dict()
-    fire = run_service.start_fire(caller.app, caller.sandbox, slug, body.prompt, kind="oneshot")
+    fire = run_service.start_fire(
+        caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
+    )
     if not fire.queued:
         await caller.app.runner.execute(fire.run, fire.agent, fire.available)
     return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
@@ -272,6 +284,10 @@ async def add_source(caller: Caller, body: wire.SourceCreate) -> JSON:
 
     require(caller.principal, "editor", "add sources")
     spec = McpSourceSpec(**body.model_dump())
+    if spec.transport == "stdio":
+        from cairn.services.sources import require_stdio_allowed
+
+        require_stdio_allowed(caller.app, caller.principal, spec.command or "")
     return (await add_mcp_source(caller.app, caller.sandbox, spec)).to_dict()
 
 
@@ -438,13 +454,46 @@ def get_event(caller: Caller, event_id: str) -> JSON:
         return event_store.get_event(conn, caller.sandbox, event_id).to_dict()
 
 
-def add_webhook(caller: Caller, label: str) -> JSON:
+def add_webhook(caller: Caller, body: wire.WebhookCreate) -> JSON:
     """A webhook source (editor); its signing secret is in this response only."""
     from cairn.services.webhooks import add_webhook_source
 
     require(caller.principal, "editor", "add sources")
-    made = add_webhook_source(caller.app, caller.sandbox, label)
-    return {"source": made.source.to_dict(), "path": made.path, "signing_secret": made.secret}
+    made = add_webhook_source(
+        caller.app,
+        caller.sandbox,
+        body.label,
+        provider=body.provider,
+        secret=body.signing_secret,
+        options=body.options,
+    )
+    return {
+        "source": made.source.to_dict(),
+        "path": made.path,
+        "provider": made.source.config["provider"],
+        "signing_secret": made.secret,
+    }
+
+
+def rotate_webhook_secret(caller: Caller, ref: str, body: wire.SecretRotate) -> JSON:
+    """A new signing secret for a webhook source (editor), the old one valid for a window."""
+    from datetime import timedelta
+
+    from cairn.durations import parse_duration
+    from cairn.services.webhooks import rotate_secret
+
+    require(caller.principal, "editor", "rotate source secrets")
+    text = body.overlap.strip()
+    overlap = timedelta(seconds=0 if text in ("0", "none") else parse_duration(text))
+    rotated = rotate_secret(
+        caller.app, caller.sandbox, ref, secret=body.signing_secret, overlap=overlap
+    )
+    until = rotated.previous_valid_until
+    return {
+        "source": rotated.source.to_dict(),
+        "signing_secret": rotated.secret,
+        "previous_valid_until": until.isoformat() if until else None,
+    }
 
 
 def add_schedule(caller: Caller, label: str, cron: str, timezone: str) -> JSON:

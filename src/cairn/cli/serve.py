@@ -37,6 +37,12 @@ the runs then get the workers' own grace period."""
     help="Seconds running runs get to finish on shutdown (queued ones stay queued).",
 )
 @click.option("--demo", is_flag=True, help="Load the demo sandbox first.")
+@click.option(
+    "--local-login",
+    is_flag=True,
+    help="Let a browser on this machine into the dashboard without a key (single user, "
+    "embedded ledger only; CAIRN_DASHBOARD_AUTOLOGIN=1 does the same).",
+)
 @pass_cli
 def serve(
     cli: CliContext,
@@ -47,6 +53,7 @@ def serve(
     max_backlog: int | None,
     grace_s: float,
     demo: bool,
+    local_login: bool,
 ) -> None:
     """Serve the API on HOST:PORT over the configured ledger (embedded SQLite by default).
 
@@ -60,6 +67,10 @@ def serve(
     from cairn.services.access import local_key
 
     app = cli.app
+    if local_login:
+        from dataclasses import replace
+
+        app.settings = replace(app.settings, dashboard_autologin=True)
     if demo:
         from cairn.cli.context import run_async
         from cairn.cli.demo import print_summary

@@ -142,6 +142,7 @@ class Run:
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
     replay_of: str | None = None
+    traceparent: str | None = None  # the caller's W3C trace context, for exported traces
 
     def to_dict(self) -> dict[str, Any]:
         """The full row in its JSON form (``cairn runs show --json``)."""
@@ -175,6 +176,7 @@ class Run:
             "finished_at": _iso(self.finished_at),
             "heartbeat_at": _iso(self.heartbeat_at),
             "replay_of": self.replay_of,
+            "traceparent": self.traceparent,
         }
 
 
@@ -248,6 +250,7 @@ def run_from_dict(data: dict[str, Any]) -> Run:
         finished_at=_time(data.get("finished_at")),
         heartbeat_at=_time(data.get("heartbeat_at")),
         replay_of=data.get("replay_of"),
+        traceparent=data.get("traceparent"),
     )
 
 

@@ -20,7 +20,8 @@ backlog is full the delivery is refused before anything is recorded (503 with
 
 Payload filters (``filter_config``) map a dotted payload path to what it must be: a value
 (equal, or contained when the payload field is a list, e.g. labels or mentions) or a list
-of values (any of them). Every key must match.
+of values (any of them). Every key must match. A path step through a list of objects takes
+that field of each (``issue.labels.name`` is every label's name).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+
+from cairn.domain.deliveries import DeliveryFacts
 
 TriggerStatus = Literal["active", "paused"]
 Decision = Literal["fired", "filtered_out", "rate_limited", "paused", "agent_archived", "busy"]
@@ -112,6 +115,7 @@ class Event:
     reject_reason: str | None = None
     received_at: datetime | None = None
     decisions: list[TriggerDecision] | None = None
+    delivery: DeliveryFacts | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form, with the decisions when loaded."""
@@ -128,6 +132,7 @@ class Event:
             "decisions": (
                 [d.to_dict() for d in self.decisions] if self.decisions is not None else None
             ),
+            "delivery": self.delivery.to_dict() if self.delivery else None,
         }
 
 
@@ -146,6 +151,13 @@ def payload_value(payload: Any, path: str) -> Any:
             and -len(value) <= int(step) < len(value)
         ):
             value = value[int(step)]
+        elif isinstance(value, list):
+            # A list of objects projects the field, so ``issue.labels.name`` reads every
+            # label's name (providers send labels, mentions and assignees as objects).
+            found = [item[step] for item in value if isinstance(item, dict) and step in item]
+            if not found:
+                return _MISSING
+            value = [v for item in found for v in (item if isinstance(item, list) else [item])]
         else:
             return _MISSING
     return value

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from cairn.services.app import App
 
 
-def ProcrastinateBackend(app: App) -> NoReturn:  # noqa: N802 (a factory in the registry)
+def ProcrastinateBackend(app: App) -> NoReturn:
     """Refuses: this build has only the ``embedded`` backend."""
     raise UsageError(
         "CAIRN_EXECUTOR=procrastinate is not available in this build; use 'embedded' "

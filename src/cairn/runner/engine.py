@@ -55,6 +55,7 @@ from cairn.models.registry import model_backends
 from cairn.pricing import PriceTable
 from cairn.runner.bus import RunBus
 from cairn.runner.messages import render_event_message
+from cairn.runner.observers import RunObserver, TurnTimer
 from cairn.store import Store
 from cairn.store import runs as run_store
 from cairn.tools.base import ToolContext, ToolOutput
@@ -93,11 +94,15 @@ class _Recorder:
     bus: RunBus | None = None
     next_seq: int = 1
     pending: list[RunEvent] = field(default_factory=list)
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    history: list[RunEvent] | None = None  # every event, kept only for an observer
 
     def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
         event = RunEvent(self.next_seq, kind, data, datetime.now(UTC))
         self.pending.append(event)
         self.next_seq += 1
+        if self.history is not None:
+            self.history.append(event)
         if self.bus is not None:
             self.bus.publish(self.run.run_id, event)
 
@@ -121,6 +126,7 @@ class Runner:
         max_model_retries: int = 3,
         retry_base_s: float = 0.5,
         retry_cap_s: float = 60.0,
+        observer: RunObserver | None = None,
     ) -> None:
         self.store = store
         self.tool_context = tool_context
@@ -131,6 +137,7 @@ class Runner:
         self.max_model_retries = max_model_retries
         self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
+        self.observer = observer
         self._live: dict[str, anyio.CancelScope] = {}
         self._failure_reasons: dict[str, str | None] = {}  # run_id -> ModelError.reason
         self._cancel_reasons: dict[str, str] = {}  # run_id -> why it was cancelled
@@ -144,9 +151,11 @@ class Runner:
         trigger_id: str | None = None,
         start_now: bool = True,
         replay_of: str | None = None,
+        traceparent: str | None = None,
     ) -> Run:
         """The row of an accepted fire, not yet written (the caller writes it in its own
-        transaction, with the event and decisions that caused it)."""
+        transaction, with the event and decisions that caused it). ``traceparent`` is the
+        caller's W3C trace context, kept so the run's exported trace joins the caller's."""
         now = datetime.now(UTC)
         return Run(
             run_id=new_id("run"),
@@ -163,6 +172,7 @@ class Runner:
             started_at=now if start_now else None,
             heartbeat_at=now,
             replay_of=replay_of,
+            traceparent=traceparent,
         )
 
     def accept(
@@ -174,6 +184,7 @@ class Runner:
         trigger_id: str | None = None,
         start_now: bool = True,
         replay_of: str | None = None,
+        traceparent: str | None = None,
     ) -> Run:
         """Write the run row for a fire that was accepted; it exists before anything runs."""
         run = self.new_run(
@@ -183,6 +194,7 @@ class Runner:
             trigger_id=trigger_id,
             start_now=start_now,
             replay_of=replay_of,
+            traceparent=traceparent,
         )
         with self.store.begin() as conn:
             run_store.create_run(conn, run)
@@ -214,6 +226,8 @@ class Runner:
         run.status = "running"
         run.heartbeat_at = datetime.now(UTC)
         recorder = _Recorder(run, self.bus)
+        if self.observer is not None:
+            recorder.history = []
         scope = anyio.CancelScope()
         self._live[run.run_id] = scope
         if self.bus is not None:
@@ -307,7 +321,7 @@ class Runner:
             run.cost_micros = self.prices.cost_micros(run.model, run.usage)
         usage = _usage_dict(run.usage)
         if run.status == "succeeded":
-            recorder.emit("finish", {"stop_reason": stop, "usage": usage})
+            recorder.emit("finish", {"stop_reason": stop, "usage": usage, "turns": recorder.turns})
         else:
             recorder.emit(
                 "error",
@@ -316,12 +330,15 @@ class Runner:
                     "error_type": run.error_type,
                     "reason": self._failure_reasons.pop(run.run_id, None),
                     "usage": usage,
+                    "turns": recorder.turns,
                 },
             )
         with self.store.begin() as conn:
             run_store.finish_run(conn, run, recorder.take())
         if self.bus is not None:
             self.bus.run_finished(run)
+        if recorder.history is not None and self.observer is not None:
+            self.observer.run_finished(run, recorder.history)
 
     async def _run_turns(
         self, run: Run, agent: Agent, available: list[DataSource], recorder: _Recorder
@@ -350,9 +367,11 @@ class Runner:
             run.tool_resolution_trace = tools.trace
             messages = [Message("user", render_event_message(run.event_payload))]
             for turn in range(settings.max_turns):
-                text, calls, stop = await self._model_turn_with_retries(
-                    backend, agent, run, tools, messages, turn, recorder
-                )
+                with TurnTimer(recorder.turns, turn, run.usage) as timed:
+                    text, calls, stop = await self._model_turn_with_retries(
+                        backend, agent, run, tools, messages, turn, recorder
+                    )
+                    timed.done(stop, calls)
                 messages.append(Message("assistant", text, tuple(calls)))
                 if text:
                     run.output_text = text

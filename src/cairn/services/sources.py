@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cairn.domain.keys import Principal
 from cairn.domain.sources import DataSource
-from cairn.errors import UsageError
+from cairn.errors import Forbidden, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.store import sources as source_store
@@ -77,6 +78,22 @@ def _validate(spec: McpSourceSpec) -> None:
         and not spec.namespace.replace("_", "").replace("-", "").isalnum()
     ):
         raise UsageError(f"namespace {spec.namespace!r} may use letters, digits, '_' and '-'")
+
+
+def require_stdio_allowed(app: App, principal: Principal, command: str) -> None:
+    """A stdio MCP server is a program run on the server's machine as the server's user:
+    only the operator allows one. The CLI on this machine (no key) may; an API key may
+    only name a command the operator listed in ``CAIRN_STDIO_COMMANDS``."""
+    if principal.operator:
+        return
+    allowed = app.settings.stdio_commands
+    if "*" in allowed or command in allowed:
+        return
+    raise Forbidden(
+        f"stdio MCP servers run programs on the server's machine, and {command!r} is not "
+        "one the operator allowed: run 'cairn source add' on the server's machine (without "
+        "CAIRN_URL), or have the operator list it in CAIRN_STDIO_COMMANDS"
+    )
 
 
 async def add_mcp_source(app: App, sandbox_id: str, spec: McpSourceSpec) -> HealthReport:

@@ -117,6 +117,7 @@ def create_run(conn: Connection, run: Run) -> None:
         event_payload=run.event_payload,
         created_at=run.created_at,
         replay_of=run.replay_of,
+        traceparent=run.traceparent,
     )
     conn.execute(_INSERT_RUN, _storable(conn, values))
 

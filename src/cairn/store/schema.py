@@ -20,17 +20,25 @@ row because they are always read with it. ``run_events`` holds the ordered live 
 ``api_keys`` authenticate API calls: each key belongs to one sandbox and carries a role;
 only a SHA-256 of its secret part is stored. ``runs.cancel_requested_at`` lets any process
 ask the process running a run to stop it; ``runs.replay_of`` points a replay at the run
-whose event it re-fired.
+whose event it re-fired; ``runs.traceparent`` keeps the W3C trace context of the request
+that fired it, so the run's exported trace joins the caller's.
 
 ``triggers`` bind an agent to a source's events, with an event-type filter, a structured
 payload filter and an hourly cap kept as a fixed window (``window_started_at``,
 ``window_fires``) so that one conditional ``UPDATE`` decides a fire atomically, even under
 concurrency. ``events`` stores every event a source received, once (unique per source by
-the sender's event id), including rejected deliveries; ``trigger_decisions`` records what
+the sender's event id), including rejected deliveries, with how it arrived (``delivery``:
+the webhook provider, its delivery id, where the type came from, the headers that matter);
+``trigger_decisions`` records what
 every trigger on the source decided about it: fired (with the run), filtered out (which
 filter), rate-limited, paused, agent archived. ``connections`` hold OAuth tokens for
 integration sources, encrypted like other secrets; ``credentials`` hold model-backend API
 keys per sandbox, encrypted the same way (the environment is the fallback).
+
+``browser_sessions`` are the dashboard's logins: a browser's cookie carries a session
+token (only its SHA-256 is stored), never an API key. Each session is scoped to one sandbox
+with a role, expires, and ends when it is revoked, when the user logs out, or when the key
+it was opened with (``key_id``) is revoked.
 
 The ``runs`` table is also the backlog (docs/ledger.md): a fire is accepted by writing its
 row ``queued``; a worker claims it with one conditional ``UPDATE … WHERE status =
@@ -182,6 +190,7 @@ runs = Table(
     Column("cancel_requested_at", UTCDateTime(), nullable=True),
     Column("replay_of", String(40), nullable=True),
     Column("worker_id", String(120), nullable=True),
+    Column("traceparent", String(64), nullable=True),
     Index(None, "sandbox_id", "run_id"),
     Index(None, "sandbox_id", "agent_id", "run_id"),
     Index(None, "sandbox_id", "agent_id", "status", "run_id"),
@@ -261,6 +270,8 @@ events = Table(
     Column("status", String(16), nullable=False),
     Column("reject_reason", Text, nullable=True),
     Column("received_at", UTCDateTime(), nullable=False),
+    # How it arrived: provider, delivery id, where the type came from, kept headers.
+    Column("delivery", JSON, nullable=True),
     UniqueConstraint("source_id", "sender_event_id"),
     Index(None, "sandbox_id", "event_id"),
     Index(None, "sandbox_id", "source_id", "event_id"),
@@ -335,4 +346,19 @@ credentials = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("sandbox_id", "backend"),
+)
+
+
+browser_sessions = Table(
+    "browser_sessions",
+    metadata,
+    Column("session_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("key_id", String(40), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index(None, "key_id"),
 )
