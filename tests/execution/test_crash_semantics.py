@@ -115,7 +115,7 @@ def test_an_embedded_server_stopped_then_killed_resumes_its_queued_runs(
 ) -> None:
     server = cluster.serve("--workers", "2")
     client = cluster.client(server, keys.owner)
-    client.agents.create("batch", "x", model_settings=slow_settings(turns=1, delay_s=0.05))
+    client.agents.create("batch", "x", model_settings=slow_settings(turns=1, delay_s=0.2))
     # 500 fires accepted the way an API-only node accepts them (the same service call),
     # written from here so the intake does not dominate the test's time.
     ledger_app.executor = EmbeddedBackend(ledger_app)
@@ -146,7 +146,7 @@ def test_an_embedded_server_stopped_then_killed_resumes_its_queued_runs(
     cluster.serve("--workers", "8")
     rows = eventually(
         lambda: _all_final(cluster, fired),
-        within_s=90,
+        within_s=150,
         what="all 500 final after the restart",
     )
     outcome = Counter((rows[r].status, rows[r].error_type) for r in fired)

@@ -60,16 +60,21 @@ def test_a_webhook_burst_is_decided_and_run_in_full_or_refused_with_retry_after(
             async def deliver(n: int) -> None:
                 sender_id = f"burst-{n}"
                 body = json.dumps({"type": "job", "id": sender_id, "payload": {"n": n}}).encode()
-                stamp = str(int(time.time()))
-                answers[sender_id] = await http.post(
-                    hook.path,
-                    content=body,
-                    headers={
-                        "X-Cairn-Timestamp": stamp,
-                        "X-Cairn-Signature": sign(hook.secret or "", stamp, body),
-                        "Content-Type": "application/json",
-                    },
-                )
+                for _attempt in range(3):  # a sender resends when the connection drops
+                    stamp = str(int(time.time()))
+                    try:
+                        answers[sender_id] = await http.post(
+                            hook.path,
+                            content=body,
+                            headers={
+                                "X-Cairn-Timestamp": stamp,
+                                "X-Cairn-Signature": sign(hook.secret or "", stamp, body),
+                                "Content-Type": "application/json",
+                            },
+                        )
+                        return
+                    except httpx.TransportError:
+                        continue
 
             with anyio.fail_after(90):
                 async with anyio.create_task_group() as group:
@@ -77,29 +82,30 @@ def test_a_webhook_burst_is_decided_and_run_in_full_or_refused_with_retry_after(
                         group.start_soon(deliver, n)
 
     anyio.run(burst)
+    assert len(answers) == 300
     codes = Counter(response.status_code for response in answers.values())
-    assert set(codes) <= {202, 503}, codes
+    assert set(codes) <= {200, 202, 503}, codes
     assert codes[503] > 0 and codes[202] > 10, codes
-    accepted = {sid for sid, response in answers.items() if response.status_code == 202}
+    accepted = {sid for sid, response in answers.items() if response.status_code in (200, 202)}
     for response in answers.values():
         if response.status_code == 503:
             assert int(response.headers["Retry-After"]) >= 1
             assert response.json()["error"] == "Busy"
+        elif response.status_code == 202:  # (200: a resent delivery, already decided)
+            assert [d["decision"] for d in response.json()["decisions"]] == ["fired"]
+    stored, decisions = _ledger_events(cluster)
+    assert set(stored) == accepted, "refused events are not in the ledger; accepted ones are"
     fired: list[str] = []
     for sid in accepted:
-        (decision,) = answers[sid].json()["decisions"]
-        assert decision["decision"] == "fired"
-        fired.append(decision["run_id"])
+        (decision,) = decisions[stored[sid].event_id]
+        assert decision.decision == "fired"
+        fired.append(decision.run_id)
     rows = eventually(
         lambda: cluster.all_final(fired),
         within_s=120,
         what="every fired run final",
     )
     assert {rows[run_id].status for run_id in fired} == {"succeeded"}
-    stored, decisions = _ledger_events(cluster)
-    assert set(stored) == accepted, "refused events are not in the ledger; accepted ones are"
-    for sid in accepted:
-        assert [d.decision for d in decisions[stored[sid].event_id]] == ["fired"]
     assert len(rows) == len(accepted), "no run without an accepted event"
 
 
