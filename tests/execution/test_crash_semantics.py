@@ -115,7 +115,7 @@ def test_an_embedded_server_stopped_then_killed_resumes_its_queued_runs(
 ) -> None:
     server = cluster.serve("--workers", "2")
     client = cluster.client(server, keys.owner)
-    client.agents.create("batch", "x", model_settings=slow_settings(turns=1, delay_s=0.2))
+    client.agents.create("batch", "x", model_settings=slow_settings(turns=1, delay_s=0.1))
     # 500 fires accepted the way an API-only node accepts them (the same service call),
     # written from here so the intake does not dominate the test's time.
     ledger_app.executor = EmbeddedBackend(ledger_app)

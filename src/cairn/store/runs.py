@@ -220,7 +220,11 @@ def claim_runs(
         oldest = oldest.where(runs.c.sandbox_id.not_in(list(exclude_sandboxes)))
     oldest = oldest.order_by(runs.c.run_id).limit(limit)
     if conn.dialect.name == "postgresql":
-        oldest = oldest.with_for_update(skip_locked=True)
+        # Picked first, then updated: inside ``UPDATE … IN (subquery)`` PostgreSQL may
+        # evaluate a LIMIT … SKIP LOCKED subquery more than once and take more than
+        # ``limit`` rows.
+        picked = list(conn.execute(oldest.with_for_update(skip_locked=True)).scalars())
+        return _claimed(conn, worker_id, now, picked) if picked else []
     return _claimed(conn, worker_id, now, oldest.scalar_subquery())
 
 
