@@ -29,7 +29,7 @@ venv: $(STAMP)
 
 ## make run: start Cairn on the embedded SQLite ledger with the demo sandbox loaded.
 run: $(STAMP)
-	$(BIN)/cairn serve --demo
+	$(BIN)/cairn serve --demo --local-login
 
 ## make test: lint, type-check, then the test suite (SQLite, and PostgreSQL when reachable).
 test: lint typecheck browser-if-possible pytest

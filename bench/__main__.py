@@ -17,9 +17,11 @@ from types import ModuleType
 from bench import (
     cli_cold,
     explain,
+    ingest,
     list_scaling,
     model_turn,
     pages,
+    resolution,
     runner_overhead,
     server,
     throughput,
@@ -39,6 +41,8 @@ BENCHMARKS: dict[str, ModuleType] = {
     pages.NAME: pages,
     throughput.NAME: throughput,
     webhook_providers.NAME: webhook_providers,
+    ingest.NAME: ingest,
+    resolution.NAME: resolution,
 }
 
 

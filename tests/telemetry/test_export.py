@@ -119,6 +119,7 @@ async def test_a_run_with_two_tool_calls_is_one_genai_trace(export_on: Receiver,
     chats, tools = many(got["chat"]), many(got["tools"])
     assert [c.name for c in chats] == ["chat scripted-1"] * 3
     assert [c.kind for c in chats] == ["client"] * 3
+    assert [c.attributes["gen_ai.response.model"] for c in chats] == ["scripted-1"] * 3
     assert [c.attributes["cairn.turn"] for c in chats] == [0, 1, 2]
     assert [c.attributes["gen_ai.response.finish_reasons"] for c in chats] == [
         ["tool_use"],
@@ -368,3 +369,24 @@ async def test_a_callers_traceparent_puts_the_run_under_the_callers_span(
     assert isinstance(root, Span)
     assert (root.trace_id, root.parent_span_id) == (caller_trace, caller_span)
     assert len(many(got["all"])) == 7
+
+
+@pytest.mark.anyio
+async def test_a_tool_that_raises_is_an_error_span_carrying_the_runs_failure(
+    export_on: Receiver, app: App
+) -> None:
+    crashing = add_source(app, ["explode"], label="disk")
+    script = {"turns": [{"tool_calls": [{"name": "explode", "arguments": {}}]}, "Never."]}
+    await make_agent(app, script, slug="crashy", tool_sources=[crashing.source_id])
+    fired = await fire_agent(app, SANDBOX, "crashy", PAYLOAD)
+    run, _events = stored(app, fired.run_id)
+    assert (run.status, run.error_type) == ("failed", "tool_failure")
+    got = exported(app, export_on, run)
+
+    tool = only(got["tools"])
+    assert tool.name == "execute_tool explode"
+    assert (tool.status, tool.attributes["error.type"]) == ("error", "tool_failure")
+    root = got["root"]
+    assert isinstance(root, Span)
+    assert (root.status, root.attributes["error.type"]) == ("error", "tool_failure")
+    assert root.status_message == run.error_message

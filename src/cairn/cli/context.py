@@ -63,9 +63,10 @@ class CliContext:
         key = os.environ.get("CAIRN_API_KEY")
         if key:
             return key
-        from cairn.config import default_home
+        from cairn.config import load_settings, local_key_path
 
-        local = default_home() / "local-keys" / self.sandbox
+        settings = load_settings(database_url=self._database_url, sandbox=self.sandbox)
+        local = local_key_path(settings, self.sandbox)  # this ledger's key, not another's
         return local.read_text().strip() if local.exists() else None
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -90,14 +91,20 @@ def print_json(data: Any) -> None:
 
 def parse_json_option(value: str | None, what: str) -> Any:
     """Parse a JSON command-line value, naming the option when it does not parse."""
+    from cairn.domain.limits import check_value
     from cairn.errors import InvalidJSON
 
     if value is None:
         return None
     try:
-        return json.loads(value)
+        parsed = json.loads(value, parse_constant=lambda name: float(name))
     except json.JSONDecodeError as exc:
         raise InvalidJSON(f"{what} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        from cairn.domain.limits import MAX_DEPTH
+
+        raise InvalidJSON(f"{what} is nested too deep; the limit is {MAX_DEPTH}") from None
+    return check_value(parsed, what)
 
 
 def run_async(function: Any, *args: Any, **kwargs: Any) -> Any:

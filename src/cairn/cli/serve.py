@@ -67,6 +67,7 @@ def serve(
     from cairn.services.access import local_key
 
     app = cli.app
+    app.store.check_writable()
     if local_login:
         from dataclasses import replace
 

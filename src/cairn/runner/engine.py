@@ -59,6 +59,7 @@ from cairn.runner.observers import RunObserver, TurnTimer
 from cairn.store import Store
 from cairn.store import runs as run_store
 from cairn.tools.base import ToolContext, ToolOutput
+from cairn.tools.pool import SessionPool
 from cairn.tools.resolution import ResolvedTools, resolve_tools
 
 
@@ -96,6 +97,9 @@ class _Recorder:
     pending: list[RunEvent] = field(default_factory=list)
     turns: list[dict[str, Any]] = field(default_factory=list)
     history: list[RunEvent] | None = None  # every event, kept only for an observer
+    response_model: str | None = None  # the model that answered the last turn, if told
+    retries: int = 0
+    """Retries of the model turn that finally failed (0 when none was retried)."""
 
     def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
         event = RunEvent(self.next_seq, kind, data, datetime.now(UTC))
@@ -130,6 +134,7 @@ class Runner:
     ) -> None:
         self.store = store
         self.tool_context = tool_context
+        self.tool_pool: SessionPool | None = None  # set by the server: warm MCP sessions
         self.credentials = credentials or (lambda _sandbox_id: EnvCredentials())
         self.prices = prices
         self.bus = bus
@@ -246,7 +251,7 @@ class Runner:
         finally:
             heartbeat.stop()
             self._live.pop(run.run_id, None)
-            self._finalise(run, recorder, started, final_stop)
+            self._finalise(run, recorder, started, final_stop, agent)
         return run
 
     async def fire(
@@ -301,7 +306,9 @@ class Runner:
         if cancel_asked:
             self.cancel(run.run_id)
 
-    def _finalise(self, run: Run, recorder: _Recorder, started: float, stop: str) -> None:
+    def _finalise(
+        self, run: Run, recorder: _Recorder, started: float, stop: str, agent: Agent
+    ) -> None:
         now = datetime.now(UTC)
         run.finished_at = now
         run.heartbeat_at = now
@@ -323,12 +330,20 @@ class Runner:
         if run.status == "succeeded":
             recorder.emit("finish", {"stop_reason": stop, "usage": usage, "turns": recorder.turns})
         else:
+            # The facts diagnosis needs, as data: it never parses them out of the message.
+            settings = agent.model_settings
             recorder.emit(
                 "error",
                 {
                     "message": run.error_message,
                     "error_type": run.error_type,
                     "reason": self._failure_reasons.pop(run.run_id, None),
+                    "retries": recorder.retries,
+                    "limits": {
+                        "max_turns": settings.max_turns,
+                        "timeout_s": settings.timeout_s,
+                        "max_model_retries": self.max_model_retries,
+                    },
                     "usage": usage,
                     "turns": recorder.turns,
                 },
@@ -363,6 +378,7 @@ class Runner:
             allowlist=agent.tool_allowlist,
             available=available,
             context=self.tool_context,
+            pool=self.tool_pool,
         ) as tools:
             run.tool_resolution_trace = tools.trace
             messages = [Message("user", render_event_message(run.event_payload))]
@@ -371,7 +387,7 @@ class Runner:
                     text, calls, stop = await self._model_turn_with_retries(
                         backend, agent, run, tools, messages, turn, recorder
                     )
-                    timed.done(stop, calls)
+                    timed.done(stop, calls, recorder.response_model)
                 messages.append(Message("assistant", text, tuple(calls)))
                 if text:
                     run.output_text = text
@@ -415,8 +431,7 @@ class Runner:
                 return await self._model_turn(backend, agent, run, tools, messages, turn, recorder)
             except ModelError as error:
                 if not error.retryable or attempt >= self.max_model_retries:
-                    if attempt:
-                        error.message = f"{error.message} (gave up after {attempt} retries)"
+                    recorder.retries = attempt  # the error event says it, as a number
                     raise
                 attempt += 1
                 wait = self.retry_base_s * 2 ** (attempt - 1)
@@ -467,6 +482,7 @@ class Runner:
                 elif isinstance(event, TurnEnd):
                     stop = event.stop_reason
                     run.usage.add(event.usage)
+                    recorder.response_model = event.model
         except RunFailure:
             raise
         except TimeoutError as exc:
@@ -494,7 +510,8 @@ class Runner:
         if not tools.is_advertised(call.name):
             output = ToolOutput(
                 error=f"tool {call.name!r} was not advertised to the model, so it was not run; "
-                f"advertised: {', '.join(tools.trace.tool_names_advertised) or 'none'}"
+                f"advertised: {', '.join(tools.trace.tool_names_advertised) or 'none'}",
+                error_kind="not_advertised",
             )
         else:
             try:
@@ -503,29 +520,15 @@ class Runner:
                 # The run's deadline or a cancel cut the call off: say so rather than leave
                 # a call that looks as if it returned nothing.
                 record.error = "interrupted: the run timed out or was cancelled during this call"
+                record.error_kind = "interrupted"
                 record.duration_ms = (time.perf_counter() - started) * 1000
-                recorder.emit(
-                    "tool_result",
-                    {
-                        "call_id": call.call_id,
-                        "name": call.name,
-                        "result": None,
-                        "error": record.error,
-                    },
-                )
+                recorder.emit("tool_result", _result_data(record))
                 raise
             except Exception as exc:
                 record.error = f"{type(exc).__name__}: {exc}"
+                record.error_kind = "raised"
                 record.duration_ms = (time.perf_counter() - started) * 1000
-                recorder.emit(
-                    "tool_result",
-                    {
-                        "call_id": call.call_id,
-                        "name": call.name,
-                        "result": None,
-                        "error": record.error,
-                    },
-                )
+                recorder.emit("tool_result", _result_data(record))
                 raise ToolFailure(
                     f"tool {call.name!r} (call {call.call_id}) crashed: {record.error}",
                     call_id=call.call_id,
@@ -533,16 +536,10 @@ class Runner:
                 ) from exc
         record.result = _jsonable(output.result)
         record.error = output.error
+        if output.error is not None:
+            record.error_kind = output.error_kind or "tool_error"
         record.duration_ms = (time.perf_counter() - started) * 1000
-        recorder.emit(
-            "tool_result",
-            {
-                "call_id": call.call_id,
-                "name": call.name,
-                "result": record.result,
-                "error": record.error,
-            },
-        )
+        recorder.emit("tool_result", _result_data(record))
         return ToolResultMessage(
             call.call_id,
             call.name,
@@ -559,6 +556,14 @@ def _where(run: Run) -> str:
     if last is not None and last.result is None and last.error is None:
         return f" while tool {last.name!r} (call {last.call_id}) ran"
     return " while waiting for the model"
+
+
+def _result_data(call: ToolCall) -> dict[str, Any]:
+    """A ``tool_result`` event's data; ``error_kind`` is there only when the call errored."""
+    data = {"call_id": call.call_id, "name": call.name, "result": call.result, "error": call.error}
+    if call.error_kind is not None:
+        data["error_kind"] = call.error_kind
+    return data
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:

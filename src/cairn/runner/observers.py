@@ -34,7 +34,8 @@ class RunObserver(Protocol):
 class TurnTimer:
     """Times one model turn, retries included, into ``turns``: ``turn``, ``started_at``,
     ``ended_at`` (ISO), ``tokens_in``/``tokens_out`` of this turn, and ``stop_reason`` with
-    ``tool_call_ids`` when it answered or ``error_type`` when it did not."""
+    ``tool_call_ids`` (and ``model``, when the vendor named it) when it answered, or
+    ``error_type`` when it did not."""
 
     __slots__ = ("_in", "_out", "_turns", "_usage", "record")
 
@@ -48,10 +49,13 @@ class TurnTimer:
     def __enter__(self) -> TurnTimer:
         return self
 
-    def done(self, stop: str, calls: Sequence[ToolCallRequest]) -> None:
-        """The turn answered: its stop reason and the calls it asked for."""
+    def done(self, stop: str, calls: Sequence[ToolCallRequest], model: str | None = None) -> None:
+        """The turn answered: its stop reason, the calls it asked for, and the model that
+        answered when the vendor said."""
         self.record["stop_reason"] = stop
         self.record["tool_call_ids"] = [call.call_id for call in calls]
+        if model:
+            self.record["model"] = model
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, _: TracebackType | None

@@ -404,7 +404,14 @@ class _Builder:
                 and start >= last_turn_start
                 and self.run.error_type in ("tool_failure", "timeout", "cancelled")
             )
-            if cut_off:
+            kind = call.error_kind if call is not None else None
+            if kind in ("raised", "interrupted"):
+                span.error_type = str(self.run.error_type or kind)
+            elif kind == "not_advertised":
+                span.error_type = "tool_not_advertised"
+            elif kind is not None:
+                span.error_type = kind  # tool_error, bad_arguments, host_not_allowed, …
+            elif cut_off:  # rows written before calls carried their error kind
                 span.error_type = str(self.run.error_type)
             elif error and name not in advertised:
                 span.error_type = "tool_not_advertised"
