@@ -24,6 +24,7 @@ from bench import (
     resolution,
     runner_overhead,
     server,
+    throughput,
     usage,
     webhook_providers,
 )
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     usage.NAME: usage,
     explain.NAME: explain,
     pages.NAME: pages,
+    throughput.NAME: throughput,
     webhook_providers.NAME: webhook_providers,
     ingest.NAME: ingest,
     resolution.NAME: resolution,

@@ -37,7 +37,7 @@ def test_an_expired_lease_names_the_worker_and_when(store: Store) -> None:
 
 def test_claims_take_the_oldest_first_and_never_the_same_run_twice(store: Store) -> None:
     agent = make_agent(store)
-    queued = [make_run(agent, status="queued") for _ in range(40)]
+    queued = [make_run(agent, status="queued") for _ in range(120)]
     insert(store, queued)
     now = datetime.now(UTC)
 
@@ -48,6 +48,7 @@ def test_claims_take_the_oldest_first_and_never_the_same_run_twice(store: Store)
                 batch = run_store.claim_runs(conn, worker, now, 3)
             if not batch:
                 return taken
+            assert len(batch) <= 3, "never more than asked for"
             taken.extend(run.run_id for run in batch)
 
     with ThreadPoolExecutor(4) as pool:

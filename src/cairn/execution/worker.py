@@ -126,31 +126,42 @@ class LedgerWorker:
             self._signal = anyio.Event()
 
     def _claim(self, free: int) -> list[Run]:
+        """Claim up to ``free`` runs, fairly: in steps no bigger than what the busiest
+        sandbox may still take, skipping sandboxes at their share; when only they have
+        runs waiting, they get the rest (no slot idles while work waits)."""
         from cairn.store import runs as run_store
 
         settings = self.app.settings
         share = max(1, math.ceil(self.concurrency * settings.sandbox_share))
         held = Counter(run.sandbox_id for run in self._active.values())
-        full = [sandbox for sandbox, count in held.items() if count >= share]
         now = datetime.now(UTC)
-        with self.app.store.begin() as conn:
-            claimed = run_store.claim_runs(
-                conn,
-                self.worker_id,
-                now,
-                free,
-                exclude_sandboxes=full,
-                agent_limit=settings.agent_concurrency,
-            )
-        if full and len(claimed) < free:  # nobody else waits: the sandbox may use the rest
+        claimed: list[Run] = []
+        while free > len(claimed):
+            full = [sandbox for sandbox, count in held.items() if count >= share]
+            step = max(1, share - max(held.values(), default=0))
+            want = min(free - len(claimed), step)
             with self.app.store.begin() as conn:
-                claimed += run_store.claim_runs(
+                batch = run_store.claim_runs(
                     conn,
                     self.worker_id,
                     now,
-                    free - len(claimed),
+                    want,
+                    exclude_sandboxes=full,
                     agent_limit=settings.agent_concurrency,
                 )
+                if len(batch) < want and full:  # nobody else waits: use the rest
+                    batch += run_store.claim_runs(
+                        conn,
+                        self.worker_id,
+                        now,
+                        free - len(claimed) - len(batch),
+                        agent_limit=settings.agent_concurrency,
+                    )
+                    want = free - len(claimed)
+            claimed += batch
+            held.update(run.sandbox_id for run in batch)
+            if len(batch) < want:
+                break
         return claimed
 
     async def _execute(self, run: Run) -> None:
@@ -197,14 +208,20 @@ class LedgerWorker:
                 log.exception("worker housekeeping failed")
 
     def housekeep(self) -> int:
-        """Renew this worker's row and end runs whose lease expired; returns how many."""
+        """Renew this worker's row and its runs' leases, and end other workers' runs whose
+        lease expired; returns how many were ended. (After a long stall of this process,
+        its own runs are renewed first: they are alive, whatever their heartbeat says.)"""
         from cairn.store import runs as run_store
         from cairn.store import workers as worker_store
 
         now = datetime.now(UTC)
         with self.app.store.begin() as conn:
             worker_store.beat_worker(conn, self.worker_id, now)
-            reaped = run_store.reap_stale_runs(conn, stale_after_s=self.lease_s)
+            run_store.renew_leases(conn, self.worker_id, now)
+        with self.app.store.begin() as conn:
+            reaped = run_store.reap_stale_runs(
+                conn, stale_after_s=self.lease_s, sparing=self.worker_id
+            )
             worker_store.forget_workers(conn, heard_before=now - timedelta(days=1))
         if reaped:
             log.warning("ended %d run(s) whose worker lost its lease", reaped)

@@ -224,7 +224,11 @@ def claim_runs(
         oldest = oldest.where(runs.c.sandbox_id.not_in(list(exclude_sandboxes)))
     oldest = oldest.order_by(runs.c.run_id).limit(limit)
     if conn.dialect.name == "postgresql":
-        oldest = oldest.with_for_update(skip_locked=True)
+        # Picked first, then updated: inside ``UPDATE … IN (subquery)`` PostgreSQL may
+        # evaluate a LIMIT … SKIP LOCKED subquery more than once and take more than
+        # ``limit`` rows.
+        picked = list(conn.execute(oldest.with_for_update(skip_locked=True)).scalars())
+        return _claimed(conn, worker_id, now, picked) if picked else []
     return _claimed(conn, worker_id, now, oldest.scalar_subquery())
 
 
@@ -370,20 +374,32 @@ def list_events(conn: Connection, run_id: str, *, after_seq: int = 0) -> list[Ru
     return [RunEvent(row.seq, row.kind, row.data, row.created_at) for row in rows]
 
 
-def reap_stale_runs(conn: Connection, *, stale_after_s: float) -> int:
+def renew_leases(conn: Connection, worker_id: str, now: datetime) -> None:
+    """The worker is alive: renew the lease of every run it holds (besides each run's own
+    heartbeat), so a run is never reaped while its worker's process answers."""
+    conn.execute(
+        update(runs)
+        .where(runs.c.worker_id == worker_id, runs.c.status == "running")
+        .values(heartbeat_at=now)
+    )
+
+
+def reap_stale_runs(conn: Connection, *, stale_after_s: float, sparing: str | None = None) -> int:
     """End ``running`` runs whose lease expired (their worker stopped renewing
     ``heartbeat_at``: killed, crashed, cut off) as ``failed``/``worker_lost``; returns how many.
 
     Only running rows: a queued run is never reaped, however long it waits, because no
     worker holds it yet. Each message says which worker held the run and when it was last
-    heard from. The run is not executed again: its tool calls may have had side effects."""
+    heard from. The run is not executed again: its tool calls may have had side effects.
+    ``sparing`` is the calling worker's id: its own runs are alive by definition."""
     now = datetime.now(UTC)
     cutoff = now - timedelta(seconds=stale_after_s)
-    expired = conn.execute(
-        select(runs.c.run_id, runs.c.worker_id, runs.c.heartbeat_at).where(
-            runs.c.status == "running", runs.c.heartbeat_at < cutoff
-        )
-    ).all()
+    query = select(runs.c.run_id, runs.c.worker_id, runs.c.heartbeat_at).where(
+        runs.c.status == "running", runs.c.heartbeat_at < cutoff
+    )
+    if sparing is not None:
+        query = query.where((runs.c.worker_id != sparing) | runs.c.worker_id.is_(None))
+    expired = conn.execute(query).all()
     ended = 0
     for row in expired:
         last = row.heartbeat_at.isoformat(timespec="seconds") if row.heartbeat_at else "never"

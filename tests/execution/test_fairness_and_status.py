@@ -1,0 +1,79 @@
+"""In-process: a worker gives a waiting sandbox a slot before another sandbox's flood
+drains; ``cairn status`` (CLI and API route, in-process) shows the backlog and workers."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+from click.testing import CliRunner
+
+from cairn.cli.main import cli
+from cairn.domain.agents import ModelSettings
+from cairn.execution.embedded import EmbeddedBackend
+from cairn.services import runs as run_service
+from cairn.services.access import create_sandbox
+from cairn.services.agents import AgentSpec, create_agent
+from cairn.services.app import App
+
+pytestmark = pytest.mark.anyio
+
+SLOW = {"turns": [{"delay_s": 0.2, "text": "done"}]}
+
+
+async def _agent(app: App, sandbox: str, slug: str) -> None:
+    await create_agent(
+        app,
+        sandbox,
+        AgentSpec(slug=slug, system_prompt="x", model_settings=ModelSettings(script=SLOW)),
+    )
+
+
+async def test_a_waiting_sandbox_gets_a_slot_before_another_sandboxs_flood_drains(
+    app: App,
+) -> None:
+    create_sandbox(app, "small", "Small tenant")
+    await _agent(app, "default", "flood")
+    await _agent(app, "small", "single")
+    backend = EmbeddedBackend(app)
+    app.executor = backend
+    flood = [
+        run_service.start_fire(app, "default", "flood", {"n": n}, kind="manual").run
+        for n in range(12)
+    ]
+    late = run_service.start_fire(app, "small", "single", {}, kind="manual").run
+    worker = backend.worker(concurrency=2)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            await group.start(worker.run)
+            done = await app.completions.wait(app, late)
+            await worker.stop(10)
+    flood_rows = [run_service.get_run(app, "default", run.run_id) for run in flood]
+    before = [
+        r for r in flood_rows if r.started_at and done.started_at and r.started_at < done.started_at
+    ]
+    assert done.status == "succeeded"
+    assert len(before) <= 3, (
+        f"the small sandbox's run waited for {len(before)} flood runs, not for one slot to free"
+    )
+
+
+def test_cairn_status_shows_the_backlog_and_the_oldest_queued_run(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anyio.run(_agent, app, "default", "waiting")
+    app.executor = EmbeddedBackend(app)
+    first = run_service.start_fire(app, "default", "waiting", {}, kind="manual").run
+    run_service.start_fire(app, "default", "waiting", {}, kind="manual")
+    monkeypatch.delenv("CAIRN_URL", raising=False)
+    result = CliRunner().invoke(
+        cli, ["--db", app.settings.database_url, "status", "--json"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert (shown["queued"], shown["running"]) == (2, 0)
+    assert shown["oldest_queued_run_id"] == first.run_id
+    assert shown["executor"] == "embedded" and shown["lease_s"] == 30
+    human = CliRunner().invoke(cli, ["--db", app.settings.database_url, "status"])
+    assert "2 queued, 0 running" in human.output and first.run_id in human.output
