@@ -125,6 +125,10 @@ def aggregate_usage(
         return _raw(conn, where, first, where.since, None if where.up_to_now else where.until)
     full_from = math.ceil(where.since / BUCKET_S)  # first whole hour
     full_to = int(where.until // BUCKET_S)  # whole hours end here (exclusive)
+    if where.up_to_now:
+        # A window up to now holds all of the current hour that exists: its rolled runs are
+        # in the rollup like any whole hour's (live ones are read raw, as pending).
+        full_to = math.ceil(where.until / BUCKET_S)
     if full_to <= full_from:
         return _raw(conn, where, first, where.since, None if where.up_to_now else where.until)
     cells = _raw(conn, where, first, where.since, full_from * BUCKET_S)
