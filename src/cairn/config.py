@@ -8,6 +8,8 @@
 - ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
 - ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
+- ``CAIRN_MIN_SCHEDULE_INTERVAL_S``: the shortest gap between two ticks a schedule source
+  may have, in seconds (60): a cron that would fire more often is refused.
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
 """
@@ -33,6 +35,7 @@ class Settings:
     resolve_timeout_s: float = 10.0
     stale_run_after_s: float = 60.0
     connect_url: str | None = None
+    min_schedule_interval_s: float = 60.0
 
 
 def default_home() -> Path:
@@ -60,7 +63,13 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
     home = default_home()
     url = database_url or os.environ.get("CAIRN_DATABASE_URL")
     if not url:
-        home.mkdir(parents=True, exist_ok=True)
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"CAIRN_HOME={str(home)!r} cannot be used as a directory "
+                f"({exc.strerror}): point it at a directory"
+            ) from None
         url = f"sqlite:///{home / 'cairn.db'}"
     hosts = os.environ.get("CAIRN_HTTP_ALLOWED_HOSTS", "")
     return Settings(
@@ -71,4 +80,5 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         http_allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
         resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
         connect_url=os.environ.get("CAIRN_CONNECT_URL") or None,
+        min_schedule_interval_s=_number("CAIRN_MIN_SCHEDULE_INTERVAL_S", 60.0),
     )

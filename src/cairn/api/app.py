@@ -150,8 +150,11 @@ def caller_for(request: Request, sandbox: str, authorization: str | None) -> Cal
     """Authenticate and scope to ``sandbox``: another sandbox's caller gets 404, never data."""
     cairn: App = request.app.state.cairn
     principal = authenticate(cairn, request_token(request, authorization))
-    if principal.sandbox_id != sandbox:
-        raise errors.NotFound(f"no sandbox {sandbox!r}")
+    if principal.sandbox_id != sandbox:  # the key's own sandbox is no secret to its holder
+        raise errors.NotFound(
+            f"no sandbox {sandbox!r} for this key: it belongs to sandbox "
+            f"{principal.sandbox_id!r} (--sandbox {principal.sandbox_id})"
+        )
     return Caller(cairn, principal)
 
 
@@ -179,6 +182,7 @@ EXTRA_ROUTERS = (
     ("cairn.api.usage_routes", "router"),
     ("cairn.api.concierge_routes", "router"),
     ("cairn.web.pages", "router"),
+    ("cairn.api.identity_routes", "router"),
 )
 """Feature modules that bring their own routers (explain/doctor, usage, Concierge, web
 pages): adding a feature's routes is adding a line here, not editing this factory."""

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json
+from cairn.cli.context import (
+    CliContext,
+    parse_json_option,
+    pass_cli,
+    print_json,
+    read_text_file,
+)
 from cairn.errors import InvalidJSON, UsageError
 
 RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
@@ -72,7 +78,7 @@ def _prompt(prompt: str | None, prompt_file: Path | None) -> str | None:
     if prompt is not None and prompt_file is not None:
         raise UsageError("pass --prompt or --prompt-file, not both")
     if prompt_file is not None:
-        return prompt_file.read_text(encoding="utf-8")
+        return read_text_file(prompt_file, "--prompt-file")
     return prompt
 
 
@@ -93,8 +99,9 @@ def _settings_changes(options: dict[str, Any]) -> dict[str, Any]:
     if options.get("script_json") is not None:
         changes["script"] = parse_json_option(options["script_json"], "--script")
     if options.get("script_file") is not None:
+        path = options["script_file"]
         changes["script"] = parse_json_option(
-            options["script_file"].read_text(encoding="utf-8"), str(options["script_file"])
+            read_text_file(path, "--script-file"), f"--script-file {str(path)!r}"
         )
     return changes
 
@@ -161,11 +168,15 @@ def update(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None
 
 
 @agent.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "show_all", is_flag=True, help="Also the internal 'oneshot' agent.")
+@click.option("--json", "as_json", is_flag=True, help="Print the agents as JSON.")
 @pass_cli
-def list_(cli: CliContext, as_json: bool) -> None:
-    """List the sandbox's agents."""
+def list_(cli: CliContext, show_all: bool, as_json: bool) -> None:
+    """List the sandbox's agents (archived ones too, marked). The archived agent behind
+    'cairn run' is left out unless --all."""
     agents = cli.request("GET", "/agents")
+    if not show_all:
+        agents = [a for a in agents if not (a["slug"] == "oneshot" and a["status"] == "archived")]
     if as_json:
         print_json(agents)
     else:
@@ -232,7 +243,8 @@ def tools(cli: CliContext, slug: str, as_json: bool) -> None:
 
 def _payload(payload_json: str, event_file: Path | None) -> Any:
     if event_file is not None:
-        payload_json = event_file.read_text(encoding="utf-8")
+        text = read_text_file(event_file, "--event-file")
+        return parse_json_option(text, f"--event-file {str(event_file)!r}")
     return parse_json_option(payload_json, "--event-payload")
 
 

@@ -99,8 +99,9 @@ def list_(cli: CliContext, as_json: bool) -> None:
 def revoke(cli: CliContext, ref: str, yes: bool, as_json: bool) -> None:
     """Revoke connection REF (an id, or an app slug: its active connection) and forget its
     token; the app's integration sources are skipped until it is connected again."""
-    if not yes:
-        click.confirm(f"revoke connection {ref} and forget its token?", abort=True)
+    from cairn.cli.context import confirm
+
+    confirm(f"revoke connection {ref} and forget its token?", yes)
     revoked = cli.request("POST", f"/connections/{ref}/revoke")
     if as_json:
         print_json(revoked)

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -60,16 +61,38 @@ class CliContext:
         return self._app
 
     def _api_key(self) -> str | None:
+        """``CAIRN_API_KEY``, else the local owner key of the sandbox, but only for the
+        server that issued it (``cairn.services.local_identity``): never to another host,
+        port or Cairn server."""
         key = os.environ.get("CAIRN_API_KEY")
         if key:
             return key
         from cairn.config import default_home
+        from cairn.services.local_identity import read_identity
 
-        local = default_home() / "local-keys" / self.sandbox
-        return local.read_text().strip() if local.exists() else None
+        home = default_home()
+        local = home / "local-keys" / self.sandbox
+        secret = read_identity(home)
+        if secret is None or not local.exists():
+            return None
+        assert self.url is not None
+        if not server_is_ours(self.url, secret):
+            from cairn.errors import UsageError
+
+            raise UsageError(
+                f"{self.url} is not the Cairn server started from CAIRN_HOME={home}, so its "
+                "local owner key is not sent there: set CAIRN_API_KEY to a key of that server"
+            )
+        return local.read_text().strip()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Shorthand for ``self.transport.request``."""
+        """Shorthand for ``self.transport.request``; an empty id (``runs show ''``) is bad
+        input, said as such, not an unknown route."""
+        inner = path[2:] if path.startswith("//") else path[1:]
+        if any(part.strip() == "" for part in inner.split("/")):
+            from cairn.errors import UsageError
+
+            raise UsageError("an id or name on the command line is empty")
         return self.transport.request(method, path, **kwargs)
 
     def close(self) -> None:
@@ -83,21 +106,89 @@ class CliContext:
 pass_cli = click.make_pass_decorator(CliContext)
 
 
+def server_is_ours(url: str, secret: bytes) -> bool:
+    """Whether the server at ``url`` proves it holds ``secret`` (a fresh nonce each time)."""
+    import httpx
+
+    from cairn.errors import CairnError
+    from cairn.services.local_identity import new_nonce, verify
+
+    nonce = new_nonce()
+    try:
+        response = httpx.get(
+            url.rstrip("/") + "/api/v1/local-identity", params={"nonce": nonce}, timeout=10
+        )
+    except httpx.HTTPError as exc:
+        raise CairnError(f"cannot reach the Cairn server at {url}: {exc}") from None
+    if response.status_code != 200:
+        return False
+    try:
+        proof = response.json().get("proof")
+    except (ValueError, AttributeError):
+        return False
+    return verify(secret, nonce, proof)
+
+
 def print_json(data: Any) -> None:
     """Machine-readable output: stable, indented JSON on stdout."""
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
+MAX_JSON_DEPTH = 100
+"""Deeper JSON from the command line is refused: nobody means it, and a recursive parser
+or encoder further on would overflow on it."""
+
+
+def _no_constant(name: str) -> Any:
+    from cairn.errors import InvalidJSON
+
+    raise InvalidJSON(f"{name} is not JSON (JSON has no NaN or Infinity): use null or a number")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, iteratively (no recursion to overflow)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def parse_json_option(value: str | None, what: str) -> Any:
-    """Parse a JSON command-line value, naming the option when it does not parse."""
+    """Parse a JSON command-line value, naming the option (or file) when it does not parse.
+    NaN/Infinity and absurd nesting are refused here, with one line, not further on."""
     from cairn.errors import InvalidJSON
 
     if value is None:
         return None
     try:
-        return json.loads(value)
+        parsed = json.loads(value, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InvalidJSON(f"{what} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise InvalidJSON(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH})") from None
+    except InvalidJSON as exc:
+        raise InvalidJSON(f"{what}: {exc}") from None
+    if _depth(parsed) > MAX_JSON_DEPTH:
+        raise InvalidJSON(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH})")
+    return parsed
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A UTF-8 text file given on the command line, or one line saying what is wrong."""
+    from cairn.errors import UsageError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
 
 
 def run_async(function: Any, *args: Any, **kwargs: Any) -> Any:

@@ -76,10 +76,27 @@ def cli(ctx: click.Context, database_url: str | None, sandbox: str, url: str | N
     ctx.call_on_close(ctx.obj.close)
 
 
+def _check_text(args: list[str]) -> None:
+    """Arguments that are not valid UTF-8 (Python keeps the stray bytes as surrogates) are
+    refused here: they could not be stored or sent as JSON further on."""
+    from cairn.errors import UsageError
+
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UsageError(
+                f"an argument is not valid UTF-8 text (after {arg[: exc.start][-20:]!r}): "
+                "check the terminal's or the script's encoding"
+            ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> Any:
     """Console-script entry: run the CLI, turning expected errors into one line and an exit code."""
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        return cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        _check_text(args)
+        return cli.main(args=args, prog_name="cairn", standalone_mode=False)
     except CairnError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)

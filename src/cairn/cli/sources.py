@@ -48,7 +48,7 @@ def _print_health(report: dict[str, Any], as_json: bool) -> None:
 @click.option("--auth", type=click.Choice(["none", "bearer", "header"]), default="none")
 @click.option("--token", envvar="CAIRN_MCP_TOKEN", help="Bearer token or header value.")
 @click.option("--header-name", help="auth=header: the header to send.")
-@click.option("--namespace", help="Prefix for tool names (default: the source id).")
+@click.option("--namespace", help="Prefix for tool names (default: the label).")
 @click.option("--allowed-tools", help="JSON list: only these tools of the server.")
 @click.option("--calls-per-minute", type=int, help="Cap on calls to this server.")
 @click.option("--json", "as_json", is_flag=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -75,9 +76,7 @@ def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
     if as_json:
         print_json(found)
         return
-    from rich.table import Table
-
-    from cairn.cli.render import console
+    from cairn.cli.render import Table, console
 
     table = Table()
     table.add_column("trigger_id", no_wrap=True, min_width=30)
@@ -89,7 +88,7 @@ def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
             item["agent_slug"] or "",
             item["data_source_id"],
             item["event_type_filter"],
-            str(item["filter_config"] or ""),
+            json.dumps(item["filter_config"]) if item["filter_config"] else "",
             str(item["rate_limit_per_hour"] or ""),
             item["status"],
             str(item["fire_count"]),

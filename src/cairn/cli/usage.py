@@ -68,9 +68,7 @@ def _when(iso: str) -> str:
 
 def usage_table(report: dict[str, Any], since: str) -> None:
     """The report for people: a row per group with its sparkline, then the totals."""
-    from rich.table import Table
-
-    from cairn.cli.render import console
+    from cairn.cli.render import Table, console
 
     by = report["by"]
     scope = "".join(

@@ -12,6 +12,7 @@ from cairn.domain.keys import ROLES, ApiKey, Principal, Role
 from cairn.errors import AlreadyExists, Unauthorized, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
+from cairn.services.local_identity import read_identity
 from cairn.store import keys as key_store
 from cairn.store import sandboxes as sandbox_store
 
@@ -25,6 +26,8 @@ def create_sandbox(app: App, sandbox_id: str, name: str | None = None) -> str:
         if sandbox_id in sandbox_store.list_sandbox_ids(conn):
             raise AlreadyExists(f"sandbox {sandbox_id!r} already exists")
         sandbox_store.ensure_sandbox(conn, sandbox_id, name)
+    if read_identity(app.settings.home) is not None:  # a home that serves: a local key each
+        local_key(app, sandbox_id)
     return sandbox_id
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,6 +80,12 @@ def _validate(spec: McpSourceSpec) -> None:
         raise UsageError(f"namespace {spec.namespace!r} may use letters, digits, '_' and '-'")
 
 
+def default_namespace(label: str) -> str:
+    """The tool-name prefix when ``--namespace`` is not given: the label (unique in the
+    sandbox), so an allowlist like ``["orders_*"]`` written after it matches."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", label.strip())
+
+
 async def add_mcp_source(app: App, sandbox_id: str, spec: McpSourceSpec) -> HealthReport:
     """Register the server, then health-check it: a failed check saves it with status
     ``error`` and the reason (it may come up later), never refuses it."""
@@ -87,7 +94,7 @@ async def add_mcp_source(app: App, sandbox_id: str, spec: McpSourceSpec) -> Heal
     config: dict[str, Any] = {
         "transport": spec.transport,
         "auth": spec.auth,
-        "namespace": spec.namespace or source_id,
+        "namespace": spec.namespace or default_namespace(spec.label),
     }
     if spec.transport == "stdio":
         config.update(command=spec.command, args=list(spec.args))
