@@ -33,7 +33,7 @@ def _print_trigger(data: dict[str, Any], as_json: bool, verb: str) -> None:
     click.echo(
         f"{verb} trigger {data['trigger_id']}: {data['agent_slug']} ← source "
         f"{data['data_source_id']} on {data['event_type_filter']}"
-        + (f" where {data['filter_config']}" if data["filter_config"] else "")
+        + (f" where {json.dumps(data['filter_config'])}" if data["filter_config"] else "")
         + (f", at most {cap}/hour" if cap else "")
         + f" [{data['status']}]"
     )
@@ -45,7 +45,8 @@ def _print_trigger(data: dict[str, Any], as_json: bool, verb: str) -> None:
 @click.option("--event-type", default="*", show_default=True, help="'*' or one event type.")
 @click.option("--filter", "filter_json", help='Payload filter, JSON: {"channel": "C123"}.')
 @click.option("--rate-limit", type=int, help="At most this many fires per hour.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the trigger as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the new trigger's id.")
 @pass_cli
 def create(
     cli: CliContext,
@@ -55,15 +56,27 @@ def create(
     filter_json: str | None,
     rate_limit: int | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
-    """Fire agent SLUG on events of a source."""
+    """Fire agent SLUG on events of a source (a webhook, a schedule, an integration).
+
+    \b
+    Examples:
+      cairn agent trigger create triage --source github-issues --event-type issue.opened \\
+        --filter '{"labels": "bug"}' --rate-limit 10
+      cairn agent trigger create support --source nightly --event-type schedule.tick
+    """
     body = {
         "data_source_id": source_ref,
         "event_type_filter": event_type,
         "filter_config": _filter(filter_json),
         "rate_limit_per_hour": rate_limit,
     }
-    _print_trigger(cli.request("POST", f"/agents/{slug}/triggers", json=body), as_json, "created")
+    made = cli.request("POST", f"/agents/{slug}/triggers", json=body)
+    if quiet:
+        click.echo(made["trigger_id"])
+        return
+    _print_trigger(made, as_json, "created")
 
 
 @trigger.command("list")
