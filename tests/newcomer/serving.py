@@ -61,7 +61,11 @@ class Served:
 
 @contextmanager
 def serve(
-    home: Path, *args: str, env: dict[str, str] | None = None, within_s: float = 60
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    within_s: float = 60,
+    command: str = CAIRN,
 ) -> Iterator[Served]:
     """``cairn serve --port <free> ARGS`` from ``home``, answering ``/healthz``; stopped at
     the end."""
@@ -69,7 +73,7 @@ def serve(
     log = home.parent / f"serve-{port}.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [CAIRN, "serve", "--port", str(port), *args],
+            [command, "serve", "--port", str(port), *args],
             env=env or clean_env(home),
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -183,6 +183,7 @@ EXTRA_ROUTERS = (
     ("cairn.api.concierge_routes", "router"),
     ("cairn.web.pages", "router"),
     ("cairn.api.identity_routes", "router"),
+    ("cairn.api.docs_routes", "router"),
 )
 """Feature modules that bring their own routers (explain/doctor, usage, Concierge, web
 pages): adding a feature's routes is adding a line here, not editing this factory."""
@@ -233,6 +234,8 @@ def create_app(
             "/healthz needs `Authorization: Bearer <key>`; errors are problem+json."
         ),
         lifespan=lifespan,
+        docs_url=None,  # cairn.api.docs_routes serves /docs without a CDN
+        redoc_url=None,
     )
     api.state.cairn = cairn
     api.add_exception_handler(errors.CairnError, _cairn_error)

@@ -41,6 +41,13 @@ _GROUPS = {
 }
 
 
+SERVER_MODULES = frozenset(
+    {"sqlalchemy", "alembic", "mcp", "jsonschema", "croniter", "cryptography", "fastapi"}
+    | {"uvicorn", "jinja2", "swagger_ui_bundle", "starlette"}
+)
+"""The ``server`` extra's modules: without them the command says what to install."""
+
+
 class LazyGroup(click.Group):
     """A group whose sub-commands are imported on use."""
 
@@ -66,7 +73,7 @@ class LazyGroup(click.Group):
 @click.option("--db", "database_url", envvar="CAIRN_DATABASE_URL", help="Ledger database URL.")
 @click.option("--sandbox", envvar="CAIRN_SANDBOX", default="default", show_default=True)
 @click.option("--url", envvar="CAIRN_URL", help="A Cairn server; without it, work in-process.")
-@click.version_option(package_name="cairn")
+@click.version_option(package_name="cairn-runtime")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, sandbox: str, url: str | None) -> None:
     """Cairn: event-driven agents and the run ledger that explains them."""
@@ -111,6 +118,15 @@ def main(argv: Sequence[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").split(".")[0] not in SERVER_MODULES:
+            raise
+        click.echo(
+            f"error: this needs Cairn's server part ({missing.name} is not installed): "
+            "pip install 'cairn-runtime[server]'",
+            err=True,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":
