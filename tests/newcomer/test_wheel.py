@@ -38,9 +38,15 @@ CORE_MODULES = (
     "typing_extensions.py",
     "typing_inspection",
     "annotated_types",
+    "click",
+    "rich",
+    "markdown_it",
+    "mdurl",
+    "pygments",
+    "platformdirs",
 )
-"""What ``cairn.Client`` over HTTP needs: the core's httpx, anyio and pydantic, with their
-own dependencies."""
+"""The core: what ``cairn.Client`` over HTTP needs (httpx, anyio, pydantic) and what the
+command needs to start (click, rich, platformdirs), with their own dependencies."""
 
 
 def _build_wheel(tmp_path: Path) -> Path:
@@ -197,3 +203,14 @@ def test_the_core_alone_is_enough_for_the_http_sdk(tmp_path: Path) -> None:
         )
         assert used.returncode == 0, used.stderr
         assert used.stdout.split() == ["succeeded", "[]"]
+    local = subprocess.run(
+        [str(tmp_path / "sdk-venv" / "bin" / "cairn"), "agent", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=clean_env(tmp_path / "sdk-home"),
+    )
+    assert local.returncode == 2, local.stderr
+    assert "pip install 'cairn-runtime[server]'" in local.stderr
+    assert local.stderr.count("\n") == 1

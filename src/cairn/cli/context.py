@@ -73,7 +73,7 @@ class CliContext:
         home = default_home()
         local = home / "local-keys" / self.sandbox
         secret = read_identity(home)
-        if secret is None or not local.exists():
+        if secret is None:
             return None
         assert self.url is not None
         if not server_is_ours(self.url, secret):
@@ -83,7 +83,18 @@ class CliContext:
                 f"{self.url} is not the Cairn server started from CAIRN_HOME={home}, so its "
                 "local owner key is not sent there: set CAIRN_API_KEY to a key of that server"
             )
+        if not local.exists():  # a sandbox made after the server started: make its key here
+            return self._mint_local_key()
         return local.read_text().strip()
+
+    def _mint_local_key(self) -> str | None:
+        from cairn.errors import NotFound
+        from cairn.services.access import local_key
+
+        try:
+            return local_key(self.app, self.sandbox)
+        except NotFound:
+            return None  # no such sandbox: the server says so
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Shorthand for ``self.transport.request``; an empty id (``runs show ''``) is bad
@@ -98,9 +109,12 @@ class CliContext:
     def close(self) -> None:
         """Release connections and the database."""
         if self._transport is not None:
-            self._transport.close()
-        elif self._app is not None:
+            self._transport.close()  # in-process, this closes the app too
+        if self._app is not None and not self._transport_owns_app():
             self._app.close()
+
+    def _transport_owns_app(self) -> bool:
+        return self._transport is not None and not self.url
 
 
 pass_cli = click.make_pass_decorator(CliContext)

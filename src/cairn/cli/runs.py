@@ -14,11 +14,19 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--agent", "slug", help="Only the runs of this agent.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option(
-    "--status", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"])
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Runs per page."
 )
-@click.option("--kind", type=click.Choice(["trigger", "manual", "test", "oneshot"]))
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]),
+    help="Only runs in this status.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["trigger", "manual", "test", "oneshot"]),
+    help="Only runs of this kind.",
+)
 @click.option("--trigger", "trigger_id", help="Only runs fired by this trigger id.")
 @click.option("--since", metavar="AGE", help="Only runs newer than AGE, e.g. 24h, 7d.")
 @click.option("--before", metavar="RUN_ID", help="Cursor: runs older than RUN_ID (next page).")
@@ -64,10 +72,16 @@ def list_(
 @runs.command("show")
 @click.argument("run_id")
 @click.option("--events/--no-events", default=False, help="Also list the run's events.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def show(cli: CliContext, run_id: str, events: bool, as_json: bool) -> None:
-    """The whole row of RUN_ID: tool calls, output, error and the tool-resolution trace."""
+    """The whole row of RUN_ID: tool calls, output, error and the tool-resolution trace.
+
+    \b
+    Examples:
+      cairn runs show run_01j… --events
+      cairn runs show run_01j… --json
+    """
     run = cli.request("GET", f"/runs/{run_id}")
     run_events = cli.request("GET", f"/runs/{run_id}/events") if events or as_json else None
     if as_json:
@@ -87,7 +101,13 @@ def show(cli: CliContext, run_id: str, events: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
 @pass_cli
 def follow(cli: CliContext, run_id: str, as_json: bool) -> None:
-    """Stream RUN_ID's text and tool calls as they happen; exit 1 unless it succeeded."""
+    """Stream RUN_ID's text and tool calls as they happen; exit 1 unless it succeeded.
+
+    \b
+    Examples:
+      cairn runs follow run_01j…
+      cairn runs follow run_01j… --json
+    """
     from cairn.cli.render import follow_events
 
     cli.request("GET", f"/runs/{run_id}")  # a clear error for an unknown run
@@ -98,10 +118,10 @@ def follow(cli: CliContext, run_id: str, as_json: bool) -> None:
 
 @runs.command("cancel")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def cancel(cli: CliContext, run_id: str, as_json: bool) -> None:
-    """Cancel a live run: it ends ``cancelled`` and keeps the events it had."""
+    """Cancel a live run: it ends 'cancelled' and keeps the events it had."""
     run = cli.request("POST", f"/runs/{run_id}/cancel")
     if as_json:
         print_json(run)
@@ -112,7 +132,7 @@ def cancel(cli: CliContext, run_id: str, as_json: bool) -> None:
 @runs.command("replay")
 @click.argument("run_id")
 @click.option("--event-payload", "payload_json", help="An edited event, JSON (default: the run's).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def replay(cli: CliContext, run_id: str, payload_json: str | None, as_json: bool) -> None:
     """Fire RUN_ID's agent again on the same event (or an edited one) as a test run."""
@@ -178,7 +198,7 @@ def prune(cli: CliContext, older_than: str | None, dry_run: bool, yes: bool, as_
 
 @runs.command("explain")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def explain(cli: CliContext, run_id: str, as_json: bool) -> None:
     """Why RUN_ID did what it did, in plain English: the cause, the fix, and the run, event

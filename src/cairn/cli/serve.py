@@ -12,8 +12,8 @@ the runs then get the worker pool's own grace period."""
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="TCP port (checked first).")
 @click.option("--workers", "run_workers", default=8, show_default=True, help="Runs at once.")
 @click.option("--queue-size", default=1000, show_default=True, help="Runs waiting at most.")
 @click.option("--demo", is_flag=True, help="Load the demo sandbox first.")

@@ -81,7 +81,7 @@ def create(
 
 @trigger.command("list")
 @click.argument("slug", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
     """The triggers of SLUG (or of every agent), with fire counts."""
@@ -112,7 +112,7 @@ def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
 
 @trigger.command("show")
 @click.argument("trigger_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def show(cli: CliContext, trigger_id: str, as_json: bool) -> None:
     """One trigger, with its fire count and last fire."""
@@ -129,7 +129,7 @@ def show(cli: CliContext, trigger_id: str, as_json: bool) -> None:
 @click.option("--event-type", help="'*' or one event type.")
 @click.option("--filter", "filter_json", help="Payload filter, JSON; 'null' removes it.")
 @click.option("--rate-limit", help="Fires per hour; 'none' removes the cap.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def update(
     cli: CliContext,
@@ -159,7 +159,7 @@ def update(
 @click.argument("trigger_id")
 @pass_cli
 def pause(cli: CliContext, trigger_id: str) -> None:
-    """Stop firing (events are still recorded, as ``paused``); reversible."""
+    """Stop firing (events are still recorded, as 'paused'); reversible."""
     data = cli.request("PATCH", f"/triggers/{trigger_id}", json={"status": "paused"})
     _print_trigger(data, False, "paused")
 

@@ -16,7 +16,7 @@ def webhook() -> None:
 
 @webhook.command("add")
 @click.argument("label")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def add(cli: CliContext, label: str, as_json: bool) -> None:
     """A webhook source LABEL: prints its URL and signing secret (shown once)."""
@@ -41,7 +41,7 @@ def schedule() -> None:
 @click.argument("label")
 @click.option("--cron", required=True, help="Five-field cron expression, e.g. '0 2 * * *'.")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def add_schedule(cli: CliContext, label: str, cron: str, timezone: str, as_json: bool) -> None:
     """A schedule source LABEL; bind triggers to it with --event-type schedule.tick."""

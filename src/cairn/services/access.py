@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cairn.domain.agents import validate_slug
 from cairn.domain.keys import ROLES, ApiKey, Principal, Role
-from cairn.errors import AlreadyExists, Unauthorized, UsageError
+from cairn.errors import AlreadyExists, Conflict, Unauthorized, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.services.local_identity import read_identity
@@ -56,8 +56,12 @@ def list_keys(app: App, sandbox_id: str) -> list[ApiKey]:
 
 
 def revoke_key(app: App, sandbox_id: str, key_id: str) -> ApiKey:
-    """Revoke a key now; calls with it get 401 from then on."""
+    """Revoke a key now; calls with it get 401 from then on. Revoking it again is a
+    ``Conflict`` (the one rule for removal verbs, docs/cli.md)."""
     with app.store.begin() as conn:
+        for key in key_store.list_keys(conn, sandbox_id):
+            if key.key_id == key_id and key.revoked_at is not None:
+                raise Conflict(f"API key {key_id} is already revoked")
         return key_store.revoke_key(conn, sandbox_id, key_id)
 
 

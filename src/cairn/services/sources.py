@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cairn.domain.sources import DataSource
-from cairn.errors import UsageError
+from cairn.errors import Conflict, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.store import sources as source_store
@@ -189,6 +189,8 @@ def revoke_source(app: App, sandbox_id: str, id_or_label: str) -> DataSource:
     it explicitly then record it as skipped (``disabled``)."""
     with app.store.begin() as conn:
         source = source_store.get_source(conn, sandbox_id, id_or_label)
+        if source.status == "revoked":  # the one rule for removal verbs (docs/cli.md)
+            raise Conflict(f"source {source.label} ({source.source_id}) is already revoked")
         source_store.set_source_status(
             conn,
             sandbox_id,
