@@ -14,7 +14,7 @@ import pytest
 
 from cairn.cli.main import cli as cairn_group
 from tests.newcomer.conftest import Cli
-from tests.newcomer.serving import cairn, clean_env, free_port, recorder, serve
+from tests.newcomer.serving import cairn, clean_env, recorder, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
