@@ -30,9 +30,9 @@ venv: $(STAMP)
 PORT   ?= 8765
 
 ## make run [PORT=8766]: start Cairn on the embedded SQLite ledger with the demo sandbox
-## loaded (the dashboard opens it).
+## loaded; a browser on this machine opens the dashboard on it without a key.
 run: $(STAMP)
-	$(BIN)/cairn serve --demo --port $(PORT)
+	$(BIN)/cairn serve --demo --local-login --port $(PORT)
 
 ## make test: lint, type-check, then the test suite (SQLite, and PostgreSQL when reachable).
 test: lint typecheck browser-if-possible pytest

@@ -23,6 +23,7 @@ from bench import (
     runner_overhead,
     server,
     usage,
+    webhook_providers,
 )
 from bench._common import BenchError, Verdict, header, note
 
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     usage.NAME: usage,
     explain.NAME: explain,
     pages.NAME: pages,
+    webhook_providers.NAME: webhook_providers,
 }
 
 

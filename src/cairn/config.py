@@ -10,6 +10,16 @@
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
 - ``CAIRN_MIN_SCHEDULE_INTERVAL_S``: the shortest gap between two ticks a schedule source
   may have, in seconds (60): a cron that would fire more often is refused.
+- ``CAIRN_DASHBOARD_AUTOLOGIN``: ``1`` lets a browser on this machine into the dashboard
+  without a key, as owner of ``CAIRN_SANDBOX`` (embedded SQLite ledger only; off).
+- ``CAIRN_STDIO_COMMANDS``: commands API keys may register as stdio MCP servers, comma
+  separated (none: only the operator's CLI on this machine may add stdio servers).
+- ``CAIRN_EXECUTOR``: the execution backend, ``embedded`` (default) or ``procrastinate``.
+- ``CAIRN_LEASE_S``: a running run's lease: a worker silent this long has lost it (30).
+- ``CAIRN_MAX_BACKLOG``: queued runs past which fires are refused, 429/503 (10000).
+- ``CAIRN_AGENT_CONCURRENCY``: runs of one agent at once, the rest wait (0: no limit).
+- ``CAIRN_SANDBOX_SHARE``: the share of a worker's slots one sandbox may hold while another
+  sandbox has runs waiting (0.5).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
 """
@@ -33,9 +43,15 @@ class Settings:
     retention_days: int = 30
     http_allowed_hosts: tuple[str, ...] = ()
     resolve_timeout_s: float = 10.0
-    stale_run_after_s: float = 60.0
+    lease_s: float = 30.0
+    executor: str = "embedded"
+    max_backlog: int = 10_000
+    agent_concurrency: int = 0
+    sandbox_share: float = 0.5
     connect_url: str | None = None
     min_schedule_interval_s: float = 60.0
+    dashboard_autologin: bool = False
+    stdio_commands: tuple[str, ...] = ()
 
 
 def default_home() -> Path:
@@ -81,4 +97,13 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
         connect_url=os.environ.get("CAIRN_CONNECT_URL") or None,
         min_schedule_interval_s=_number("CAIRN_MIN_SCHEDULE_INTERVAL_S", 60.0),
+        dashboard_autologin=os.environ.get("CAIRN_DASHBOARD_AUTOLOGIN", "") in ("1", "true", "yes"),
+        stdio_commands=tuple(
+            c.strip() for c in os.environ.get("CAIRN_STDIO_COMMANDS", "").split(",") if c.strip()
+        ),
+        lease_s=_number("CAIRN_LEASE_S", 30.0),
+        executor=os.environ.get("CAIRN_EXECUTOR") or "embedded",
+        max_backlog=int(_number("CAIRN_MAX_BACKLOG", 10_000)),
+        agent_concurrency=int(_number("CAIRN_AGENT_CONCURRENCY", 0)),
+        sandbox_share=_number("CAIRN_SANDBOX_SHARE", 0.5),
     )

@@ -10,17 +10,20 @@ Anything that is *not* a ``CairnError`` is a bug and keeps its traceback.
     ├── UsageError                  bad input from a person or a script
     │   ├── InvalidSlug
     │   ├── InvalidJSON
+    │   │   └── PayloadTooLarge     over a documented size limit (413)
     │   ├── InvalidModelSettings
     │   ├── UnknownBackend          lists the known backends
     │   ├── UnknownSourceKind       lists the known kinds
     │   ├── InvalidScript           a scripted-backend script that cannot run
-    │   └── InvalidDuration         "30d", "24h", "15m" are the accepted forms
+    │   ├── InvalidDuration         "30d", "24h", "15m" are the accepted forms
+    │   └── UnknownWebhookProvider  lists the known providers
     ├── NotFound                    unknown agent slug, run id, source id (HTTP 404)
     ├── AlreadyExists               duplicate slug (409)
     ├── Unauthorized                missing, unknown or revoked API key (401)
     ├── Forbidden                   the key's role may not do this (403)
-    ├── Busy                        the run queue is full: retry later (429)
+    ├── Busy                        the backlog is full: retry later (429/503)
     ├── Conflict                    the operation does not fit the current state (409)
+    ├── DeliveryRejected            a webhook delivery refused (401/400/413), with a code
     ├── StoreError                  the database cannot be opened or migrated
     └── RunFailure                  ends a run ``failed`` (recorded on the row, not raised)
         ├── ModelError              the backend raised; carries the backend name
@@ -34,7 +37,10 @@ runner records ``status="cancelled"``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from cairn.domain.deliveries import DeliveryFacts
 
 
 class CairnError(Exception):
@@ -63,6 +69,12 @@ class InvalidJSON(UsageError):
     """A JSON argument (payload, allowlist, settings) that does not parse or has the wrong shape."""
 
 
+class PayloadTooLarge(InvalidJSON):
+    """A body or field over a documented size limit; the message names the limit."""
+
+    http_status = 413
+
+
 class InvalidModelSettings(UsageError):
     """A model setting out of range or of the wrong type."""
 
@@ -81,6 +93,10 @@ class InvalidScript(UsageError):
 
 class InvalidDuration(UsageError):
     """A duration such as ``--since`` or ``--older-than`` that does not parse."""
+
+
+class UnknownWebhookProvider(UsageError):
+    """A webhook provider name that no module registered."""
 
 
 class NotFound(CairnError):
@@ -108,16 +124,34 @@ class Forbidden(CairnError):
 
 
 class Busy(CairnError):
-    """The server cannot take more work now; nothing was dropped, retry later."""
+    """The backlog is full: nothing was accepted or recorded; retry after ``retry_after_s``
+    (sent as ``Retry-After``: 429 on the API, 503 on webhooks)."""
 
     exit_code = 4
     http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Conflict(CairnError):
     """The operation does not fit the object's current state (e.g. cancelling a finished run)."""
 
     http_status = 409
+
+
+class DeliveryRejected(CairnError):
+    """A webhook delivery that is refused: ``http_status`` says how (401, 400, 413),
+    ``facts`` (a ``cairn.domain.deliveries.DeliveryFacts``) what the provider sent and the
+    refusal code, so the refusal is recorded as data, not only as prose."""
+
+    def __init__(
+        self, message: str, http_status: int = 401, facts: DeliveryFacts | None = None
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.facts = facts
 
 
 class StoreError(CairnError):

@@ -366,6 +366,20 @@ class Decision(BaseModel):
     decided_at: str | None
 
 
+class DeliveryFacts(BaseModel):
+    """How a webhook delivery arrived: the provider that signed it, its delivery id, where
+    the event type came from, the headers that matter; for a refusal, its code; for a
+    handshake (``ping``, ``url_verification``), which one."""
+
+    provider: str
+    delivery_id: str | None
+    type_from: str | None
+    headers: dict[str, str]
+    handshake: str | None
+    refusal: str | None
+    secret_used: Literal["current", "previous"] | None
+
+
 class Event(BaseModel):
     """An event a source received (or refused), with every trigger's decision."""
 
@@ -379,6 +393,7 @@ class Event(BaseModel):
     reject_reason: str | None
     received_at: str | None
     decisions: list[Decision] | None
+    delivery: DeliveryFacts | None = None
 
 
 class EventPage(BaseModel):
@@ -389,15 +404,41 @@ class EventPage(BaseModel):
 
 
 class WebhookCreate(Wire):
+    """A webhook source for one sender. ``provider`` says how it signs (``cairn``, ``github``,
+    ``stripe``, ``slack``, ``linear``, ``standard``, ``hmac``); ``signing_secret`` pastes the
+    provider's own (Stripe/Standard ``whsec_…``, Slack's Signing Secret, Linear's), else
+    Cairn generates one where the provider lets you type it; ``options`` configure ``hmac``."""
+
     label: str
+    provider: str = "cairn"
+    signing_secret: str | None = None
+    options: dict[str, Any] | None = None
 
 
 class WebhookCreated(BaseModel):
-    """A webhook source; ``signing_secret`` is shown this once."""
+    """A webhook source; ``signing_secret`` is shown this once (``null`` while a provider
+    that issues its own is waiting for it: paste it with a rotation)."""
 
     source: Source
     path: str
+    provider: str
+    signing_secret: str | None
+
+
+class SecretRotate(Wire):
+    """A new signing secret (omit it to have Cairn generate one where the provider lets
+    you type it); the previous one keeps verifying for ``overlap`` (e.g. ``24h``, ``0``)."""
+
+    signing_secret: str | None = None
+    overlap: str = "24h"
+
+
+class SecretRotated(BaseModel):
+    """The new secret (shown once) and when the previous one stops verifying."""
+
+    source: Source
     signing_secret: str
+    previous_valid_until: str | None
 
 
 class ScheduleCreate(Wire):

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import time
 
-import anyio
 import pytest
+from sqlalchemy import func, select
 
 from cairn.domain.sources import DataSource
-from cairn.runner.pool import WorkerPool
 from cairn.services.agents import set_archived
 from cairn.services.app import App
 from cairn.services.diagnosis import explain_event, why_not_fired
@@ -24,6 +23,7 @@ from cairn.services.webhooks import (
     sign,
     verify,
 )
+from cairn.store.schema import events as events_table
 from tests.diagnosis.helpers import SANDBOX, make_agent, only
 
 pytestmark = pytest.mark.anyio
@@ -118,21 +118,25 @@ async def test_an_archived_agent_says_how_to_unarchive(app: App) -> None:
     assert "cairn agent unarchive triage" in finding.fix
 
 
-async def test_a_busy_server_says_nothing_was_fired(app: App) -> None:
+async def test_a_full_backlog_refuses_the_event_before_recording_anything(app: App) -> None:
+    from cairn.errors import Busy
+    from cairn.execution.base import BacklogGate
+    from cairn.execution.embedded import EmbeddedBackend
+
     source, _ = await _setup(app)
-    pool = WorkerPool(app.runner, workers=1, queue_size=1)
-    async with anyio.create_task_group() as group:  # a server pool that has stopped
-        await group.start(pool.run)
-        await pool.shutdown(0)
-    app.pool = pool
+    app.executor = EmbeddedBackend(app)
+    app._gate = BacklogGate(app, limit=1)
     try:
-        result = await ingest(app, source, "issue.opened", {"title": "x"})
+        first = await ingest(app, source, "issue.opened", {"title": "x"})
+        assert [d.decision for d in first.decisions] == ["fired"]
+        with pytest.raises(Busy) as refused:
+            await ingest(app, source, "issue.opened", {"title": "y"})
     finally:
-        app.pool = None
-    finding = only(explain_event(app, SANDBOX, result.event_id), "server_busy")
-    assert "shutting down" in finding.cause
-    assert "Nothing was fired" in finding.cause
-    assert """cairn agent test triage --event-payload '{"title": "x"}'""" in finding.fix
+        app.executor = None
+    assert refused.value.retry_after_s >= 1
+    with app.store.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(events_table)).scalar_one()
+    assert count == 1, "the refused event is not in the ledger"
 
 
 async def test_a_fired_event_points_at_its_run(app: App) -> None:

@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.serving import serve_in_thread
+from tests.fakes.serving import DroppedStream, serve_in_thread
 
 MODEL = "claude-sonnet-5-5"
 
@@ -291,7 +291,7 @@ class FakeAnthropic:
         if isinstance(reply, Hang):
             return _Hang(self.disconnected)
         if reply.drop:
-            return _Dropped(reply.frames)
+            return DroppedStream(list(sse(reply.frames)), b"text/event-stream; charset=utf-8")
         return StreamingResponse(
             self._stream(reply),
             media_type="text/event-stream",
@@ -322,22 +322,6 @@ class _Hang(Response):
         while (await receive())["type"] != "http.disconnect":
             pass
         self._disconnected.set()
-
-
-class _Dropped(Response):
-    """Starts an SSE answer, sends the frames, and returns without finishing the body:
-    uvicorn then closes the connection mid-answer (and logs that the app did so)."""
-
-    def __init__(self, frames: tuple[Frame, ...]) -> None:
-        super().__init__()
-        self._frames = frames
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # No content-length: the body is chunked, so stopping short is a protocol error.
-        headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for frame in sse(self._frames):
-            await send({"type": "http.response.body", "body": frame.encode(), "more_body": True})
 
 
 @contextmanager

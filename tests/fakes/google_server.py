@@ -49,7 +49,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.serving import serve_in_thread
+from tests.fakes.serving import DroppedStream, serve_in_thread
 
 MODEL = "gemini-3.5-flash"
 
@@ -344,7 +344,7 @@ class FakeGemini:
         if isinstance(reply, Hang):
             return _Hang(self.disconnected)
         if reply.drop:
-            return _Dropped(reply.chunks)
+            return DroppedStream(list(sse(reply.chunks)), b"text/event-stream")
         return StreamingResponse(
             self._stream(reply),
             media_type="text/event-stream",
@@ -375,22 +375,6 @@ class _Hang(Response):
         while (await receive())["type"] != "http.disconnect":
             pass
         self._disconnected.set()
-
-
-class _Dropped(Response):
-    """Starts an SSE answer, sends the chunks, and returns without finishing the body:
-    uvicorn then closes the connection mid-answer."""
-
-    def __init__(self, chunks: tuple[dict[str, Any], ...]) -> None:
-        super().__init__()
-        self._chunks = chunks
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # No content-length: the body is chunked, so stopping short is a protocol error.
-        headers = [(b"content-type", b"text/event-stream")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for frame in sse(self._chunks):
-            await send({"type": "http.response.body", "body": frame.encode(), "more_body": True})
 
 
 @contextmanager

@@ -53,7 +53,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.serving import serve_in_thread
+from tests.fakes.serving import DroppedStream, serve_in_thread
 
 MODEL = "gpt-5.5-mini"
 
@@ -99,6 +99,7 @@ class Completion:
     usage: dict[str, Any] | None
     stall: bool = False
     done: bool = True
+    drop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,13 +144,15 @@ def completion(
     model: str = MODEL,
     stall: bool = False,
     finish: bool = True,
+    drop: bool = False,
     error: dict[str, Any] | None = None,
 ) -> Completion:
     """A streamed assistant message. ``finish_reason`` defaults to ``tool_calls`` when a
     tool is called, else ``stop``. Tool calls are indexed 0, 1, ... in order. ``error`` is
     sent as an error frame after the content, in place of the ending; ``stall`` keeps the
     response open after the content; ``finish=False`` ends the body after the content, with
-    no finish chunk and no ``[DONE]`` (a connection that dropped between frames)."""
+    no finish chunk and no ``[DONE]`` (a connection that dropped between frames); ``drop``
+    closes the connection after the content without ending the chunked body."""
     completion_id = f"chatcmpl-fake{next(_completion_ids):04d}"
     created = int(time.time())
 
@@ -174,8 +177,8 @@ def completion(
     if error is not None:
         chunks.append({"error": error})
         return Completion(tuple(chunks), None, done=False)
-    if stall or not finish:
-        return Completion(tuple(chunks), None, stall=stall, done=False)
+    if stall or drop or not finish:
+        return Completion(tuple(chunks), None, stall=stall, done=False, drop=drop)
     if finish_reason is None:
         finish_reason = "tool_calls" if tool_index else "stop"
     chunks.append(chunk({}, finish_reason))
@@ -323,6 +326,8 @@ class FakeOpenAI:
             return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
         if isinstance(reply, Hang):
             return _Hang(self.disconnected)
+        if reply.drop:
+            return DroppedStream([sse(chunk) for chunk in reply.chunks])
         options = body.get("stream_options") or {}
         include_usage = bool(options.get("include_usage"))
         return StreamingResponse(

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 
 @contextmanager
@@ -42,3 +44,20 @@ def serve_in_thread(make_app: Callable[[threading.Event], Any], name: str) -> It
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+class DroppedStream(Response):
+    """Starts a streamed answer, sends ``frames`` and returns without finishing the body:
+    uvicorn then closes the connection mid-answer, as a proxy or a crashed server would."""
+
+    def __init__(self, frames: list[str], content_type: bytes = b"text/event-stream") -> None:
+        super().__init__()
+        self._frames = frames
+        self._content_type = content_type
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # No content-length: the body is chunked, so stopping short is a protocol error.
+        headers = [(b"content-type", self._content_type)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for frame in self._frames:
+            await send({"type": "http.response.body", "body": frame.encode(), "more_body": True})

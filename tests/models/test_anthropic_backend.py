@@ -609,16 +609,6 @@ async def test_a_stream_cut_before_message_stop_is_a_retryable_connection_error(
 
 
 @pytest.mark.anyio
-async def test_a_connection_dropped_mid_answer_is_a_retryable_connection_error(
-    fake: FakeAnthropic,
-) -> None:
-    fake.queue(message(text("Half an ans"), drop=True))
-    error = await failure(backend(fake))
-    assert (error.reason, error.retryable) == ("connection", True)
-    assert str(error).startswith(f"the connection to anthropic at {fake.url} dropped mid-answer (")
-
-
-@pytest.mark.anyio
 async def test_tool_arguments_cut_off_by_max_tokens_are_not_run(fake: FakeAnthropic) -> None:
     truncated = Block(
         {"type": "tool_use", "id": "toolu_09", "name": "regex_find", "input": {}},

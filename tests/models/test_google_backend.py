@@ -693,16 +693,6 @@ async def test_a_stream_that_ends_without_a_finish_reason_is_a_retryable_connect
 
 
 @pytest.mark.anyio
-async def test_a_connection_dropped_mid_answer_is_a_retryable_connection_error(
-    fake: FakeGemini,
-) -> None:
-    fake.queue(answer("Half an ans", drop=True))
-    error = await failure(backend(fake))
-    assert (error.reason, error.retryable) == ("connection", True)
-    assert str(error).startswith(f"the connection to google at {fake.url} dropped mid-answer (")
-
-
-@pytest.mark.anyio
 async def test_a_malformed_function_call_is_retryable_and_runs_nothing(fake: FakeGemini) -> None:
     fake.queue(answer("Let me look.", finish_reason="MALFORMED_FUNCTION_CALL"))
     error = await failure(backend(fake))

@@ -161,7 +161,7 @@ def test_a_port_in_use_is_refused_before_anything_is_loaded(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_serve_demo_opens_the_dashboard_on_the_demo_sandbox(tmp_path: Path) -> None:
-    with serve(tmp_path / "home", "--demo", within_s=180) as server:
+    with serve(tmp_path / "home", "--demo", "--local-login", within_s=180) as server:
         page = httpx.get(f"{server.url}/runs", timeout=60)
         assert page.status_code == 200
         assert "support" in page.text and "triage" in page.text

@@ -68,7 +68,7 @@ def test_every_readme_shell_block_runs_as_written(tmp_path: Path) -> None:
     work.mkdir()
     (work / ".venv").symlink_to(Path(sys.prefix))  # `source .venv/bin/activate` as written
     env = clean_env(home)
-    with serve(home, "--demo", env=env, within_s=120) as server:
+    with serve(home, "--demo", "--local-login", env=env, within_s=120) as server:  # make run
         port = server.url.rsplit(":", 1)[1]
         code = script(found, {"127.0.0.1:8765": f"127.0.0.1:{port}"})
         done = subprocess.run(

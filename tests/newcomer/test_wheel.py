@@ -137,7 +137,7 @@ def test_the_wheel_installed_elsewhere_serves_the_demo_and_test_fires(tmp_path: 
         cwd=outside,
     )
     assert "0.1.0" in version.stdout, version.stderr
-    with serve(home, "--demo", env=env, within_s=180, command=cairn) as server:
+    with serve(home, "--demo", "--local-login", env=env, within_s=180, command=cairn) as server:
         fired = subprocess.run(
             [
                 cairn,

@@ -196,7 +196,10 @@ def dashboard(
     ledger = home / "ledger.db"
     shutil.copy(sqlite_template, ledger)
     url = f"sqlite:///{ledger}"
-    app = App(Settings(home=home, database_url=url, resolve_timeout_s=3.0), open_store(url))
+    app = App(
+        Settings(home=home, database_url=url, resolve_timeout_s=3.0, dashboard_autologin=True),
+        open_store(url),
+    )
     create_sandbox(app, OTHER, "Another tenant")
     owner = create_key(app, "default", "owner", "owner")[1]
     viewer = create_key(app, "default", "viewer", "viewer")[1]

@@ -59,9 +59,9 @@ def test_the_login_page_takes_a_key_into_an_httponly_strict_cookie(
     page.get_by_role("button", name="Log in", exact=True).click()
     expect(page).to_have_url(re.compile(r"/runs$"))
     expect(page.locator("header .who")).to_contain_text("default (viewer)")
-    cookie = next(c for c in context.cookies() if c["name"] == "cairn_key")
+    cookie = next(c for c in context.cookies() if c["name"] == "cairn_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    assert page.evaluate("document.cookie").find("cairn_key") == -1, "not readable by scripts"
+    assert page.evaluate("document.cookie").find("cairn_session") == -1, "not readable by scripts"
 
 
 def test_a_local_browser_opens_the_dashboard_without_a_key_and_logging_out_asks_for_one(

@@ -31,15 +31,19 @@ def logged_in(dashboard: Dashboard) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_logging_in_sets_an_httponly_strict_cookie_holding_the_key(dashboard: Dashboard) -> None:
+def test_logging_in_sets_an_httponly_strict_session_cookie_never_the_key(
+    dashboard: Dashboard,
+) -> None:
     with _client(dashboard) as client:
         response = client.post(
             "/login", data={"key": dashboard.viewer}, headers={"Origin": dashboard.url}
         )
     assert response.status_code == 303
     cookies = response.headers.get_list("set-cookie")
-    session = next(c for c in cookies if c.startswith("cairn_key="))
-    assert session.startswith(f"cairn_key={dashboard.viewer};")
+    session = next(c for c in cookies if c.startswith("cairn_session="))
+    assert session.startswith("cairn_session=ses_")
+    assert dashboard.viewer not in response.headers.get("set-cookie", "")
+    assert dashboard.viewer.split(".")[1] not in str(response.headers)
     assert "HttpOnly" in session
     assert "SameSite=strict" in session
     csrf = next(c for c in cookies if c.startswith("cairn_csrf="))
@@ -51,7 +55,7 @@ def test_a_wrong_key_is_refused_on_the_login_page(dashboard: Dashboard) -> None:
         response = client.post("/login", data={"key": "key_nope.wrong"})
     assert response.status_code == 401
     assert "unknown or revoked API key" in response.text
-    assert "cairn_key=" not in response.headers.get("set-cookie", "")
+    assert "cairn_session=" not in response.headers.get("set-cookie", "")
 
 
 def test_a_login_form_posted_from_another_site_is_refused(dashboard: Dashboard) -> None:
@@ -60,7 +64,7 @@ def test_a_login_form_posted_from_another_site_is_refused(dashboard: Dashboard) 
             "/login", data={"key": dashboard.owner}, headers={"Origin": "https://evil.example"}
         )
     assert response.status_code == 403
-    assert "cairn_key=" not in response.headers.get("set-cookie", "")
+    assert "cairn_session=" not in response.headers.get("set-cookie", "")
 
 
 def test_the_api_takes_the_cookie_on_get(logged_in: httpx.Client) -> None:
@@ -105,17 +109,19 @@ def test_logging_out_forgets_the_key_and_keeps_the_local_login_off(
 ) -> None:
     response = logged_in.post("/logout", data={"csrf": logged_in.cookies["cairn_csrf"]})
     assert response.status_code == 303
-    assert "cairn_key" not in logged_in.cookies
+    assert "cairn_session" not in logged_in.cookies
     again = logged_in.get("/runs")
     assert again.status_code == 303
     assert again.headers["location"] == "/login?next=%2Fruns"
 
 
-def test_a_loopback_browser_is_logged_in_with_the_local_key(dashboard: Dashboard) -> None:
+def test_an_opted_in_loopback_browser_gets_a_session_never_the_local_key(
+    dashboard: Dashboard,
+) -> None:
     with _client(dashboard) as client:
         response = client.get("/runs")
     assert response.status_code == 200
-    assert "cairn_key=key_" in response.headers["set-cookie"]
+    assert "cairn_session=ses_" in response.headers["set-cookie"]
     assert "Sandbox <strong>default</strong>" in response.text
 
 
@@ -167,7 +173,9 @@ def test_static_files_are_served_by_cairn_itself(dashboard: Dashboard) -> None:
     assert missing.status_code == 404
 
 
-def test_the_login_page_offers_local_browsers_the_local_owner_keys(dashboard: Dashboard) -> None:
+def test_the_login_page_offers_opted_in_local_browsers_the_configured_sandbox(
+    dashboard: Dashboard,
+) -> None:
     with _client(dashboard) as client:
         page = client.get("/login")
         assert 'name="local" value="default"' in page.text
@@ -178,6 +186,6 @@ def test_the_login_page_offers_local_browsers_the_local_owner_keys(dashboard: Da
         remote = client.post("/login", data={"local": "default"}, headers={"X-Real-IP": "1.2.3.4"})
     assert chosen.status_code == 303
     assert chosen.headers["location"] == "/usage"
-    assert "cairn_key=key_" in chosen.headers["set-cookie"]
+    assert "cairn_session=ses_" in chosen.headers["set-cookie"]
     assert unknown.status_code == 401, "no local key was kept for that sandbox"
     assert remote.status_code == 401

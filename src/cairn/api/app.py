@@ -1,9 +1,11 @@
 """The FastAPI application: errors as problem+json in one place, API-key auth scoped to the
-path's sandbox, and the worker pool's lifecycle.
+path's sandbox, and the lifecycle of this node's workers.
 
-``create_app(app)`` is what ``cairn serve`` runs under uvicorn. Shutdown is graceful: the
-pool stops taking fires, in-flight runs get a grace period and are then cancelled, so no
-run is left ``queued`` or ``running``.
+``create_app(app)`` is what ``cairn serve`` runs under uvicorn. Fires are queued in the
+ledger for the workers of the execution backend (``cairn.execution``); this node runs some
+unless ``run_workers`` is off (an API-only node). Shutdown is graceful: the workers stop
+claiming, running runs get a grace period and are then cancelled with the reason, and
+queued runs stay queued for the next start.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cairn import errors
 from cairn.api.operations import Caller
+from cairn.domain.keys import Principal
 from cairn.runner.bus import RunBus
-from cairn.runner.pool import WorkerPool
 from cairn.services.access import authenticate
 from cairn.services.app import App
+from cairn.services.sessions import authenticate_session
 
 log = logging.getLogger("cairn.api")
 PROBLEM = "application/problem+json"
@@ -47,6 +50,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    413: "Payload too large",
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal error",
@@ -57,7 +61,10 @@ _TITLES = {
 async def _cairn_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.CairnError)
     status = exc.http_status
-    return problem(status, _TITLES.get(status, "Error"), str(exc), type(exc).__name__)
+    response = problem(status, _TITLES.get(status, "Error"), str(exc), type(exc).__name__)
+    if isinstance(exc, errors.Busy):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 def _invalid_detail(error: dict[str, Any]) -> str:
@@ -82,9 +89,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem(
+    response = problem(
         exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail), "HTTPError"
     )
+    response.headers.update(exc.headers or {})  # a 405's ``Allow`` above all
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -99,7 +108,7 @@ _DESCRIBED = {
     404: "No such sandbox or object (for this key)",
     409: "Already exists, or does not fit the current state",
     422: "The request body or parameters are malformed",
-    429: "The run queue is full; nothing was fired, retry later",
+    429: "The backlog is full; nothing was fired, retry after Retry-After seconds",
 }
 
 
@@ -122,34 +131,37 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-SESSION_COOKIE = "cairn_key"
+SESSION_COOKIE = "cairn_session"
 CSRF_COOKIE = "cairn_csrf"
 CSRF_HEADER = "X-Cairn-CSRF"
 
 
-def request_token(request: Request, authorization: str | None) -> str | None:
-    """The caller's key: the ``Authorization`` header, else the dashboard's session cookie
-    (``cairn.web.sessions``). The cookie is SameSite=Strict; on top of that, a method other
-    than GET/HEAD must echo the CSRF cookie in ``X-Cairn-CSRF``, which only a page of this
-    origin can read, so no other site can make a browser act with it."""
+def request_principal(request: Request, authorization: str | None) -> Principal:
+    """The caller: an API key in the ``Authorization`` header, else the dashboard's session
+    cookie (``cairn.services.sessions``: a session token, never a key). The cookie is
+    SameSite=Strict; on top of that, a method other than GET/HEAD must echo the CSRF cookie
+    in ``X-Cairn-CSRF``, which only a page of this origin can read, so no other site can
+    make a browser act with it."""
+    cairn: App = request.app.state.cairn
     if authorization:
-        return bearer_token(authorization)
+        return authenticate(cairn, bearer_token(authorization))
     token = request.cookies.get(SESSION_COOKIE)
-    if not token or request.method in ("GET", "HEAD"):
-        return token
-    expected = request.cookies.get(CSRF_COOKIE) or ""
-    sent = request.headers.get(CSRF_HEADER) or ""
-    if not expected or not secrets.compare_digest(expected.encode(), sent.encode()):
-        raise errors.Forbidden(
-            f"a cookie-authenticated {request.method} needs the {CSRF_HEADER} header"
-        )
-    return token
+    if not token:
+        return authenticate(cairn, None)  # the "missing API key" answer
+    if request.method not in ("GET", "HEAD"):
+        expected = request.cookies.get(CSRF_COOKIE) or ""
+        sent = request.headers.get(CSRF_HEADER) or ""
+        if not expected or not secrets.compare_digest(expected.encode(), sent.encode()):
+            raise errors.Forbidden(
+                f"a cookie-authenticated {request.method} needs the {CSRF_HEADER} header"
+            )
+    return authenticate_session(cairn, token)
 
 
 def caller_for(request: Request, sandbox: str, authorization: str | None) -> Caller:
     """Authenticate and scope to ``sandbox``: another sandbox's caller gets 404, never data."""
     cairn: App = request.app.state.cairn
-    principal = authenticate(cairn, request_token(request, authorization))
+    principal = request_principal(request, authorization)
     if principal.sandbox_id != sandbox:  # the key's own sandbox is no secret to its holder
         raise errors.NotFound(
             f"no sandbox {sandbox!r} for this key: it belongs to sandbox "
@@ -170,7 +182,7 @@ def current_caller(
 def key_caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
     """FastAPI dependency for routes outside a sandbox path (the key's own sandbox)."""
     cairn: App = request.app.state.cairn
-    return Caller(cairn, authenticate(cairn, request_token(request, authorization)))
+    return Caller(cairn, request_principal(request, authorization))
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -181,6 +193,7 @@ EXTRA_ROUTERS = (
     ("cairn.api.diagnosis_routes", "router"),
     ("cairn.api.usage_routes", "router"),
     ("cairn.api.concierge_routes", "router"),
+    ("cairn.api.status_routes", "router"),
     ("cairn.web.pages", "router"),
     ("cairn.api.identity_routes", "router"),
     ("cairn.api.docs_routes", "router"),
@@ -193,34 +206,41 @@ def create_app(
     cairn: App,
     *,
     workers: int = 8,
-    queue_size: int = 1000,
+    max_backlog: int | None = None,
     shutdown_grace_s: float = 10.0,
     run_schedules: bool = True,
+    run_workers: bool = True,
 ) -> FastAPI:
-    """The API over ``cairn``; runs execute on a worker pool started with the app, and the
-    scheduler emits schedule sources' ticks (``run_schedules``)."""
+    """The API over ``cairn``. Fires are queued in the ledger for the execution backend's
+    workers; ``run_workers`` starts ``workers`` of them in this process, and the scheduler
+    emits schedule sources' ticks (``run_schedules``). ``max_backlog`` overrides the
+    backlog limit of the settings (``CAIRN_MAX_BACKLOG``)."""
+    from cairn.execution import open_executor
+    from cairn.execution.base import BacklogGate
+
     cairn.bus = RunBus()
     cairn.runner.bus = cairn.bus  # a runner made before serving (``serve --demo``) publishes too
-    pool = WorkerPool(cairn.runner, workers=workers, queue_size=queue_size)
-    cairn.pool = pool
+    executor = open_executor(cairn)
+    cairn.executor = executor
+    if max_backlog is not None:
+        cairn._gate = BacklogGate(cairn, max_backlog)
+    worker = executor.worker(concurrency=workers) if run_workers else None
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        with cairn.store.begin() as conn:  # a run left live by a killed server is ended
-            from cairn.store import runs as run_store
-
-            run_store.reap_stale_runs(conn, stale_after_s=cairn.settings.stale_run_after_s)
         from cairn.services.schedules import run_scheduler
 
         async with anyio.create_task_group() as group:
-            await group.start(pool.run)
+            if worker is not None:
+                await group.start(worker.run)
             if run_schedules:
                 group.start_soon(run_scheduler, cairn)
             try:
                 yield
             finally:
-                await pool.shutdown(shutdown_grace_s)
-                group.cancel_scope.cancel()  # stops the scheduler; the pool has finished
+                if worker is not None:
+                    await worker.stop(shutdown_grace_s)
+                group.cancel_scope.cancel()  # stops the scheduler; the worker has finished
 
     from cairn import __version__
     from cairn.api.routes import router
@@ -242,6 +262,9 @@ def create_app(
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(Exception, _unexpected)
+    from cairn.api.intake import IntakeLimits
+
+    api.add_middleware(IntakeLimits, cookie_name=SESSION_COOKIE)
     import importlib
 
     from cairn.api.connections_routes import connections

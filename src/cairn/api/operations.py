@@ -115,11 +115,11 @@ async def test_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
 
 
 async def fire_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
-    """Fire asynchronously (editor): the run id at once. Without a server's worker pool
+    """Fire asynchronously (editor): the run id at once. Without a server's workers
     (in-process) the run executes before this returns."""
     require(caller.principal, "editor", "fire agents")
     fire = run_service.start_fire(caller.app, caller.sandbox, slug, event_payload, kind="manual")
-    if fire.job is None:
+    if not fire.queued:
         await caller.app.runner.execute(fire.run, fire.agent, fire.available)
     return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
 
@@ -138,7 +138,7 @@ async def oneshot(caller: Caller, body: wire.OneShotRequest) -> JSON:
         )
         return run.to_dict()
     fire = run_service.start_fire(caller.app, caller.sandbox, slug, body.prompt, kind="oneshot")
-    if fire.job is None:
+    if not fire.queued:
         await caller.app.runner.execute(fire.run, fire.agent, fire.available)
     return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
 
@@ -273,6 +273,10 @@ async def add_source(caller: Caller, body: wire.SourceCreate) -> JSON:
 
     require(caller.principal, "editor", "add sources")
     spec = McpSourceSpec(**body.model_dump())
+    if spec.transport == "stdio":
+        from cairn.services.sources import require_stdio_allowed
+
+        require_stdio_allowed(caller.app, caller.principal, spec.command or "")
     return (await add_mcp_source(caller.app, caller.sandbox, spec)).to_dict()
 
 
@@ -439,13 +443,46 @@ def get_event(caller: Caller, event_id: str) -> JSON:
         return event_store.get_event(conn, caller.sandbox, event_id).to_dict()
 
 
-def add_webhook(caller: Caller, label: str) -> JSON:
+def add_webhook(caller: Caller, body: wire.WebhookCreate) -> JSON:
     """A webhook source (editor); its signing secret is in this response only."""
     from cairn.services.webhooks import add_webhook_source
 
     require(caller.principal, "editor", "add sources")
-    made = add_webhook_source(caller.app, caller.sandbox, label)
-    return {"source": made.source.to_dict(), "path": made.path, "signing_secret": made.secret}
+    made = add_webhook_source(
+        caller.app,
+        caller.sandbox,
+        body.label,
+        provider=body.provider,
+        secret=body.signing_secret,
+        options=body.options,
+    )
+    return {
+        "source": made.source.to_dict(),
+        "path": made.path,
+        "provider": made.source.config["provider"],
+        "signing_secret": made.secret,
+    }
+
+
+def rotate_webhook_secret(caller: Caller, ref: str, body: wire.SecretRotate) -> JSON:
+    """A new signing secret for a webhook source (editor), the old one valid for a window."""
+    from datetime import timedelta
+
+    from cairn.durations import parse_duration
+    from cairn.services.webhooks import rotate_secret
+
+    require(caller.principal, "editor", "rotate source secrets")
+    text = body.overlap.strip()
+    overlap = timedelta(seconds=0 if text in ("0", "none") else parse_duration(text))
+    rotated = rotate_secret(
+        caller.app, caller.sandbox, ref, secret=body.signing_secret, overlap=overlap
+    )
+    until = rotated.previous_valid_until
+    return {
+        "source": rotated.source.to_dict(),
+        "signing_secret": rotated.secret,
+        "previous_valid_until": until.isoformat() if until else None,
+    }
 
 
 def add_schedule(caller: Caller, label: str, cron: str, timezone: str) -> JSON:

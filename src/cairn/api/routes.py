@@ -361,8 +361,20 @@ def get_event(caller: CallerDep, event_id: str) -> Any:
     responses=_problems(400, 403, 409),
 )
 def add_webhook(caller: CallerDep, body: wire.WebhookCreate) -> Any:
-    """A webhook source; POST signed events to ``path`` (the secret is shown once)."""
-    return ops.add_webhook(caller, body.label)
+    """A webhook source; the sender POSTs signed deliveries to ``path`` (the secret is
+    shown once)."""
+    return ops.add_webhook(caller, body)
+
+
+@triggers.post(
+    "/sources/{ref}/rotate-secret",
+    response_model=wire.SecretRotated,
+    responses=_problems(400, 403, 404),
+)
+def rotate_webhook_secret(caller: CallerDep, ref: str, body: wire.SecretRotate) -> Any:
+    """A new signing secret for a webhook source; the previous one keeps verifying for
+    ``overlap`` so the sender can switch without refused deliveries."""
+    return ops.rotate_webhook_secret(caller, ref, body)
 
 
 @triggers.post(

@@ -4,7 +4,8 @@ A run stream sends every event with its sequence number as the SSE ``id``. A cli
 reconnects with ``Last-Event-ID`` gets exactly what it missed, then the live tail: events
 of a run live in this process come from the in-process bus (no database lag), anything
 else from the ledger. A stream of a finished run replays it and closes with an ``end``
-event. Comments keep idle connections open through proxies.
+event. Comments keep idle connections open through proxies. A stream ends (``revoked``) within a
+second of its key's revocation (``cairn.api.revocation``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from cairn.api.app import CallerDep, problem_responses
 from cairn.api.operations import Caller
+from cairn.api.revocation import Revocable
 from cairn.domain.runs import FINAL_STATUSES, RunEvent
 from cairn.services import runs as run_service
 
@@ -61,13 +63,14 @@ async def stream_run(
     run_id: str,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="resume after this seq")] = 0,
-) -> StreamingResponse:
+) -> Response:
     """Every event of the run in order (SSE ``id`` = seq), then ``end`` when it is final."""
     run_service.get_run(caller.app, caller.sandbox, run_id)  # 404 before streaming starts
     start = _resume_point(last_event_id, after)
-    return StreamingResponse(
+    stream = StreamingResponse(
         _run_frames(caller, run_id, start), media_type="text/event-stream", headers=SSE_HEADERS
     )
+    return Revocable(stream, caller.app, caller.principal)
 
 
 async def _run_frames(caller: Caller, run_id: str, last: int) -> AsyncIterator[str]:
@@ -111,7 +114,7 @@ async def stream_agent_runs(
     caller: CallerDep,
     slug: str,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+) -> Response:
     """The agent's runs as they are queued, start and finish (``run`` events whose ``id`` is
     the run id). On connect: the runs still live; after a reconnect, also every run made
     since the last one seen."""
@@ -140,7 +143,8 @@ async def stream_agent_runs(
         finally:
             bus.forget_agent_followers(caller.sandbox, agent.agent_id)
 
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+    stream = StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return Revocable(stream, caller.app, caller.principal)
 
 
 def _missed_runs(caller: Caller, slug: str, last_seen: str | None) -> list[Any]:

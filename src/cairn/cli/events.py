@@ -36,12 +36,33 @@ def _decision_line(decision: dict[str, Any]) -> str:
     return str(kind)
 
 
+def _arrival(event: dict[str, Any]) -> str | None:
+    """``via github delivery 72d3…; type from X-GitHub-Event header + body.action``."""
+    delivery = event.get("delivery") or {}
+    if not delivery or delivery.get("provider") == "cairn":
+        return None
+    said = f"via {delivery['provider']}"
+    if delivery.get("delivery_id"):
+        said += f" delivery {delivery['delivery_id']}"
+    if delivery.get("type_from") and event.get("event_type"):
+        said += f"; type from {delivery['type_from']}"
+    if delivery.get("secret_used") == "previous":
+        said += "; signed with the previous secret (rotation window)"
+    return said
+
+
 def _print_event(event: dict[str, Any]) -> None:
     head = f"{event['event_id']}  {event['received_at'][:19] if event['received_at'] else ''}  "
+    arrival = _arrival(event)
     if event["status"] == "rejected":
         click.echo(head + f"REJECTED: {event['reject_reason']}")
         return
     click.echo(head + f"{event['event_type']}  (source {event['source_id']})")
+    if arrival:
+        click.echo(f"    {arrival}")
+    if (event.get("delivery") or {}).get("handshake"):
+        click.echo(f"    {event['delivery']['handshake']} answered; handshakes never fire")
+        return
     decisions = event.get("decisions") or []
     if not decisions:
         click.echo("    no trigger on this source")

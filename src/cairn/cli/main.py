@@ -21,6 +21,8 @@ _GROUPS = {
     "source": ("cairn.cli.sources", "source", "Register and check tool sources (MCP servers)."),
     "demo": ("cairn.cli.demo", "demo", "Load the demo sandbox: example agents and runs."),
     "serve": ("cairn.cli.serve", "serve", "Run the HTTP API, workers and live streams."),
+    "worker": ("cairn.cli.worker", "worker", "Execute queued runs (scale-out workers)."),
+    "status": ("cairn.cli.status", "status", "Backlog, workers alive, oldest queued run."),
     "sandbox": ("cairn.cli.access", "sandbox", "Create and list sandboxes."),
     "key": ("cairn.cli.access", "key", "Create, list and revoke API keys."),
     "credential": ("cairn.cli.access", "credential", "Model-backend API keys for the sandbox."),

@@ -1,4 +1,4 @@
-"""``cairn serve``: the HTTP API, the worker pool and the live streams, on uvicorn."""
+"""``cairn serve``: the HTTP API, this node's workers and the live streams, on uvicorn."""
 
 from __future__ import annotations
 
@@ -8,25 +8,61 @@ from cairn.cli.context import CliContext, pass_cli
 
 STREAMS_GRACE_S = 3
 """On shutdown, how long open requests (live streams above all) get before they are cut;
-the runs then get the worker pool's own grace period."""
+the runs then get the workers' own grace period."""
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="TCP port (checked first).")
 @click.option("--workers", "run_workers", default=8, show_default=True, help="Runs at once.")
-@click.option("--queue-size", default=1000, show_default=True, help="Runs waiting at most.")
+@click.option(
+    "--no-workers",
+    is_flag=True,
+    help="An API-only node: fires are queued in the ledger for `cairn worker` processes.",
+)
+@click.option(
+    "--max-backlog",
+    "--queue-size",
+    "max_backlog",
+    type=int,
+    default=None,
+    help="Queued runs past which fires are refused (429/503 with Retry-After) "
+    "[default: CAIRN_MAX_BACKLOG or 10000].",
+)
+@click.option(
+    "--grace",
+    "grace_s",
+    default=10.0,
+    show_default=True,
+    help="Seconds running runs get to finish on shutdown (queued ones stay queued).",
+)
 @click.option("--demo", is_flag=True, help="Load the demo sandbox first.")
+@click.option(
+    "--local-login",
+    is_flag=True,
+    help="Let a browser on this machine into the dashboard without a key (single user, "
+    "embedded ledger only; CAIRN_DASHBOARD_AUTOLOGIN=1 does the same).",
+)
 @pass_cli
 def serve(
-    cli: CliContext, host: str, port: int, run_workers: int, queue_size: int, demo: bool
+    cli: CliContext,
+    host: str,
+    port: int,
+    run_workers: int,
+    no_workers: bool,
+    max_backlog: int | None,
+    grace_s: float,
+    demo: bool,
+    local_login: bool,
 ) -> None:
     """Serve the API, the dashboard and live streams on HOST:PORT over the configured
     ledger (embedded SQLite by default). The port is checked before anything is loaded.
 
-    An owner key per sandbox is kept in CAIRN_HOME/local-keys/, and the CLI on this machine
-    uses it by itself when CAIRN_URL points here (after checking it is this server). With
-    --demo, the dashboard opens the demo sandbox unless --sandbox names another.
+    Fires are queued in the ledger; this node's workers (and any `cairn worker` on the
+    same database) execute them. An owner key per sandbox is kept in
+    CAIRN_HOME/local-keys/, and the CLI on this machine uses it by itself when CAIRN_URL
+    points here (after checking it is this server). With --demo, the dashboard opens the
+    demo sandbox unless --sandbox names another.
 
     \b
     Examples:
@@ -44,6 +80,10 @@ def serve(
 
         cli.sandbox = DEMO_SANDBOX  # what the dashboard opens on this machine
     app = cli.app
+    if local_login:
+        from dataclasses import replace
+
+        app.settings = replace(app.settings, dashboard_autologin=True)
     if demo:
         from cairn.cli.context import run_async
         from cairn.cli.demo import print_summary
@@ -56,10 +96,18 @@ def serve(
     ensure_identity(app.settings.home)  # the CLI checks it before sending a local key
     for sandbox_id, _name in list_sandboxes(app):
         local_key(app, sandbox_id)
-    api = create_app(app, workers=run_workers, queue_size=queue_size)
+    api = create_app(
+        app,
+        workers=run_workers,
+        max_backlog=max_backlog,
+        shutdown_grace_s=grace_s,
+        run_workers=not no_workers,
+    )
     ledger = app.settings.database_url.split("@")[-1]  # never print a password
     click.echo(
-        f"Cairn serving on http://{host}:{port} (ledger: {ledger})"
+        f"Cairn serving on http://{host}:{port} (ledger: {ledger}, "
+        f"executor: {app.settings.executor}, "
+        f"{'no workers' if no_workers else f'{run_workers} worker slots'})"
         f"\n  dashboard: http://{host}:{port}/ (sandbox {cli.sandbox})"
         f"\n  export CAIRN_URL=http://{host}:{port}   # the CLI then talks to this server"
         f"\n  API docs: http://{host}:{port}/docs"

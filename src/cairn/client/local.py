@@ -145,7 +145,12 @@ def _routes() -> list[tuple[str, re.Pattern[str], Handler]]:
         (
             "POST",
             "/sources/webhooks",
-            lambda c, p, j, m: ops.add_webhook(c, _body("WebhookCreate", j).label),
+            lambda c, p, j, m: ops.add_webhook(c, _body("WebhookCreate", j)),
+        ),
+        (
+            "POST",
+            f"/sources/{ref}/rotate-secret",
+            lambda c, p, j, m: ops.rotate_webhook_secret(c, m["ref"], _body("SecretRotate", j)),
         ),
         ("GET", "/connections", lambda c, p, j, m: conn_ops.list_connections(c)),
         (
@@ -208,6 +213,7 @@ EXTRA_ROUTE_MODULES = (
     "cairn.api.diagnosis_ops",
     "cairn.api.usage_ops",
     "cairn.api.concierge_ops",
+    "cairn.api.status_ops",
 )
 """Operation modules that add their own in-process routes: each may define ``LOCAL_ROUTES``,
 a list of ``(method, path regex, handler(caller, params, json, match))`` like the table

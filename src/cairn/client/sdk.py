@@ -221,6 +221,32 @@ class _Sources:
         body = {"label": label, "transport": transport, **config}
         return wire.Health.model_validate(self._t.request("POST", "/sources", json=body))
 
+    def add_webhook(
+        self,
+        label: str,
+        *,
+        provider: str = "cairn",
+        signing_secret: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> wire.WebhookCreated:
+        """A webhook source for ``provider`` (see ``wire.WebhookCreate``)."""
+        body = {
+            "label": label,
+            "provider": provider,
+            "signing_secret": signing_secret,
+            "options": options,
+        }
+        made = self._t.request("POST", "/sources/webhooks", json=body)
+        return wire.WebhookCreated.model_validate(made)
+
+    def rotate_secret(
+        self, ref: str, *, signing_secret: str | None = None, overlap: str = "24h"
+    ) -> wire.SecretRotated:
+        """A new signing secret; the previous one verifies for ``overlap`` more."""
+        body = {"signing_secret": signing_secret, "overlap": overlap}
+        done = self._t.request("POST", f"/sources/{ref}/rotate-secret", json=body)
+        return wire.SecretRotated.model_validate(done)
+
     def test(self, ref: str) -> wire.Health:
         """Health-check now."""
         return wire.Health.model_validate(self._t.request("POST", f"/sources/{ref}/test"))

@@ -49,11 +49,20 @@ class ApiKey:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the sandbox their key is scoped to and their role."""
+    """Who is calling: the sandbox their key is scoped to and their role. ``key_id`` is
+    the API key used (``None`` for the operator in-process: the CLI on the ledger's
+    machine); ``session_id`` the dashboard session, when the call came from a browser."""
 
     sandbox_id: str
     role: Role
     key_id: str | None = None
+    session_id: str | None = None
+
+    @property
+    def operator(self) -> bool:
+        """The local operator (no key, no session): the only caller who may make Cairn
+        run programs on this machine without a server setting allowing it."""
+        return self.key_id is None and self.session_id is None
 
 
 def require(principal: Principal, needed: Role, action: str) -> None:

@@ -65,3 +65,24 @@ def source_from_dict(data: dict[str, Any]) -> DataSource:
         updated_at=time(data.get("updated_at")),
         checked_at=time(data.get("checked_at")),
     )
+
+
+MAX_LABEL_CHARS = 100
+RESERVED_LABELS = frozenset({"builtin", "user_mcp", "webhook", "schedule", "integration", "mcp"})
+"""Labels that name a kind of source (``builtin`` is every sandbox's own source): a source
+labelled so would be mistaken for one, e.g. show every default agent a false skip."""
+
+
+def validate_label(label: str) -> str:
+    """``label`` if people and lookups can use it: 1 to 100 printable characters, not a
+    kind's name, not shaped like a source id; ``UsageError`` saying why otherwise."""
+    from cairn.errors import UsageError
+
+    if not label.strip() or len(label) > MAX_LABEL_CHARS:
+        raise UsageError(f"a source label must be 1 to {MAX_LABEL_CHARS} characters")
+    if any(not char.isprintable() for char in label):
+        shown = label.encode("unicode_escape").decode()
+        raise UsageError(f"a source label cannot hold control characters, got {shown!r}")
+    if label.strip().lower() in RESERVED_LABELS or label.startswith("src_"):
+        raise UsageError(f"the label {label!r} is reserved; choose another")
+    return label

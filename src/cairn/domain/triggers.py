@@ -10,12 +10,18 @@ decision            meaning
 ``rate_limited``    the trigger already fired ``rate_limit_per_hour`` times this window
 ``paused``          the trigger is paused
 ``agent_archived``  the trigger's agent is archived
-``busy``            the server's run queue was full; nothing was fired
+``busy``            (ledgers written before durable execution only) the server's
+                    in-memory queue was full and the fire was dropped
 ==================  ===========================================================
+
+An event is never accepted and then left undecided or unfired for lack of room: when the
+backlog is full the delivery is refused before anything is recorded (503 with
+``Retry-After`` on webhooks), so ``busy`` is no longer recorded.
 
 Payload filters (``filter_config``) map a dotted payload path to what it must be: a value
 (equal, or contained when the payload field is a list, e.g. labels or mentions) or a list
-of values (any of them). Every key must match.
+of values (any of them). Every key must match. A path step through a list of objects takes
+that field of each (``issue.labels.name`` is every label's name).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+
+from cairn.domain.deliveries import DeliveryFacts
 
 TriggerStatus = Literal["active", "paused"]
 Decision = Literal["fired", "filtered_out", "rate_limited", "paused", "agent_archived", "busy"]
@@ -107,6 +115,7 @@ class Event:
     reject_reason: str | None = None
     received_at: datetime | None = None
     decisions: list[TriggerDecision] | None = None
+    delivery: DeliveryFacts | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form, with the decisions when loaded."""
@@ -123,6 +132,7 @@ class Event:
             "decisions": (
                 [d.to_dict() for d in self.decisions] if self.decisions is not None else None
             ),
+            "delivery": self.delivery.to_dict() if self.delivery else None,
         }
 
 
@@ -141,6 +151,13 @@ def payload_value(payload: Any, path: str) -> Any:
             and -len(value) <= int(step) < len(value)
         ):
             value = value[int(step)]
+        elif isinstance(value, list):
+            # A list of objects projects the field, so ``issue.labels.name`` reads every
+            # label's name (providers send labels, mentions and assignees as objects).
+            found = [item[step] for item in value if isinstance(item, dict) and step in item]
+            if not found:
+                return _MISSING
+            value = [v for item in found for v in (item if isinstance(item, list) else [item])]
         else:
             return _MISSING
     return value

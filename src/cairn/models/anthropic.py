@@ -48,7 +48,7 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.models.vendor_errors import quote_body, retry_after_s
+from cairn.models.vendor_errors import connection_lost, quote_body, retry_after_s
 from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
@@ -197,6 +197,7 @@ class AnthropicBackend:
         unreadable: list[tuple[str, str]] = []  # (tool name, why its input is not an object)
         json_buffers: dict[int, str] = {}
         complete = False
+        answer_started = False  # any event of the answer received: decides how a drop reads
         usage = Usage()
         stop_reason: str | None = None
         try:
@@ -205,6 +206,7 @@ class AnthropicBackend:
                 client.messages.stream(**params) as stream,
             ):
                 async for event in stream:
+                    answer_started = True
                     if event.type == "text":
                         if event.text:
                             yield TextDelta(event.text)
@@ -229,11 +231,11 @@ class AnthropicBackend:
                         stop_reason = message.stop_reason
                         usage = usage_from(message.usage)
         except sdk.APIError as exc:
-            raise self._api_error(sdk, exc) from exc
+            raise self._api_error(sdk, exc, answer_started=answer_started) from exc
         except httpx2.TimeoutException as exc:
             raise self._timeout() from exc
         except httpx2.TransportError as exc:
-            raise self._dropped(exc, mid_stream=True) from exc
+            raise self._dropped(exc, answer_started=answer_started) from exc
         except ValueError as exc:  # a frame that is not the JSON the protocol promises
             raise ModelError(
                 self.provider.redact(f"anthropic sent a stream Cairn could not read: {exc}"),
@@ -257,11 +259,11 @@ class AnthropicBackend:
 
     # --- errors ------------------------------------------------------------------------
 
-    def _api_error(self, sdk: Any, exc: anthropic.APIError) -> ModelError:
+    def _api_error(self, sdk: Any, exc: anthropic.APIError, *, answer_started: bool) -> ModelError:
         if isinstance(exc, sdk.APITimeoutError):
             return self._timeout()
         if isinstance(exc, sdk.APIConnectionError):
-            return self._dropped(exc.__cause__ or exc, mid_stream=False)
+            return self._dropped(exc.__cause__ or exc, answer_started=answer_started)
         if isinstance(exc, sdk.APIStatusError):
             return self._status_error(exc)
         return ModelError(
@@ -280,21 +282,14 @@ class AnthropicBackend:
             retryable=True,
         )
 
-    def _dropped(self, cause: BaseException, *, mid_stream: bool) -> ModelError:
-        detail = str(cause) or type(cause).__name__
-        where = self.provider.where()
-        if mid_stream:
-            text = (
-                f"the connection to anthropic at {where} dropped mid-answer ({detail}): try "
-                "again; if it keeps happening, check the network or proxy"
-            )
-        else:
-            text = (
-                f"could not reach anthropic at {where} ({detail}): check the network and "
-                "model_settings.base_url"
-            )
-        return ModelError(
-            self.provider.redact(text), backend=BACKEND, reason="connection", retryable=True
+    def _dropped(self, cause: BaseException, *, answer_started: bool) -> ModelError:
+        return connection_lost(
+            BACKEND,
+            self.provider.where(),
+            cause,
+            answer_started=answer_started,
+            unreachable_remedy="check the network and model_settings.base_url",
+            redact=self.provider.redact,
         )
 
     def _unreadable_call(self, tool: str, problem: str, stop_reason: str | None) -> ModelError:

@@ -72,7 +72,7 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.models.vendor_errors import quote_body
+from cairn.models.vendor_errors import connection_lost, quote_body
 from cairn.models.vendor_errors import retry_after_s as header_retry_after_s
 from cairn.tools.base import ToolSpec
 
@@ -339,7 +339,7 @@ class GoogleBackend:
         except httpx2.TimeoutException as exc:
             raise self._timeout() from exc
         except httpx2.TransportError as exc:
-            raise self._dropped(exc, mid_stream=turn.received) from exc
+            raise self._dropped(exc, answer_started=turn.received) from exc
         except (errors.UnknownApiResponseError, pydantic.ValidationError) as exc:
             raise ModelError(
                 self.provider.redact(f"google sent a stream Cairn could not read: {exc}"),
@@ -411,21 +411,14 @@ class GoogleBackend:
             retryable=True,
         )
 
-    def _dropped(self, cause: BaseException, *, mid_stream: bool) -> ModelError:
-        detail = str(cause) or type(cause).__name__
-        where = self.provider.where()
-        if mid_stream:
-            text = (
-                f"the connection to google at {where} dropped mid-answer ({detail}): try "
-                "again; if it keeps happening, check the network or proxy"
-            )
-        else:
-            text = (
-                f"could not reach google at {where} ({detail}): check the network and "
-                "model_settings.base_url"
-            )
-        return ModelError(
-            self.provider.redact(text), backend=BACKEND, reason="connection", retryable=True
+    def _dropped(self, cause: BaseException, *, answer_started: bool) -> ModelError:
+        return connection_lost(
+            BACKEND,
+            self.provider.where(),
+            cause,
+            answer_started=answer_started,
+            unreachable_remedy="check the network and model_settings.base_url",
+            redact=self.provider.redact,
         )
 
     def _api_error(self, exc: genai_errors.APIError) -> ModelError:

@@ -65,7 +65,7 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.models.vendor_errors import retry_after_s
+from cairn.models.vendor_errors import connection_lost, retry_after_s
 from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
@@ -245,6 +245,7 @@ class OpenAIBackend:
         completion_limit = limit if self.token_field == "max_completion_tokens" else None
         calls: dict[int, _PartialCall] = {}
         finish_reason: str | None = None
+        answer_started = False  # any chunk of the answer received: decides how a drop reads
         usage = Usage()
         try:
             async with self.provider.client() as client:
@@ -263,6 +264,7 @@ class OpenAIBackend:
                 async with stream:
                     self._check_streaming(stream.response.headers.get("content-type", ""))
                     async for chunk in stream:
+                        answer_started = True
                         chunk_usage = getattr(chunk, "usage", None)
                         if chunk_usage is not None:
                             usage = usage_from(chunk_usage)
@@ -285,13 +287,13 @@ class OpenAIBackend:
         except openai.APITimeoutError as exc:
             raise self._timeout() from exc
         except openai.APIConnectionError as exc:
-            raise self._dropped(exc.__cause__ or exc) from exc
+            raise self._dropped(exc.__cause__ or exc, answer_started=answer_started) from exc
         except openai.APIError as exc:  # an error object inside the 200 stream
             raise self._stream_error(exc) from None
         except httpx2.TimeoutException as exc:  # reading an error body or the stream's tail
             raise self._timeout() from exc
         except httpx2.TransportError as exc:
-            raise self._dropped(exc) from exc
+            raise self._dropped(exc, answer_started=answer_started) from exc
         except ValueError as exc:  # a frame that is not the JSON the protocol promises
             raise ModelError(
                 self.provider.redact(
@@ -342,20 +344,19 @@ class OpenAIBackend:
             retryable=True,
         )
 
-    def _dropped(self, cause: BaseException) -> ModelError:
-        detail = str(cause) or type(cause).__name__
+    def _dropped(self, cause: BaseException, *, answer_started: bool) -> ModelError:
         remedy = (
             "check the network"
             if self.provider.is_openai
             else "check that the server is running there and model_settings.base_url"
         )
-        return ModelError(
-            self.provider.redact(
-                f"could not reach openai at {self.provider.where()} ({detail}): {remedy}"
-            ),
-            backend=BACKEND,
-            reason="connection",
-            retryable=True,
+        return connection_lost(
+            BACKEND,
+            self.provider.where(),
+            cause,
+            answer_started=answer_started,
+            unreachable_remedy=remedy,
+            redact=self.provider.redact,
         )
 
     def _stream_error(self, exc: openai.APIError) -> ModelError:

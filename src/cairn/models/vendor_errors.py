@@ -6,7 +6,10 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Callable
 from typing import Any
+
+from cairn.errors import ModelError
 
 
 def retry_after_s(headers: Any) -> float | None:
@@ -40,3 +43,32 @@ def quote_body(body: object) -> str:
         return ""
     text = body if isinstance(body, str) else json.dumps(body, default=str)
     return " ".join(text.split())[:300]
+
+
+def connection_lost(
+    vendor: str,
+    where: str,
+    cause: BaseException,
+    *,
+    answer_started: bool,
+    unreachable_remedy: str,
+    redact: Callable[[str], str],
+) -> ModelError:
+    """A connection that failed, classified by what had arrived, never by exception class.
+
+    SDKs wrap transport errors differently from one release to the next (a read error in
+    the middle of a stream may come raw or inside the SDK's connection error), so the
+    backends track whether any part of the answer was received and pass that here: after
+    it the answer was cut mid-way; before it the server could not be reached. Both are
+    retryable.
+    """
+    detail = str(cause) or type(cause).__name__
+    if answer_started:
+        text = (
+            f"the connection to {vendor} at {where} dropped mid-answer, after part of the "
+            f"answer had arrived ({detail}): try again; if it keeps happening, check the "
+            "network or proxy"
+        )
+    else:
+        text = f"could not reach {vendor} at {where} ({detail}): {unreachable_remedy}"
+    return ModelError(redact(text), backend=vendor, reason="connection", retryable=True)

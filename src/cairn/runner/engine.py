@@ -4,7 +4,8 @@ Whatever happens — a tool raises, the backend raises, ``max_turns`` or ``timeo
 hit, the run is cancelled — the row ends final with an error message, because the final
 write sits in a ``finally`` that no exception of the run can skip. While a run is live a
 heartbeat task flushes new events and touches ``heartbeat_at``, so a hung tool call is
-visible and a dead worker is detectable (``reap_stale_runs``).
+visible; for a run claimed by a worker that heartbeat is the worker's lease, and a run
+whose lease expired is ended by ``reap_stale_runs``.
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ class Runner:
         self.retry_cap_s = retry_cap_s
         self._live: dict[str, anyio.CancelScope] = {}
         self._failure_reasons: dict[str, str | None] = {}  # run_id -> ModelError.reason
+        self._cancel_reasons: dict[str, str] = {}  # run_id -> why it was cancelled
 
-    def accept(
+    def new_run(
         self,
         agent: Agent,
         event_payload: Any,
@@ -143,9 +145,10 @@ class Runner:
         start_now: bool = True,
         replay_of: str | None = None,
     ) -> Run:
-        """Write the run row for a fire that was accepted; it exists before anything runs."""
+        """The row of an accepted fire, not yet written (the caller writes it in its own
+        transaction, with the event and decisions that caused it)."""
         now = datetime.now(UTC)
-        run = Run(
+        return Run(
             run_id=new_id("run"),
             sandbox_id=agent.sandbox_id,
             agent_id=agent.agent_id,
@@ -161,6 +164,26 @@ class Runner:
             heartbeat_at=now,
             replay_of=replay_of,
         )
+
+    def accept(
+        self,
+        agent: Agent,
+        event_payload: Any,
+        *,
+        kind: RunKind,
+        trigger_id: str | None = None,
+        start_now: bool = True,
+        replay_of: str | None = None,
+    ) -> Run:
+        """Write the run row for a fire that was accepted; it exists before anything runs."""
+        run = self.new_run(
+            agent,
+            event_payload,
+            kind=kind,
+            trigger_id=trigger_id,
+            start_now=start_now,
+            replay_of=replay_of,
+        )
         with self.store.begin() as conn:
             run_store.create_run(conn, run)
         if self.bus is not None:
@@ -171,11 +194,14 @@ class Runner:
         """Runs executing in this process now."""
         return list(self._live)
 
-    def cancel(self, run_id: str) -> bool:
-        """Cancel a run live in this process; ``False`` if it is not running here."""
+    def cancel(self, run_id: str, reason: str | None = None) -> bool:
+        """Cancel a run live in this process (``reason`` goes into its error message);
+        ``False`` if it is not running here."""
         scope = self._live.get(run_id)
         if scope is None:
             return False
+        if reason is not None:
+            self._cancel_reasons[run_id] = reason
         scope.cancel()
         return True
 
@@ -200,7 +226,9 @@ class Runner:
             if scope.cancelled_caught:
                 run.status = "cancelled"
                 run.error_type = "cancelled"
-                run.error_message = "the run was cancelled before it finished"
+                run.error_message = self._cancel_reasons.pop(
+                    run.run_id, "the run was cancelled before it finished"
+                )
         finally:
             heartbeat.stop()
             self._live.pop(run.run_id, None)

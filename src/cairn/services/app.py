@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from cairn.config import Settings
 
 if TYPE_CHECKING:
+    from cairn.execution.base import BacklogGate, Completions, ExecutionBackend
     from cairn.runner.bus import RunBus
     from cairn.runner.engine import Runner
-    from cairn.runner.pool import WorkerPool
     from cairn.store.crypto import SecretBox
     from cairn.store.engine import Store
     from cairn.store.reader import LedgerReader
@@ -27,7 +27,29 @@ class App:
         self._reader: LedgerReader | None = None
         self._closers: list[Callable[[], None]] = []
         self.bus: RunBus | None = None  # set by the server: live events for SSE
-        self.pool: WorkerPool | None = None  # set by the server: runs off the request path
+        # Set by ``cairn serve`` / ``cairn worker``: fires are queued in the ledger for
+        # workers. ``None`` (the CLI in-process): a fire runs before the call returns.
+        self.executor: ExecutionBackend | None = None
+        self._gate: BacklogGate | None = None
+        self._completions: Completions | None = None
+
+    @property
+    def gate(self) -> BacklogGate:
+        """Back-pressure: refuses fires once the ledger's backlog is at its limit."""
+        if self._gate is None:
+            from cairn.execution.base import BacklogGate
+
+            self._gate = BacklogGate(self, self.settings.max_backlog)
+        return self._gate
+
+    @property
+    def completions(self) -> Completions:
+        """Waits for runs to be final (synchronous fires through the workers)."""
+        if self._completions is None:
+            from cairn.execution.base import Completions
+
+            self._completions = Completions()
+        return self._completions
 
     @property
     def store(self) -> Store:

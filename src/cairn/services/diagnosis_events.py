@@ -5,7 +5,10 @@ Each decision of ``cairn.domain.triggers`` maps to one finding code (``fired``,
 ``filtered_out``, ``rate_limited``, ``trigger_paused``, ``agent_archived``,
 ``server_busy``); an event no trigger decided is ``no_trigger``; a refused delivery is
 ``bad_signature``, ``stale_delivery``, ``unsigned_delivery``, ``bad_timestamp``,
-``malformed_delivery``, ``delivery_too_large`` or ``rejected_delivery``.
+``malformed_delivery``, ``delivery_too_large``, ``awaiting_secret``, ``unknown_event_type``
+or ``rejected_delivery`` (from the refusal code the webhook provider recorded, in the
+provider's terms: its header, where its secret is); a provider handshake (GitHub's ping,
+Slack's url_verification) is ``handshake``.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ from datetime import timedelta
 from typing import Any
 
 from cairn.domain.agents import Agent
+from cairn.domain.deliveries import Refusal
 from cairn.domain.diagnosis import Explanation, Finding, by_severity
 from cairn.domain.runs import Run
 from cairn.domain.sources import DataSource
 from cairn.domain.triggers import Event, Trigger, TriggerDecision
+from cairn.errors import UsageError
 from cairn.services.app import App
 from cairn.services.diagnosis_rules import clip, names, quote_json
 from cairn.services.webhooks import MAX_BODY_BYTES, TOLERANCE_S
+from cairn.webhooks.base import WebhookProvider
+from cairn.webhooks.registry import get_provider
 
 AGENT_PLACEHOLDER = "AGENT"
 
@@ -128,13 +135,16 @@ def diagnose_event(event: Event, facts: EventFacts) -> Explanation:
     ``facts.only_agent`` it is about that agent's triggers only."""
     head = (
         f"Event {event.event_id} ({event.event_type or 'refused delivery'} on source "
-        f"{facts.source_name()})"
+        f"{facts.source_name()}{_arrival(event)})"
     )
     if event.status == "rejected":
         finding = _rejected(event, facts)
         return Explanation(
             event.event_id, f"{head} was refused: {finding.cause}", [finding], "event"
         )
+    if event.delivery is not None and event.delivery.handshake:
+        finding = _handshake(event, facts)
+        return Explanation(event.event_id, f"{head}: {finding.cause}", [finding], "event")
     decisions = list(event.decisions or [])
     agent = facts.only_agent
     if agent is not None:
@@ -153,12 +163,26 @@ def diagnose_event(event: Event, facts: EventFacts) -> Explanation:
     primary = fired[0] if fired and not any(f.needs_fixing for f in findings) else findings[0]
     if agent is not None:
         verb = "fired" if fired else "did not fire"
-        what = f"{event.event_type} on source {facts.source_name()}"
+        what = f"{event.event_type} on source {facts.source_name()}{_arrival(event)}"
         summary = f"{agent.slug} {verb} on its last event, {event.event_id} ({what}): "
         summary += primary.cause
     else:
         summary = f"{head}: {primary.cause}"
     return Explanation(event.event_id, summary, findings, "event")
+
+
+def _arrival(event: Event) -> str:
+    """ ", GitHub delivery 72d3…, type from X-GitHub-Event header + body.action" for a
+    provider delivery; nothing for a native one."""
+    delivery = event.delivery
+    if delivery is None or delivery.provider == "cairn":
+        return ""
+    said = f", {_provider_of(event).title} delivery"
+    if delivery.delivery_id:
+        said += f" {delivery.delivery_id}"
+    if delivery.type_from and event.event_type:
+        said += f", type from {delivery.type_from}"
+    return said
 
 
 def _agent_of(decision: TriggerDecision, facts: EventFacts) -> str | None:
@@ -435,63 +459,112 @@ def _no_events(agent: Agent, triggers: list[Trigger], sources: dict[str, DataSou
     )
 
 
-# --- refused deliveries -----------------------------------------------------------------------
+# --- refused deliveries and handshakes -------------------------------------------------------
+
+
+def _legacy_refusal(reason: str) -> Refusal | None:
+    """The refusal code of a rejected event stored before refusals carried one."""
+    low = reason.lower()
+    for needle, code in (
+        ("bad signature", "bad_signature"),
+        ("stale delivery", "stale"),
+        ("missing x-cairn-timestamp", "unsigned"),
+        ("not unix seconds", "bad_timestamp"),
+        ("malformed json", "malformed"),
+        ('"type"', "malformed"),
+        ("byte limit", "too_large"),
+    ):
+        if needle in low:
+            return code  # type: ignore[return-value]
+    return None
+
+
+def _provider_of(event: Event) -> WebhookProvider:
+    try:
+        return get_provider(event.delivery.provider if event.delivery else None)
+    except UsageError:  # a plugin provider since uninstalled: speak generically
+        return get_provider(None)
 
 
 def _rejected(event: Event, facts: EventFacts) -> Finding:
     reason = event.reject_reason or ""
-    low = reason.lower()
     label = facts.source_name()
-    evidence = {"status": "rejected", "reject_reason": reason, "source_id": event.source_id}
-    if "bad signature" in low:
+    provider = _provider_of(event)
+    native = provider.name == "cairn"
+    code = event.delivery.refusal if event.delivery else None
+    code = code or _legacy_refusal(reason)
+    evidence: dict[str, Any] = {
+        "status": "rejected",
+        "reject_reason": reason,
+        "source_id": event.source_id,
+        "provider": provider.name,
+        "refusal": code,
+    }
+    rotate = f"`cairn source webhook rotate {label} --secret …`"
+    if code == "bad_signature":
         return Finding(
             "bad_signature",
             "error",
-            f"The delivery to {label!r} was refused: its X-Cairn-Signature does not match "
-            "the source's signing secret.",
-            "On the sender: sign with this source's signing secret (shown once by "
-            "`cairn source webhook add`; if it is lost, add a new webhook source and point the "
-            "sender at it), as `v1=` + hex HMAC-SHA256 of '<timestamp>.<raw body>' over the "
-            "exact bytes sent (docs/webhooks.md).",
+            f"The delivery to {label!r} was refused: its {provider.signature_header} does not "
+            "match the source's signing secret.",
+            (
+                "On the sender: sign with this source's signing secret (shown once by "
+                "`cairn source webhook add`; if it is lost, add a new webhook source and point "
+                "the sender at it), as `v1=` + hex HMAC-SHA256 of '<timestamp>.<raw body>' over "
+                "the exact bytes sent (docs/webhooks.md)."
+                if native
+                else f"The source must hold the secret {provider.title} signs with: "
+                f"{provider.secret_hint}; set it with {rotate}. A proxy that re-encodes the "
+                "body also breaks the signature (docs/webhooks.md)."
+            ),
             evidence,
         )
-    if "stale delivery" in low:
+    if code == "stale":
         return Finding(
             "stale_delivery",
             "error",
-            f"The delivery to {label!r} was refused as stale: its X-Cairn-Timestamp was more "
-            f"than {TOLERANCE_S} s from the server's clock ({clip(reason, 120)}).",
+            f"The delivery to {label!r} was refused as stale: its signed timestamp was more "
+            f"than {provider.tolerance_s or TOLERANCE_S} s from the server's clock "
+            f"({clip(reason, 120)}).",
             "On the sender: sign each attempt (retries too) with the current time, and keep "
-            "its clock in sync (NTP).",
+            "its clock in sync (NTP)."
+            if native
+            else f"A replayed or long-delayed {provider.title} request, or the server's clock "
+            "is off: keep it in sync (NTP); fresh deliveries from the provider are accepted.",
             evidence,
         )
-    if "missing x-cairn-timestamp" in low:
+    if code == "unsigned":
         return Finding(
             "unsigned_delivery",
             "error",
-            f"The delivery to {label!r} was refused: it carried no X-Cairn-Timestamp or "
-            "X-Cairn-Signature header.",
-            "On the sender: send both headers with every request (docs/webhooks.md).",
+            f"The delivery to {label!r} was refused: {clip(reason, 140)}.",
+            "On the sender: send both headers with every request (docs/webhooks.md)."
+            if native
+            else f"Is the sender really {provider.title}? Requests from another service need "
+            "a source with its own provider (`cairn source webhook add … --provider …`).",
             evidence,
         )
-    if "not unix seconds" in low:
+    if code == "bad_timestamp":
         return Finding(
             "bad_timestamp",
             "error",
             f"The delivery to {label!r} was refused: {clip(reason, 120)}.",
-            "On the sender: X-Cairn-Timestamp is the current time in whole unix seconds.",
+            "On the sender: the timestamp header is the current time in whole unix seconds.",
             evidence,
         )
-    if "malformed json" in low or '"type"' in reason:
+    if code == "malformed":
         return Finding(
             "malformed_delivery",
             "error",
             f"The delivery to {label!r} was refused: {clip(reason, 160)}.",
             'On the sender: send a JSON object {"type": "<event type>", "id": "<your event '
-            'id>", "payload": {…}}.',
+            'id>", "payload": {…}}.'
+            if native
+            else f"The body is not what {provider.title} sends; check the sender is "
+            f"{provider.title} and sends JSON (docs/webhooks.md).",
             evidence,
         )
-    if "byte limit" in low:
+    if code == "too_large":
         return Finding(
             "delivery_too_large",
             "error",
@@ -500,12 +573,48 @@ def _rejected(event: Event, facts: EventFacts) -> Finding:
             "(a URL or an id) and let the agent fetch the rest with a tool.",
             evidence,
         )
+    if code == "no_secret":
+        return Finding(
+            "awaiting_secret",
+            "error",
+            f"The delivery to {label!r} was refused: the source has no signing secret yet, "
+            f"and {provider.title} issues its own.",
+            f"Paste it: {rotate} ({provider.secret_hint}).",
+            evidence,
+        )
+    if code == "unknown_event_type":
+        return Finding(
+            "unknown_event_type",
+            "warning",
+            f"The delivery to {label!r} was well signed but refused: {clip(reason, 160)}.",
+            f"Subscribe the {provider.title} endpoint to the event kinds Cairn reads "
+            "(docs/webhooks.md); nothing on Cairn's side needs changing.",
+            evidence,
+        )
     return Finding(
         "rejected_delivery",
         "error",
         f"The delivery to {label!r} was refused: {clip(reason, 160)}.",
         "Fix what the reason names on the sender (docs/webhooks.md).",
         evidence,
+    )
+
+
+def _handshake(event: Event, facts: EventFacts) -> Finding:
+    delivery = event.delivery
+    provider = _provider_of(event)
+    kind = delivery.handshake if delivery else None
+    return Finding(
+        "handshake",
+        "info",
+        f"{provider.title}'s {kind} reached source {facts.source_name()!r}, was verified with "
+        "its signing secret and answered; a handshake never fires a trigger.",
+        "Nothing to fix: real events on this source are decided by its triggers.",
+        {
+            "provider": provider.name,
+            "handshake": kind,
+            "delivery": delivery.to_dict() if delivery else None,
+        },
     )
 
 

@@ -14,7 +14,6 @@ from cairn.services.app import App
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
     from cairn.domain.sources import DataSource
-    from cairn.runner.pool import Job
 
 # Store modules are imported inside the functions: ``list_runs`` on the embedded ledger
 # must not import SQLAlchemy (see ``cairn.store.sqlite_reader``).
@@ -35,12 +34,13 @@ class RunQuery:
 
 @dataclass(frozen=True, slots=True)
 class AcceptedFire:
-    """A fire whose row is written; ``job`` is its place in the server's queue, if any."""
+    """A fire whose row is written: ``queued`` for the workers, or (``queued`` false, no
+    workers in this process) accepted ``running`` for the caller to execute at once."""
 
     run: Run
     agent: Agent
     available: list[DataSource]
-    job: Job | None
+    queued: bool
 
 
 async def fire_agent(
@@ -54,14 +54,13 @@ async def fire_agent(
     replay_of: str | None = None,
 ) -> Run:
     """Fire an agent and wait for its run to finish (a test fire, a manual fire). In the
-    server it goes through the worker pool like every other fire."""
+    server it is queued for the workers like every other fire."""
     fire = start_fire(
         app, sandbox_id, slug, event_payload, kind=kind, trigger_id=trigger_id, replay_of=replay_of
     )
-    if fire.job is None:
+    if not fire.queued:
         return await app.runner.execute(fire.run, fire.agent, fire.available)
-    await fire.job.done.wait()
-    return fire.run
+    return await app.completions.wait(app, fire.run)
 
 
 def start_fire(
@@ -74,18 +73,22 @@ def start_fire(
     trigger_id: str | None = None,
     replay_of: str | None = None,
 ) -> AcceptedFire:
-    """Accept a fire: write its row and, in the server, queue it for a worker (``Busy`` when
-    the queue is full, before anything is written). Without a pool (the CLI in-process) the
-    run is accepted as ``running`` and the caller executes it (``job`` is ``None``)."""
-    agent, available = _agent_and_sources(app, sandbox_id, slug)
-    pool = app.pool
-    if pool is None:
+    """Accept a fire. With workers (``app.executor``): past the backlog limit ``Busy``
+    before anything is written, else the row is committed ``queued`` and the backend told,
+    in one transaction. Without (the CLI in-process): accepted ``running``, for the caller
+    to execute."""
+    from cairn.store import runs as run_store
+
+    executor = app.executor
+    if executor is None:
+        agent, available = _agent_and_sources(app, sandbox_id, slug)
         run = app.runner.accept(
             agent, event_payload, kind=kind, trigger_id=trigger_id, replay_of=replay_of
         )
-        return AcceptedFire(run, agent, available, None)
-    pool.check_capacity()
-    run = app.runner.accept(
+        return AcceptedFire(run, agent, available, queued=False)
+    app.gate.check()
+    agent = _agent(app, sandbox_id, slug)
+    run = app.runner.new_run(
         agent,
         event_payload,
         kind=kind,
@@ -93,7 +96,20 @@ def start_fire(
         replay_of=replay_of,
         start_now=False,
     )
-    return AcceptedFire(run, agent, available, pool.submit(run, agent, available))
+    with app.store.begin() as conn:
+        run_store.create_run(conn, run)
+        executor.enqueue(conn, [run])
+    executor.accepted([run])
+    if app.bus is not None:
+        app.bus.summary(run)
+    return AcceptedFire(run, agent, [], queued=True)
+
+
+def _agent(app: App, sandbox_id: str, slug: str) -> Agent:
+    from cairn.store import agents as agent_store
+
+    with app.store.connect() as conn:
+        return agent_store.get_agent(conn, sandbox_id, slug)
 
 
 def _agent_and_sources(app: App, sandbox_id: str, slug: str) -> tuple[Agent, list[DataSource]]:
@@ -152,39 +168,16 @@ def list_runs(app: App, sandbox_id: str, query: RunQuery) -> list[Run]:
         since=time.time() - query.since_s if query.since_s is not None else None,
         limit=query.limit,
     )
-    found = reader.list_runs(where)
-    if any(run.status in LIVE_STATUSES for run in found):
-        found = _after_reaping(app, sandbox_id, found)
-    return found
-
-
-def _after_reaping(app: App, sandbox_id: str, found: list[Run]) -> list[Run]:
-    """A live run whose heartbeat stopped is shown as what it is: failed, worker lost."""
-    from cairn.store import runs as run_store
-
-    cutoff = datetime.now(UTC) - timedelta(seconds=app.settings.stale_run_after_s)
-    stale = [
-        run
-        for run in found
-        if run.status in LIVE_STATUSES and run.heartbeat_at and run.heartbeat_at < cutoff
-    ]
-    if not stale:
-        return found
-    with app.store.begin() as conn:
-        run_store.reap_stale_runs(conn, stale_after_s=app.settings.stale_run_after_s)
-        fresh = {run.run_id: run_store.get_run(conn, sandbox_id, run.run_id) for run in stale}
-    return [fresh.get(run.run_id, run) for run in found]
+    return reader.list_runs(where)
 
 
 def get_run(app: App, sandbox_id: str, run_id: str) -> Run:
-    """One run with its trace."""
+    """One run with its trace. Reading never ends a run: runs whose worker died are ended
+    by the workers' reaper once their lease expires (docs/ledger.md)."""
     from cairn.store import runs as run_store
 
     with app.store.connect() as conn:
-        run = run_store.get_run(conn, sandbox_id, run_id)
-    if run.status in LIVE_STATUSES:
-        run = _after_reaping(app, sandbox_id, [run])[0]
-    return run
+        return run_store.get_run(conn, sandbox_id, run_id)
 
 
 def get_run_events(app: App, sandbox_id: str, run_id: str, after_seq: int = 0) -> list[RunEvent]:

@@ -4,6 +4,12 @@ The server's scheduler calls ``tick_due`` about once a second. The last tick tim
 in the source's config, so after a restart the rule is simple and documented: the ticks
 missed while the server was down become ONE catch-up tick (``missed`` = how many were
 skipped), never a burst.
+
+Several servers on one ledger each run a scheduler; a tick still fires once, because its
+event carries the sender id ``<source>@<scheduled time>``, unique per source in the
+ledger: the second server's insert finds the first's event and decides nothing. The tick
+is emitted before ``last_tick_at`` moves, so a crash in between re-emits the same (deduped)
+tick rather than losing it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cairn.domain.sources import DataSource
-from cairn.errors import UsageError
+from cairn.errors import Busy, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
 
@@ -118,18 +124,26 @@ async def tick_due(app: App, now: datetime | None = None) -> list[str]:
         if due is None:
             continue
         scheduled_for, missed = due
-        config: dict[str, Any] = dict(source.config, last_tick_at=now.isoformat())
-        with app.store.begin() as conn:
-            source_store.set_source_config(conn, source.sandbox_id, source.source_id, config)
         payload = {
             "scheduled_for": scheduled_for.isoformat(),
             "timezone": source.config.get("timezone", "UTC"),
             "missed": missed,
         }
-        result = await ingest(
-            app, source, "schedule.tick", payload, f"{source.source_id}@{scheduled_for.isoformat()}"
-        )
-        emitted.append(result.event_id)
+        try:
+            result = await ingest(
+                app,
+                source,
+                "schedule.tick",
+                payload,
+                f"{source.source_id}@{scheduled_for.isoformat()}",
+            )
+        except Busy:  # the backlog is full: the tick stays due and is emitted next time
+            continue
+        config: dict[str, Any] = dict(source.config, last_tick_at=now.isoformat())
+        with app.store.begin() as conn:
+            source_store.set_source_config(conn, source.sandbox_id, source.source_id, config)
+        if not result.duplicate:
+            emitted.append(result.event_id)
     return emitted
 
 

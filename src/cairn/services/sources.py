@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cairn.domain.keys import Principal
 from cairn.domain.sources import DataSource
-from cairn.errors import Conflict, UsageError
+from cairn.errors import Conflict, Forbidden, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.store import sources as source_store
@@ -84,6 +85,22 @@ def default_namespace(label: str) -> str:
     """The tool-name prefix when ``--namespace`` is not given: the label (unique in the
     sandbox), so an allowlist like ``["orders_*"]`` written after it matches."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", label.strip())
+
+
+def require_stdio_allowed(app: App, principal: Principal, command: str) -> None:
+    """A stdio MCP server is a program run on the server's machine as the server's user:
+    only the operator allows one. The CLI on this machine (no key) may; an API key may
+    only name a command the operator listed in ``CAIRN_STDIO_COMMANDS``."""
+    if principal.operator:
+        return
+    allowed = app.settings.stdio_commands
+    if "*" in allowed or command in allowed:
+        return
+    raise Forbidden(
+        f"stdio MCP servers run programs on the server's machine, and {command!r} is not "
+        "one the operator allowed: run 'cairn source add' on the server's machine (without "
+        "CAIRN_URL), or have the operator list it in CAIRN_STDIO_COMMANDS"
+    )
 
 
 async def add_mcp_source(app: App, sandbox_id: str, spec: McpSourceSpec) -> HealthReport:

@@ -1,71 +1,70 @@
-"""Webhook sources: creation (with a signing secret) and verification of deliveries.
+"""Webhook sources: creation with a provider and its signing secret, secret rotation, and
+the native envelope's helpers.
 
-Signature scheme (docs/webhooks.md): the sender sends ``X-Cairn-Timestamp: <unix seconds>``
-and ``X-Cairn-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``. A delivery
-whose timestamp is more than ``TOLERANCE_S`` away from now is refused, so a captured request
-cannot be replayed later; within the window a replay is caught by the sender event id.
+Each source names a provider (``cairn.webhooks.registry``: ``cairn`` — Cairn's own
+envelope, the default — ``github``, ``stripe``, ``slack``, ``linear``, ``standard``,
+``hmac``). Where the user types a secret into the sender (GitHub, generic HMAC, Cairn's
+own) Cairn generates one; where the sender issues it (Stripe, Slack, Linear, Standard
+Webhooks) the user pastes it, at creation or later with a rotation, and until then
+deliveries are refused as ``no_secret``. The secret is stored sealed and shown once.
+
+Native signature scheme (docs/webhooks.md): ``X-Cairn-Timestamp: <unix seconds>`` and
+``X-Cairn-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``, refused when
+more than ``TOLERANCE_S`` from now; within the window a replay is caught by the event id.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cairn.domain.deliveries import DeliveryFacts
 from cairn.domain.sources import DataSource
-from cairn.errors import CairnError, UsageError
+from cairn.domain.triggers import Event
+from cairn.errors import DeliveryRejected, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
+from cairn.webhooks.base import Incoming
+from cairn.webhooks.providers.cairn import TOLERANCE_S, sign
+from cairn.webhooks.providers.cairn import provider as _cairn
+from cairn.webhooks.registry import get_provider
+from cairn.webhooks.rotation import CURRENT, PREVIOUS
 
-TOLERANCE_S = 300
+__all__ = [
+    "MAX_BODY_BYTES",
+    "TOLERANCE_S",
+    "DeliveryRejected",
+    "NewWebhook",
+    "add_webhook_source",
+    "parse_body",
+    "record_handshake",
+    "rotate_secret",
+    "sign",
+    "verify",
+]
+
 MAX_BODY_BYTES = 256 * 1024
-
-
-class DeliveryRejected(CairnError):
-    """A webhook delivery that is refused; ``http_status`` says how (401, 400, 413)."""
-
-    def __init__(self, message: str, http_status: int = 401) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The ``X-Cairn-Signature`` value for a delivery (senders and tests use it)."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "v1=" + digest.hexdigest()
+DEFAULT_OVERLAP = timedelta(hours=24)
 
 
 def verify(
     secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None
 ) -> None:
-    """Raise ``DeliveryRejected`` (401) unless the signature and timestamp are good."""
-    if not timestamp or not signature:
-        raise DeliveryRejected("missing X-Cairn-Timestamp or X-Cairn-Signature header")
-    try:
-        sent_at = int(timestamp)
-    except ValueError:
-        raise DeliveryRejected(
-            f"X-Cairn-Timestamp {timestamp[:20]!r} is not unix seconds"
-        ) from None
-    skew = (now if now is not None else time.time()) - sent_at
-    if abs(skew) > TOLERANCE_S:
-        raise DeliveryRejected(
-            f"stale delivery: timestamp is {abs(skew):.0f} s from now "
-            f"(tolerance {TOLERANCE_S} s); re-sign with the current time"
-        )
-    expected = sign(secret, timestamp, body)
-    offered = [part.strip() for part in signature.split(",")]
-    if not any(hmac.compare_digest(expected, candidate) for candidate in offered):
-        raise DeliveryRejected("bad signature: it does not match this source's signing secret")
+    """Raise ``DeliveryRejected`` (401) unless a native signature and timestamp are good."""
+    headers = {}
+    if timestamp is not None:
+        headers["x-cairn-timestamp"] = timestamp
+    if signature is not None:
+        headers["x-cairn-signature"] = signature
+    incoming = Incoming(headers, body, time.time() if now is None else now)
+    _cairn.verify(incoming, [secret], {})
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A verified delivery's content."""
+    """A native delivery's content."""
 
     event_type: str
     payload: Any
@@ -73,47 +72,155 @@ class Delivery:
 
 
 def parse_body(body: bytes, header_event_id: str | None) -> Delivery:
-    """The event in a verified body: ``{"type": …, "payload": …, "id": …}``."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DeliveryRejected(f"malformed JSON body: {exc}", 400) from None
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str) or not data["type"]:
-        raise DeliveryRejected(
-            'the body must be a JSON object with a non-empty "type" (and "payload", "id")', 400
-        )
-    sender_id = data.get("id", header_event_id)
-    return Delivery(data["type"], data.get("payload", {}), str(sender_id) if sender_id else None)
+    """The event in a verified native body: ``{"type": …, "payload": …, "id": …}``."""
+    headers = {"x-cairn-event-id": header_event_id} if header_event_id else {}
+    parsed = _cairn.parse(Incoming(headers, body, time.time()), {})
+    return Delivery(parsed.event_type, parsed.payload, parsed.sender_event_id)
 
 
 @dataclass(frozen=True, slots=True)
 class NewWebhook:
-    """A created webhook source: where to send, and the secret (shown once)."""
+    """A created webhook source: where to send, and the secret (shown once; ``None`` while
+    a provider that issues its own is waiting for it to be pasted)."""
 
     source: DataSource
     path: str
-    secret: str
+    secret: str | None
 
 
-def add_webhook_source(app: App, sandbox_id: str, label: str) -> NewWebhook:
-    """A webhook source with a fresh signing secret (stored encrypted, shown once)."""
+def add_webhook_source(
+    app: App,
+    sandbox_id: str,
+    label: str,
+    *,
+    provider: str | None = None,
+    secret: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> NewWebhook:
+    """A webhook source for ``provider`` (default ``cairn``) with a fresh or pasted secret
+    (stored sealed, shown once)."""
     from cairn.store import sources as source_store
     from cairn.store.sandboxes import require_sandbox
 
     if not label.strip():
         raise UsageError("a source needs a non-empty label")
+    chosen = get_provider(provider)
+    checked_options = chosen.check_options(options or {})
+    if secret is not None:
+        secret = chosen.check_secret(secret)
+    elif not chosen.issues_secret:
+        secret = chosen.new_secret()
     source_id = new_id("src")
-    secret = "whsec_" + secrets.token_urlsafe(32)
     path = f"/hooks/{source_id}"
+    config: dict[str, Any] = {
+        "path": path,
+        "secret_fields": ["signing_secret"],
+        "provider": chosen.name,
+    }
+    if checked_options:
+        config["provider_options"] = checked_options
+    if secret is None:
+        config["awaiting_secret"] = True
     source = DataSource(
         source_id,
         sandbox_id,
         "webhook",
         label,
-        {"path": path, "secret_fields": ["signing_secret"]},
-        secret={"signing_secret": secret},
+        config,
+        secret={CURRENT: secret} if secret else {},
     )
     with app.store.begin() as conn:
         require_sandbox(conn, sandbox_id)
         source_store.create_source(conn, source, app.secrets)
     return NewWebhook(source, path, secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    """A rotation's result: the new secret (shown once) and until when the old one verifies."""
+
+    source: DataSource
+    secret: str
+    previous_valid_until: datetime | None
+
+
+def rotate_secret(
+    app: App,
+    sandbox_id: str,
+    id_or_label: str,
+    *,
+    secret: str | None = None,
+    overlap: timedelta = DEFAULT_OVERLAP,
+) -> Rotated:
+    """Make ``secret`` (pasted, or generated where the provider lets Cairn choose) the
+    source's signing secret; the one it replaces keeps verifying for ``overlap`` so senders
+    can switch without refused deliveries. A source waiting for its first secret just
+    takes it."""
+    from cairn.store import sources as source_store
+
+    with app.store.begin() as conn:
+        source = source_store.get_source(conn, sandbox_id, id_or_label, app.secrets)
+        if source.kind != "webhook":
+            raise UsageError(f"source {source.label!r} is a {source.kind} source, not a webhook")
+        chosen = get_provider(source.config.get("provider"))
+        if secret is not None:
+            secret = chosen.check_secret(secret)
+        elif chosen.issues_secret:
+            raise UsageError(
+                f"{chosen.title} issues the signing secret, so paste it with --secret; "
+                f"{chosen.secret_hint}"
+            )
+        else:
+            secret = chosen.new_secret()
+        config = dict(source.config)
+        config.pop("awaiting_secret", None)
+        sealed = {CURRENT: secret}
+        old = source.secret.get(CURRENT)
+        until: datetime | None = None
+        if old and old != secret and overlap > timedelta(0):
+            until = datetime.now(UTC) + overlap
+            sealed[PREVIOUS] = old
+            config["previous_secret_until"] = until.isoformat()
+        else:
+            config.pop("previous_secret_until", None)
+        source_store.set_source_secret(
+            conn, sandbox_id, source.source_id, sealed, config, app.secrets
+        )
+    source.config = config
+    return Rotated(source, secret, until)
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A handshake recorded: the event id, or the earlier one for a repeated delivery id."""
+
+    event_id: str
+    duplicate: bool
+
+
+def record_handshake(
+    app: App,
+    source: DataSource,
+    event_type: str,
+    payload: Any,
+    sender_event_id: str | None,
+    delivery: DeliveryFacts,
+) -> Answered:
+    """Keep a handshake (GitHub's ``ping``, Slack's ``url_verification``) as an event that
+    no trigger decides: it shows the sender reached Cairn and signed correctly."""
+    from cairn.store import events as event_store
+
+    event = Event(
+        event_id=new_id("evt"),
+        sandbox_id=source.sandbox_id,
+        source_id=source.source_id,
+        event_type=event_type,
+        payload=payload,
+        sender_event_id=sender_event_id,
+        received_at=datetime.now(UTC),
+        delivery=delivery,
+        decisions=[],
+    )
+    with app.store.begin() as conn:
+        existing = event_store.insert_event(conn, event)
+    return Answered(existing or event.event_id, existing is not None)

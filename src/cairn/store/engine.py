@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, SQLAlchemyError
 
+from cairn.domain.limits import read_json
 from cairn.errors import StoreError, UsageError
 from cairn.store.version import SCHEMA_HEAD
 
@@ -99,10 +100,12 @@ def create_store_engine(url: str) -> Engine:
     url = normalise_url(url)
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"check_same_thread": False})
+            engine = create_engine(
+                url, connect_args={"check_same_thread": False}, json_deserializer=read_json
+            )
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True, json_deserializer=read_json)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise StoreError(f"cannot open database {redact_url(url)}: {exc}") from exc
     return engine

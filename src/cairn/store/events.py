@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from cairn.domain.deliveries import delivery_from_dict
 from cairn.domain.triggers import Event, TriggerDecision
 from cairn.errors import NotFound
 from cairn.store.schema import events, trigger_decisions
@@ -24,6 +25,7 @@ def _to_event(row: Row[Any]) -> Event:
         sender_event_id=row.sender_event_id,
         reject_reason=row.reject_reason,
         received_at=row.received_at,
+        delivery=delivery_from_dict(row.delivery),
     )
 
 
@@ -43,6 +45,7 @@ def insert_event(conn: Connection, event: Event) -> str | None:
                     status=event.status,
                     reject_reason=event.reject_reason,
                     received_at=event.received_at,
+                    delivery=event.delivery.to_dict() if event.delivery else None,
                 )
             )
     except IntegrityError:

@@ -37,6 +37,7 @@ RUN_COLUMNS = (
     "heartbeat_at",
     "cancel_requested_at",
     "replay_of",
+    "worker_id",
 )
 """Every column of ``runs``, in table order (a test checks it against the schema)."""
 

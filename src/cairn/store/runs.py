@@ -1,8 +1,8 @@
 """Run rows and run events: the ledger's write path and its listings.
 
-The write path is three short transactions per run (insert when accepted, heartbeats with
-any new events while it runs, one final update with the remaining events), which keeps a
-persisted scripted run near a millisecond on SQLite.
+The write path is three short transactions per run (insert ``queued`` when accepted, in
+the fire's own transaction; the claim; one final update with the remaining events), plus
+heartbeats with any new events while it runs — the heartbeat is the worker's lease.
 """
 
 from __future__ import annotations
@@ -11,7 +11,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from cairn.domain.runs import (
     LIVE_STATUSES,
@@ -22,7 +32,7 @@ from cairn.domain.runs import (
 from cairn.errors import NotFound
 from cairn.ids import id_floor
 from cairn.store.rows import run_from_row
-from cairn.store.schema import run_events, runs
+from cairn.store.schema import run_events, runs, workers
 
 _ROW_COLUMNS = [c for c in runs.c]
 
@@ -139,17 +149,26 @@ _SAVE_PROGRESS = (
 )
 
 
+_SAVE_LIVE_PROGRESS = _SAVE_PROGRESS.where(runs.c.status.in_(LIVE_STATUSES))
+
+
 def save_progress(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
-    """Heartbeat: keep the live row current (status, calls so far, trace) and add new events."""
+    """Heartbeat (the lease of the worker running it): keep the live row current (status,
+    calls so far, trace) and add new events. A row already ended (reaped after its lease
+    expired) is not brought back to life."""
     values = _storable(conn, _final_values(run))
     values["target_run_id"] = run.run_id
-    conn.execute(_SAVE_PROGRESS, values)
+    conn.execute(_SAVE_LIVE_PROGRESS, values)
     append_events(conn, run.run_id, events)
 
 
 def finish_run(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
-    """Write the final state of a run and its remaining events, in one transaction."""
-    save_progress(conn, run, events)
+    """Write the final state of a run and its remaining events, in one transaction. It
+    wins over a reaper that ended the run meanwhile: the row then says what happened."""
+    values = _storable(conn, _final_values(run))
+    values["target_run_id"] = run.run_id
+    conn.execute(_SAVE_PROGRESS, values)
+    append_events(conn, run.run_id, events)
 
 
 def request_cancel(conn: Connection, run_id: str) -> None:
@@ -171,14 +190,98 @@ def cancel_requested(conn: Connection, run_id: str) -> bool:
     )
 
 
-def claim_queued_run(conn: Connection, run_id: str, started_at: datetime) -> bool:
-    """Move a queued run to running; ``False`` if it is no longer queued (cancelled first)."""
-    result = conn.execute(
+def claim_runs(
+    conn: Connection,
+    worker_id: str,
+    now: datetime,
+    limit: int,
+    *,
+    exclude_sandboxes: Sequence[str] = (),
+    agent_limit: int = 0,
+) -> list[Run]:
+    """Move up to ``limit`` queued runs, oldest first, to ``running`` for ``worker_id``.
+
+    One ``UPDATE … WHERE status = 'queued' AND run_id IN (oldest queued) RETURNING``: a
+    run is claimed by one worker only (on PostgreSQL the subquery takes its rows ``FOR
+    UPDATE SKIP LOCKED``, so concurrent workers take different runs instead of waiting;
+    SQLite runs one write at a time). ``exclude_sandboxes`` skips sandboxes that hold
+    their share of this worker. With ``agent_limit`` (concurrent runs per agent, 0 = none)
+    claims are serialised by a lock (advisory on PostgreSQL, the write lock on SQLite) so
+    the limit holds exactly across processes."""
+    if limit <= 0:
+        return []
+    if agent_limit > 0:
+        return _claim_within_agent_limit(
+            conn, worker_id, now, limit, exclude_sandboxes, agent_limit
+        )
+    oldest = select(runs.c.run_id).where(runs.c.status == "queued")
+    if exclude_sandboxes:
+        oldest = oldest.where(runs.c.sandbox_id.not_in(list(exclude_sandboxes)))
+    oldest = oldest.order_by(runs.c.run_id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    return _claimed(conn, worker_id, now, oldest.scalar_subquery())
+
+
+def _claimed(conn: Connection, worker_id: str, now: datetime, which: Any) -> list[Run]:
+    rows = conn.execute(
         update(runs)
-        .where(runs.c.run_id == run_id, runs.c.status == "queued")
-        .values(status="running", started_at=started_at, heartbeat_at=started_at)
+        .where(runs.c.run_id.in_(which), runs.c.status == "queued")
+        .values(status="running", started_at=now, heartbeat_at=now, worker_id=worker_id)
+        .returning(*_ROW_COLUMNS)
     )
-    return bool(result.rowcount)
+    return sorted((_to_run(row) for row in rows), key=lambda run: run.run_id)
+
+
+def _claim_within_agent_limit(
+    conn: Connection,
+    worker_id: str,
+    now: datetime,
+    limit: int,
+    exclude_sandboxes: Sequence[str],
+    agent_limit: int,
+) -> list[Run]:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+    else:  # takes SQLite's write lock now, so nothing can claim between the read and the write
+        conn.execute(
+            update(workers).where(workers.c.worker_id == worker_id).values(heartbeat_at=now)
+        )
+    busy: dict[str, int] = {
+        agent_id: int(count)
+        for agent_id, count in conn.execute(
+            select(runs.c.agent_id, func.count())
+            .where(runs.c.status == "running")
+            .group_by(runs.c.agent_id)
+        )
+    }
+    query = select(runs.c.run_id, runs.c.agent_id).where(runs.c.status == "queued")
+    if exclude_sandboxes:
+        query = query.where(runs.c.sandbox_id.not_in(list(exclude_sandboxes)))
+    full = [agent_id for agent_id, count in busy.items() if count >= agent_limit]
+    if full:
+        query = query.where(runs.c.agent_id.not_in(full))
+    picked: list[str] = []
+    for row in conn.execute(query.order_by(runs.c.run_id).limit(limit * 4)):
+        if busy.get(row.agent_id, 0) >= agent_limit:
+            continue
+        busy[row.agent_id] = busy.get(row.agent_id, 0) + 1
+        picked.append(row.run_id)
+        if len(picked) >= limit:
+            break
+    return _claimed(conn, worker_id, now, picked) if picked else []
+
+
+_CLAIM_LOCK = 0x6361_6972_6E00  # "cairn": the advisory lock that serialises claims
+
+
+def count_queued(conn: Connection) -> int:
+    """Runs accepted and waiting for a worker (the backlog), on the ``(status, run_id)`` index."""
+    return int(
+        conn.execute(
+            select(func.count()).select_from(runs).where(runs.c.status == "queued")
+        ).scalar_one()
+    )
 
 
 def cancel_queued_run(conn: Connection, run_id: str, now: datetime, reason: str) -> bool:
@@ -263,26 +366,45 @@ def list_events(conn: Connection, run_id: str, *, after_seq: int = 0) -> list[Ru
 
 
 def reap_stale_runs(conn: Connection, *, stale_after_s: float) -> int:
-    """Mark live runs whose heartbeat stopped (a worker died) ``failed``; returns how many.
+    """End ``running`` runs whose lease expired (their worker stopped renewing
+    ``heartbeat_at``: killed, crashed, cut off) as ``failed``/``worker_lost``; returns how many.
 
-    The row keeps everything it had; the error says the worker stopped answering."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=stale_after_s)
+    Only running rows: a queued run is never reaped, however long it waits, because no
+    worker holds it yet. Each message says which worker held the run and when it was last
+    heard from. The run is not executed again: its tool calls may have had side effects."""
     now = datetime.now(UTC)
-    result = conn.execute(
-        update(runs)
-        .where(runs.c.status.in_(LIVE_STATUSES), runs.c.heartbeat_at < cutoff)
-        .values(
-            status="failed",
-            outcome="interrupted",
-            error_type="worker_lost",
-            error_message=(
-                f"the worker running this run stopped sending heartbeats for over "
-                f"{stale_after_s:g} s (process killed or crashed); the run was ended"
-            ),
-            finished_at=now,
+    cutoff = now - timedelta(seconds=stale_after_s)
+    expired = conn.execute(
+        select(runs.c.run_id, runs.c.worker_id, runs.c.heartbeat_at).where(
+            runs.c.status == "running", runs.c.heartbeat_at < cutoff
         )
-    )
-    return int(result.rowcount or 0)
+    ).all()
+    ended = 0
+    for row in expired:
+        last = row.heartbeat_at.isoformat(timespec="seconds") if row.heartbeat_at else "never"
+        message = (
+            f"worker {row.worker_id or 'unknown'} stopped renewing its lease on this run "
+            f"(last heartbeat {last}, lease {stale_after_s:g} s): the process was killed, "
+            f"crashed or lost the database; ended at {now.isoformat(timespec='seconds')} "
+            "and not re-run, since its tool calls may have had side effects"
+        )
+        result = conn.execute(
+            update(runs)
+            .where(
+                runs.c.run_id == row.run_id,
+                runs.c.status == "running",
+                runs.c.heartbeat_at < cutoff,
+            )
+            .values(
+                status="failed",
+                outcome="interrupted",
+                error_type="worker_lost",
+                error_message=message,
+                finished_at=now,
+            )
+        )
+        ended += int(result.rowcount or 0)
+    return ended
 
 
 def prune_runs(

@@ -26,11 +26,25 @@ whose event it re-fired.
 payload filter and an hourly cap kept as a fixed window (``window_started_at``,
 ``window_fires``) so that one conditional ``UPDATE`` decides a fire atomically, even under
 concurrency. ``events`` stores every event a source received, once (unique per source by
-the sender's event id), including rejected deliveries; ``trigger_decisions`` records what
+the sender's event id), including rejected deliveries, with how it arrived (``delivery``:
+the webhook provider, its delivery id, where the type came from, the headers that matter);
+``trigger_decisions`` records what
 every trigger on the source decided about it: fired (with the run), filtered out (which
 filter), rate-limited, paused, agent archived. ``connections`` hold OAuth tokens for
 integration sources, encrypted like other secrets; ``credentials`` hold model-backend API
 keys per sandbox, encrypted the same way (the environment is the fallback).
+
+``browser_sessions`` are the dashboard's logins: a browser's cookie carries a session
+token (only its SHA-256 is stored), never an API key. Each session is scoped to one sandbox
+with a role, expires, and ends when it is revoked, when the user logs out, or when the key
+it was opened with (``key_id``) is revoked.
+
+The ``runs`` table is also the backlog (docs/ledger.md): a fire is accepted by writing its
+row ``queued``; a worker claims it with one conditional ``UPDATE … WHERE status =
+'queued'`` that records its ``worker_id``; while it runs, the worker renews the row's
+``heartbeat_at`` (its lease). Only a ``running`` row whose lease expired is ever reaped;
+a queued row waits as long as it must. ``workers`` lists the worker processes with their
+own heartbeat, for ``cairn status``.
 
 ``usage_thresholds`` hold an agent's cost-watch limits (tokens and/or estimated cost per
 hour, and whether a breach pauses its triggers); ``threshold_enforcements`` keeps one row
@@ -174,11 +188,26 @@ runs = Table(
     Column("heartbeat_at", UTCDateTime(), nullable=True),
     Column("cancel_requested_at", UTCDateTime(), nullable=True),
     Column("replay_of", String(40), nullable=True),
+    Column("worker_id", String(120), nullable=True),
     Index(None, "sandbox_id", "run_id"),
     Index(None, "sandbox_id", "agent_id", "run_id"),
     Index(None, "sandbox_id", "agent_id", "status", "run_id"),
     Index(None, "sandbox_id", "trigger_id", "run_id"),
     Index(None, "status", "heartbeat_at"),
+    Index(None, "status", "run_id"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker_id", String(120), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("executor", String(32), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("heartbeat_at", UTCDateTime(), nullable=False),
+    Column("stopped_at", UTCDateTime(), nullable=True),
 )
 
 run_events = Table(
@@ -239,6 +268,8 @@ events = Table(
     Column("status", String(16), nullable=False),
     Column("reject_reason", Text, nullable=True),
     Column("received_at", UTCDateTime(), nullable=False),
+    # How it arrived: provider, delivery id, where the type came from, kept headers.
+    Column("delivery", JSON, nullable=True),
     UniqueConstraint("source_id", "sender_event_id"),
     Index(None, "sandbox_id", "event_id"),
     Index(None, "sandbox_id", "source_id", "event_id"),
@@ -313,4 +344,19 @@ credentials = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("sandbox_id", "backend"),
+)
+
+
+browser_sessions = Table(
+    "browser_sessions",
+    metadata,
+    Column("session_id", String(40), primary_key=True),
+    Column("sandbox_id", String(64), ForeignKey("sandboxes.sandbox_id"), nullable=False),
+    Column("key_id", String(40), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index(None, "key_id"),
 )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cairn.domain.sources import DataSource
+from cairn.domain.sources import DataSource, validate_label
 from cairn.errors import AlreadyExists, NotFound
 from cairn.store.crypto import SecretBox
 from cairn.store.schema import sources
@@ -31,7 +31,9 @@ def _to_source(row: Row[Any], box: SecretBox | None) -> DataSource:
 
 
 def create_source(conn: Connection, source: DataSource, box: SecretBox) -> DataSource:
-    """Insert ``source``; a label already used in the sandbox raises ``AlreadyExists``."""
+    """Insert ``source``; a label already used in the sandbox raises ``AlreadyExists``, an
+    unusable one ``UsageError`` (``validate_label``: every kind of source goes through here)."""
+    validate_label(source.label)
     now = datetime.now(UTC)
     try:
         with conn.begin_nested():
@@ -123,6 +125,22 @@ def set_source_config(
         update(sources)
         .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
         .values(config=config, updated_at=datetime.now(UTC))
+    )
+
+
+def set_source_secret(
+    conn: Connection,
+    sandbox_id: str,
+    source_id: str,
+    secret: dict[str, str],
+    config: dict[str, Any],
+    box: SecretBox,
+) -> None:
+    """Replace a source's sealed secret and its config together (a webhook secret rotation)."""
+    conn.execute(
+        update(sources)
+        .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
+        .values(secret_ciphertext=box.seal(secret), config=config, updated_at=datetime.now(UTC))
     )
 
 

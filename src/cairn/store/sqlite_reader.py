@@ -10,12 +10,12 @@ results. Writes, migrations and every other query stay on SQLAlchemy.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cairn.domain.limits import read_json
 from cairn.domain.runs import Run, RunFilter
 from cairn.errors import NotFound
 from cairn.ids import id_floor
@@ -43,7 +43,7 @@ class _DecodedRow:
         if value is None:
             return None
         if name in _JSON_COLUMNS:
-            return json.loads(value)
+            return read_json(value)
         if name in _TIME_COLUMNS:
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
         return value

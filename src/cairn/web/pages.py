@@ -1,7 +1,7 @@
 """The dashboard's routes: server-rendered pages over the API's operations.
 
-Every page authenticates like the API (the session cookie holds an API key, see
-``cairn.web.sessions``) and shows the key's sandbox only. Pages read through
+Every page authenticates like the API (the cookie holds a server-side session opened with
+an API key, see ``cairn.web.sessions``) and shows the key's sandbox only. Pages read through
 ``cairn.api.operations``, so a viewer sees what a viewer may see. The two writes are CSRF
 checked: cancel is the API's own route, called by the page's script; a test fire starts a
 ``test`` run (which viewers may) and answers with its id at once, so the page can follow
@@ -176,9 +176,9 @@ async def guarded_async(
 
 @router.get("/login")
 def login_page(request: Request, next: str | None = None) -> Response:
-    """The login form; local browsers are offered the local owner keys too."""
-    app = sessions.cairn_of(request)
-    local = sessions.local_sandboxes(app) if sessions.is_local_request(request) else []
+    """The login form; when the operator opted into the local login, a local browser is
+    offered the configured sandbox too."""
+    local = sessions.local_sandboxes(request)
     return render(
         request, None, "login.html", next=sessions.safe_next(next), local=local, message=None
     )
@@ -186,22 +186,27 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the key (or, for a local browser, take a local owner key) and set the cookies."""
+    """Check the key (or, for an opted-in local browser, the configured sandbox) and open a
+    session: the cookie carries the session's token, never the key."""
     app = sessions.cairn_of(request)
     fields = await sessions.form_fields(request)
     target = sessions.safe_next(fields.get("next"))
-    local = sessions.local_sandboxes(app) if sessions.is_local_request(request) else []
+    local = sessions.local_sandboxes(request)
     try:
         sessions.check_same_origin(request)
-        token = fields.get("key", "").strip()
         chosen = fields.get("local", "")
         if chosen:
             if chosen not in local:
-                raise Unauthorized(f"no local key for sandbox {chosen!r} on this machine")
-            token = sessions.local_token(app, chosen) or ""
-        from cairn.services.access import authenticate
+                raise Unauthorized(f"no local login for sandbox {chosen!r} here")
+            token = await anyio.to_thread.run_sync(sessions.open_local_session, app)
+        else:
+            from cairn.services.access import authenticate
+            from cairn.services.sessions import open_session
 
-        await anyio.to_thread.run_sync(authenticate, app, token)
+            principal = await anyio.to_thread.run_sync(
+                authenticate, app, fields.get("key", "").strip()
+            )
+            token = await anyio.to_thread.run_sync(open_session, app, principal)
     except (Unauthorized, Forbidden) as error:
         return render(
             request,
@@ -219,11 +224,12 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """Forget the key (CSRF-checked, so another site cannot log you out)."""
+    """End the session (CSRF-checked, so another site cannot log you out)."""
     fields = await sessions.form_fields(request)
     try:
         session = await anyio.to_thread.run_sync(sessions.current_session, request)
         sessions.check_csrf(session, request, fields.get("csrf"))
+        await anyio.to_thread.run_sync(sessions.log_out, request)
     except Unauthorized:
         pass
     except Forbidden as error:
@@ -422,18 +428,9 @@ def runs_live(request: Request, after: str | None = None, watch: str = "") -> Re
     stream = SandboxRunStream(
         app, session.sandbox, after if after and RUN_ID.match(after) else None, watched
     )
-    return _AsgiResponse(stream)
+    from cairn.api.revocation import Revocable
 
-
-class _AsgiResponse(Response):
-    """Hand the connection to an ASGI app of our own (the merged live stream)."""
-
-    def __init__(self, asgi: SandboxRunStream) -> None:
-        super().__init__()
-        self.asgi = asgi
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.asgi(scope, receive, send)
+    return Revocable(stream, app, session.caller.principal)
 
 
 def _run_page(request: Request, session: Session, run_id: str) -> Response:
@@ -569,7 +566,7 @@ async def _start_test_run(session: Session, slug: str, payload: Any) -> str:
 
     app = session.caller.app
     fire = run_service.start_fire(app, session.sandbox, slug, payload, kind="test")
-    if fire.job is None:  # no worker pool (not under ``cairn serve``): run it here
+    if not fire.queued:  # no workers (not under ``cairn serve``): run it here
         await app.runner.execute(fire.run, fire.agent, fire.available)
     return fire.run.run_id
 

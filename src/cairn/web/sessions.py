@@ -1,19 +1,20 @@
-"""Dashboard sessions: a login page takes an API key, and cookies carry it.
+"""Dashboard logins: a login page takes an API key and opens a server-side session.
 
-The session *is* the key. ``POST /login`` checks it and stores it in the ``cairn_key``
-cookie (HttpOnly, SameSite=Strict, Secure over HTTPS), so every page and every API call the
-page makes is authenticated exactly like an API call with that key: a revoked key logs its
-sessions out at once, and there is no session table to keep. A second cookie,
+The browser never holds the key. ``POST /login`` checks it and opens a session
+(``cairn.services.sessions``) scoped to the key's sandbox and role; the ``cairn_session``
+cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) carries only the session's token. A
+session expires, ends on logout, and ends when its key is revoked. A second cookie,
 ``cairn_csrf`` (random per login), is the double-submit token: the page's JavaScript echoes
 it in ``X-Cairn-CSRF`` on every POST and the dashboard's forms carry it in a hidden field;
-the API accepts the cookie on a POST only with that header (``cairn.api.app.request_token``).
+the API accepts the cookie on a POST only with that header (``cairn.api.app``).
 
-The embedded default logs the local user in without asking: a request straight from
-loopback (no proxy headers) to a loopback host name, when ``cairn serve`` keeps a local
-owner key for the configured sandbox in ``CAIRN_HOME/local-keys``, gets that key. The host
-name check keeps DNS-rebinding pages out; the proxy-header check keeps a reverse proxy on
-the same machine from logging everybody in. ``/logout`` turns it off for that browser until
-the next explicit login.
+The automatic local login is for the single-user embedded case, and only when the operator
+opted into it (``cairn serve --local-login`` or ``CAIRN_DASHBOARD_AUTOLOGIN=1``, on an
+embedded SQLite ledger): a request straight from loopback (no proxy headers) to a loopback
+host name gets a session of the configured sandbox, never a key. The host name check keeps
+DNS-rebinding pages out; the proxy-header check keeps a reverse proxy on the same machine
+from logging everybody in. It can never be a way into another sandbox, and ``/logout``
+turns it off for that browser until the next explicit login.
 """
 
 from __future__ import annotations
@@ -27,12 +28,18 @@ from fastapi.responses import Response
 
 from cairn.api.app import CSRF_COOKIE, SESSION_COOKIE
 from cairn.api.operations import Caller
-from cairn.errors import CairnError, Forbidden, Unauthorized
-from cairn.services.access import authenticate, local_key_path
+from cairn.domain.keys import Principal
+from cairn.errors import Forbidden, Unauthorized
 from cairn.services.app import App
+from cairn.services.sessions import (
+    SESSION_TTL_S,
+    authenticate_session,
+    close_session,
+    open_session,
+)
+from cairn.store.sandboxes import require_sandbox
 
 AUTOLOGIN_OFF_COOKIE = "cairn_autologin"
-SESSION_MAX_AGE_S = 14 * 86400
 LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1"})
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
@@ -71,7 +78,7 @@ def current_session(request: Request) -> Session:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         try:
-            principal = authenticate(app, token)
+            principal = authenticate_session(app, token)
         except Unauthorized:
             principal = None
         if principal is not None:
@@ -80,9 +87,8 @@ def current_session(request: Request) -> Session:
                 return Session(Caller(app, principal), csrf)
             return Session(Caller(app, principal), new_csrf(), new_token=token)
     if autologin_allowed(request):
-        local = local_token(app, app.settings.sandbox)
-        if local is not None:
-            return Session(Caller(app, authenticate(app, local)), new_csrf(), new_token=local)
+        local = open_local_session(app)
+        return Session(Caller(app, authenticate_session(app, local)), new_csrf(), new_token=local)
     raise Unauthorized("log in with an API key")
 
 
@@ -92,29 +98,36 @@ def new_csrf() -> str:
 
 
 def set_login_cookies(request: Request, response: Response, token: str, csrf: str) -> None:
-    """Store the key (HttpOnly) and the CSRF token (readable by the page's own script)."""
+    """Store the session token (HttpOnly) and the CSRF token (readable by the page's own
+    script). ``token`` is a session's, never an API key."""
+    assert token.startswith("ses_"), "a browser cookie never carries an API key"
     secure = request.url.scheme == "https"
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=SESSION_MAX_AGE_S,
+        max_age=SESSION_TTL_S,
         path="/",
         httponly=True,
         samesite="strict",
         secure=secure,
     )
     response.set_cookie(
-        CSRF_COOKIE, csrf, max_age=SESSION_MAX_AGE_S, path="/", samesite="strict", secure=secure
+        CSRF_COOKIE, csrf, max_age=SESSION_TTL_S, path="/", samesite="strict", secure=secure
     )
     if AUTOLOGIN_OFF_COOKIE in request.cookies:
         response.delete_cookie(AUTOLOGIN_OFF_COOKIE, path="/", httponly=True, samesite="strict")
 
 
 def clear_login_cookies(response: Response) -> None:
-    """Forget the key, and keep the automatic local login off for this browser."""
+    """Forget the session, and keep the automatic local login off for this browser."""
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     response.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
     response.set_cookie(AUTOLOGIN_OFF_COOKIE, "off", path="/", httponly=True, samesite="strict")
+
+
+def log_out(request: Request) -> None:
+    """End the browser's session in the ledger (its cookie is useless from now on)."""
+    close_session(cairn_of(request), request.cookies.get(SESSION_COOKIE))
 
 
 # --- the embedded default's automatic login ------------------------------------------------
@@ -132,33 +145,35 @@ def is_local_request(request: Request) -> bool:
     return name in LOOPBACK_HOSTS
 
 
+def autologin_enabled(app: App) -> bool:
+    """The operator opted into the automatic local login, on an embedded ledger."""
+    settings = app.settings
+    return settings.dashboard_autologin and settings.database_url.startswith("sqlite")
+
+
 def autologin_allowed(request: Request) -> bool:
-    """Local, and not switched off by a logout in this browser."""
-    return request.cookies.get(AUTOLOGIN_OFF_COOKIE) != "off" and is_local_request(request)
+    """Opted in, local, and not switched off by a logout in this browser."""
+    return (
+        autologin_enabled(cairn_of(request))
+        and request.cookies.get(AUTOLOGIN_OFF_COOKIE) != "off"
+        and is_local_request(request)
+    )
 
 
-def local_token(app: App, sandbox: str) -> str | None:
-    """The local owner key ``cairn serve`` keeps for ``sandbox``, if there is a valid one.
-    Never makes one: a dashboard request does not mint keys."""
-    path = local_key_path(app.settings.home, sandbox)
-    try:
-        token = path.read_text().strip()
-    except OSError:
-        return None
-    try:
-        authenticate(app, token)
-    except CairnError:
-        return None
-    return token
+def local_sandboxes(request: Request) -> list[str]:
+    """The sandbox a local browser may open without a key (offered on the login page): the
+    configured one, when the operator opted in; nothing otherwise."""
+    app = cairn_of(request)
+    if autologin_enabled(app) and is_local_request(request):
+        return [app.settings.sandbox]
+    return []
 
 
-def local_sandboxes(app: App) -> list[str]:
-    """Sandboxes with a local owner key (offered on the login page to local browsers)."""
-    folder = local_key_path(app.settings.home, "x").parent
-    try:
-        return sorted(path.name for path in folder.iterdir() if path.is_file())
-    except OSError:
-        return []
+def open_local_session(app: App) -> str:
+    """A session (not a key) as owner of the configured sandbox, for the local user."""
+    with app.store.connect() as conn:
+        require_sandbox(conn, app.settings.sandbox)
+    return open_session(app, Principal(app.settings.sandbox, "owner"))
 
 
 # --- forms ---------------------------------------------------------------------------------

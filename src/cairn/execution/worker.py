@@ -1,0 +1,239 @@
+"""The ledger worker: claims queued runs from the ledger and executes them.
+
+Liveness is a lease: while a run executes, the runner renews its row's ``heartbeat_at``
+every ``Runner.heartbeat_s``; a run whose lease is older than ``lease_s`` belongs to a
+worker that died, and any worker's housekeeping ends it ``failed``/``worker_lost`` (never
+a queued run: nobody holds those). Claims are one conditional ``UPDATE`` per batch
+(``cairn.store.runs.claim_runs``), so no run executes on two workers at once.
+
+Fairness: one sandbox holds at most ``sandbox_share`` of this worker's slots while the
+ledger has runs of other sandboxes waiting (when nothing else waits it may take them
+all), and ``agent_concurrency`` bounds one agent's runs across every worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import socket
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from cairn.domain.runs import Run
+from cairn.services.app import App
+
+log = logging.getLogger("cairn.worker")
+
+IDLE_POLL_S = 0.05
+"""How often an idle worker looks at the ledger for runs accepted by another process (a
+fire in this process wakes it at once)."""
+
+
+def new_worker_id() -> str:
+    """``host:pid:random``: says where a lost run was executing."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class LedgerWorker:
+    """Executes up to ``concurrency`` runs at once, claimed from the ledger."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        concurrency: int = 8,
+        executor: str = "embedded",
+        idle_poll_s: float = IDLE_POLL_S,
+    ) -> None:
+        self.app = app
+        self.runner = app.runner
+        self.concurrency = max(1, concurrency)
+        self.executor = executor
+        self.idle_poll_s = idle_poll_s
+        self.worker_id = new_worker_id()
+        self.lease_s = app.settings.lease_s
+        self._active: dict[str, Run] = {}
+        self._signal = anyio.Event()
+        self._stopping = False
+        self._idle = anyio.Event()
+
+    def wake(self) -> None:
+        """Runs were accepted in this process: look for them now."""
+        self._signal.set()
+
+    @property
+    def active(self) -> int:
+        """Runs executing here now."""
+        return len(self._active)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Register, reap expired leases, then claim and execute until ``stop``."""
+        self._register()
+        self.housekeep()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._housekeeping)
+                task_status.started()
+                await self._dispatch(group)
+                if self._active:
+                    await self._idle.wait()
+                group.cancel_scope.cancel()
+        finally:
+            self._mark_stopped()
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop claiming; running runs get ``grace_s`` to finish, then are cancelled with
+        the reason. Queued runs are left queued for the next start."""
+        self._stopping = True
+        self._signal.set()
+        if not self._active:
+            self._idle.set()
+            return
+        with anyio.move_on_after(grace_s):
+            await self._idle.wait()
+        for run_id in list(self._active):
+            self.runner.cancel(
+                run_id,
+                reason=f"the worker stopped (shutdown) and the run did not finish within "
+                f"the {grace_s:g} s grace period",
+            )
+        with anyio.move_on_after(10):
+            await self._idle.wait()
+
+    async def _dispatch(self, group: TaskGroup) -> None:
+        while not self._stopping:
+            free = self.concurrency - len(self._active)
+            claimed: list[Run] = []
+            if free > 0:
+                try:
+                    claimed = self._claim(free)
+                except Exception:  # the database is away: try again shortly
+                    log.exception("claiming runs failed")
+            for run in claimed:
+                self._active[run.run_id] = run
+                group.start_soon(self._execute, run)
+            if claimed and len(claimed) < free:
+                continue  # maybe more waiting
+            if self._stopping:
+                break
+            with anyio.move_on_after(self.idle_poll_s):
+                await self._signal.wait()
+            self._signal = anyio.Event()
+
+    def _claim(self, free: int) -> list[Run]:
+        from cairn.store import runs as run_store
+
+        settings = self.app.settings
+        share = max(1, math.ceil(self.concurrency * settings.sandbox_share))
+        held = Counter(run.sandbox_id for run in self._active.values())
+        full = [sandbox for sandbox, count in held.items() if count >= share]
+        now = datetime.now(UTC)
+        with self.app.store.begin() as conn:
+            claimed = run_store.claim_runs(
+                conn,
+                self.worker_id,
+                now,
+                free,
+                exclude_sandboxes=full,
+                agent_limit=settings.agent_concurrency,
+            )
+        if full and len(claimed) < free:  # nobody else waits: the sandbox may use the rest
+            with self.app.store.begin() as conn:
+                claimed += run_store.claim_runs(
+                    conn,
+                    self.worker_id,
+                    now,
+                    free - len(claimed),
+                    agent_limit=settings.agent_concurrency,
+                )
+        return claimed
+
+    async def _execute(self, run: Run) -> None:
+        from cairn.services.sources import available_sources
+        from cairn.store import agents as agent_store
+
+        try:
+            with self.app.store.connect() as conn:
+                agent = agent_store.get_agent_by_id(conn, run.sandbox_id, run.agent_id)
+            available = available_sources(self.app, run.sandbox_id)
+            await self.runner.execute(run, agent, available)
+        except Exception as exc:  # one run's failure must not stop the worker
+            log.exception("run %s could not be completed", run.run_id)
+            self._end_failed(run, exc)
+        finally:
+            del self._active[run.run_id]
+            self.app.completions.finished(run.run_id)
+            self._signal.set()
+            if self._stopping and not self._active:
+                self._idle.set()
+
+    def _end_failed(self, run: Run, exc: Exception) -> None:
+        """A run whose execution raised (agent gone, final write refused): a final row if
+        it can still be written; else its lease expires and the reaper ends it."""
+        from cairn.store import runs as run_store
+
+        reason = f"internal error: the run could not be completed: {type(exc).__name__}: {exc}"
+        run.status, run.error_type, run.error_message = "failed", "internal_error", reason
+        try:
+            with self.app.store.begin() as conn:
+                run_store.fail_live_run(conn, run.run_id, datetime.now(UTC), reason)
+        except Exception:
+            log.exception("run %s could not be marked failed", run.run_id)
+        if self.runner.bus is not None:
+            self.runner.bus.run_finished(run)
+
+    async def _housekeeping(self) -> None:
+        interval = max(0.2, min(self.lease_s / 3, 5.0))
+        while True:
+            await anyio.sleep(interval)
+            try:
+                self.housekeep()
+            except Exception:  # the database may be away for a while
+                log.exception("worker housekeeping failed")
+
+    def housekeep(self) -> int:
+        """Renew this worker's row and end runs whose lease expired; returns how many."""
+        from cairn.store import runs as run_store
+        from cairn.store import workers as worker_store
+
+        now = datetime.now(UTC)
+        with self.app.store.begin() as conn:
+            worker_store.beat_worker(conn, self.worker_id, now)
+            reaped = run_store.reap_stale_runs(conn, stale_after_s=self.lease_s)
+            worker_store.forget_workers(conn, heard_before=now - timedelta(days=1))
+        if reaped:
+            log.warning("ended %d run(s) whose worker lost its lease", reaped)
+        return reaped
+
+    def _register(self) -> None:
+        from cairn.store import workers as worker_store
+
+        now = datetime.now(UTC)
+        with self.app.store.begin() as conn:
+            worker_store.register_worker(
+                conn,
+                worker_store.WorkerRow(
+                    self.worker_id,
+                    socket.gethostname(),
+                    os.getpid(),
+                    self.concurrency,
+                    self.executor,
+                    now,
+                    now,
+                    None,
+                ),
+            )
+
+    def _mark_stopped(self) -> None:
+        from cairn.store import workers as worker_store
+
+        try:
+            with self.app.store.begin() as conn:
+                worker_store.stop_worker(conn, self.worker_id, datetime.now(UTC))
+        except Exception:
+            log.exception("could not record that worker %s stopped", self.worker_id)

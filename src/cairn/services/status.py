@@ -1,0 +1,56 @@
+"""What ``cairn status`` shows: the backlog per sandbox, the workers and their heartbeats,
+and the oldest queued run, read from the ledger (so any node answers for all of them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from cairn.services.app import App
+
+
+def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
+    """The sandbox's backlog and every worker on the ledger, as JSON."""
+    from cairn.store import workers as worker_store
+
+    now = datetime.now(UTC)
+    with app.store.connect() as conn:
+        backlog = worker_store.backlog(conn, sandbox_id)
+        known = worker_store.list_workers(conn)
+    lease = app.settings.lease_s
+    row = backlog[0] if backlog else None
+    return {
+        "sandbox_id": sandbox_id,
+        "executor": app.settings.executor,
+        "lease_s": lease,
+        "max_backlog": app.gate.limit,
+        "queued": row.queued if row else 0,
+        "running": row.running if row else 0,
+        "oldest_queued_run_id": row.oldest_queued_run_id if row else None,
+        "oldest_queued_at": _iso(row.oldest_queued_at) if row else None,
+        "oldest_queued_age_s": (
+            round((now - row.oldest_queued_at).total_seconds(), 3)
+            if row and row.oldest_queued_at
+            else None
+        ),
+        "workers": [
+            {
+                "worker_id": worker.worker_id,
+                "host": worker.host,
+                "pid": worker.pid,
+                "executor": worker.executor,
+                "concurrency": worker.concurrency,
+                "running": worker.running,
+                "started_at": _iso(worker.started_at),
+                "heartbeat_at": _iso(worker.heartbeat_at),
+                "stopped_at": _iso(worker.stopped_at),
+                "alive": worker.stopped_at is None
+                and (now - worker.heartbeat_at).total_seconds() <= lease,
+            }
+            for worker in known
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,1 @@
+"""Built-in webhook providers, one module each; see ``cairn.webhooks.registry``."""

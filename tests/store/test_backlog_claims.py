@@ -1,0 +1,78 @@
+"""The ledger as the backlog: claims are exclusive and fair, and only expired leases of
+running runs are reaped (a queued run waits however long it must). Both backends."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from cairn.store import Store
+from cairn.store import runs as run_store
+from tests.store.test_run_ledger import insert, make_agent, make_run
+
+
+def test_a_queued_run_is_never_reaped_however_old(store: Store) -> None:
+    agent = make_agent(store)
+    waiting = make_run(agent, status="queued")
+    waiting.heartbeat_at = datetime.now(UTC) - timedelta(hours=3)
+    insert(store, [waiting])
+    with store.begin() as conn:
+        assert run_store.reap_stale_runs(conn, stale_after_s=1) == 0
+        assert run_store.get_run(conn, "default", waiting.run_id).status == "queued"
+
+
+def test_an_expired_lease_names_the_worker_and_when(store: Store) -> None:
+    agent = make_agent(store)
+    insert(store, [make_run(agent, status="queued")])
+    past = datetime.now(UTC) - timedelta(minutes=2)
+    with store.begin() as conn:
+        (claimed,) = run_store.claim_runs(conn, "host-a:41:abc", past, 5)
+        assert run_store.reap_stale_runs(conn, stale_after_s=30) == 1
+        ended = run_store.get_run(conn, "default", claimed.run_id)
+    assert (ended.status, ended.error_type) == ("failed", "worker_lost")
+    message = ended.error_message or ""
+    assert "worker host-a:41:abc" in message and past.isoformat(timespec="seconds") in message
+    assert "not re-run" in message
+
+
+def test_claims_take_the_oldest_first_and_never_the_same_run_twice(store: Store) -> None:
+    agent = make_agent(store)
+    queued = [make_run(agent, status="queued") for _ in range(40)]
+    insert(store, queued)
+    now = datetime.now(UTC)
+
+    def claim(worker: str) -> list[str]:
+        taken: list[str] = []
+        while True:
+            with store.begin() as conn:
+                batch = run_store.claim_runs(conn, worker, now, 3)
+            if not batch:
+                return taken
+            taken.extend(run.run_id for run in batch)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(claim, ["w1", "w2", "w3", "w4"]))
+    every = [run_id for taken in results for run_id in taken]
+    assert sorted(every) == sorted(run.run_id for run in queued), "each claimed exactly once"
+    assert all(taken == sorted(taken) for taken in results), "oldest first"
+
+
+def test_the_agent_limit_holds_back_extra_runs_and_other_sandboxes_can_be_preferred(
+    store: Store,
+) -> None:
+    busy = make_agent(store, "busy")
+    other = make_agent(store, "other", sandbox_id="team-b")
+    insert(store, [make_run(busy, status="queued") for _ in range(6)])
+    late = make_run(other, status="queued")
+    insert(store, [late])
+    now = datetime.now(UTC)
+    with store.begin() as conn:
+        first = run_store.claim_runs(conn, "w", now, 8, agent_limit=2)
+    assert sorted(run.agent_slug for run in first) == ["busy", "busy", "other"]
+    with store.begin() as conn:
+        assert run_store.claim_runs(conn, "w", now, 8, agent_limit=2) == [], "they wait"
+        assert run_store.count_queued(conn) == 4, "and stay queued, not dropped"
+    insert(store, [make_run(busy, status="queued"), make_run(other, status="queued")])
+    with store.begin() as conn:
+        preferred = run_store.claim_runs(conn, "w", now, 1, exclude_sandboxes=["default"])
+    assert [run.sandbox_id for run in preferred] == ["team-b"]
