@@ -139,7 +139,7 @@ def test_make_run_takes_a_port() -> None:
     dry = subprocess.run(
         ["make", "-n", "run", "PORT=8766"], cwd=ROOT, capture_output=True, text=True, check=False
     )
-    assert "serve --demo --port 8766" in dry.stdout, dry.stdout + dry.stderr
+    assert "serve --demo --local-login --port 8766" in dry.stdout, dry.stdout + dry.stderr
 
 
 def test_a_port_in_use_is_refused_before_anything_is_loaded(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ def test_the_local_key_goes_to_its_own_server_and_to_no_other(tmp_path: Path) ->
         secret_part = local_token.split(".", 1)[1]
         assert stranger.requests, "the CLI asked the stranger to prove who it is"
         for _method, path, headers in stranger.requests:
-            assert path.startswith("/api/v1/local-identity?nonce=")
+            assert path.startswith("/local-identity?nonce=")
             assert "authorization" not in {name.lower() for name in headers}
             assert secret_part not in str(headers) and secret_part not in path
 

@@ -1,4 +1,4 @@
-"""``GET /api/v1/local-identity``: the server proves it was started from the CAIRN_HOME
+"""``GET /local-identity``: the server proves it was started from the CAIRN_HOME
 whose local owner keys a CLI is about to send (``cairn.services.local_identity``). No key
 is needed, and the answer reveals nothing: an HMAC of the caller's own nonce."""
 
@@ -23,7 +23,7 @@ class IdentityProof(BaseModel):
 
 
 @router.get(
-    "/api/v1/local-identity",
+    "/local-identity",
     summary="Prove which CAIRN_HOME this server runs from (for the local CLI)",
     response_model=IdentityProof,
 )

@@ -130,7 +130,7 @@ def server_is_ours(url: str, secret: bytes) -> bool:
     nonce = new_nonce()
     try:
         response = httpx.get(
-            url.rstrip("/") + "/api/v1/local-identity", params={"nonce": nonce}, timeout=10
+            url.rstrip("/") + "/local-identity", params={"nonce": nonce}, timeout=10
         )
     except httpx.HTTPError as exc:
         raise CairnError(f"cannot reach the Cairn server at {url}: {exc}") from None

@@ -97,7 +97,7 @@ def add(
     show_default=True,
     help="How long the previous secret keeps verifying ('0' to drop it now).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def rotate(cli: CliContext, source: str, secret: str | None, overlap: str, as_json: bool) -> None:
     """A new signing secret for SOURCE (id or label); also how a pasted secret is set."""
