@@ -69,8 +69,10 @@ def test_runs_list_shows_every_agents_runs_newest_first(cli: Cli) -> None:
 # --- point 16: help texts, and one rule for removal verbs -------------------------------
 
 
-def _leaves(group: click.Group, ctx: click.Context, path: tuple[str, ...] = ()) -> list:
-    found = []
+def _leaves(
+    group: click.Group, ctx: click.Context, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
+    found: list[tuple[tuple[str, ...], click.Command]] = []
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
         assert command is not None
