@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from cairn.api.app import problem_responses
 from cairn.errors import NotFound
 from cairn.services.app import App
 from cairn.services.local_identity import prove, read_identity
@@ -26,6 +27,7 @@ class IdentityProof(BaseModel):
     "/local-identity",
     summary="Prove which CAIRN_HOME this server runs from (for the local CLI)",
     response_model=IdentityProof,
+    responses=problem_responses(),
 )
 def local_identity(
     request: Request, nonce: Annotated[str, Query(min_length=16, max_length=128)]
