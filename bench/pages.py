@@ -5,15 +5,18 @@ The ledger is built first, with no server running (``bench._ledger``): 100,000 f
 ``support`` (so the usage page computes runaway flags too). Then ``cairn serve`` (the console
 script, a separate process, as ``bench.server`` starts it) serves it on a free loopback
 port, and one real test run of ``support`` is fired through it, so the run page shows a run
-with events and an explanation.
+with events and an explanation. A webhook source with a trigger on ``support`` receives
+``--events`` events (every fourth filtered out, one in fifty refused), so the events pages
+list real decisions.
 
-Each page is then fetched with the session cookie the login page sets (the page's HTML
+Each page is then fetched with the session cookie the login form sets (the page's HTML
 only, as a browser's first request; the script and stylesheet are static and cached),
 ``--repeat`` times per page in alternating rounds after a warm-up. The time is from sending
 the request to having read the whole body, on loopback: the server's time plus a loopback
 round trip. Target: every page's p90 under 300 ms (the verdict ratio is p90 / 300 ms). The
 live tool catalog loads after the agent page as a fragment and is timed apart; it resolves
-the agent's tool sources (builtin here) and is not a page.
+the agent's tool sources (builtin here) and is not a page. So is the runs page's summary
+strip, which aggregates every run of the window (like the usage page).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from bench._common import BenchError, Stats, Verdict, header, note, scratch_app,
 from bench._ledger import SANDBOX, create_agents, populate
 from bench.server import _served  # the same ``cairn serve`` subprocess as the server bench
 from cairn.services.access import create_key
+from cairn.services.app import App
 
 NAME = "pages"
 TARGET_MS = 300.0
@@ -41,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=100_000, help="runs in the ledger (100000)")
     parser.add_argument("--repeat", type=int, default=50, help="timed loads per page (50)")
     parser.add_argument("--workers", type=int, default=8, help="the server's run workers (8)")
+    parser.add_argument("--events", type=int, default=2_000, help="webhook events (2000)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +58,35 @@ class Page:
     verdict: bool = True
 
 
-def _build(home: Path, runs: int) -> tuple[str, str]:
-    """The ledger in ``home``: returns the owner token and the newest ``support`` run id."""
+async def _events(app: App, count: int) -> str:
+    """``count`` events on a webhook source whose trigger on ``support`` filters on a
+    channel: three in four match (fired runs), one in four is filtered out, one in fifty is
+    a refused delivery. Returns the newest event id."""
+    from cairn.services.ingest import ingest, record_rejected
+    from cairn.services.triggers import create_trigger
+    from cairn.services.webhooks import add_webhook_source
+
+    hook = add_webhook_source(app, SANDBOX, "bench-hook").source
+    create_trigger(app, SANDBOX, LISTED, hook.source_id, filter_config={"channel": "C1"})
+    newest = ""
+    for index in range(count):
+        if index % 50 == 49:
+            newest = record_rejected(app, hook, "bad signature")
+            continue
+        channel = "C1" if index % 4 else "C2"
+        result = await ingest(app, hook, "message.created", {"channel": channel, "n": index})
+        newest = result.event_id
+    return newest
+
+
+def _build(home: Path, runs: int, events: int) -> tuple[str, str, str]:
+    """The ledger in ``home``: returns the owner token, the newest ``support`` run id and
+    the newest event id."""
     with scratch_app(home) as app:
         agents = anyio.run(create_agents, app, None)
+        started = time.perf_counter()
+        newest_event = anyio.run(_events, app, events)
+        note(f"events: {events:,} ingested in {time.perf_counter() - started:.1f} s")
         summary = populate(app, agents, runs)
         _key, token = create_key(app, SANDBOX, "bench", "owner")
         try:
@@ -69,10 +99,10 @@ def _build(home: Path, runs: int) -> tuple[str, str]:
             f"ledger: {summary.runs:,} runs built in {summary.seconds:.1f} s over "
             f"{len(summary.per_agent)} agents ({LISTED}: {summary.per_agent[LISTED]:,})"
         )
-        return token, summary.newest[LISTED]
+        return token, summary.newest[LISTED], newest_event
 
 
-def _pages(run_id: str, bulk_run_id: str) -> list[Page]:
+def _pages(run_id: str, bulk_run_id: str, event_id: str) -> list[Page]:
     prefix = run_id[:14]
     return [
         Page("/runs (newest 50, all agents)", "/runs", 'id="runs"'),
@@ -80,13 +110,23 @@ def _pages(run_id: str, bulk_run_id: str) -> list[Page]:
         Page("/runs?status=running (none: full walk)", "/runs?status=running", 'id="runs"'),
         Page("/runs?agent=support&kind=trigger", "/runs?agent=support&kind=trigger", 'id="runs"'),
         Page("/runs?since=1h", "/runs?since=1h", 'id="runs"'),
+        Page("/runs?outcome=problems (scan)", "/runs?outcome=problems", 'id="runs"'),
+        Page("/runs?outcome=no-op (scan)", "/runs?outcome=no-op", 'id="runs"'),
         Page(f"/runs?q={prefix} (id prefix)", f"/runs?q={prefix}", run_id),
         Page("/runs/{id} (events, trace, explain)", f"/runs/{run_id}", "Timeline"),
         Page("/runs/{id} (bulk row, no events)", f"/runs/{bulk_run_id}", "Tool resolution"),
+        Page("/events (newest 50, with decisions)", "/events", 'id="events"'),
+        Page("/events/{id} (decisions, explanation)", f"/events/{event_id}", "Trigger decisions"),
         Page("/agents", "/agents", 'class="agents"'),
         Page("/agents/support", f"/agents/{LISTED}", "Test fire"),
         Page("/usage (24 h: every run)", "/usage", "Top spenders"),
         Page("/usage?window=30d", "/usage?window=30d", "Top spenders"),
+        Page(
+            "  fragment /runs/summary (24 h: every run)",
+            "/runs/summary",
+            "summary-strip",
+            verdict=False,
+        ),
         Page(
             "  fragment /agents/support/catalog",
             f"/agents/{LISTED}/catalog",
@@ -100,11 +140,12 @@ def run(options: argparse.Namespace) -> list[Verdict]:
     """Build the ledger, serve it, load every page ``--repeat`` times, judge each p90."""
     header(f"pages: the dashboard over a {options.runs:,}-run SQLite ledger, via cairn serve")
     with scratch_dir("pages") as home:
-        token, bulk_run_id = _build(home, options.runs)
+        token, bulk_run_id, event_id = _build(home, options.runs, options.events)
         with (
             _served(home, options.workers) as server,
-            httpx.Client(base_url=server.url, cookies={"cairn_key": token}, timeout=30.0) as client,
+            httpx.Client(base_url=server.url, timeout=30.0) as client,
         ):
+            _log_in(client, token)
             fired = client.post(
                 f"/api/v1/sandboxes/{SANDBOX}/agents/{LISTED}/test",
                 json={"event_payload": {"order_id": "A-bench"}},
@@ -112,7 +153,7 @@ def run(options: argparse.Namespace) -> list[Verdict]:
             )
             if fired.status_code != 200 or fired.json()["status"] != "succeeded":
                 raise BenchError(f"the test fire answered {fired.status_code}: {fired.text[:300]}")
-            pages = _pages(fired.json()["run_id"], bulk_run_id)
+            pages = _pages(fired.json()["run_id"], bulk_run_id, event_id)
             samples = _measure(client, pages, options.repeat)
     header(f"pages: load time per page (request to last byte, loopback, n={options.repeat})")
     verdicts: list[Verdict] = []
@@ -124,6 +165,14 @@ def run(options: argparse.Namespace) -> list[Verdict]:
                 Verdict(NAME, f"{page.label} p90 / {TARGET_MS:g} ms", stats.p90_ms / TARGET_MS, 1.0)
             )
     return verdicts
+
+
+def _log_in(client: httpx.Client, token: str) -> None:
+    """Log in through the login form, as a browser does: the client keeps the session
+    cookie it answers with (the key itself never goes in a cookie)."""
+    answer = client.post("/login", data={"key": token, "next": "/runs"})
+    if answer.status_code != 303 or "cairn_session" not in client.cookies:
+        raise BenchError(f"the login answered {answer.status_code}: {answer.text[:300]}")
 
 
 def _measure(client: httpx.Client, pages: list[Page], repeat: int) -> dict[str, list[float]]:

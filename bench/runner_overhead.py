@@ -14,19 +14,27 @@ defined as in ``shared/peers/pydantic_ai_overhead.py``. It is measured three way
 
 The issue's target is a Cairn median at most 1/6 of pydantic-ai's; the verdict uses the
 faster of the two in-process peer medians, so it never flatters Cairn.
+
+OpenTelemetry export (``--otel``, on by default): the same persisted run with export off
+(no ``OTEL_*`` variable: the plain ``cairn`` side above), on towards a local OTLP/HTTP
+endpoint, and on towards a collector that is down, in alternating blocks. Target: export
+on at most +50 % over off; a dead collector must not slow runs either.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -54,6 +62,7 @@ if TYPE_CHECKING:
 
 NAME = "runner_overhead"
 TARGET = 1 / 6
+OTEL_TARGET = 1.5
 TOOL_NAME = "json_extract"
 
 
@@ -64,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block", type=int, default=50, help="runs per alternating block (50)")
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile the Cairn runs and print top costs"
+    )
+    parser.add_argument(
+        "--no-otel",
+        dest="otel",
+        action="store_false",
+        help="skip the OpenTelemetry export figures (export off / on / collector down)",
     )
 
 
@@ -256,7 +271,121 @@ def run(options: argparse.Namespace) -> list[Verdict]:
         note(verdict.line())
         if options.profile:
             _profile_cairn(app, agent, runs)
-    return [verdict]
+        verdicts = [verdict]
+        if options.otel:
+            verdicts.append(_otel(options, app, agent, available))
+    return verdicts
+
+
+@contextmanager
+def _exporting_app(home: Path, endpoint: str) -> Iterator[App]:
+    """A scratch app whose runner exports to ``endpoint`` (the variables are read when the
+    runner is made, then put back)."""
+    saved = {
+        k: os.environ.get(k) for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+    }
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+    os.environ["OTEL_EXPORTER_OTLP_TIMEOUT"] = "2"
+    try:
+        with scratch_app(home) as app:
+            assert app.runner.observer is not None
+            yield app
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _cpu_per_run(side: Side, runs: int, export: Any) -> float:
+    """Process CPU milliseconds per run over ``runs`` runs, and the export's flush."""
+
+    async def fire_all() -> None:
+        for i in range(runs):
+            side.check(await side.fire(10_000 + i))
+
+    started = time.process_time()
+    anyio.run(fire_all)
+    if export is not None:
+        export.flush(60.0)
+    return (time.process_time() - started) * 1000 / runs
+
+
+def _otel(
+    options: argparse.Namespace, off_app: App, off_agent: Agent, off_available: Any
+) -> Verdict:
+    """Export off / on (local endpoint) / on with the collector down, alternating."""
+    from bench._otlp_sink import Sink, closed_port_url
+    from cairn.telemetry.otlp import OtlpExport
+
+    header("runner_overhead: OpenTelemetry export off / on / collector down")
+    sink = Sink()
+    try:
+        with (
+            scratch_dir("otel-on") as on_home,
+            scratch_dir("otel-down") as down_home,
+            _exporting_app(on_home, sink.url) as on_app,
+            _exporting_app(down_home, closed_port_url()) as down_app,
+        ):
+            on_agent = anyio.run(create_agents, on_app, ["support"])["support"]
+            down_agent = anyio.run(create_agents, down_app, ["support"])["support"]
+            on_available = available_sources(on_app, SANDBOX)
+            down_available = available_sources(down_app, SANDBOX)
+
+            def side(app: App, agent: Agent, available: Any) -> Side:
+                async def fire(i: int) -> Run:
+                    return await app.runner.fire(
+                        agent, {"order_id": f"O-{i}"}, available, kind="test"
+                    )
+
+                return Side(fire, _check_run)
+
+            sides = {
+                "off": side(off_app, off_agent, off_available),
+                "on": side(on_app, on_agent, on_available),
+                "down": side(down_app, down_agent, down_available),
+            }
+            samples = anyio.run(_alternate, sides, options.runs, options.warmup, options.block)
+            on_export = on_app.runner.observer
+            down_export = down_app.runner.observer
+            assert isinstance(on_export, OtlpExport) and isinstance(down_export, OtlpExport)
+            flushed = on_export.flush(60.0)
+            off, on, down = (Stats.of(samples[k]) for k in ("off", "on", "down"))
+            note(f"export off              {off.line()}")
+            note(f"export on (local)       {on.line()}")
+            note(f"export on, collector down {down.line()}")
+            stats = on_export.stats
+            note(
+                f"on: {stats.runs_exported} runs / {stats.spans_exported} spans exported "
+                f"({sink.requests} requests, {sink.bytes / 1024:.0f} KiB), "
+                f"{stats.runs_dropped} dropped, flushed={flushed}"
+            )
+            dead = down_export.stats
+            note(
+                f"down: {dead.runs_exported} exported, {dead.runs_dropped} runs dropped, counted "
+                f"({dead.runs_dropped_queue_full} at a full queue)"
+            )
+            note(f"ratio on / off median    {on.median_ms / off.median_ms:.3f}")
+            note(f"ratio down / off median  {down.median_ms / off.median_ms:.3f}")
+            # CPU time is steadier than wall time on a shared machine, and it counts the
+            # export thread's work (planning, metrics, encoding, sending), flush included.
+            cpu_off = _cpu_per_run(sides["off"], options.runs, None)
+            cpu_on = _cpu_per_run(sides["on"], options.runs, on_export)
+            note(
+                f"process CPU per run: off {cpu_off:.3f} ms, on {cpu_on:.3f} ms "
+                f"(export included, ratio {cpu_on / cpu_off:.3f})"
+            )
+            verdict = Verdict(
+                f"{NAME}.otel",
+                f"export on {on.median_ms:.3f} ms / off {off.median_ms:.3f} ms (median)",
+                on.median_ms / off.median_ms,
+                OTEL_TARGET,
+            )
+            note(verdict.line())
+            return verdict
+    finally:
+        sink.close()
 
 
 def main(argv: list[str] | None = None) -> int:

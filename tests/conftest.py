@@ -111,8 +111,10 @@ def cairn_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def settings(database_url: str, cairn_home: Path) -> Settings:
-    """Settings over the test's ledger with a short resolution timeout."""
-    return Settings(home=cairn_home, database_url=database_url, resolve_timeout_s=5.0)
+    """Settings over the test's ledger. Resolution may take up to 15 s: starting a stdio MCP
+    server (a Python process importing the SDK) takes seconds on a loaded 2-core machine;
+    tests about slow or dead sources set a short timeout of their own."""
+    return Settings(home=cairn_home, database_url=database_url, resolve_timeout_s=15.0)
 
 
 @pytest.fixture

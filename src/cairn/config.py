@@ -20,8 +20,12 @@
 - ``CAIRN_AGENT_CONCURRENCY``: runs of one agent at once, the rest wait (0: no limit).
 - ``CAIRN_SANDBOX_SHARE``: the share of a worker's slots one sandbox may hold while another
   sandbox has runs waiting (0.5).
+- ``CAIRN_COST_WATCH_INTERVAL_S``: how often ``cairn serve`` enforces usage thresholds (30).
 - ``CAIRN_CONNECT_URL``: the connection provider integration sources reach their apps'
   tools through, over MCP (``<url>/<app_slug>``); ``--provider-url`` overrides it (none).
+
+OpenTelemetry export is configured by the standard ``OTEL_*`` variables alone, read by
+``cairn.telemetry.config`` (docs/observability.md); it is off without an OTLP endpoint.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Settings:
     min_schedule_interval_s: float = 60.0
     dashboard_autologin: bool = False
     stdio_commands: tuple[str, ...] = ()
+    cost_watch_interval_s: float = 30.0
 
 
 def default_home() -> Path:
@@ -106,4 +111,5 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         max_backlog=int(_number("CAIRN_MAX_BACKLOG", 10_000)),
         agent_concurrency=int(_number("CAIRN_AGENT_CONCURRENCY", 0)),
         sandbox_share=_number("CAIRN_SANDBOX_SHARE", 0.5),
+        cost_watch_interval_s=_number("CAIRN_COST_WATCH_INTERVAL_S", 30.0),
     )

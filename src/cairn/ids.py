@@ -52,3 +52,11 @@ def id_at(prefix: str, epoch_seconds: float) -> str:
 def id_floor(prefix: str, epoch_seconds: float) -> str:
     """The smallest id that could have been made at ``epoch_seconds``: a time-window bound."""
     return f"{prefix}_{_encode(int(epoch_seconds * 1000) << _RANDOM_BITS)}"
+
+
+def id_time_ms(identifier: str) -> int:
+    """The millisecond an id was made at (``id_floor``'s inverse, to the millisecond)."""
+    value = 0
+    for char in identifier.rsplit("_", 1)[-1]:
+        value = value * 32 + _ALPHABET.index(char)
+    return value >> _RANDOM_BITS

@@ -175,6 +175,7 @@ class Run(BaseModel):
     finished_at: str | None
     heartbeat_at: str | None
     replay_of: str | None = None
+    traceparent: str | None = None
 
 
 class RunPage(BaseModel):

@@ -15,10 +15,12 @@ from cairn.wire import Wire
 
 class AskRequest(Wire):
     """A question in plain English. ``offline`` skips a configured Concierge agent and uses
-    the deterministic interpreter."""
+    the deterministic interpreter. ``yes`` confirms a test fire of an agent whose tools
+    may act (without it, the answer says what would run and asks)."""
 
     question: str = Field(min_length=1, description="e.g. Which agent used the most tokens today?")
     offline: bool = False
+    yes: bool = False
 
 
 class Answer(BaseModel):

@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
+from cairn.domain.agents import ModelSettings
 from cairn.errors import UsageError
 from cairn.services.access import create_sandbox
-from cairn.services.agents import AgentChanges, agent_catalog, update_agent
+from cairn.services.agents import AgentChanges, AgentSpec, agent_catalog, create_agent, update_agent
 from cairn.services.app import App
-from cairn.services.concierge import ask, ensure_cairn_source
+from cairn.services.concierge import ask
+from cairn.services.concierge_source import ensure_cairn_source
 from cairn.services.runs import RunQuery, fire_agent, get_run, list_runs
 from cairn.services.triggers import create_trigger, get_trigger
 from cairn.services.webhooks import add_webhook_source
@@ -99,7 +101,7 @@ async def test_the_concierge_agent_calls_cairn_tools_and_its_run_lands_in_the_le
     listed = run.tool_calls[0].result["runs"]
     assert [r["run_id"] for r in listed] == [latest.run_id, older.run_id]
     assert run.tool_calls[1].arguments == {"run_id": latest.run_id}
-    assert run.tool_calls[1].result["findings"][0]["code"] == "no_tool_sources"
+    assert run.tool_calls[1].result["findings"][0]["code"] == "tool_less_by_choice"
     ledger = list_runs(app, SANDBOX, RunQuery(agent_slug="concierge"))
     assert [r.run_id for r in ledger] == [answer.concierge_run_id]
 
@@ -300,3 +302,31 @@ async def test_the_scripted_concierge_of_the_docs_runs_as_documented(app: App) -
     assert answer.mode == "agent"
     assert answer.run_ids == [run.run_id]
     assert answer.text.startswith(f"The latest run is {run.run_id}: ")
+
+
+async def test_a_new_concierge_lists_its_cairn_tools_before_the_first_question(
+    app: App,
+) -> None:
+    from cairn.services.concierge_prompt import DEFAULT_PROMPT
+    from cairn.services.diagnosis import doctor
+
+    # Made as the docs say, with the default prompt: no question has been asked yet.
+    await create_agent(
+        app,
+        SANDBOX,
+        AgentSpec(
+            slug="concierge",
+            system_prompt=DEFAULT_PROMPT,
+            tool_sources=["cairn"],
+            model_settings=ModelSettings(script=TRIAGE_SCRIPT),
+        ),
+    )
+
+    catalog = await agent_catalog(app, SANDBOX, "concierge")
+    report = await doctor(app, SANDBOX)
+
+    names = {tool["name"] for tool in catalog.tools}
+    assert {"cairn_list_runs", "cairn_explain_run", "cairn_why_not_fired"} <= names
+    assert catalog.trace.sources_skipped == []
+    assert all(name in DEFAULT_PROMPT for name in ("cairn_explain_run", "cairn_agent_tools"))
+    assert [f.code for f in report.findings if f.code == "source_skipped"] == []

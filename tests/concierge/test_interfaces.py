@@ -59,7 +59,9 @@ def test_cairn_ask_answers_in_plain_text_and_as_json(cli: Cli) -> None:
 def test_cairn_ask_test_fires_with_the_payload_in_the_question(cli: Cli) -> None:
     make_support(cli)
 
-    result = cli("ask", 'Test the support agent with this fake event: {"title": "broken checkout"}')
+    result = cli(
+        "ask", "--yes", 'Test the support agent with this fake event: {"title": "broken checkout"}'
+    )
 
     assert result.exit_code == 0, result.stderr
     assert "Test-fired support with" in result.stdout
@@ -71,6 +73,15 @@ def test_cairn_ask_without_a_question_is_a_one_line_error(cli: Cli) -> None:
 
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("error: ask a question")
+
+
+def test_cairn_ask_prints_the_default_concierge_prompt(cli: Cli) -> None:
+    from cairn.services.concierge_prompt import DEFAULT_PROMPT
+
+    result = cli("ask", "--print-prompt")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == DEFAULT_PROMPT and "cairn_why_not_fired" in result.stdout
 
 
 def test_the_in_process_sdk_asks_the_same_concierge(app: App) -> None:

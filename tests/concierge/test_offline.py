@@ -12,7 +12,7 @@ from cairn.services.agents import agent_catalog
 from cairn.services.app import App
 from cairn.services.concierge import ask
 from cairn.services.ingest import ingest
-from cairn.services.runs import get_run
+from cairn.services.runs import RunQuery, get_run, list_runs
 from cairn.services.sources import McpSourceSpec, add_mcp_source, get_source
 from cairn.services.triggers import create_trigger, get_trigger
 from cairn.services.webhooks import add_webhook_source
@@ -97,6 +97,25 @@ async def test_the_last_run_of_an_agent_is_explained_without_its_id(app: App) ->
     assert "cairn agent update triage --tool-sources default" in answer.commands
 
 
+async def test_a_test_fire_of_an_agent_whose_tools_may_act_asks_for_confirmation_first(
+    app: App,
+) -> None:
+    await scripted_agent(app, "triage", TRIAGE_SCRIPT, tool_sources=["builtin"])
+    await scripted_agent(app, "clock", TRIAGE_SCRIPT, tool_sources=["builtin"],
+                         tool_allowlist=["clock_now"])  # fmt: skip
+    question = 'Test the triage agent with this fake event: {"title": "broken checkout"}'
+
+    asked = await ask(app, SANDBOX, question)
+    read_only = await ask(app, SANDBOX, 'test the clock agent with {"x": 1}')
+
+    assert asked.intent == "test_fire" and asked.run_ids == []
+    assert "http_request" in asked.text and "Nothing was run" in asked.text
+    assert 'with {"title": "broken checkout"}' in asked.text
+    assert asked.commands[0].startswith("cairn ask --yes ")
+    assert list_runs(app, SANDBOX, RunQuery(agent_slug="triage")) == []
+    assert len(read_only.run_ids) == 1  # only read-only tools: fired at once
+
+
 async def test_a_fake_event_test_fires_the_agent_and_reports_the_run(app: App) -> None:
     await scripted_agent(app, "triage", TRIAGE_SCRIPT, tool_sources=["builtin"])
 
@@ -104,6 +123,7 @@ async def test_a_fake_event_test_fires_the_agent_and_reports_the_run(app: App) -
         app,
         SANDBOX,
         'Test the triage agent with this fake event: {"title": "broken checkout"}',
+        confirmed=True,
     )
 
     assert answer.intent == "test_fire"
@@ -121,7 +141,7 @@ async def test_a_fake_event_test_fires_the_agent_and_reports_the_run(app: App) -
 async def test_a_failing_test_fire_says_why(app: App) -> None:
     await scripted_agent(app, "broken", {"turns": [{"error": "upstream exploded"}]})
 
-    answer = await ask(app, SANDBOX, "Test the broken agent with {}")
+    answer = await ask(app, SANDBOX, "Test the broken agent with {}", confirmed=True)
 
     (run_id,) = answer.run_ids
     assert get_run(app, SANDBOX, run_id).status == "failed"

@@ -183,6 +183,7 @@ async def test_a_refused_delivery_says_what_to_fix_on_the_sender(
     app: App, case: str, code: str, fix: str
 ) -> None:
     made = add_webhook_source(app, SANDBOX, "github")
+    assert made.secret is not None  # Cairn's envelope: generated at creation
     body = json.dumps({"type": "issue.opened", "payload": {}}).encode()
     now = str(int(time.time()))
     if case == "bad_signature":

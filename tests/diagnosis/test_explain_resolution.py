@@ -34,11 +34,13 @@ def silent_port() -> Iterator[int]:
         yield int(listener.getsockname()[1])
 
 
-async def test_an_agent_without_tool_sources_is_told_to_get_some(app: App) -> None:
+async def test_an_agent_tool_less_by_choice_is_not_a_problem(app: App) -> None:
     await make_agent(app, "I can only talk.", tool_sources=[])
     explained = await fire_and_explain(app)
-    finding = only(explained, "no_tool_sources")
+    finding = only(explained, "tool_less_by_choice")
+    assert finding.severity == "info" and not finding.needs_fixing
     assert "tool_sources is []" in finding.cause
+    assert finding.fix.startswith("Nothing to fix")
     assert "cairn agent update support --tool-sources default" in finding.fix
     assert finding.evidence["sources_resolved"] == []
     assert finding.evidence["tool_sources"] == []

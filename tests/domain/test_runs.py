@@ -107,11 +107,21 @@ def test_a_tool_call_round_trips_through_its_stored_form() -> None:
         "arguments": {"pattern": "a+"},
         "result": ["aa"],
         "error": None,
+        "error_kind": None,
         "duration_ms": 1.235,
     }
     assert ToolCall.from_dict(stored) == ToolCall(
         "call_1_0", "regex_find", {"pattern": "a+"}, ["aa"], None, 1.235
     )
+
+
+def test_a_tool_call_keeps_its_error_kind_and_drops_one_it_does_not_know() -> None:
+    call = ToolCall(
+        "c", "http_request", {}, None, "host 'x' is not allowed", 1.0, "host_not_allowed"
+    )
+    assert ToolCall.from_dict(call.to_dict()).error_kind == "host_not_allowed"
+    assert ToolCall.from_dict(call.to_dict() | {"error_kind": "gremlins"}).error_kind is None
+    assert ToolCall.from_dict({"call_id": "c", "name": "n"}).error_kind is None  # older rows
 
 
 def test_usage_accumulates_every_counter() -> None:

@@ -28,23 +28,17 @@ loop. ``serve_anthropic()`` runs the server on a free loopback port in a thread.
 from __future__ import annotations
 
 import json
-import threading
-from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-import anyio
-import anyio.to_thread
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from tests.fakes.serving import DroppedStream, serve_in_thread
+from tests.fakes.serving import DroppedStream, FakeVendor, serve_fake
 
 MODEL = "claude-sonnet-5-5"
 
@@ -209,74 +203,30 @@ def sse(frames: tuple[Frame, ...]) -> Iterator[str]:
         yield f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-class FakeAnthropic:
-    """The server's state: queued replies, received requests, and what clients did."""
+class FakeAnthropic(FakeVendor[Reply]):
+    """The server's state: queued replies, received requests, and what clients did. Its
+    ``url`` is the root: the SDK appends ``/v1/messages``."""
 
     def __init__(self) -> None:
-        self._replies: deque[Reply] = deque()
-        self._lock = threading.Lock()
+        super().__init__()
         self._request_ids = count(1)
-        self.received: list[Received] = []
-        self.stalled = threading.Event()
-        self.disconnected = threading.Event()
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        """The base URL to give the SDK (it appends ``/v1/messages``)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def queue(self, *replies: Reply) -> None:
-        """Answer the next requests with these, in order."""
-        with self._lock:
-            self._replies.extend(replies)
-
-    def reset(self) -> None:
-        """Forget queued replies, received requests and client events (between tests)."""
-        with self._lock:
-            self._replies.clear()
-            self.received.clear()
-        self.stalled.clear()
-        self.disconnected.clear()
-
-    @property
-    def pending(self) -> int:
-        """Replies queued and not yet used."""
-        with self._lock:
-            return len(self._replies)
-
-    async def wait(self, event: threading.Event, timeout_s: float = 5.0) -> bool:
-        """Wait for a server-side event from async test code without blocking the loop."""
-        return await anyio.to_thread.run_sync(event.wait, timeout_s)
-
-    def app(self, ready: threading.Event) -> Starlette:
-        """The ASGI app; ``ready`` is set once it is serving."""
-
-        @asynccontextmanager
-        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            ready.set()
-            yield
-
-        return Starlette(
-            routes=[Route("/v1/messages", self._messages, methods=["POST"])], lifespan=lifespan
-        )
+    def routes(self) -> list[Route]:
+        return [Route("/v1/messages", self._messages, methods=["POST"])]
 
     async def _messages(self, request: Request) -> Response:
         body = await request.json()
         request_id = f"req_fake{next(self._request_ids):04d}"
         # The API's own checks come first and use up no queued reply.
-        reply: Reply | None = None
+        refusal: Reply | None = None
         sampling = sorted({"temperature", "top_p", "top_k"} & set(body))
         if "authorization" not in request.headers and "x-api-key" not in request.headers:
-            reply = Error(401, "authentication_error", "x-api-key header is required")
+            refusal = Error(401, "authentication_error", "x-api-key header is required")
         elif sampling:
-            reply = Error(
+            refusal = Error(
                 400, "invalid_request_error", f"{sampling[0]}: Extra inputs are not permitted"
             )
-        with self._lock:
-            self.received.append(Received(request.url.path, dict(request.headers), body))
-            if reply is None and self._replies:
-                reply = self._replies.popleft()
+        reply = self.take(Received(request.url.path, dict(request.headers), body), refusal)
         if reply is None:
             reply = Error(500, "api_error", "fake server: no reply was queued for this request")
         if isinstance(reply, Error):
@@ -289,45 +239,22 @@ class FakeAnthropic:
                 headers={"request-id": request_id, **reply.headers},
             )
         if isinstance(reply, Hang):
-            return _Hang(self.disconnected)
+            return self.hang()
         if reply.drop:
             return DroppedStream(list(sse(reply.frames)), b"text/event-stream; charset=utf-8")
         return StreamingResponse(
-            self._stream(reply),
+            self.watched(self._stream(reply)),
             media_type="text/event-stream",
             headers={"request-id": request_id, "cache-control": "no-cache"},
         )
 
     async def _stream(self, reply: Stream) -> AsyncIterator[str]:
-        try:
-            for frame in sse(reply.frames):
-                yield frame
-            if reply.stall:
-                self.stalled.set()
-                await anyio.sleep_forever()
-        except anyio.get_cancelled_exc_class():
-            # Starlette cancels the body when the client disconnects.
-            self.disconnected.set()
-            raise
+        for frame in sse(reply.frames):
+            yield frame
+        if reply.stall:
+            await self.stall()
 
 
-class _Hang(Response):
-    """Sends nothing; returns when the client disconnects, and says so."""
-
-    def __init__(self, disconnected: threading.Event) -> None:
-        super().__init__()
-        self._disconnected = disconnected
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self._disconnected.set()
-
-
-@contextmanager
-def serve_anthropic() -> Iterator[FakeAnthropic]:
+def serve_anthropic() -> AbstractContextManager[FakeAnthropic]:
     """Run a ``FakeAnthropic`` with uvicorn on a free loopback port, in a thread."""
-    fake = FakeAnthropic()
-    with serve_in_thread(fake.app, "fake-anthropic") as port:
-        fake.port = port
-        yield fake
+    return serve_fake(FakeAnthropic(), "fake-anthropic")

@@ -33,23 +33,17 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-import anyio
-import anyio.to_thread
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from tests.fakes.serving import DroppedStream, serve_in_thread
+from tests.fakes.serving import DroppedStream, FakeVendor, serve_fake
 
 MODEL = "gemini-3.5-flash"
 
@@ -256,57 +250,12 @@ def sse(chunks: tuple[dict[str, Any], ...]) -> Iterator[str]:
         yield f"data: {json.dumps(chunk, separators=(',', ':'))}\r\n\r\n"
 
 
-class FakeGemini:
-    """The server's state: queued replies, received requests, and what clients did."""
+class FakeGemini(FakeVendor[Reply]):
+    """The server's state: queued replies, received requests, and what clients did. Its
+    ``url`` is the root: the SDK appends ``/v1beta/models/...``."""
 
-    def __init__(self) -> None:
-        self._replies: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        self.received: list[Received] = []
-        self.stalled = threading.Event()
-        self.disconnected = threading.Event()
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        """The base URL to give the SDK (it appends ``/v1beta/models/...``)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def queue(self, *replies: Reply) -> None:
-        """Answer the next requests with these, in order."""
-        with self._lock:
-            self._replies.extend(replies)
-
-    def reset(self) -> None:
-        """Forget queued replies, received requests and client events (between tests)."""
-        with self._lock:
-            self._replies.clear()
-            self.received.clear()
-        self.stalled.clear()
-        self.disconnected.clear()
-
-    @property
-    def pending(self) -> int:
-        """Replies queued and not yet used."""
-        with self._lock:
-            return len(self._replies)
-
-    async def wait(self, event: threading.Event, timeout_s: float = 5.0) -> bool:
-        """Wait for a server-side event from async test code without blocking the loop."""
-        return await anyio.to_thread.run_sync(event.wait, timeout_s)
-
-    def app(self, ready: threading.Event) -> Starlette:
-        """The ASGI app; ``ready`` is set once it is serving."""
-
-        @asynccontextmanager
-        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            ready.set()
-            yield
-
-        return Starlette(
-            routes=[Route("/{version}/models/{target}", self._models, methods=["POST"])],
-            lifespan=lifespan,
-        )
+    def routes(self) -> list[Route]:
+        return [Route("/{version}/models/{target}", self._models, methods=["POST"])]
 
     async def _models(self, request: Request) -> Response:
         raw = await request.body()
@@ -314,27 +263,20 @@ class FakeGemini:
         target = request.path_params["target"]
         method = target.rpartition(":")[2] if ":" in target else ""
         # The API's own checks come first and use up no queued reply.
-        reply: Reply | None = None
+        refusal: Reply | None = None
         if "x-goog-api-key" not in request.headers and "key" not in request.query_params:
-            reply = Error(
+            refusal = Error(
                 403,
                 message="Method doesn't allow unregistered callers (callers without established "
                 "identity). Please use API Key or other form of API consumer identity to call "
                 "this API.",
             )
         elif method != "streamGenerateContent":
-            reply = Error(404, message=f"Method not found: {method or target}")
-        with self._lock:
-            self.received.append(
-                Received(
-                    request.url.path,
-                    dict(request.query_params),
-                    dict(request.headers),
-                    body,
-                )
-            )
-            if reply is None and self._replies:
-                reply = self._replies.popleft()
+            refusal = Error(404, message=f"Method not found: {method or target}")
+        received = Received(
+            request.url.path, dict(request.query_params), dict(request.headers), body
+        )
+        reply = self.take(received, refusal)
         if reply is None:
             reply = Error(500, message="fake server: no reply was queued for this request")
         if isinstance(reply, Error) and reply.html is not None:
@@ -342,45 +284,22 @@ class FakeGemini:
         if isinstance(reply, Error):
             return JSONResponse(reply.body(), status_code=reply.code, headers=dict(reply.headers))
         if isinstance(reply, Hang):
-            return _Hang(self.disconnected)
+            return self.hang()
         if reply.drop:
             return DroppedStream(list(sse(reply.chunks)), b"text/event-stream")
         return StreamingResponse(
-            self._stream(reply),
+            self.watched(self._stream(reply)),
             media_type="text/event-stream",
             headers={"x-content-type-options": "nosniff"},
         )
 
     async def _stream(self, reply: Stream) -> AsyncIterator[str]:
-        try:
-            for frame in sse(reply.chunks):
-                yield frame
-            if reply.stall:
-                self.stalled.set()
-                await anyio.sleep_forever()
-        except anyio.get_cancelled_exc_class():
-            # Starlette cancels the body when the client disconnects.
-            self.disconnected.set()
-            raise
+        for frame in sse(reply.chunks):
+            yield frame
+        if reply.stall:
+            await self.stall()
 
 
-class _Hang(Response):
-    """Sends nothing; returns when the client disconnects, and says so."""
-
-    def __init__(self, disconnected: threading.Event) -> None:
-        super().__init__()
-        self._disconnected = disconnected
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self._disconnected.set()
-
-
-@contextmanager
-def serve_google() -> Iterator[FakeGemini]:
+def serve_google() -> AbstractContextManager[FakeGemini]:
     """Run a ``FakeGemini`` with uvicorn on a free loopback port, in a thread."""
-    fake = FakeGemini()
-    with serve_in_thread(fake.app, "fake-gemini") as port:
-        fake.port = port
-        yield fake
+    return serve_fake(FakeGemini(), "fake-gemini")

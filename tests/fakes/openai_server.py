@@ -36,24 +36,18 @@ loopback port in a thread.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-import anyio
-import anyio.to_thread
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from tests.fakes.serving import DroppedStream, serve_in_thread
+from tests.fakes.serving import DroppedStream, FakeVendor, serve_fake
 
 MODEL = "gpt-5.5-mini"
 
@@ -221,60 +215,25 @@ def masked(key: str) -> str:
     return f"{key[:8]}{'*' * max(4, len(key) - 12)}{key[-4:]}"
 
 
-class FakeOpenAI:
-    """The server's state: queued replies, received requests, and what clients did."""
+class FakeOpenAI(FakeVendor[Reply]):
+    """The server's state: queued replies, received requests, the key it wants (none
+    checked when ``None``), and what clients did. Its ``url`` ends in ``/v1``: the SDK
+    appends ``/chat/completions``."""
+
+    url_path = "/v1"
 
     def __init__(self) -> None:
-        self._replies: deque[Reply] = deque()
-        self._lock = threading.Lock()
+        super().__init__()
         self._request_ids = count(1)
-        self.received: list[Received] = []
         self.expected_key: str | None = None
-        self.stalled = threading.Event()
-        self.disconnected = threading.Event()
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        """The base URL to give the SDK (it appends ``/chat/completions``)."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def queue(self, *replies: Reply) -> None:
-        """Answer the next requests with these, in order."""
-        with self._lock:
-            self._replies.extend(replies)
 
     def reset(self) -> None:
         """Forget queued replies, received requests, the key and client events."""
-        with self._lock:
-            self._replies.clear()
-            self.received.clear()
+        super().reset()
         self.expected_key = None
-        self.stalled.clear()
-        self.disconnected.clear()
 
-    @property
-    def pending(self) -> int:
-        """Replies queued and not yet used."""
-        with self._lock:
-            return len(self._replies)
-
-    async def wait(self, event: threading.Event, timeout_s: float = 5.0) -> bool:
-        """Wait for a server-side event from async test code without blocking the loop."""
-        return await anyio.to_thread.run_sync(event.wait, timeout_s)
-
-    def app(self, ready: threading.Event) -> Starlette:
-        """The ASGI app; ``ready`` is set once it is serving."""
-
-        @asynccontextmanager
-        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            ready.set()
-            yield
-
-        return Starlette(
-            routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])],
-            lifespan=lifespan,
-        )
+    def routes(self) -> list[Route]:
+        return [Route("/v1/chat/completions", self._completions, methods=["POST"])]
 
     def _check_key(self, request: Request) -> Error | None:
         """OpenAI's own check of the key, before anything else."""
@@ -302,11 +261,8 @@ class FakeOpenAI:
     async def _completions(self, request: Request) -> Response:
         body = await request.json()
         request_id = f"req_fake{next(self._request_ids):04d}"
-        reply: Reply | None = self._check_key(request)
-        with self._lock:
-            self.received.append(Received(request.url.path, dict(request.headers), body))
-            if reply is None and self._replies:
-                reply = self._replies.popleft()
+        received = Received(request.url.path, dict(request.headers), body)
+        reply = self.take(received, self._check_key(request))
         if reply is None:
             reply = Error(500, "fake server: no reply was queued for this request", "server_error")
         if isinstance(reply, Error):
@@ -325,53 +281,30 @@ class FakeOpenAI:
         if isinstance(reply, Raw):
             return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
         if isinstance(reply, Hang):
-            return _Hang(self.disconnected)
+            return self.hang()
         if reply.drop:
             return DroppedStream([sse(chunk) for chunk in reply.chunks])
         options = body.get("stream_options") or {}
         include_usage = bool(options.get("include_usage"))
         return StreamingResponse(
-            self._stream(reply, include_usage),
+            self.watched(self._stream(reply, include_usage)),
             media_type="text/event-stream",
             headers={"x-request-id": request_id, "cache-control": "no-cache"},
         )
 
     async def _stream(self, reply: Completion, include_usage: bool) -> AsyncIterator[str]:
-        try:
-            for chunk in reply.chunks:
-                if include_usage and "choices" in chunk:
-                    chunk = {**chunk, "usage": None}
-                yield sse(chunk)
-            if reply.stall:
-                self.stalled.set()
-                await anyio.sleep_forever()
-            if include_usage and reply.usage is not None:
-                yield sse(reply.usage)
-            if reply.done:
-                yield sse("[DONE]")
-        except anyio.get_cancelled_exc_class():
-            # Starlette cancels the body when the client disconnects.
-            self.disconnected.set()
-            raise
+        for chunk in reply.chunks:
+            if include_usage and "choices" in chunk:
+                chunk = {**chunk, "usage": None}
+            yield sse(chunk)
+        if reply.stall:
+            await self.stall()
+        if include_usage and reply.usage is not None:
+            yield sse(reply.usage)
+        if reply.done:
+            yield sse("[DONE]")
 
 
-class _Hang(Response):
-    """Sends nothing; returns when the client disconnects, and says so."""
-
-    def __init__(self, disconnected: threading.Event) -> None:
-        super().__init__()
-        self._disconnected = disconnected
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self._disconnected.set()
-
-
-@contextmanager
-def serve_openai() -> Iterator[FakeOpenAI]:
+def serve_openai() -> AbstractContextManager[FakeOpenAI]:
     """Run a ``FakeOpenAI`` with uvicorn on a free loopback port, in a thread."""
-    fake = FakeOpenAI()
-    with serve_in_thread(fake.app, "fake-openai") as port:
-        fake.port = port
-        yield fake
+    return serve_fake(FakeOpenAI(), "fake-openai")

@@ -5,45 +5,34 @@ Runs go through the real runner and ledger (SQLite and PostgreSQL) and are check
 on the row and its events, and on what the server received (the functions declared, the
 calls and results sent back, the key header). The error table and the wire details are
 checked on the backend alone, still through the SDK and the server.
+
+Only what this vendor alone has is here (its wire mapping, its own error codes and
+replies); what every backend does the same way is checked once, over the three vendors,
+in ``test_vendor_backends.py``.
 """
 
 from __future__ import annotations
 
-import json
-import socket
 from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
-import anyio
 import pytest
 
-from cairn.domain.agents import Agent, ModelSettings
 from cairn.domain.runs import Run, RunEvent, Usage
-from cairn.errors import ModelError
 from cairn.models.base import (
-    EnvCredentials,
     Message,
-    ModelEvent,
-    ModelRequest,
     TextDelta,
     ToolCallRequest,
     ToolResultMessage,
     TurnEnd,
 )
 from cairn.models.google import GoogleBackend, GoogleProvider, retry_after_s, split_version
-from cairn.models.registry import model_backends
-from cairn.runner.engine import Runner
 from cairn.runner.messages import render_event_message
-from cairn.services.agents import AgentSpec, create_agent
 from cairn.services.app import App
-from cairn.services.sources import available_sources
-from cairn.tools.base import ToolSpec
 from tests.fakes.google_server import (
     MODEL,
     Error,
     FakeGemini,
-    Hang,
     answer,
     call,
     error_info,
@@ -51,20 +40,15 @@ from tests.fakes.google_server import (
     serve_google,
     thought,
 )
+from tests.models import vendors
+from tests.models.vendors import GOOGLE, PAYLOAD, PROMPT, failure, play, reset_and_check
 from tests.runner.helpers import (
     BUILTIN_NAMES,
-    SANDBOX,
     assert_complete,
-    assert_failed,
     kinds,
-    stored,
 )
 
-KEY = "AIzaSy-test-4c1d9e7f2a6b8035"
-PROMPT = "You look up orders and report what you found."
-PAYLOAD = {"order": "A-17", "title": "broken checkout"}
-SHORT_TIMEOUT_BACKEND = "google-short-timeout"
-SIGNATURE = b"\x8a\x01opaque-thought-signature"
+KEY = GOOGLE.key
 
 
 @pytest.fixture(scope="module")
@@ -76,67 +60,26 @@ def google_server() -> Iterator[FakeGemini]:
 
 @pytest.fixture
 def fake(google_server: FakeGemini) -> Iterator[FakeGemini]:
-    """The server, with nothing queued or received; every queued reply must be used."""
-    google_server.reset()
-    yield google_server
-    assert google_server.pending == 0, "a queued reply was never requested"
-
-
-@pytest.fixture
-def short_timeout_backend() -> Iterator[str]:
-    """The Google backend with a 0.2 s request timeout, registered as a plugin would be,
-    so a run can hit the SDK's timeout well before its own deadline."""
-    model_backends.register(SHORT_TIMEOUT_BACKEND, partial(GoogleBackend, request_timeout_s=0.2))
-    yield SHORT_TIMEOUT_BACKEND
-    model_backends.unregister(SHORT_TIMEOUT_BACKEND)
-
-
-class NoKey:
-    """Credentials with nothing configured (not even in the environment)."""
-
-    def api_key(self, backend: str) -> str | None:
-        return None
-
-
-def runner(app: App, **options: Any) -> Runner:
-    """A runner that gives the test key to every backend and retries fast."""
-    options.setdefault("credentials", lambda _sandbox_id: EnvCredentials({"google": KEY}))
-    return Runner(app.store, app.tool_context, retry_base_s=0.01, **options)
-
-
-async def gemini_agent(app: App, fake: FakeGemini, **settings: Any) -> Agent:
-    """An agent on the Google backend, talking to the fake server, with the builtin tools."""
-    settings.setdefault("backend", "google")
-    agent, _warnings = await create_agent(
-        app,
-        SANDBOX,
-        AgentSpec(
-            slug="gemini",
-            system_prompt=PROMPT,
-            tool_sources=["builtin"],
-            model_settings=ModelSettings(model=MODEL, base_url=fake.url, **settings),
-        ),
-    )
-    return agent
+    yield from reset_and_check(google_server)
 
 
 async def fire(
     app: App, fake: FakeGemini, runner_options: dict[str, Any] | None = None, **settings: Any
 ) -> tuple[Run, list[RunEvent]]:
-    """Fire a test run of a fresh Gemini agent; the row and events as the ledger holds them."""
-    agent = await gemini_agent(app, fake, **settings)
-    run = await runner(app, **(runner_options or {})).fire(
-        agent, PAYLOAD, available_sources(app, SANDBOX), kind="test"
-    )
-    return stored(app, run.run_id)
+    """Fire a test run of a fresh google agent; the row and events as the ledger holds them."""
+    return await vendors.fire(app, GOOGLE, fake, runner_options, **settings)
 
 
 def assert_key_never_leaked(run: Run, events: list[RunEvent]) -> None:
-    """The key appears nowhere a person or a log could read it."""
-    assert KEY not in (run.error_message or "")
-    assert KEY not in json.dumps([event.data for event in events], default=str)
-    trace = run.tool_resolution_trace
-    assert trace is None or KEY not in json.dumps(trace.to_dict(), default=str)
+    vendors.assert_key_never_leaked(GOOGLE, run, events)
+
+
+def backend(fake: FakeGemini, **settings: Any) -> GoogleBackend:
+    model: GoogleBackend = vendors.backend(GOOGLE, fake.url, **settings)
+    return model
+
+
+SIGNATURE = b"\x8a\x01opaque-thought-signature"
 
 
 def declared_schema(declaration: dict[str, Any]) -> Any:
@@ -208,6 +151,8 @@ async def test_a_run_with_two_tool_calls_over_two_turns_round_trips_through_the_
     ]
     assert events[-1].data["stop_reason"] == "end_turn"
     assert events[-1].data["usage"]["tokens_in"] == 1690
+    # The model that answered each turn, as the vendor named it (gen_ai.response.model).
+    assert [t.get("model") for t in events[-1].data["turns"]] == [MODEL] * 3
 
     first, second, third = fake.received
     assert first.path == f"/v1beta/models/{MODEL}:streamGenerateContent"
@@ -284,222 +229,7 @@ async def test_a_run_with_two_tool_calls_over_two_turns_round_trips_through_the_
     assert_key_never_leaked(run, events)
 
 
-@pytest.mark.anyio
-async def test_streamed_text_arrives_as_several_text_events(app: App, fake: FakeGemini) -> None:
-    pieces = ["The checkout ", "is broken ", "for orders ", "over $100."]
-    fake.queue(answer(*pieces, prompt_tokens=42, output_tokens=17))
-    run, events = await fire(app, fake)
-
-    assert_complete(run, events)
-    assert run.status == "succeeded"
-    assert run.outcome == "answered"
-    assert [e.data["delta"] for e in events if e.kind == "text"] == pieces
-    assert all(e.data["turn"] == 0 for e in events if e.kind == "text")
-    assert run.output_text == "".join(pieces)
-    # Every chunk repeated the running usage: the last one counts, not their sum.
-    assert (run.usage.tokens_in, run.usage.tokens_out) == (42, 17)
-    assert (run.usage.cache_read_tokens, run.usage.cache_write_tokens) == (0, 0)
-
-
-@pytest.mark.anyio
-async def test_a_rejected_api_key_fails_the_run_saying_which_variable_to_set(
-    app: App, fake: FakeGemini
-) -> None:
-    fake.queue(Error(401, message="Request had invalid authentication credentials."))
-    run, events = await fire(app, fake)
-
-    message_text = assert_failed(run, events, error_type="model_error")
-    assert message_text == (
-        "google rejected the API key (HTTP 401 UNAUTHENTICATED: Request had invalid "
-        "authentication credentials.): set GOOGLE_API_KEY (or GEMINI_API_KEY) or store a "
-        "credential for 'google'"
-    )
-    assert kinds(events) == ["error"], "a bad key is not retried"
-    assert run.outcome == "interrupted"
-    assert len(fake.received) == 1
-    assert_key_never_leaked(run, events)
-
-
-@pytest.mark.anyio
-async def test_a_missing_key_fails_the_run_before_any_request(app: App, fake: FakeGemini) -> None:
-    run, events = await fire(app, fake, {"credentials": lambda _sandbox_id: NoKey()})
-
-    message_text = assert_failed(run, events, error_type="model_error")
-    assert message_text == (
-        "no API key for google: set GOOGLE_API_KEY (or GEMINI_API_KEY) or store a credential "
-        "for 'google'"
-    )
-    assert fake.received == []
-
-
-@pytest.mark.anyio
-async def test_a_rate_limit_is_retried_after_the_wait_the_api_asked_for(
-    app: App, fake: FakeGemini
-) -> None:
-    fake.queue(
-        Error(
-            429,
-            message="Resource has been exhausted (e.g. check quota).",
-            headers={"retry-after": "1"},
-        ),
-        answer("Done.", prompt_tokens=12, output_tokens=3),
-    )
-    run, events = await fire(app, fake)
-
-    assert_complete(run, events)
-    assert run.status == "succeeded"
-    assert run.output_text == "Done."
-    assert kinds(events) == ["retry", "text", "finish"]
-    retry = events[0].data
-    assert (retry["attempt"], retry["reason"], retry["status_code"]) == (1, "rate_limited", 429)
-    assert retry["wait_s"] == 1.0, "the API's retry-after wins over the runner's backoff"
-    assert retry["message"] == (
-        "google rate-limited the request (HTTP 429 RESOURCE_EXHAUSTED: Resource has been "
-        "exhausted (e.g. check quota).); it asked to wait 1 s"
-    )
-    assert run.duration_ms is not None and run.duration_ms >= 1000
-    assert len(fake.received) == 2, "the SDK did not retry on its own"
-    assert fake.received[0].body == fake.received[1].body, "the retry sends the same request"
-    assert (run.usage.tokens_in, run.usage.tokens_out) == (12, 3), "the refused call cost nothing"
-
-
-@pytest.mark.anyio
-async def test_a_server_error_is_retried_then_fails_the_run_with_the_status(
-    app: App, fake: FakeGemini
-) -> None:
-    fake.queue(
-        Error(500, message="An internal error has occurred."),
-        Error(500, message="An internal error has occurred."),
-    )
-    run, events = await fire(app, fake, {"max_model_retries": 1})
-
-    message_text = assert_failed(run, events, error_type="model_error")
-    assert message_text == (
-        "google had a server error (HTTP 500 INTERNAL: An internal error has occurred.): try "
-        "again later (gave up after 1 retries)"
-    )
-    assert kinds(events) == ["retry", "error"]
-    assert (events[0].data["reason"], events[0].data["status_code"]) == ("server_error", 500)
-    assert len(fake.received) == 2
-
-
-@pytest.mark.anyio
-async def test_an_overloaded_error_frame_mid_stream_is_retried_and_the_retry_answers(
-    app: App, fake: FakeGemini
-) -> None:
-    overloaded = Error(503, message="The model is overloaded. Please try again later.")
-    fake.queue(
-        answer("Partial ", error=overloaded.body()),
-        answer("Complete answer.", prompt_tokens=20, output_tokens=4),
-    )
-    run, events = await fire(app, fake)
-
-    assert_complete(run, events)
-    assert run.status == "succeeded"
-    assert run.output_text == "Complete answer."
-    assert kinds(events) == ["text", "retry", "text", "finish"]
-    retry = events[1].data
-    assert (retry["reason"], retry["status_code"]) == ("server_error", 503)
-    assert retry["message"] == (
-        "google is overloaded or unavailable (an error frame mid-stream, 503 UNAVAILABLE: The "
-        "model is overloaded. Please try again later.): try again later"
-    )
-    assert (run.usage.tokens_in, run.usage.tokens_out) == (20, 4)
-
-
-@pytest.mark.anyio
-async def test_a_request_that_gets_no_answer_times_out_and_fails_the_run(
-    app: App, fake: FakeGemini, short_timeout_backend: str
-) -> None:
-    fake.queue(Hang(), Hang())
-    run, events = await fire(app, fake, {"max_model_retries": 1}, backend=short_timeout_backend)
-
-    message_text = assert_failed(run, events, error_type="model_error")
-    assert message_text == (
-        f"google did not answer within 0.2 s (model {MODEL!r} at {fake.url}): the service "
-        "is slow or unreachable; try again later or raise timeout_s (gave up after 1 retries)"
-    )
-    assert kinds(events) == ["retry", "error"]
-    assert events[0].data["reason"] == "timeout"
-    assert len(fake.received) == 2
-    assert fake.received[0].headers["x-server-timeout"] == "1"
-    assert await fake.wait(fake.disconnected), "the client hung up on the silent server"
-
-
-@pytest.mark.anyio
-async def test_a_model_that_stalls_past_timeout_s_fails_the_run_and_the_stream_is_closed(
-    app: App, fake: FakeGemini
-) -> None:
-    fake.queue(answer("Thinking about it", stall=True))
-    run, events = await fire(app, fake, timeout_s=0.5)
-
-    message_text = assert_failed(run, events, error_type="timeout")
-    assert "timeout_s=0.5 s while waiting for the model" in message_text
-    assert [e.data["delta"] for e in events if e.kind == "text"] == ["Thinking about it"]
-    assert await fake.wait(fake.disconnected), "the deadline closed the HTTP response"
-
-
-@pytest.mark.anyio
-async def test_cancelling_a_run_closes_the_provider_stream_at_once(
-    app: App, fake: FakeGemini
-) -> None:
-    fake.queue(answer("Working on it", stall=True))
-    agent = await gemini_agent(app, fake)
-    engine = runner(app)
-    run = engine.accept(agent, PAYLOAD, kind="test")
-    finished: list[Run] = []
-
-    async def execute() -> None:
-        finished.append(await engine.execute(run, agent, available_sources(app, SANDBOX)))
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as group:
-            group.start_soon(execute)
-            assert await fake.wait(fake.stalled)
-            assert engine.cancel(run.run_id)
-            assert await fake.wait(fake.disconnected, 2.0), "the stream was not closed"
-
-    row, events = stored(app, run.run_id)
-    assert finished[0].status == row.status == "cancelled"
-    assert_complete(row, events)
-    assert row.error_message == "the run was cancelled before it finished"
-
-
 # --- the backend alone: errors -------------------------------------------------------
-
-
-def backend(fake: FakeGemini, **settings: Any) -> GoogleBackend:
-    settings.setdefault("base_url", fake.url)
-    return GoogleBackend(
-        ModelSettings(backend="google", model=MODEL, **settings),
-        EnvCredentials({"google": KEY}),
-    )
-
-
-def request(
-    settings: ModelSettings,
-    *,
-    tools: list[ToolSpec] | None = None,
-    messages: list[Message] | None = None,
-    turn: int = 0,
-) -> ModelRequest:
-    return ModelRequest(
-        system="Be brief.",
-        messages=messages or [Message("user", "What is the order status?")],
-        tools=tools or [],
-        settings=settings,
-        turn=turn,
-    )
-
-
-async def play(model: GoogleBackend, **options: Any) -> list[ModelEvent]:
-    return [event async for event in model.stream(request(model.settings, **options))]
-
-
-async def failure(model: GoogleBackend) -> ModelError:
-    with pytest.raises(ModelError) as caught:
-        await play(model)
-    return caught.value
 
 
 DAILY_QUOTA = {
@@ -660,39 +390,6 @@ async def test_a_request_without_a_key_header_is_refused_like_the_api_does(
 
 
 @pytest.mark.anyio
-async def test_an_error_that_quotes_the_key_is_redacted(fake: FakeGemini) -> None:
-    fake.queue(Error(401, message=f"API key {KEY} is not valid"))
-    error = await failure(backend(fake))
-    assert KEY not in str(error)
-    assert "API key [redacted] is not valid" in str(error)
-
-
-@pytest.mark.anyio
-async def test_an_unreachable_server_is_a_retryable_connection_error() -> None:
-    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    model = GoogleBackend(
-        ModelSettings(backend="google", model=MODEL, base_url=f"http://127.0.0.1:{port}"),
-        EnvCredentials({"google": KEY}),
-    )
-    error = await failure(model)
-    assert (error.reason, error.retryable) == ("connection", True)
-    assert str(error).startswith(f"could not reach google at http://127.0.0.1:{port} (")
-    assert str(error).endswith("check the network and model_settings.base_url")
-
-
-@pytest.mark.anyio
-async def test_a_stream_that_ends_without_a_finish_reason_is_a_retryable_connection_error(
-    fake: FakeGemini,
-) -> None:
-    fake.queue(answer("Half an ans", finish_reason=None))
-    error = await failure(backend(fake))
-    assert (error.reason, error.retryable) == ("connection", True)
-    assert "ended before the answer was complete (no finishReason)" in str(error)
-
-
-@pytest.mark.anyio
 async def test_a_malformed_function_call_is_retryable_and_runs_nothing(fake: FakeGemini) -> None:
     fake.queue(answer("Let me look.", finish_reason="MALFORMED_FUNCTION_CALL"))
     error = await failure(backend(fake))
@@ -732,24 +429,6 @@ async def test_usage_is_the_last_chunks_and_counts_thinking_and_cached_tokens(
     *_, end = await play(backend(fake))
     assert isinstance(end, TurnEnd)
     assert end.usage == Usage(tokens_in=1500, tokens_out=65, cache_read_tokens=1000)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("vendor", "normalised"),
-    [
-        ("STOP", "end_turn"),
-        ("MAX_TOKENS", "max_tokens"),
-        ("SAFETY", "other"),
-        ("RECITATION", "other"),
-    ],
-)
-async def test_finish_reasons_are_normalised(
-    fake: FakeGemini, vendor: str, normalised: str
-) -> None:
-    fake.queue(answer("x", finish_reason=vendor, prompt_tokens=8, output_tokens=2))
-    events = await play(backend(fake))
-    assert events == [TextDelta("x"), TurnEnd(normalised, Usage(tokens_in=8, tokens_out=2))]
 
 
 @pytest.mark.anyio
@@ -869,7 +548,3 @@ def test_retry_after_reads_the_header_then_the_retry_info() -> None:
     assert retry_after_s({}, [retry_info("0.25s")]) == 0.25
     assert retry_after_s(None, [retry_info("soon")]) is None
     assert retry_after_s({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-
-
-def test_the_registry_finds_the_backend_under_its_name() -> None:
-    assert model_backends.get("google") is GoogleBackend

@@ -129,7 +129,7 @@ def add_source(
         source_id=source_id,
         sandbox_id=SANDBOX,
         kind=FAKE_KIND,
-        label=label or source_id,
+        label=label or f"fake-{source_id.removeprefix('src_').lower()}",
         config={"tools": tools, "behaviour": behaviour, **config},
     )
     with app.store.begin() as conn:

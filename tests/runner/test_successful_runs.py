@@ -134,7 +134,9 @@ async def test_a_run_persists_its_events_in_order(app: App) -> None:
     second_turn = [e.data for e in events[call_at + 2 : call_at + 2 + second_count]]
     assert "".join(d["delta"] for d in second_turn) == run.output_text
     assert {d["turn"] for d in second_turn} == {1}
-    assert events[-1].data == {
+    final = dict(events[-1].data)
+    turns = final.pop("turns")
+    assert final == {
         "stop_reason": "end_turn",
         "usage": {
             "tokens_in": run.usage.tokens_in,
@@ -143,6 +145,17 @@ async def test_a_run_persists_its_events_in_order(app: App) -> None:
             "cache_write_tokens": 0,
         },
     }
+    # Per-turn timing, usage and stop reason: what the run's totals cannot give back.
+    assert [(t["turn"], t["stop_reason"], t["tool_call_ids"]) for t in turns] == [
+        (0, "tool_use", ["call_0_0"]),
+        (1, "end_turn", []),
+    ]
+    assert sum(t["tokens_in"] for t in turns) == run.usage.tokens_in
+    assert sum(t["tokens_out"] for t in turns) == run.usage.tokens_out
+    assert all(t["tokens_in"] > 0 for t in turns)
+    called_at = events[call_at].created_at
+    assert called_at is not None
+    assert turns[0]["ended_at"] <= called_at.isoformat() <= turns[1]["started_at"]
 
 
 @pytest.mark.anyio

@@ -71,7 +71,8 @@ async def test_a_viewer_reads_usage_by_each_grouping(app: App, api: Api) -> None
     assert [(r["key"], r["runs"], r["tokens"], r["cost_micros"]) for r in report["rows"]] == [
         ("support", 2, 240, 800)
     ]
-    assert len(by_hour.json()["rows"]) == 6 and by_hour.json()["totals"]["runs"] == 2
+    # Six hours ending now touch seven clock hours (the first and last partial).
+    assert len(by_hour.json()["rows"]) == 7 and by_hour.json()["totals"]["runs"] == 2
 
 
 @pytest.mark.anyio
@@ -153,7 +154,7 @@ async def test_the_sdk_reads_usage_and_manages_thresholds_in_process(app: App) -
     flags = client.usage.runaways()
 
     assert [(r.key, r.runs, r.cost_micros, r.series) for r in report.rows] == [
-        ("support", 3, 1200, [0, 360])
+        ("support", 3, 1200, [0, 0, 360])
     ]
     assert threshold.cost_micros_per_hour == 1000
     assert client.usage.get_threshold("support") == threshold

@@ -77,7 +77,7 @@ def test_usage_json_is_the_report(cli: Cli) -> None:
         ("scripted:scripted-1", 1, 0),
     ]
     assert report["totals"]["tokens"] == 4 * 1200
-    assert len(report["totals"]["series"]) == 24 and report["totals"]["series"][-1] == 4800
+    assert len(report["totals"]["series"]) == 25 and report["totals"]["series"][-1] == 4800
 
 
 def test_usage_filters_and_other_groupings_from_the_cli(cli: Cli) -> None:
@@ -88,7 +88,7 @@ def test_usage_filters_and_other_groupings_from_the_cli(cli: Cli) -> None:
     triggers = cli("usage", "--by", "trigger")
 
     assert [(r["key"], r["runs"]) for r in only["rows"]] == [("triage", 1)]
-    assert hours.exit_code == 0 and hours.stdout.count(" UTC ") == 3
+    assert hours.exit_code == 0 and hours.stdout.count(" UTC ") == 4  # clock hours touched
     assert "(no trigger: manual, test, one-shot)" in triggers.stdout
 
 

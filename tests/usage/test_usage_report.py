@@ -4,6 +4,7 @@ are fixed by the script) plus rows recorded hours or days ago, in and out of the
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,6 +16,11 @@ from tests.usage.helpers import MICROS_IN, MICROS_OUT, deliver, fire, hook, inse
 
 HOUR = 3600.0
 DAY = 86400.0
+
+
+def index(at: float, since: float) -> int:
+    """The series point of a run made at ``at``: points are clock hours from ``since``'s."""
+    return int(at // HOUR) - int(since // HOUR)
 
 
 def cost(tokens_in: int, tokens_out: int, runs: int = 1) -> int:
@@ -37,6 +43,7 @@ async def test_usage_by_agent_sums_fired_and_recorded_runs_exactly(app: App) -> 
     insert_run(app, stranger, now - HOUR, tokens_in=7777, tokens_out=7, cost_micros=5)
 
     report = usage(app, "default", since_s=DAY)
+    since = report.since.timestamp()
 
     assert [row.key for row in report.rows] == ["support", "triage"]
     first, second = report.rows
@@ -47,12 +54,12 @@ async def test_usage_by_agent_sums_fired_and_recorded_runs_exactly(app: App) -> 
     totals = report.totals
     assert (totals.runs, totals.tokens_in, totals.tokens_out) == (6, 1380, 280)
     assert (totals.cost_micros, totals.unpriced_runs) == (cost(100, 20, 3) + cost(40, 10, 2), 1)
-    # 24 hourly points, oldest first: the recorded run 3.5 h ago in hour 20, the fires now
-    # in the last one.
-    assert len(first.series) == len(totals.series) == 24
-    assert first.series[20] == 1200 and first.series[23] == 360
+    # 25 clock hours, oldest first (a day ending now touches 25; the first and last are
+    # partial): the recorded run 3.5 h ago in its hour, the fires now in the last one.
+    assert len(first.series) == len(totals.series) == 25
+    assert first.series[index(now - 3.5 * HOUR, since)] == 1200 and first.series[24] == 360
     assert sum(first.series) == first.tokens and sum(totals.series) == totals.tokens
-    assert second.series == [0] * 23 + [100]
+    assert second.series == [0] * 24 + [100]
     assert report.to_dict()["rows"][0]["tokens"] == 1560
 
 
@@ -89,12 +96,14 @@ async def test_usage_by_trigger_model_and_hour(app: App) -> None:
         ("openai:ft-support-v3", 1, None, 1),
         ("scripted:priced-1", 3, cost(100, 20, 3), 0),
     ]
-    assert len(by_hour.rows) == 24
-    assert by_hour.rows[0].key == by_hour.since.isoformat(timespec="seconds")
+    since = by_hour.since.timestamp()
+    assert len(by_hour.rows) == 25
+    assert by_hour.rows[0].key == datetime.fromtimestamp(since // HOUR * HOUR, UTC).isoformat()
     assert all(len(row.series) == 1 and row.series[0] == row.tokens for row in by_hour.rows)
-    busy = {index: (row.runs, row.tokens) for index, row in enumerate(by_hour.rows) if row.runs}
-    assert busy == {18: (1, 1200), 23: (3, 360)}
-    assert by_hour.totals.series[18] == 1200 and by_hour.totals.runs == 4
+    busy = {at: (row.runs, row.tokens) for at, row in enumerate(by_hour.rows) if row.runs}
+    recorded = index(now - 5.5 * HOUR, since)
+    assert busy == {recorded: (1, 1200), 24: (3, 360)}
+    assert by_hour.totals.series[recorded] == 1200 and by_hour.totals.runs == 4
     for report in (by_trigger, by_model, by_hour):
         assert (report.totals.runs, report.totals.tokens) == (4, 1560)
 
@@ -122,9 +131,9 @@ async def test_usage_filters_by_agent_and_by_trigger(app: App) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_window_is_half_open_and_bucketed_from_its_start(app: App) -> None:
+async def test_the_window_is_half_open_and_bucketed_by_clock_hour(app: App) -> None:
     agent = await make_agent(app, "edges", tokens_in=1, tokens_out=1)
-    until = float(int(time.time()) - 60)
+    until = (time.time() // HOUR - 1) * HOUR + 1234.5  # 20 min 34.5 s into an hour
     since = until - DAY
     for at, tokens in (
         (since - 0.002, 1),  # just before the window
@@ -138,18 +147,22 @@ async def test_the_window_is_half_open_and_bucketed_from_its_start(app: App) -> 
 
     row = report.rows[0]
     assert (row.runs, row.tokens_in, row.cost_micros) == (2, 110, 110)
-    assert row.series[0] == 10 and row.series[23] == 100 and sum(row.series) == 110
+    # 25 points: since's clock hour (from 00:20:34.5 on) to until's (up to 00:20:34.5).
+    assert len(row.series) == 25
+    assert row.series[0] == 10 and row.series[24] == 100 and sum(row.series) == 110
     assert report.since.timestamp() == since and report.until.timestamp() == until
 
 
 @pytest.mark.anyio
-async def test_a_short_window_has_one_point_per_started_hour(app: App) -> None:
+async def test_a_short_window_has_one_point_per_clock_hour_it_touches(app: App) -> None:
     await make_agent(app, "brief", tokens_in=3, tokens_out=4)
     await fire(app, "brief", 1)
 
     report = usage(app, "default", since_s=90 * 60)
 
-    assert report.rows[0].series == [0, 7]
+    touched = index(report.until.timestamp(), report.since.timestamp()) + 1
+    assert touched in (2, 3)
+    assert report.rows[0].series == [0] * (touched - 1) + [7]
 
 
 def test_bad_groupings_and_windows_are_refused_with_the_accepted_forms(app: App) -> None:

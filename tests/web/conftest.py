@@ -5,8 +5,11 @@ The ledger holds agents that show each thing the dashboard must make obvious: ``
 acts (a tool call with arguments and a result), ``triage`` is the silent no-op (a stale
 allowlist entry), ``reporter`` has a source that is down (skipped, ``unreachable``),
 ``broken`` fails, ``slow`` and ``hanging`` stay live long enough to watch and to cancel.
-A webhook trigger on ``support`` has fired twice, and a cost-watch threshold flags
-``support`` as a runaway. Scripted models are priced here, so costs are not all zero.
+A webhook trigger on ``support`` has fired twice; a trigger of ``reporter`` filtered out
+both events of its Slack source ("channel missing, wanted 'C123'"), which also refused one
+delivery (bad signature); a cost-watch threshold flags ``support`` as a runaway. Two more
+sandboxes, ``demo`` and ``scratch``, are empty (the switcher, the empty state). Scripted
+models are priced here, so costs are not all zero.
 
 Chromium is Debian's ``/usr/bin/chromium`` (``make browser`` installs it), launched by
 Playwright with its executable path (``CAIRN_CHROMIUM`` points elsewhere): ``playwright
@@ -31,11 +34,12 @@ import pytest
 
 from cairn.config import Settings
 from cairn.domain.agents import ModelSettings
+from cairn.domain.deliveries import DeliveryFacts
 from cairn.domain.runs import Run
 from cairn.services.access import create_key, create_sandbox, local_key
 from cairn.services.agents import AgentSpec, create_agent
 from cairn.services.app import App
-from cairn.services.ingest import ingest
+from cairn.services.ingest import ingest, record_rejected
 from cairn.services.runs import fire_agent
 from cairn.services.sources import McpSourceSpec, add_mcp_source
 from cairn.services.triggers import create_trigger
@@ -58,6 +62,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 REQUIRE_BROWSER = os.environ.get("CAIRN_REQUIRE_BROWSER") == "1"
+WRITE_SCREENSHOTS = os.environ.get("CAIRN_WRITE_SCREENSHOTS") == "1"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 OTHER = "other"
 
@@ -178,6 +183,31 @@ async def _seed(app: App) -> dict[str, Run]:
     )
     for order in ("A-1001", "A-1002"):
         await ingest(app, hook.source, "order.created", {"order_id": order})
+    slack = add_webhook_source(app, "default", "slack-hook")
+    create_trigger(
+        app,
+        "default",
+        "reporter",
+        slack.source.source_id,
+        event_type_filter="message.created",
+        filter_config={"channel": "C123"},
+    )
+    record_rejected(
+        app,
+        slack.source,
+        "bad signature: the X-Cairn-Signature does not match",
+        DeliveryFacts(provider="cairn", refusal="bad_signature"),
+    )
+    for number, text in enumerate(("daily report please", "report!")):
+        await ingest(
+            app,
+            slack.source,
+            "message.created",
+            {"text": text, "user": "U1"},
+            delivery=DeliveryFacts(
+                provider="cairn", delivery_id=f"dlv-{number}", type_from="X-Cairn-Event"
+            ),
+        )
     return {
         "reporter": await fire_agent(app, "default", "reporter", {"date": "today"}, kind="manual"),
         "broken": await fire_agent(app, "default", "broken", {"title": "x"}),
@@ -201,6 +231,8 @@ def dashboard(
         open_store(url),
     )
     create_sandbox(app, OTHER, "Another tenant")
+    for empty in ("demo", "scratch"):
+        create_sandbox(app, empty, f"Empty sandbox {empty}")
     owner = create_key(app, "default", "owner", "owner")[1]
     viewer = create_key(app, "default", "viewer", "viewer")[1]
     other_owner = create_key(app, OTHER, "owner", "owner")[1]
@@ -260,6 +292,10 @@ def context(browser: Browser, dashboard: Dashboard) -> Iterator[BrowserContext]:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Save a full-page screenshot in docs/screenshots/ (for reviewers; README links it)."""
+    """Save a full-page screenshot in docs/screenshots/ (for reviewers; README links it),
+    only when ``CAIRN_WRITE_SCREENSHOTS=1``: an ordinary test run leaves the tracked
+    pictures alone."""
+    if not WRITE_SCREENSHOTS:
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name), full_page=True, animations="disabled")

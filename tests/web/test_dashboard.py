@@ -153,7 +153,7 @@ def test_the_run_detail_shows_the_tool_calls_timeline_and_trace(
     expect(call.locator("pre.args")).to_contain_text('"path": "order_id"')
     expect(call.locator("pre.result")).to_contain_text("A-1003")
     expect(call.locator(".step-time")).to_contain_text("took")
-    expect(page.locator("table.calls")).to_contain_text("json_extract")
+    expect(page.locator(".waterfall .bar-tool")).to_contain_text("json_extract")
     expect(page.locator(".trace")).to_have_class(re.compile("verdict-ok"))
     expect(page.locator(".trace .advertised")).to_contain_text("json_extract")
     screenshot(page, "run-detail.png")

@@ -193,8 +193,11 @@ EXTRA_ROUTERS = (
     ("cairn.api.diagnosis_routes", "router"),
     ("cairn.api.usage_routes", "router"),
     ("cairn.api.concierge_routes", "router"),
+    ("cairn.api.telemetry_routes", "router"),
     ("cairn.api.status_routes", "router"),
     ("cairn.web.pages", "router"),
+    ("cairn.web.event_pages", "router"),
+    ("cairn.web.actions", "router"),
     ("cairn.api.identity_routes", "router"),
     ("cairn.api.docs_routes", "router"),
 )
@@ -228,6 +231,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        from cairn.services.background import start_background_tasks
         from cairn.services.schedules import run_scheduler
 
         async with anyio.create_task_group() as group:
@@ -235,6 +239,7 @@ def create_app(
                 await group.start(worker.run)
             if run_schedules:
                 group.start_soon(run_scheduler, cairn)
+            start_background_tasks(group, cairn)
             try:
                 yield
             finally:

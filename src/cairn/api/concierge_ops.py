@@ -14,7 +14,7 @@ from cairn.api.operations import JSON, Caller
 from cairn.domain.keys import require
 
 
-async def ask(caller: Caller, question: str, *, offline: bool = False) -> JSON:
+async def ask(caller: Caller, question: str, *, offline: bool = False, yes: bool = False) -> JSON:
     """Answer ``question`` from the ledger (see ``cairn.services.concierge``)."""
     from cairn.services.concierge import ask as answer
 
@@ -25,6 +25,7 @@ async def ask(caller: Caller, question: str, *, offline: bool = False) -> JSON:
         question,
         role=caller.principal.role,
         offline=offline,
+        confirmed=yes,
     )
     return reply.to_dict()
 
@@ -34,7 +35,7 @@ def _ask_route(caller: Caller, params: dict[str, Any], json: Any, match: dict[st
     from cairn.wire_concierge import AskRequest
 
     body = _body(AskRequest, json)
-    return ask(caller, body.question, offline=body.offline)
+    return ask(caller, body.question, offline=body.offline, yes=body.yes)
 
 
 LOCAL_ROUTES = [("POST", "/ask", _ask_route)]

@@ -30,4 +30,4 @@ async def ask(caller: CallerDep, body: AskRequest) -> Any:
     (``concierge_run_id``); otherwise a deterministic interpreter answers. Both answer from
     ledger data and cite run ids. Reversible changes (pausing a trigger) need an editor
     key; nothing is ever destroyed: the answer gives the command instead."""
-    return await ops.ask(caller, body.question, offline=body.offline)
+    return await ops.ask(caller, body.question, offline=body.offline, yes=body.yes)

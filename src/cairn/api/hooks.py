@@ -28,6 +28,7 @@ from cairn.services.app import App
 from cairn.services.ingest import ingest, record_rejected
 from cairn.services.rejections import RejectionLimiter
 from cairn.services.webhooks import MAX_BODY_BYTES, DeliveryRejected, record_handshake
+from cairn.telemetry.context import valid_traceparent
 from cairn.webhooks import read_delivery
 
 hooks = APIRouter(tags=["webhooks"])
@@ -93,6 +94,7 @@ async def receive(source_id: str, request: Request) -> JSONResponse:
             delivery.payload,
             delivery.sender_event_id,
             delivery=delivery.facts,
+            traceparent=valid_traceparent(request.headers.get("traceparent")),
         )
     except Busy as busy:
         refused = problem(503, "Unavailable", str(busy), "Busy")

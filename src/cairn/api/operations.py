@@ -108,17 +108,25 @@ async def agent_tools(caller: Caller, slug: str) -> JSON:
 # --- firing ---------------------------------------------------------------------------
 
 
-async def test_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
+async def test_agent(
+    caller: Caller, slug: str, event_payload: Any, traceparent: str | None = None
+) -> JSON:
     """Test-fire synchronously (viewers may): the finished run row."""
-    run = await run_service.fire_agent(caller.app, caller.sandbox, slug, event_payload)
+    run = await run_service.fire_agent(
+        caller.app, caller.sandbox, slug, event_payload, traceparent=traceparent
+    )
     return run.to_dict()
 
 
-async def fire_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
+async def fire_agent(
+    caller: Caller, slug: str, event_payload: Any, traceparent: str | None = None
+) -> JSON:
     """Fire asynchronously (editor): the run id at once. Without a server's workers
     (in-process) the run executes before this returns."""
     require(caller.principal, "editor", "fire agents")
-    fire = run_service.start_fire(caller.app, caller.sandbox, slug, event_payload, kind="manual")
+    fire = run_service.start_fire(
+        caller.app, caller.sandbox, slug, event_payload, kind="manual", traceparent=traceparent
+    )
     if not fire.queued:
         await caller.app.runner.execute(fire.run, fire.agent, fire.available)
     return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
@@ -127,17 +135,21 @@ async def fire_agent(caller: Caller, slug: str, event_payload: Any) -> JSON:
 ONESHOT_AGENT = "oneshot"
 
 
-async def oneshot(caller: Caller, body: wire.OneShotRequest) -> JSON:
+async def oneshot(
+    caller: Caller, body: wire.OneShotRequest, traceparent: str | None = None
+) -> JSON:
     """A one-shot turn (editor): the finished run, or ``{run_id, …}`` at once when not
     waiting. Without ``agent``, the ad-hoc ``oneshot`` agent is set up from the body."""
     require(caller.principal, "editor", "fire agents")
     slug = body.agent or await _adhoc_agent(caller, body)
     if body.wait:
         run = await run_service.fire_agent(
-            caller.app, caller.sandbox, slug, body.prompt, kind="oneshot"
+            caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
         )
         return run.to_dict()
-    fire = run_service.start_fire(caller.app, caller.sandbox, slug, body.prompt, kind="oneshot")
+    fire = run_service.start_fire(
+        caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
+    )
     if not fire.queued:
         await caller.app.runner.execute(fire.run, fire.agent, fire.available)
     return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}

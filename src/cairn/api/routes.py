@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
 
 from cairn import wire
 from cairn.api import operations as ops
 from cairn.api.app import CallerDep, KeyCallerDep, problem_responses
+from cairn.telemetry.context import valid_traceparent
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
+# The caller's W3C trace context; a malformed one is ignored, never refused.
+TraceparentDep = Annotated[str | None, Header(include_in_schema=True)]
 
 
 _problems = problem_responses
@@ -78,9 +81,12 @@ async def agent_tools(caller: CallerDep, slug: str) -> Any:
 
 
 @agents.post("/{slug}/test", response_model=wire.Run, responses=_problems(400, 429))
-async def test_agent(caller: CallerDep, slug: str, body: wire.FireRequest) -> Any:
-    """Test-fire synchronously with a fake event; answers with the finished run row."""
-    return await ops.test_agent(caller, slug, body.event_payload)
+async def test_agent(
+    caller: CallerDep, slug: str, body: wire.FireRequest, traceparent: TraceparentDep = None
+) -> Any:
+    """Test-fire synchronously with a fake event; answers with the finished run row. A W3C
+    ``traceparent`` header puts the run's exported trace under the caller's span."""
+    return await ops.test_agent(caller, slug, body.event_payload, valid_traceparent(traceparent))
 
 
 @agents.post(
@@ -89,9 +95,12 @@ async def test_agent(caller: CallerDep, slug: str, body: wire.FireRequest) -> An
     status_code=status.HTTP_202_ACCEPTED,
     responses=_problems(403, 429),
 )
-async def fire_agent(caller: CallerDep, slug: str, body: wire.FireRequest) -> Any:
-    """Fire asynchronously: answers with the run id at once; follow the run's stream."""
-    return await ops.fire_agent(caller, slug, body.event_payload)
+async def fire_agent(
+    caller: CallerDep, slug: str, body: wire.FireRequest, traceparent: TraceparentDep = None
+) -> Any:
+    """Fire asynchronously: answers with the run id at once; follow the run's stream. A W3C
+    ``traceparent`` header puts the run's exported trace under the caller's span."""
+    return await ops.fire_agent(caller, slug, body.event_payload, valid_traceparent(traceparent))
 
 
 @agents.get("/{slug}/runs", response_model=wire.RunPage, responses=_problems(400))
@@ -158,10 +167,12 @@ def list_runs(
 @runs.post(
     "/oneshot", response_model=wire.Run | wire.FireAccepted, responses=_problems(400, 403, 429)
 )
-async def oneshot(caller: CallerDep, body: wire.OneShotRequest) -> Any:
+async def oneshot(
+    caller: CallerDep, body: wire.OneShotRequest, traceparent: TraceparentDep = None
+) -> Any:
     """One turn on a prompt, without a trigger (kind ``oneshot``): the finished run, or the
     run id at once with ``wait: false``."""
-    return await ops.oneshot(caller, body)
+    return await ops.oneshot(caller, body, valid_traceparent(traceparent))
 
 
 @runs.get("/{run_id}", response_model=wire.Run, responses=_problems())

@@ -8,13 +8,28 @@ from cairn.cli.context import CliContext, pass_cli, print_json, waiting
 
 
 @click.command("ask")
-@click.argument("question", nargs=-1, required=True)
+@click.argument("question", nargs=-1)
 @click.option(
     "--offline", is_flag=True, help="Use the offline interpreter even if a Concierge agent exists."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@click.option(
+    "--yes", "yes", is_flag=True, help="Confirm a test fire of an agent whose tools may act."
+)
+@click.option(
+    "--print-prompt",
+    is_flag=True,
+    help="Print the default Concierge agent prompt (for cairn agent create concierge).",
+)
 @pass_cli
-def ask(cli: CliContext, question: tuple[str, ...], offline: bool, as_json: bool) -> None:
+def ask(
+    cli: CliContext,
+    question: tuple[str, ...],
+    offline: bool,
+    as_json: bool,
+    yes: bool,
+    print_prompt: bool,
+) -> None:
     """Ask the Concierge a QUESTION about your agents, runs, triggers and usage.
 
     \b
@@ -30,11 +45,18 @@ def ask(cli: CliContext, question: tuple[str, ...], offline: bool, as_json: bool
     """
     from cairn.errors import UsageError
 
+    if print_prompt:
+        from cairn.services.concierge_prompt import DEFAULT_PROMPT
+
+        click.echo(DEFAULT_PROMPT, nl=False)
+        return
     text = " ".join(question).strip()
     if not text:
         raise UsageError('ask a question, e.g. cairn ask "Which agent used the most tokens today?"')
     with waiting("Asking the Concierge…"):
-        answer = cli.request("POST", "/ask", json={"question": text, "offline": offline})
+        answer = cli.request(
+            "POST", "/ask", json={"question": text, "offline": offline, "yes": yes}
+        )
     if as_json:
         print_json(answer)
         return

@@ -40,6 +40,11 @@ _GROUPS = {
     "doctor": ("cairn.cli.doctor", "doctor", "Scan for what needs fixing, without running."),
     "usage": ("cairn.cli.usage", "usage", "Tokens, runs and estimated cost over a window."),
     "ask": ("cairn.cli.ask", "ask", "Ask the Concierge in plain English."),
+    "export": (
+        "cairn.cli.export",
+        "export",
+        "Send runs to OpenTelemetry (OTLP); what was exported and dropped.",
+    ),
 }
 
 

@@ -7,6 +7,7 @@ import json
 import click
 
 from cairn.cli.context import CliContext, pass_cli
+from cairn.cli.export import telemetry_line
 
 
 @click.command()
@@ -28,6 +29,12 @@ def status(cli: CliContext, as_json: bool) -> None:
             f"oldest queued: {found['oldest_queued_run_id']} "
             f"({found['oldest_queued_age_s']:.1f} s ago)"
         )
+    telemetry = found.get("telemetry")
+    if telemetry is not None:
+        click.echo(telemetry_line(telemetry))
+    telemetry = found.get("telemetry")
+    if telemetry is not None:
+        click.echo(telemetry_line(telemetry))
     alive = [w for w in found["workers"] if w["alive"]]
     click.echo(f"workers alive: {len(alive)}")
     for worker in found["workers"]:

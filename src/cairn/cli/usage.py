@@ -287,3 +287,23 @@ def enforcements(cli: CliContext, agent: str | None, limit: int, as_json: bool) 
         click.echo(
             f"{_when(record['enforced_at'])} UTC  {record['agent_slug']}: {record['reason']}"
         )
+
+
+@usage.command("rollup")
+@click.option("--rebuild", is_flag=True, help="Recompute it from every run, from scratch.")
+@pass_cli
+def rollup(cli: CliContext, rebuild: bool) -> None:
+    """Bring the hourly usage rollup up to date (``--rebuild``: from scratch). Usage is exact
+    either way; the rollup only makes long windows fast. A maintenance command: it runs on
+    the machine that holds the ledger (``cairn serve`` keeps it up to date by itself)."""
+    from cairn.errors import UsageError
+    from cairn.services.usage import rebuild_rollup, roll_up_pending
+
+    if cli.remote:
+        raise UsageError("rebuild the rollup where the ledger is: unset CAIRN_URL and pass --db")
+    if rebuild:
+        count = rebuild_rollup(cli.app)
+        click.echo(f"rebuilt the hourly usage rollup from {count:,} finished runs")
+    else:
+        count = roll_up_pending(cli.app)
+        click.echo(f"added {count:,} finished runs to the hourly usage rollup")

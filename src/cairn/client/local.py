@@ -214,6 +214,7 @@ EXTRA_ROUTE_MODULES = (
     "cairn.api.usage_ops",
     "cairn.api.concierge_ops",
     "cairn.api.status_ops",
+    "cairn.api.telemetry_ops",
 )
 """Operation modules that add their own in-process routes: each may define ``LOCAL_ROUTES``,
 a list of ``(method, path regex, handler(caller, params, json, match))`` like the table

@@ -385,10 +385,13 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ask(self, question: str, *, offline: bool = False) -> wire_concierge.Answer:
+    def ask(
+        self, question: str, *, offline: bool = False, yes: bool = False
+    ) -> wire_concierge.Answer:
         """Ask the Concierge in plain English; the answer cites run ids and suggests
-        commands (``offline=True`` skips a configured Concierge agent)."""
-        body = {"question": question, "offline": offline}
+        commands (``offline=True`` skips a configured Concierge agent; ``yes=True``
+        confirms a test fire of an agent whose tools may act)."""
+        body = {"question": question, "offline": offline, "yes": yes}
         data = self.transport.request("POST", "/ask", json=body)
         return wire_concierge.Answer.model_validate(data)
 
@@ -538,9 +541,11 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def ask(self, question: str, *, offline: bool = False) -> wire_concierge.Answer:
+    async def ask(
+        self, question: str, *, offline: bool = False, yes: bool = False
+    ) -> wire_concierge.Answer:
         """Ask the Concierge in plain English (see ``Client.ask``)."""
-        body = {"question": question, "offline": offline}
+        body = {"question": question, "offline": offline, "yes": yes}
         data = await self.transport.request("POST", "/ask", json=body)
         return wire_concierge.Answer.model_validate(data)
 

@@ -34,6 +34,46 @@ RunOutcome = Literal[
     "interrupted",
 ]
 RunEventKind = Literal["text", "tool_call", "tool_result", "retry", "finish", "error"]
+ToolErrorKind = Literal[
+    "not_advertised",
+    "interrupted",
+    "raised",
+    "tool_error",
+    "bad_arguments",
+    "host_not_allowed",
+    "server_lost",
+    "not_connected",
+    "rate_capped",
+    "refused",
+]
+"""Why a tool call errored, recorded by the runner and the tool sources so that diagnosis
+reads a field rather than the message's wording:
+
+====================  ===================================================================
+``not_advertised``    the model called a tool it was not offered; nothing ran
+``interrupted``       the run's deadline or a cancel cut the call off
+``raised``            the tool raised (a crash: it ends the run)
+``tool_error``        the tool ran and reported an error result
+``bad_arguments``     the arguments were refused before or by the tool
+``host_not_allowed``  ``http_request`` to a host outside ``CAIRN_HTTP_ALLOWED_HOSTS``
+``server_lost``       the MCP server's connection failed during the call
+``not_connected``     the source was not connected when called
+``rate_capped``       the source's calls-per-minute cap refused the call
+``refused``           the tool refused the caller (a missing grant or role)
+====================  ===================================================================
+"""
+TOOL_ERROR_KINDS: tuple[ToolErrorKind, ...] = (
+    "not_advertised",
+    "interrupted",
+    "raised",
+    "tool_error",
+    "bad_arguments",
+    "host_not_allowed",
+    "server_lost",
+    "not_connected",
+    "rate_capped",
+    "refused",
+)
 
 LIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running")
 FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "cancelled")
@@ -51,6 +91,7 @@ class ToolCall:
     result: Any = None
     error: str | None = None
     duration_ms: float = 0.0
+    error_kind: ToolErrorKind | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The stored and displayed form."""
@@ -60,6 +101,7 @@ class ToolCall:
             "arguments": self.arguments,
             "result": self.result,
             "error": self.error,
+            "error_kind": self.error_kind,
             "duration_ms": round(self.duration_ms, 3),
         }
 
@@ -73,7 +115,16 @@ class ToolCall:
             result=data.get("result"),
             error=data.get("error"),
             duration_ms=float(data.get("duration_ms") or 0.0),
+            error_kind=_error_kind(data.get("error_kind")),
         )
+
+
+def _error_kind(value: Any) -> ToolErrorKind | None:
+    """A stored kind, or ``None`` for calls recorded before kinds were (or an unknown one)."""
+    for kind in TOOL_ERROR_KINDS:
+        if value == kind:
+            return kind
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +193,7 @@ class Run:
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
     replay_of: str | None = None
+    traceparent: str | None = None  # the caller's W3C trace context, for exported traces
 
     def to_dict(self) -> dict[str, Any]:
         """The full row in its JSON form (``cairn runs show --json``)."""
@@ -175,6 +227,7 @@ class Run:
             "finished_at": _iso(self.finished_at),
             "heartbeat_at": _iso(self.heartbeat_at),
             "replay_of": self.replay_of,
+            "traceparent": self.traceparent,
         }
 
 
@@ -248,6 +301,7 @@ def run_from_dict(data: dict[str, Any]) -> Run:
         finished_at=_time(data.get("finished_at")),
         heartbeat_at=_time(data.get("heartbeat_at")),
         replay_of=data.get("replay_of"),
+        traceparent=data.get("traceparent"),
     )
 
 

@@ -52,9 +52,16 @@ class UsageFilter:
     up_to_now: bool = False
 
     @property
+    def first_bucket_start(self) -> float:
+        """Where bucket 0 starts: buckets are aligned on the clock (whole hours), so the
+        first and last may be partial."""
+        return math.floor(self.since / self.bucket_s) * self.bucket_s
+
+    @property
     def buckets(self) -> int:
-        """How many buckets the window spans (the last one may be partial)."""
-        return max(1, math.ceil((self.until - self.since) / self.bucket_s - 1e-9))
+        """How many clock-aligned buckets the window touches."""
+        last = math.ceil(self.until / self.bucket_s - 1e-9) - 1
+        return max(1, last - math.floor(self.since / self.bucket_s) + 1)
 
 
 @dataclass(frozen=True, slots=True)

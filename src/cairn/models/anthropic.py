@@ -29,17 +29,22 @@ it, and the API's refusal is explained with the fix.
 from __future__ import annotations
 
 import json
-import os
-import re
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
-from cairn.errors import ModelError, ModelErrorReason
+from cairn.errors import ModelError
+from cairn.models._vendor import (
+    Category,
+    ErrorFacts,
+    VendorBackend,
+    VendorProvider,
+    import_sdk,
+    parse_arguments,
+    quote_body,
+    retry_after_s,
+)
 from cairn.models.base import (
-    Credentials,
     Message,
     ModelEvent,
     ModelRequest,
@@ -48,7 +53,6 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.models.vendor_errors import connection_lost, quote_body, retry_after_s
 from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
@@ -90,48 +94,17 @@ _SPEND_LIMIT_CODES = {
     "linked_organization_spend_limit_reached",
 }
 
-_CONTEXT_TOO_LONG = re.compile(
-    r"prompt is too long|context (?:limit|window|length)|too many (?:input )?tokens"
-    r"|exceeds? the (?:model'?s? )?(?:maximum )?context",
-    re.IGNORECASE,
-)
 
+class AnthropicProvider(VendorProvider):
+    """Holds the API key and where to send requests; builds one SDK client per turn."""
 
-def import_sdk() -> Any:
-    """The ``anthropic`` module, or a ``ModelError`` naming the extra that installs it."""
-    try:
-        import anthropic
-    except ImportError:
-        raise ModelError(
-            "the anthropic backend needs the anthropic SDK, which is not installed: "
-            "pip install 'cairn[anthropic]'",
-            backend=BACKEND,
-            reason="other",
-        ) from None
-    return anthropic
-
-
-class AnthropicProvider:
-    """Holds the API key and where to send requests; builds one SDK client per turn.
-
-    A client per turn (closed when the turn ends) means no connection pool outlives a run,
-    whatever the caller does with the backend afterwards.
-    """
-
-    def __init__(self, api_key: str | None, *, base_url: str | None, timeout_s: float) -> None:
-        self._api_key = api_key or None
-        self.base_url = base_url
-        self.timeout_s = timeout_s
-
-    @property
-    def has_key(self) -> bool:
-        """Whether a key is configured (a turn without one fails before any request)."""
-        return self._api_key is not None
+    default_base_url = DEFAULT_BASE_URL
+    base_url_env = "ANTHROPIC_BASE_URL"
 
     def client(self) -> anthropic.AsyncAnthropic:
         """A new SDK client with retries off and our timeout: read ``timeout_s`` between
         bytes, connect within ``CONNECT_TIMEOUT_S`` (a dead host fails fast)."""
-        sdk = import_sdk()
+        sdk = import_sdk(BACKEND, "anthropic", "anthropic")
         client: anthropic.AsyncAnthropic = sdk.AsyncAnthropic(
             api_key=self._api_key,
             base_url=self.base_url,
@@ -140,56 +113,22 @@ class AnthropicProvider:
         )
         return client
 
-    def redact(self, text: str) -> str:
-        """``text`` with the key blanked out, for anything that may reach a person or a log."""
-        if self._api_key and len(self._api_key) >= 4:
-            return text.replace(self._api_key, "[redacted]")
-        return text
 
-    def where(self) -> str:
-        """Where requests go (as the SDK decides), without credentials or query string."""
-        url = self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-class AnthropicBackend:
-    """Claude over the Messages API, streamed. Constructed per run by the registry as
-    ``AnthropicBackend(settings, credentials)``; ``request_timeout_s`` (default: the agent's
-    ``timeout_s``) bounds each HTTP read, for embedders that want a stall to fail (and be
-    retried) well before the run's own deadline."""
+class AnthropicBackend(VendorBackend):
+    """Claude over the Messages API, streamed."""
 
     name = BACKEND
-
-    def __init__(
-        self,
-        settings: ModelSettings,
-        credentials: Credentials,
-        *,
-        request_timeout_s: float | None = None,
-    ) -> None:
-        self.settings = settings
-        self.provider = AnthropicProvider(
-            credentials.api_key(BACKEND),
-            base_url=settings.base_url,
-            timeout_s=request_timeout_s or settings.timeout_s,
-        )
+    provider_class = AnthropicProvider
+    key_hint = "set ANTHROPIC_API_KEY or store a credential for 'anthropic'"
+    forbidden_hint = "; check the key's workspace and permissions"
+    provider: AnthropicProvider
+    overloaded_statuses: ClassVar[Mapping[int, str]] = {529: "is overloaded"}
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """One Messages API call, streamed; raises ``ModelError`` on failure."""
         if not self.provider.has_key:
-            raise ModelError(
-                "no API key for anthropic: set ANTHROPIC_API_KEY or store a credential "
-                "for 'anthropic'",
-                backend=BACKEND,
-                reason="auth",
-            )
-        sdk = import_sdk()
+            raise self._no_key()
+        sdk = import_sdk(BACKEND, "anthropic", "anthropic")
         import httpx2  # the SDK's HTTP client: errors while reading the body arrive raw
 
         params = build_params(request)
@@ -200,6 +139,7 @@ class AnthropicBackend:
         answer_started = False  # any event of the answer received: decides how a drop reads
         usage = Usage()
         stop_reason: str | None = None
+        response_model: str | None = None
         try:
             async with (
                 self.provider.client() as client,
@@ -219,8 +159,7 @@ class AnthropicBackend:
                     elif event.type == "content_block_stop":
                         block = event.content_block
                         if block.type == "tool_use":
-                            raw = json_buffers[event.index]
-                            arguments, problem = _tool_arguments(raw)
+                            arguments, problem = parse_arguments(json_buffers[event.index])
                             if problem is None:
                                 calls.append(ToolCallRequest(block.id, block.name, arguments))
                             else:
@@ -230,6 +169,7 @@ class AnthropicBackend:
                         message = event.message
                         stop_reason = message.stop_reason
                         usage = usage_from(message.usage)
+                        response_model = getattr(message, "model", None) or None
         except sdk.APIError as exc:
             raise self._api_error(sdk, exc, answer_started=answer_started) from exc
         except httpx2.TimeoutException as exc:
@@ -237,25 +177,14 @@ class AnthropicBackend:
         except httpx2.TransportError as exc:
             raise self._dropped(exc, answer_started=answer_started) from exc
         except ValueError as exc:  # a frame that is not the JSON the protocol promises
-            raise ModelError(
-                self.provider.redact(f"anthropic sent a stream Cairn could not read: {exc}"),
-                backend=BACKEND,
-                reason="other",
-                retryable=True,
-            ) from exc
+            raise self._unreadable(exc) from exc
         if not complete:
-            raise ModelError(
-                f"anthropic's stream from {self.provider.where()} ended before the message was "
-                "complete (no message_stop): the connection dropped; try again",
-                backend=BACKEND,
-                reason="connection",
-                retryable=True,
-            )
+            raise self._cut_short("anthropic's stream", "message", "message_stop")
         if unreadable:
             raise self._unreadable_call(*unreadable[0], stop_reason)
         for call in calls:
             yield call
-        yield TurnEnd(_STOP_REASONS.get(stop_reason or "", "other"), usage)
+        yield TurnEnd(_STOP_REASONS.get(stop_reason or "", "other"), usage, model=response_model)
 
     # --- errors ------------------------------------------------------------------------
 
@@ -265,31 +194,11 @@ class AnthropicBackend:
         if isinstance(exc, sdk.APIConnectionError):
             return self._dropped(exc.__cause__ or exc, answer_started=answer_started)
         if isinstance(exc, sdk.APIStatusError):
-            return self._status_error(exc)
+            return self._status_error(self._facts(exc))
         return ModelError(
             self.provider.redact(f"anthropic failed: {exc.message}"),
             backend=BACKEND,
             reason="other",
-        )
-
-    def _timeout(self) -> ModelError:
-        return ModelError(
-            f"anthropic did not answer within {self.provider.timeout_s:g} s (model "
-            f"{self.settings.model!r} at {self.provider.where()}): the service is slow or "
-            "unreachable; try again later or raise timeout_s",
-            backend=BACKEND,
-            reason="timeout",
-            retryable=True,
-        )
-
-    def _dropped(self, cause: BaseException, *, answer_started: bool) -> ModelError:
-        return connection_lost(
-            BACKEND,
-            self.provider.where(),
-            cause,
-            answer_started=answer_started,
-            unreachable_remedy="check the network and model_settings.base_url",
-            redact=self.provider.redact,
         )
 
     def _unreadable_call(self, tool: str, problem: str, stop_reason: str | None) -> ModelError:
@@ -300,105 +209,76 @@ class AnthropicBackend:
                 backend=BACKEND,
                 reason="other",
             )
-        return ModelError(
-            f"anthropic sent arguments for tool {tool!r} that are not a JSON object ({problem}): "
-            "try again, or make the tool's description clearer",
-            backend=BACKEND,
-            reason="other",
-            retryable=True,
-        )
+        return self._bad_arguments(tool, problem)
 
-    def _status_error(self, exc: anthropic.APIStatusError) -> ModelError:
-        """Classify an error response (or an SSE ``error`` event, which arrives under the
-        stream's HTTP 200) and say what to do about it."""
+    @staticmethod
+    def _facts(exc: anthropic.APIStatusError) -> ErrorFacts:
+        """An error response, or an SSE ``error`` event (which arrives under the stream's
+        HTTP 200, and is given the status its ``type`` has as a response)."""
         error_type = str(exc.type or "")
         api_message = exc.api_message or quote_body(exc.body) or "no message"
         in_stream = exc.status_code < 400
         status = _TYPE_STATUS.get(error_type, 500) if in_stream else exc.status_code
         said = f"{'an error event mid-stream' if in_stream else f'HTTP {status}'}: {api_message}"
-        model = self.settings.model
-        reason: ModelErrorReason = "other"
-        retryable = False
-        retry_after: float | None = None
-        if status == 401 or error_type == "authentication_error":
-            reason = "auth"
-            text = (
-                f"anthropic rejected the API key ({said}): set ANTHROPIC_API_KEY or store a "
-                "credential for 'anthropic'"
-            )
-        elif status == 403 or error_type == "permission_error":
-            reason = "auth"
-            text = (
-                f"anthropic refused the request ({said}): the API key may not use model "
-                f"{model!r}; check the key's workspace and permissions"
-            )
-        elif status == 402 or error_type == "billing_error":
-            text = (
-                f"anthropic refused the request for billing ({said}): check the account's plan "
-                "and credit balance"
-            )
-        elif status == 404:
-            reason = "unknown_model"
-            text = f"anthropic does not know model {model!r} ({said}): check model_settings.model"
-            if self.provider.base_url:
-                text += f" and base_url (requests went to {self.provider.where()})"
-                if self.provider.base_url.rstrip("/").endswith("/v1"):
-                    text += "; leave /v1 off base_url, the SDK adds it"
-        elif status == 413 or (status == 400 and _CONTEXT_TOO_LONG.search(api_message)):
-            reason = "context_too_long"
-            text = (
-                f"the conversation is too long for model {model!r} ({said}): shorten the system "
-                "prompt, the event payload or the tool results, or lower max_tokens"
-            )
-        elif status == 400:
-            reason = "bad_request"
-            text = f"anthropic rejected the request ({said})"
-            if "temperature" in api_message and self.settings.temperature is not None:
-                text += (
-                    f"; this agent sets temperature={self.settings.temperature:g}, which the "
-                    "Anthropic API (version 2026-10-21) no longer accepts: remove temperature "
-                    "from its model_settings"
-                )
-        elif status == 429:
-            reason = "rate_limited"
-            if exc.error_code in _SPEND_LIMIT_CODES:
-                text = (
-                    f"anthropic refused the request: the spend limit is reached ({said}); raise "
-                    "the limit in the Anthropic console"
-                )
-            else:
-                retryable = True
-                retry_after = None if in_stream else retry_after_s(exc.response.headers)
-                text = f"anthropic rate-limited the request ({said})"
-                if retry_after is not None:
-                    text += f"; it asked to wait {retry_after:g} s"
-        elif status in (408, 504) or error_type == "timeout_error":
-            reason, retryable = "timeout", True
-            text = f"anthropic timed out on its side ({said}): try again later"
-        elif status == 529 or error_type == "overloaded_error":
-            reason, retryable = "server_error", True
-            text = f"anthropic is overloaded ({said}): try again later"
-        elif status >= 500:
-            reason, retryable = "server_error", True
-            text = f"anthropic had a server error ({said}): try again later"
-        else:
-            retryable = status == 409
-            text = f"anthropic answered HTTP {status} ({api_message})"
-        if not in_stream:
-            # The API says outright when a retry is (not) worth it; obey, as the SDK does.
-            should_retry = exc.response.headers.get("x-should-retry")
-            if should_retry in ("true", "false") and reason != "auth":
-                retryable = should_retry == "true"
-            if retryable and retry_after is None:
-                retry_after = retry_after_s(exc.response.headers)
-        return ModelError(
-            self.provider.redact(text),
-            backend=BACKEND,
+        return ErrorFacts(
+            status=status,
+            said=said,
+            message=api_message,
+            headers=None if in_stream else exc.response.headers,
+            in_stream=in_stream,
             status_code=None if in_stream else status,
-            reason=reason,
-            retryable=retryable,
-            retry_after_s=retry_after,
+            code=str(exc.error_code or ""),
+            type=error_type,
         )
+
+    def _category(self, facts: ErrorFacts) -> Category:
+        """Anthropic's error ``type`` counts as much as the status."""
+        kind = facts.type
+        if facts.status == 401 or kind == "authentication_error":
+            return "key"
+        if facts.status == 403 or kind == "permission_error":
+            return "forbidden"
+        if facts.status == 402 or kind == "billing_error":
+            return "billing"
+        category = super()._category(facts)
+        if kind == "timeout_error" and category in ("overloaded", "server_error", "other"):
+            return "timeout"
+        if kind == "overloaded_error" and category in ("server_error", "other"):
+            return "overloaded"
+        return category
+
+    def _used_up(self, facts: ErrorFacts) -> str | None:
+        if facts.code not in _SPEND_LIMIT_CODES:
+            return None
+        return (
+            f"anthropic refused the request: the spend limit is reached ({facts.said}); raise "
+            "the limit in the Anthropic console"
+        )
+
+    def _not_found_hint(self) -> str:
+        hint = super()._not_found_hint()
+        if self.provider.base_url and self.provider.base_url.rstrip("/").endswith("/v1"):
+            hint += "; leave /v1 off base_url, the SDK adds it"
+        return hint
+
+    def _bad_request_hint(self, facts: ErrorFacts) -> str:
+        if "temperature" in facts.message and self.settings.temperature is not None:
+            return (
+                f"; this agent sets temperature={self.settings.temperature:g}, which the "
+                "Anthropic API (version 2026-10-21) no longer accepts: remove temperature "
+                "from its model_settings"
+            )
+        return ""
+
+    def _text(self, category: Category, facts: ErrorFacts, retry_after: float | None) -> str:
+        if category == "billing":
+            return (
+                f"anthropic refused the request for billing ({facts.said}): check the account's "
+                "plan and credit balance"
+            )
+        if category == "other":
+            return f"anthropic answered HTTP {facts.status} ({facts.message})"
+        return super()._text(category, facts, retry_after)
 
 
 # --- wire adapter: request ------------------------------------------------------------
@@ -483,20 +363,6 @@ def usage_from(usage: anthropic.types.Usage) -> Usage:
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
-
-
-def _tool_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
-    """A tool call's streamed input, parsed strictly (the SDK's own parse is lenient, for
-    display), and what is wrong with it if it is not a JSON object."""
-    if not raw.strip():
-        return {}, None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return {}, f"{exc.msg} at character {exc.pos}"
-    if not isinstance(value, dict):
-        return {}, f"a JSON {type(value).__name__}"
-    return value, None
 
 
 __all__ = [

@@ -38,10 +38,12 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class TurnEnd:
     """The turn is over. ``stop_reason`` is the vendor's, normalised to ``end_turn``,
-    ``tool_use``, ``max_tokens`` or ``other``."""
+    ``tool_use``, ``max_tokens`` or ``other``; ``model`` is the model that answered, as the
+    vendor names it, when it says (exported as ``gen_ai.response.model``)."""
 
     stop_reason: str
     usage: Usage
+    model: str | None = field(default=None, compare=False)  # metadata, not the answer
     kind: Literal["turn_end"] = "turn_end"
 
 

@@ -53,15 +53,25 @@ import functools
 import os
 import re
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
-from cairn.errors import ModelError, ModelErrorReason
+from cairn.errors import ModelError
+from cairn.models._vendor import (
+    Category,
+    ErrorFacts,
+    VendorBackend,
+    VendorProvider,
+    check_arguments,
+    quote_body,
+)
+from cairn.models._vendor import import_sdk as _import_sdk
+from cairn.models._vendor import retry_after_s as header_retry_after_s
 from cairn.models.base import (
     Credentials,
     Message,
@@ -72,8 +82,6 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.models.vendor_errors import connection_lost, quote_body
-from cairn.models.vendor_errors import retry_after_s as header_retry_after_s
 from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
@@ -109,26 +117,13 @@ _STATUS_CODES = {
 # ErrorInfo reasons that mean the key itself is wrong (Gemini answers a bad key with 400).
 _KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
 
-_CONTEXT_TOO_LONG = re.compile(
-    r"input token count.*exceeds|exceeds the maximum number of tokens|too many tokens"
-    r"|context (?:window|length)|prompt is too long",
-    re.IGNORECASE | re.DOTALL,
-)
 _VERSION_SEGMENT = re.compile(r"^v\d+(?:(?:alpha|beta)\d*)?$")
 
 
 def import_sdk() -> None:
     """Make sure ``google.genai`` can be imported, or raise a ``ModelError`` naming the
     extra that installs it (the functions below then import from it freely)."""
-    try:
-        from google import genai  # noqa: F401
-    except ImportError:
-        raise ModelError(
-            "the google backend needs the google-genai SDK, which is not installed: "
-            "pip install 'cairn[google]'",
-            backend=BACKEND,
-            reason="other",
-        ) from None
+    _import_sdk(BACKEND, "google.genai", "google-genai")
 
 
 @functools.cache
@@ -146,22 +141,15 @@ def _ssl_context() -> ssl.SSLContext:
     return context
 
 
-class GoogleProvider:
-    """Holds the API key and where to send requests; builds one SDK client per turn.
+class GoogleProvider(VendorProvider):
+    """Holds the API key and where to send requests; builds one SDK client per turn."""
 
-    A client per turn (closed when the turn ends) means no connection pool outlives a run,
-    whatever the caller does with the backend afterwards.
-    """
+    default_base_url = DEFAULT_BASE_URL
+    base_url_env = "GOOGLE_GEMINI_BASE_URL"
 
     def __init__(self, api_key: str | None, *, base_url: str | None, timeout_s: float) -> None:
-        self._api_key = (api_key or "").strip() or None
-        self.timeout_s = timeout_s
+        super().__init__(api_key, base_url=base_url, timeout_s=timeout_s)
         self.base_url, self.api_version = split_version(base_url)
-
-    @property
-    def has_key(self) -> bool:
-        """Whether a key is configured (a turn without one fails before any request)."""
-        return self._api_key is not None
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[genai.Client]:
@@ -196,23 +184,6 @@ class GoogleProvider:
                 yield client
             finally:
                 client.close()
-
-    def redact(self, text: str) -> str:
-        """``text`` with the key blanked out, for anything that may reach a person or a log."""
-        if self._api_key and len(self._api_key) >= 4:
-            return text.replace(self._api_key, "[redacted]")
-        return text
-
-    def where(self) -> str:
-        """Where requests go (as the SDK decides), without credentials or query string."""
-        url = self.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def split_version(base_url: str | None) -> tuple[str | None, str]:
@@ -288,13 +259,18 @@ class _TurnState:
         return texts
 
 
-class GoogleBackend:
-    """Gemini over ``streamGenerateContent``. Constructed per run by the registry as
-    ``GoogleBackend(settings, credentials)``; ``request_timeout_s`` (default: the agent's
-    ``timeout_s``) bounds each HTTP request, for embedders that want a stall to fail (and be
-    retried) well before the run's own deadline."""
+class GoogleBackend(VendorBackend):
+    """Gemini over ``streamGenerateContent``; remembers the ids and thought signatures of
+    the calls Gemini made in this run (one instance per run)."""
 
     name = BACKEND
+    provider_class = GoogleProvider
+    key_hint = KEY_HINT
+    forbidden_hint = f" or the Gemini API; check the key and its project, or {KEY_HINT}"
+    overloaded_statuses: ClassVar[Mapping[int, str]] = {503: "is overloaded or unavailable"}
+    retryable_other = (409, 499)
+    honours_should_retry = False
+    provider: GoogleProvider
 
     def __init__(
         self,
@@ -303,18 +279,13 @@ class GoogleBackend:
         *,
         request_timeout_s: float | None = None,
     ) -> None:
-        self.settings = settings
-        self.provider = GoogleProvider(
-            credentials.api_key(BACKEND),
-            base_url=settings.base_url,
-            timeout_s=request_timeout_s or settings.timeout_s,
-        )
+        super().__init__(settings, credentials, request_timeout_s=request_timeout_s)
         self._sent_calls: dict[str, _SentCall] = {}
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """One ``streamGenerateContent`` call; raises ``ModelError`` on failure."""
         if not self.provider.has_key:
-            raise ModelError(f"no API key for google: {KEY_HINT}", backend=BACKEND, reason="auth")
+            raise self._no_key()
         import_sdk()
         import httpx2
         import pydantic
@@ -323,6 +294,7 @@ class GoogleBackend:
         contents = to_contents(request.messages, self._sent_calls)
         config = build_config(request)
         turn = _TurnState()
+        response_model: str | None = None
         try:
             async with self.provider.client() as client:
                 chunks = await client.aio.models.generate_content_stream(
@@ -332,6 +304,7 @@ class GoogleBackend:
                 generator = cast("AsyncGenerator[types.GenerateContentResponse, None]", chunks)
                 async with aclosing(generator):
                     async for chunk in generator:
+                        response_model = getattr(chunk, "model_version", None) or response_model
                         for text in turn.take(chunk):
                             yield TextDelta(text)
         except errors.APIError as exc:
@@ -341,12 +314,7 @@ class GoogleBackend:
         except httpx2.TransportError as exc:
             raise self._dropped(exc, answer_started=turn.received) from exc
         except (errors.UnknownApiResponseError, pydantic.ValidationError) as exc:
-            raise ModelError(
-                self.provider.redact(f"google sent a stream Cairn could not read: {exc}"),
-                backend=BACKEND,
-                reason="other",
-                retryable=True,
-            ) from exc
+            raise self._unreadable(exc) from exc
         if turn.blocked is not None:
             raise ModelError(
                 f"google blocked the prompt (blockReason {turn.blocked}) for model "
@@ -356,13 +324,7 @@ class GoogleBackend:
             )
         finish_reason = turn.finish_reason
         if finish_reason is None:
-            raise ModelError(
-                f"google's stream from {self.provider.where()} ended before the answer was "
-                "complete (no finishReason): the connection dropped; try again",
-                backend=BACKEND,
-                reason="connection",
-                retryable=True,
-            )
+            raise self._cut_short("google's stream", "answer", "finishReason")
         if finish_reason == "MALFORMED_FUNCTION_CALL":
             raise ModelError(
                 f"model {self.settings.model!r} wrote a function call that cannot be run "
@@ -378,22 +340,15 @@ class GoogleBackend:
         stop = _STOP_REASONS.get(finish_reason, "other")
         if stop == "end_turn" and calls:
             stop = "tool_use"
-        yield TurnEnd(stop, usage_from(turn.usage_metadata))
+        yield TurnEnd(stop, usage_from(turn.usage_metadata), model=response_model)
 
     def _calls(self, pending: list[_PendingCall], turn: int) -> list[ToolCallRequest]:
         """The turn's calls, with ids (Gemini's, or made here) and arguments checked."""
         calls = []
         for index, item in enumerate(pending):
-            args = {} if item.args is None else item.args
-            if not isinstance(args, dict):
-                raise ModelError(
-                    f"google sent arguments for tool {item.name!r} that are not a JSON object "
-                    f"(a JSON {type(args).__name__}): try again, or make the tool's "
-                    "description clearer",
-                    backend=BACKEND,
-                    reason="other",
-                    retryable=True,
-                )
+            args, problem = check_arguments(item.args)
+            if problem is not None:
+                raise self._bad_arguments(item.name, problem)
             call_id = item.api_id or f"{SYNTHETIC_ID_PREFIX}{turn}_{index}"
             self._sent_calls[call_id] = _SentCall(item.api_id, item.signature)
             calls.append(ToolCallRequest(call_id, item.name, args))
@@ -401,104 +356,50 @@ class GoogleBackend:
 
     # --- errors ------------------------------------------------------------------------
 
-    def _timeout(self) -> ModelError:
-        return ModelError(
-            f"google did not answer within {self.provider.timeout_s:g} s (model "
-            f"{self.settings.model!r} at {self.provider.where()}): the service is slow or "
-            "unreachable; try again later or raise timeout_s",
-            backend=BACKEND,
-            reason="timeout",
-            retryable=True,
-        )
-
-    def _dropped(self, cause: BaseException, *, answer_started: bool) -> ModelError:
-        return connection_lost(
-            BACKEND,
-            self.provider.where(),
-            cause,
-            answer_started=answer_started,
-            unreachable_remedy="check the network and model_settings.base_url",
-            redact=self.provider.redact,
-        )
-
-    def _api_error(self, exc: genai_errors.APIError) -> ModelError:
-        """Classify an error response (or an error frame mid-stream, which arrives under the
-        stream's HTTP 200) and say what to do about it."""
+    def _facts(self, exc: genai_errors.APIError) -> ErrorFacts:
+        """An error response, or an error frame mid-stream (under the stream's HTTP 200),
+        with the status from its code, else from its ``status`` name."""
         http_status = getattr(exc.response, "status_code", None)
         in_stream = http_status == 200
         status_name = str(exc.status or "")
         code = exc.code if isinstance(exc.code, int) and exc.code >= 400 else None
         status = code or _STATUS_CODES.get(status_name, 500)
         api_message = quote_body(exc.message) or quote_body(exc.details) or "no message"
-        details = _error_details(exc.details)
         where = "an error frame mid-stream, " if in_stream else "HTTP "
-        said = f"{where}{status}{f' {status_name}' if status_name else ''}: {api_message}"
-        model = self.settings.model
-        reasons = {str(d.get("reason", "")) for d in details if "ErrorInfo" in str(d.get("@type"))}
-        reason: ModelErrorReason = "other"
-        retryable = False
-        retry_after: float | None = None
-        if status == 401 or reasons & _KEY_REASONS:
-            reason = "auth"
-            text = f"google rejected the API key ({said}): {KEY_HINT}"
-        elif status == 403:
-            reason = "auth"
-            text = (
-                f"google refused the request ({said}): the API key may not use model {model!r} "
-                f"or the Gemini API; check the key and its project, or {KEY_HINT}"
-            )
-        elif status == 404:
-            reason = "unknown_model"
-            text = f"google does not know model {model!r} ({said}): check model_settings.model"
-            if self.provider.base_url:
-                text += f" and base_url (requests went to {self.provider.where()})"
-        elif status == 413 or (status == 400 and _CONTEXT_TOO_LONG.search(api_message)):
-            reason = "context_too_long"
-            text = (
-                f"the conversation is too long for model {model!r} ({said}): shorten the system "
-                "prompt, the event payload or the tool results, or lower max_tokens"
-            )
-        elif status == 400:
-            reason = "bad_request"
-            text = f"google rejected the request ({said})"
-        elif status == 429:
-            reason = "rate_limited"
-            daily = _daily_quota(details)
-            if daily is not None:
-                text = (
-                    f"google refused the request: the daily quota {daily} is used up ({said}); "
-                    "wait for it to reset or raise the quota of the key's project"
-                )
-            else:
-                retryable = True
-                headers = None if in_stream else getattr(exc.response, "headers", None)
-                retry_after = retry_after_s(headers, details)
-                text = f"google rate-limited the request ({said})"
-                if retry_after is not None:
-                    text += f"; it asked to wait {retry_after:g} s"
-        elif status in (408, 504):
-            reason, retryable = "timeout", True
-            text = f"google timed out on its side ({said}): try again later"
-        elif status == 503:
-            reason, retryable = "server_error", True
-            text = f"google is overloaded or unavailable ({said}): try again later"
-        elif status >= 500:
-            reason, retryable = "server_error", True
-            text = f"google had a server error ({said}): try again later"
-        else:
-            retryable = status in (409, 499)
-            text = f"google answered {said}"
-        if retryable and retry_after is None and reason != "rate_limited":
-            headers = None if in_stream else getattr(exc.response, "headers", None)
-            retry_after = retry_after_s(headers, details)
-        return ModelError(
-            self.provider.redact(text),
-            backend=BACKEND,
+        return ErrorFacts(
+            status=status,
+            said=f"{where}{status}{f' {status_name}' if status_name else ''}: {api_message}",
+            message=api_message,
+            headers=None if in_stream else getattr(exc.response, "headers", None),
+            in_stream=in_stream,
             status_code=status,
-            reason=reason,
-            retryable=retryable,
-            retry_after_s=retry_after,
+            type=status_name,
+            details=_error_details(exc.details),
         )
+
+    def _api_error(self, exc: genai_errors.APIError) -> ModelError:
+        return self._status_error(self._facts(exc))
+
+    def _category(self, facts: ErrorFacts) -> Category:
+        """Gemini answers a bad key with 400 and an ``ErrorInfo`` reason saying so."""
+        reasons = {
+            str(d.get("reason", "")) for d in facts.details if "ErrorInfo" in str(d.get("@type"))
+        }
+        if reasons & _KEY_REASONS:
+            return "key"
+        return super()._category(facts)
+
+    def _used_up(self, facts: ErrorFacts) -> str | None:
+        daily = _daily_quota(facts.details)
+        if daily is None:
+            return None
+        return (
+            f"google refused the request: the daily quota {daily} is used up ({facts.said}); "
+            "wait for it to reset or raise the quota of the key's project"
+        )
+
+    def _retry_after(self, facts: ErrorFacts) -> float | None:
+        return retry_after_s(facts.headers, facts.details)
 
 
 # --- wire adapter: request ------------------------------------------------------------

@@ -50,11 +50,19 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
-from cairn.errors import ModelError, ModelErrorReason
+from cairn.errors import ModelError
+from cairn.models._vendor import (
+    Category,
+    ErrorFacts,
+    VendorBackend,
+    VendorProvider,
+    import_sdk,
+    parse_arguments,
+)
 from cairn.models.base import (
     Credentials,
     Message,
@@ -65,7 +73,6 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.models.vendor_errors import connection_lost, retry_after_s
 from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
@@ -85,20 +92,12 @@ PLACEHOLDER_KEY = "no-key-required"
 
 TokenField = Literal["max_completion_tokens", "max_tokens"]
 
-_KEY_HINT = "set OPENAI_API_KEY or store a credential for 'openai'"
-
 _FINISH_REASONS = {
     "stop": "end_turn",
     "tool_calls": "tool_use",
     "function_call": "tool_use",
     "length": "max_tokens",
 }
-
-_CONTEXT_TOO_LONG = re.compile(
-    r"maximum context length|context[ _](?:length|window|limit)|prompt is too long"
-    r"|too many (?:input )?tokens|exceeds? the (?:model'?s? )?(?:maximum )?context",
-    re.IGNORECASE,
-)
 
 # What an OpenAI key looks like, whole or masked as the API quotes it back in a 401
 # ("Incorrect API key provided: sk-proj-****abcd"): blanked out of every message.
@@ -128,13 +127,8 @@ _STREAM_ERROR_STATUS = {
 }
 
 
-def _missing_sdk() -> ModelError:
-    return ModelError(
-        "the openai backend needs the openai SDK, which is not installed: "
-        "pip install 'cairn[openai]'",
-        backend=BACKEND,
-        reason="other",
-    )
+def _sdk() -> Any:
+    return import_sdk(BACKEND, "openai", "openai")
 
 
 def is_openai_host(base_url: str | None) -> bool:
@@ -145,66 +139,52 @@ def is_openai_host(base_url: str | None) -> bool:
     return host == "openai.com" or host.endswith(".openai.com")
 
 
-class OpenAIProvider:
+class OpenAIProvider(VendorProvider):
     """Holds the API key and where to send requests; builds one SDK client per turn.
+    ``uses_placeholder`` is true when a ``base_url`` server gets ``PLACEHOLDER_KEY``
+    because no key is configured."""
 
-    A client per turn (closed when the turn ends) means no connection pool outlives a run,
-    whatever the caller does with the backend afterwards. ``uses_placeholder`` is true when
-    a ``base_url`` server gets ``PLACEHOLDER_KEY`` because no key is configured.
-    """
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(self, api_key: str | None, *, base_url: str | None, timeout_s: float) -> None:
-        self.base_url = base_url or None
-        self.timeout_s = timeout_s
+        super().__init__(api_key, base_url=base_url, timeout_s=timeout_s)
         self.is_openai = is_openai_host(self.base_url)
-        self.uses_placeholder = not api_key and self.base_url is not None
-        self._api_key = api_key or (PLACEHOLDER_KEY if self.uses_placeholder else None)
-
-    @property
-    def has_key(self) -> bool:
-        """Whether a key (or the placeholder) is there: a turn without one fails at once."""
-        return self._api_key is not None
+        self.uses_placeholder = self._api_key is None and self.base_url is not None
+        if self.uses_placeholder:
+            self._api_key = PLACEHOLDER_KEY
 
     def client(self) -> openai.AsyncOpenAI:
         """A new SDK client with retries off and our timeout: ``timeout_s`` between bytes,
         connect within ``CONNECT_TIMEOUT_S`` (a dead host fails fast). The key and the base
         URL are always passed, so the SDK's own environment variables do not redirect it."""
-        try:
-            import openai
-        except ImportError:
-            raise _missing_sdk() from None
-        return openai.AsyncOpenAI(
+        sdk = _sdk()
+        client: openai.AsyncOpenAI = sdk.AsyncOpenAI(
             api_key=self._api_key,
             base_url=self.base_url or DEFAULT_BASE_URL,
-            timeout=openai.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s)),
+            timeout=sdk.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s)),
             max_retries=0,
         )
+        return client
 
     def redact(self, text: str) -> str:
-        """``text`` with the key, and anything shaped like an OpenAI key, blanked out, for
-        anything that may reach a person, an event or a log."""
-        if self._api_key and not self.uses_placeholder and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "[redacted]")
+        """``text`` with the key, and anything shaped like an OpenAI key, blanked out."""
+        if not self.uses_placeholder:
+            text = super().redact(text)
         return _KEY_LIKE.sub("[redacted]", text)
 
-    def where(self) -> str:
-        """The API's address, without credentials or query string."""
-        parts = urlsplit(self.base_url or DEFAULT_BASE_URL)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
-
-class OpenAIBackend:
-    """Chat Completions, streamed. Constructed per run by the registry as
-    ``OpenAIBackend(settings, credentials)``; ``request_timeout_s`` (default: the agent's
-    ``timeout_s``) bounds each HTTP read, for embedders that want a stall to fail (and be
-    retried) well before the run's own deadline; ``token_field`` names the request field
+class OpenAIBackend(VendorBackend):
+    """Chat Completions, streamed. ``token_field`` names the request field
     that carries ``max_tokens`` (default: ``max_completion_tokens`` for OpenAI itself,
     ``max_tokens`` for other servers), for a server that only takes the other one."""
 
     name = BACKEND
+    provider_class = OpenAIProvider
+    key_hint = "set OPENAI_API_KEY or store a credential for 'openai'"
+    no_key_hint = " (or set model_settings.base_url to an OpenAI-compatible server that needs none)"
+    forbidden_hint = "; check the key's project and permissions"
+    bad_request_statuses = (400, 422)
+    provider: OpenAIProvider
 
     def __init__(
         self,
@@ -214,12 +194,7 @@ class OpenAIBackend:
         request_timeout_s: float | None = None,
         token_field: TokenField | None = None,
     ) -> None:
-        self.settings = settings
-        self.provider = OpenAIProvider(
-            credentials.api_key(BACKEND),
-            base_url=settings.base_url,
-            timeout_s=request_timeout_s or settings.timeout_s,
-        )
+        super().__init__(settings, credentials, request_timeout_s=request_timeout_s)
         self.token_field: TokenField = token_field or (
             "max_completion_tokens" if self.provider.is_openai else "max_tokens"
         )
@@ -227,17 +202,9 @@ class OpenAIBackend:
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """One Chat Completions call, streamed; raises ``ModelError`` on failure."""
         if not self.provider.has_key:
-            raise ModelError(
-                f"no API key for openai: {_KEY_HINT} (or set model_settings.base_url to "
-                "an OpenAI-compatible server that needs none)",
-                backend=BACKEND,
-                reason="auth",
-            )
-        try:
-            import httpx2  # the SDK's HTTP client; a few of its errors can arrive unwrapped
-            import openai
-        except ImportError:
-            raise _missing_sdk() from None
+            raise self._no_key()
+        openai = _sdk()
+        import httpx2  # the SDK's HTTP client; a few of its errors can arrive unwrapped
 
         settings = request.settings
         tools = [to_tool(spec) for spec in request.tools]
@@ -245,6 +212,7 @@ class OpenAIBackend:
         completion_limit = limit if self.token_field == "max_completion_tokens" else None
         calls: dict[int, _PartialCall] = {}
         finish_reason: str | None = None
+        response_model: str | None = None
         answer_started = False  # any chunk of the answer received: decides how a drop reads
         usage = Usage()
         try:
@@ -265,6 +233,7 @@ class OpenAIBackend:
                     self._check_streaming(stream.response.headers.get("content-type", ""))
                     async for chunk in stream:
                         answer_started = True
+                        response_model = getattr(chunk, "model", None) or response_model
                         chunk_usage = getattr(chunk, "usage", None)
                         if chunk_usage is not None:
                             usage = usage_from(chunk_usage)
@@ -281,8 +250,9 @@ class OpenAIBackend:
                             if getattr(choice, "finish_reason", None):
                                 finish_reason = str(choice.finish_reason)
         except openai.APIStatusError as exc:
+            detail = _ErrorDetail.parse(exc.body, exc.message)
             raise self._status_error(
-                exc.status_code, exc.body, exc.response.headers, exc.message
+                self._facts(exc.status_code, detail, exc.response.headers)
             ) from None
         except openai.APITimeoutError as exc:
             raise self._timeout() from exc
@@ -295,30 +265,19 @@ class OpenAIBackend:
         except httpx2.TransportError as exc:
             raise self._dropped(exc, answer_started=answer_started) from exc
         except ValueError as exc:  # a frame that is not the JSON the protocol promises
-            raise ModelError(
-                self.provider.redact(
-                    f"the server at {self.provider.where()} sent a stream Cairn could not "
-                    f"read: {exc}"
-                ),
-                backend=BACKEND,
-                reason="other",
-                retryable=True,
-            ) from exc
+            raise self._unreadable(exc) from exc
         if finish_reason is None:
-            raise ModelError(
-                f"the stream from {self.provider.where()} ended before the answer was complete "
-                "(no finish_reason): the connection dropped; try again",
-                backend=BACKEND,
-                reason="connection",
-                retryable=True,
-            )
-        ready = [calls[index].finish(request.turn, index, finish_reason) for index in sorted(calls)]
+            raise self._cut_short("the stream", "answer", "finish_reason")
+        ready = [
+            self._finish(calls[index], request.turn, index, finish_reason)
+            for index in sorted(calls)
+        ]
         for call in ready:
             yield call
         stop = _FINISH_REASONS.get(finish_reason, "other")
         if ready and stop == "end_turn":
             stop = "tool_use"  # some compatible servers say "stop" after tool calls
-        yield TurnEnd(stop, usage)
+        yield TurnEnd(stop, usage, model=response_model)
 
     def _check_streaming(self, content_type: str) -> None:
         """A server that ignores ``stream: true`` answers with one JSON body, which the SSE
@@ -332,31 +291,66 @@ class OpenAIBackend:
                 reason="other",
             )
 
+    def _finish(
+        self, call: _PartialCall, turn: int, index: int, finish_reason: str
+    ) -> ToolCallRequest:
+        """The complete call, its arguments parsed strictly: a truncated or malformed call
+        must not run with half its arguments. A server that sends no id gets one made up."""
+        name = call.name or "(unnamed)"
+        arguments, problem = parse_arguments(call.arguments)
+        if problem is not None:
+            if finish_reason == "length":
+                raise ModelError(
+                    f"openai ran out of max_tokens while writing the arguments for tool "
+                    f"{name!r} ({problem}); raise max_tokens",
+                    backend=BACKEND,
+                    reason="other",
+                )
+            raise self._bad_arguments(name, problem)
+        if not call.name:
+            raise ModelError(
+                "openai asked for a tool call without a tool name; retry",
+                backend=BACKEND,
+                reason="other",
+                retryable=True,
+            )
+        return ToolCallRequest(call.call_id or f"call_{turn}_{index}", name, arguments)
+
     # --- errors ------------------------------------------------------------------------
 
-    def _timeout(self) -> ModelError:
-        return ModelError(
-            f"openai did not answer within {self.provider.timeout_s:g} s (model "
-            f"{self.settings.model!r} at {self.provider.where()}): the service is slow or "
-            "unreachable; try again later or raise timeout_s",
-            backend=BACKEND,
-            reason="timeout",
-            retryable=True,
-        )
+    def _unreachable_remedy(self) -> str:
+        if self.provider.is_openai:
+            return "check the network"
+        return "check that the server is running there and model_settings.base_url"
 
-    def _dropped(self, cause: BaseException, *, answer_started: bool) -> ModelError:
-        remedy = (
-            "check the network"
-            if self.provider.is_openai
-            else "check that the server is running there and model_settings.base_url"
-        )
-        return connection_lost(
-            BACKEND,
-            self.provider.where(),
-            cause,
-            answer_started=answer_started,
-            unreachable_remedy=remedy,
-            redact=self.provider.redact,
+    def _sender(self) -> str:
+        return f"the server at {self.provider.where()}"
+
+    def _server(self) -> str:
+        if self.provider.is_openai:
+            return "openai"
+        return f"the OpenAI-compatible server at {self.provider.where()}"
+
+    @staticmethod
+    def _facts(
+        status: int,
+        detail: _ErrorDetail,
+        headers: Mapping[str, str] | None,
+        *,
+        said_code: str | None = None,
+    ) -> ErrorFacts:
+        in_stream = headers is None
+        where = "an error inside the stream" if in_stream else f"HTTP {status}"
+        return ErrorFacts(
+            status=status,
+            said=f"{where}: {detail.message}",
+            message=detail.message,
+            headers=headers,
+            in_stream=in_stream,
+            status_code=None if in_stream else status,
+            code=said_code if said_code is not None else detail.code,
+            type=detail.type,
+            param=detail.param,
         )
 
     def _stream_error(self, exc: openai.APIError) -> ModelError:
@@ -367,109 +361,44 @@ class OpenAIBackend:
         status = _STREAM_ERROR_STATUS.get(code) or _STREAM_ERROR_STATUS.get(kind)
         if status is None and code.isdigit() and 400 <= int(code) < 600:
             status = int(code)
-        return self._status_error(
-            status or 500, exc.body, None, exc.message, in_stream=True, said_code=code
+        detail = _ErrorDetail.parse(exc.body, exc.message)
+        return self._status_error(self._facts(status or 500, detail, None, said_code=code))
+
+    def _too_long(self, facts: ErrorFacts) -> bool:
+        return facts.code == "context_length_exceeded" or super()._too_long(facts)
+
+    def _used_up(self, facts: ErrorFacts) -> str | None:
+        if "insufficient_quota" not in (facts.code, facts.type):
+            return None
+        return (
+            f"{self._server()} refused the request: the account's quota is used up "
+            f"({facts.said}); check the plan and billing details"
         )
 
-    def _status_error(
-        self,
-        status: int,
-        body: object,
-        headers: Mapping[str, str] | None,
-        fallback: str,
-        *,
-        in_stream: bool = False,
-        said_code: str | None = None,
-    ) -> ModelError:
-        """Classify an error response (or an error inside the stream) and say what to do."""
-        detail = _ErrorDetail.parse(body, fallback)
-        code = said_code if said_code is not None else detail.code
-        where = "an error inside the stream" if in_stream else f"HTTP {status}"
-        said = f"{where}: {detail.message}"
-        model = self.settings.model
-        server = (
-            "openai"
-            if self.provider.is_openai
-            else f"the OpenAI-compatible server at {self.provider.where()}"
+    def _not_found_hint(self) -> str:
+        if not self.provider.base_url:
+            return ""
+        return (
+            f" and base_url (requests went to {self.provider.where()}/chat/completions; "
+            "OpenAI-compatible servers usually serve under /v1)"
         )
-        reason: ModelErrorReason = "other"
-        retryable = False
-        retry_after: float | None = None
-        if status == 401:
-            reason = "auth"
-            if self.provider.uses_placeholder:
-                text = f"{server} asked for an API key and none is configured ({said}): {_KEY_HINT}"
-            else:
-                text = f"{server} rejected the API key ({said}): {_KEY_HINT}"
-        elif status == 403:
-            reason = "auth"
-            text = (
-                f"{server} refused the request ({said}): the API key may not use model "
-                f"{model!r}; check the key's project and permissions"
+
+    def _bad_request_hint(self, facts: ErrorFacts) -> str:
+        if facts.param == "temperature" and self.settings.temperature is not None:
+            return (
+                f"; this agent sets temperature={self.settings.temperature:g}, which model "
+                f"{self.settings.model!r} does not accept: remove temperature from its "
+                "model_settings"
             )
-        elif status == 404:
-            reason = "unknown_model"
-            text = f"{server} does not know model {model!r} ({said}): check model_settings.model"
-            if self.provider.base_url:
-                text += (
-                    f" and base_url (requests went to {self.provider.where()}/chat/completions; "
-                    "OpenAI-compatible servers usually serve under /v1)"
-                )
-        elif (
-            status == 413
-            or code == "context_length_exceeded"
-            or (status in (400, 422) and _CONTEXT_TOO_LONG.search(detail.message))
-        ):
-            reason = "context_too_long"
-            text = (
-                f"the conversation is too long for model {model!r} ({said}): shorten the system "
-                "prompt, the event payload or the tool results, or lower max_tokens"
+        return ""
+
+    def _text(self, category: Category, facts: ErrorFacts, retry_after: float | None) -> str:
+        if category == "key" and self.provider.uses_placeholder:
+            return (
+                f"{self._server()} asked for an API key and none is configured ({facts.said}): "
+                f"{self.key_hint}"
             )
-        elif status in (400, 422):
-            reason = "bad_request"
-            text = f"{server} rejected the request ({said})"
-            if detail.param == "temperature" and self.settings.temperature is not None:
-                text += (
-                    f"; this agent sets temperature={self.settings.temperature:g}, which model "
-                    f"{model!r} does not accept: remove temperature from its model_settings"
-                )
-        elif status == 429:
-            reason = "rate_limited"
-            if code == "insufficient_quota" or detail.type == "insufficient_quota":
-                text = (
-                    f"{server} refused the request: the account's quota is used up ({said}); "
-                    "check the plan and billing details"
-                )
-            else:
-                retryable = True
-                retry_after = retry_after_s(headers) if headers is not None else None
-                text = f"{server} rate-limited the request ({said})"
-                if retry_after is not None:
-                    text += f"; it asked to wait {retry_after:g} s"
-        elif status in (408, 504):
-            reason, retryable = "timeout", True
-            text = f"{server} timed out on its side ({said}): try again later"
-        elif status >= 500:
-            reason, retryable = "server_error", True
-            text = f"{server} had a server error ({said}): try again later"
-        else:
-            retryable = status == 409
-            text = f"{server} answered {said}"
-        if headers is not None:
-            # The API says outright when a retry is (not) worth it; obey, as the SDK does.
-            should_retry = headers.get("x-should-retry")
-            if should_retry in ("true", "false") and reason != "auth":
-                retryable = should_retry == "true"
-            if retryable and retry_after is None:
-                retry_after = retry_after_s(headers)
-        return ModelError(
-            self.provider.redact(text),
-            backend=BACKEND,
-            status_code=None if in_stream else status,
-            reason=reason,
-            retryable=retryable,
-            retry_after_s=retry_after,
-        )
+        return super()._text(category, facts, retry_after)
 
 
 # --- wire adapter: request ------------------------------------------------------------
@@ -581,44 +510,6 @@ class _PartialCall:
                 call.name = str(function.name)
             call.arguments += getattr(function, "arguments", None) or ""
 
-    def finish(self, turn: int, index: int, finish_reason: str) -> ToolCallRequest:
-        """The complete call, its arguments parsed strictly: a truncated or malformed call
-        must not run with half its arguments. A server that sends no id gets one made up."""
-        name = self.name or "(unnamed)"
-        arguments: Any = {}
-        if self.arguments.strip():
-            try:
-                arguments = json.loads(self.arguments)
-            except json.JSONDecodeError as exc:
-                raise _bad_arguments(name, str(exc), finish_reason) from None
-        if not isinstance(arguments, dict):
-            raise _bad_arguments(name, f"got {type(arguments).__name__}", finish_reason)
-        if not self.name:
-            raise ModelError(
-                "openai asked for a tool call without a tool name; retry",
-                backend=BACKEND,
-                reason="other",
-                retryable=True,
-            )
-        return ToolCallRequest(self.call_id or f"call_{turn}_{index}", name, arguments)
-
-
-def _bad_arguments(tool: str, detail: str, finish_reason: str) -> ModelError:
-    if finish_reason == "length":
-        return ModelError(
-            f"openai ran out of max_tokens while writing the arguments for tool {tool!r} "
-            f"({detail}); raise max_tokens",
-            backend=BACKEND,
-            reason="other",
-        )
-    return ModelError(
-        f"openai sent arguments for tool {tool!r} that are not a JSON object ({detail}); "
-        "retry, or make the tool's description clearer",
-        backend=BACKEND,
-        reason="other",
-        retryable=True,
-    )
-
 
 @dataclass(frozen=True, slots=True)
 class _ErrorDetail:
@@ -652,7 +543,6 @@ __all__ = [
     "OpenAIBackend",
     "OpenAIProvider",
     "is_openai_host",
-    "retry_after_s",
     "to_messages",
     "to_tool",
     "usage_from",

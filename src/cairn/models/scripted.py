@@ -244,7 +244,7 @@ class ScriptedBackend:
             cache_write_tokens=turn.usage.get("cache_write_tokens", 0),
         )
         stop = turn.stop_reason or ("tool_use" if calls else "end_turn")
-        yield TurnEnd(stop, usage)
+        yield TurnEnd(stop, usage, model=request.settings.model)
 
     def _prompt_chars(self, request: ModelRequest) -> int:
         """Characters sent this turn. Messages and specs repeat every turn of a run, so their

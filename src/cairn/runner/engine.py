@@ -55,6 +55,7 @@ from cairn.models.registry import model_backends
 from cairn.pricing import PriceTable
 from cairn.runner.bus import RunBus
 from cairn.runner.messages import render_event_message
+from cairn.runner.observers import RunObserver, TurnTimer
 from cairn.store import Store
 from cairn.store import runs as run_store
 from cairn.tools.base import ToolContext, ToolOutput
@@ -93,11 +94,18 @@ class _Recorder:
     bus: RunBus | None = None
     next_seq: int = 1
     pending: list[RunEvent] = field(default_factory=list)
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    history: list[RunEvent] | None = None  # every event, kept only for an observer
+    response_model: str | None = None  # the model that answered the last turn, if told
+    retries: int = 0
+    """Retries of the model turn that finally failed (0 when none was retried)."""
 
     def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
         event = RunEvent(self.next_seq, kind, data, datetime.now(UTC))
         self.pending.append(event)
         self.next_seq += 1
+        if self.history is not None:
+            self.history.append(event)
         if self.bus is not None:
             self.bus.publish(self.run.run_id, event)
 
@@ -121,6 +129,7 @@ class Runner:
         max_model_retries: int = 3,
         retry_base_s: float = 0.5,
         retry_cap_s: float = 60.0,
+        observer: RunObserver | None = None,
     ) -> None:
         self.store = store
         self.tool_context = tool_context
@@ -131,6 +140,7 @@ class Runner:
         self.max_model_retries = max_model_retries
         self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
+        self.observer = observer
         self._live: dict[str, anyio.CancelScope] = {}
         self._failure_reasons: dict[str, str | None] = {}  # run_id -> ModelError.reason
         self._cancel_reasons: dict[str, str] = {}  # run_id -> why it was cancelled
@@ -144,9 +154,11 @@ class Runner:
         trigger_id: str | None = None,
         start_now: bool = True,
         replay_of: str | None = None,
+        traceparent: str | None = None,
     ) -> Run:
         """The row of an accepted fire, not yet written (the caller writes it in its own
-        transaction, with the event and decisions that caused it)."""
+        transaction, with the event and decisions that caused it). ``traceparent`` is the
+        caller's W3C trace context, kept so the run's exported trace joins the caller's."""
         now = datetime.now(UTC)
         return Run(
             run_id=new_id("run"),
@@ -163,6 +175,7 @@ class Runner:
             started_at=now if start_now else None,
             heartbeat_at=now,
             replay_of=replay_of,
+            traceparent=traceparent,
         )
 
     def accept(
@@ -174,6 +187,7 @@ class Runner:
         trigger_id: str | None = None,
         start_now: bool = True,
         replay_of: str | None = None,
+        traceparent: str | None = None,
     ) -> Run:
         """Write the run row for a fire that was accepted; it exists before anything runs."""
         run = self.new_run(
@@ -183,6 +197,7 @@ class Runner:
             trigger_id=trigger_id,
             start_now=start_now,
             replay_of=replay_of,
+            traceparent=traceparent,
         )
         with self.store.begin() as conn:
             run_store.create_run(conn, run)
@@ -214,6 +229,8 @@ class Runner:
         run.status = "running"
         run.heartbeat_at = datetime.now(UTC)
         recorder = _Recorder(run, self.bus)
+        if self.observer is not None:
+            recorder.history = []
         scope = anyio.CancelScope()
         self._live[run.run_id] = scope
         if self.bus is not None:
@@ -232,7 +249,7 @@ class Runner:
         finally:
             heartbeat.stop()
             self._live.pop(run.run_id, None)
-            self._finalise(run, recorder, started, final_stop)
+            self._finalise(run, recorder, started, final_stop, agent)
         return run
 
     async def fire(
@@ -287,7 +304,9 @@ class Runner:
         if cancel_asked:
             self.cancel(run.run_id)
 
-    def _finalise(self, run: Run, recorder: _Recorder, started: float, stop: str) -> None:
+    def _finalise(
+        self, run: Run, recorder: _Recorder, started: float, stop: str, agent: Agent
+    ) -> None:
         now = datetime.now(UTC)
         run.finished_at = now
         run.heartbeat_at = now
@@ -307,21 +326,32 @@ class Runner:
             run.cost_micros = self.prices.cost_micros(run.model, run.usage)
         usage = _usage_dict(run.usage)
         if run.status == "succeeded":
-            recorder.emit("finish", {"stop_reason": stop, "usage": usage})
+            recorder.emit("finish", {"stop_reason": stop, "usage": usage, "turns": recorder.turns})
         else:
+            # The facts diagnosis needs, as data: it never parses them out of the message.
+            settings = agent.model_settings
             recorder.emit(
                 "error",
                 {
                     "message": run.error_message,
                     "error_type": run.error_type,
                     "reason": self._failure_reasons.pop(run.run_id, None),
+                    "retries": recorder.retries,
+                    "limits": {
+                        "max_turns": settings.max_turns,
+                        "timeout_s": settings.timeout_s,
+                        "max_model_retries": self.max_model_retries,
+                    },
                     "usage": usage,
+                    "turns": recorder.turns,
                 },
             )
         with self.store.begin() as conn:
             run_store.finish_run(conn, run, recorder.take())
         if self.bus is not None:
             self.bus.run_finished(run)
+        if recorder.history is not None and self.observer is not None:
+            self.observer.run_finished(run, recorder.history)
 
     async def _run_turns(
         self, run: Run, agent: Agent, available: list[DataSource], recorder: _Recorder
@@ -350,9 +380,11 @@ class Runner:
             run.tool_resolution_trace = tools.trace
             messages = [Message("user", render_event_message(run.event_payload))]
             for turn in range(settings.max_turns):
-                text, calls, stop = await self._model_turn_with_retries(
-                    backend, agent, run, tools, messages, turn, recorder
-                )
+                with TurnTimer(recorder.turns, turn, run.usage) as timed:
+                    text, calls, stop = await self._model_turn_with_retries(
+                        backend, agent, run, tools, messages, turn, recorder
+                    )
+                    timed.done(stop, calls, recorder.response_model)
                 messages.append(Message("assistant", text, tuple(calls)))
                 if text:
                     run.output_text = text
@@ -396,8 +428,7 @@ class Runner:
                 return await self._model_turn(backend, agent, run, tools, messages, turn, recorder)
             except ModelError as error:
                 if not error.retryable or attempt >= self.max_model_retries:
-                    if attempt:
-                        error.message = f"{error.message} (gave up after {attempt} retries)"
+                    recorder.retries = attempt  # the error event says it, as a number
                     raise
                 attempt += 1
                 wait = self.retry_base_s * 2 ** (attempt - 1)
@@ -448,6 +479,7 @@ class Runner:
                 elif isinstance(event, TurnEnd):
                     stop = event.stop_reason
                     run.usage.add(event.usage)
+                    recorder.response_model = event.model
         except RunFailure:
             raise
         except TimeoutError as exc:
@@ -475,7 +507,8 @@ class Runner:
         if not tools.is_advertised(call.name):
             output = ToolOutput(
                 error=f"tool {call.name!r} was not advertised to the model, so it was not run; "
-                f"advertised: {', '.join(tools.trace.tool_names_advertised) or 'none'}"
+                f"advertised: {', '.join(tools.trace.tool_names_advertised) or 'none'}",
+                error_kind="not_advertised",
             )
         else:
             try:
@@ -484,29 +517,15 @@ class Runner:
                 # The run's deadline or a cancel cut the call off: say so rather than leave
                 # a call that looks as if it returned nothing.
                 record.error = "interrupted: the run timed out or was cancelled during this call"
+                record.error_kind = "interrupted"
                 record.duration_ms = (time.perf_counter() - started) * 1000
-                recorder.emit(
-                    "tool_result",
-                    {
-                        "call_id": call.call_id,
-                        "name": call.name,
-                        "result": None,
-                        "error": record.error,
-                    },
-                )
+                recorder.emit("tool_result", _result_data(record))
                 raise
             except Exception as exc:
                 record.error = f"{type(exc).__name__}: {exc}"
+                record.error_kind = "raised"
                 record.duration_ms = (time.perf_counter() - started) * 1000
-                recorder.emit(
-                    "tool_result",
-                    {
-                        "call_id": call.call_id,
-                        "name": call.name,
-                        "result": None,
-                        "error": record.error,
-                    },
-                )
+                recorder.emit("tool_result", _result_data(record))
                 raise ToolFailure(
                     f"tool {call.name!r} (call {call.call_id}) crashed: {record.error}",
                     call_id=call.call_id,
@@ -514,16 +533,10 @@ class Runner:
                 ) from exc
         record.result = _jsonable(output.result)
         record.error = output.error
+        if output.error is not None:
+            record.error_kind = output.error_kind or "tool_error"
         record.duration_ms = (time.perf_counter() - started) * 1000
-        recorder.emit(
-            "tool_result",
-            {
-                "call_id": call.call_id,
-                "name": call.name,
-                "result": record.result,
-                "error": record.error,
-            },
-        )
+        recorder.emit("tool_result", _result_data(record))
         return ToolResultMessage(
             call.call_id,
             call.name,
@@ -540,6 +553,14 @@ def _where(run: Run) -> str:
     if last is not None and last.result is None and last.error is None:
         return f" while tool {last.name!r} (call {last.call_id}) ran"
     return " while waiting for the model"
+
+
+def _result_data(call: ToolCall) -> dict[str, Any]:
+    """A ``tool_result`` event's data; ``error_kind`` is there only when the call errored."""
+    data = {"call_id": call.call_id, "name": call.name, "result": call.result, "error": call.error}
+    if call.error_kind is not None:
+        data["error_kind"] = call.error_kind
+    return data
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:

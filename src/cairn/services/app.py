@@ -97,17 +97,23 @@ class App:
 
     @cached_property
     def runner(self) -> Runner:
-        """The in-process run engine."""
+        """The in-process run engine, with the OpenTelemetry exporter as its observer when
+        ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (flushed and stopped by ``close``)."""
         from cairn.pricing import load_price_table
         from cairn.runner.engine import Runner
         from cairn.services.credentials import SandboxCredentials
+        from cairn.telemetry import start_export, stop_export
 
+        export = start_export()
+        if export is not None:
+            self._closers.append(lambda: stop_export(export))
         return Runner(
             self.store,
             self.tool_context,
             credentials=lambda sandbox_id: SandboxCredentials(self, sandbox_id),
             prices=load_price_table(self.settings.home),
             bus=self.bus,
+            observer=export,
         )
 
     def close(self) -> None:

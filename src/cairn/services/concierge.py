@@ -38,12 +38,12 @@ import json
 import os
 import re
 import shlex
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from cairn.domain.keys import Role, role_allows
-from cairn.domain.sources import DataSource
 from cairn.errors import NotFound, UsageError
 from cairn.services.app import App
 from cairn.services.concierge_questions import (
@@ -54,6 +54,7 @@ from cairn.services.concierge_questions import (
     parse_question,
     unique,
 )
+from cairn.services.concierge_source import ensure_cairn_source
 
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
@@ -65,6 +66,9 @@ CONCIERGE_ENV = "CAIRN_CONCIERGE_AGENT"
 DEFAULT_CONCIERGE_SLUG = "concierge"
 
 QUIET_OUTCOMES = ("model_chose_no_tool", "no_tools_available", "answered", "interrupted")
+READ_ONLY_TOOLS = frozenset({"clock_now", "json_extract", "regex_find"})
+"""Tools known to only read (the builtins that do); any other may act, so a test fire of an
+agent offered one asks for confirmation first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +102,14 @@ async def ask(
     *,
     role: Role = "owner",
     offline: bool = False,
+    confirmed: bool = False,
 ) -> Answer:
     """Answer ``question`` about sandbox ``sandbox_id`` (see the module docstring).
 
     ``role`` is the asker's: reversible changes (pausing a trigger) need an editor, as
-    through the API. ``offline`` skips the Concierge agent. Raises ``UsageError`` for an
+    through the API. ``offline`` skips the Concierge agent. A test fire of an agent with
+    tools that may act (anything but known read-only ones) is only described, with a
+    request to confirm, unless ``confirmed`` (``cairn ask --yes``). Raises ``UsageError`` for an
     empty question or a misconfigured ``CAIRN_CONCIERGE_AGENT``; questions about things
     that do not exist are answered, not raised."""
     from cairn.services.agents import list_agents
@@ -114,7 +121,7 @@ async def ask(
     concierge = None if offline else concierge_agent(app, sandbox_id)
     if concierge is not None and parsed.intent != "destructive":
         return await _ask_agent(app, sandbox_id, concierge, parsed, role)
-    return await _Interpreter(app, sandbox_id, agents, parsed, role).answer()
+    return await _Interpreter(app, sandbox_id, agents, parsed, role, confirmed).answer()
 
 
 def concierge_agent(app: App, sandbox_id: str) -> Agent | None:
@@ -148,34 +155,6 @@ def concierge_agent(app: App, sandbox_id: str) -> Agent | None:
 
 
 # --- agent mode -----------------------------------------------------------------------
-
-
-def ensure_cairn_source(app: App, sandbox_id: str) -> DataSource:
-    """The sandbox's ``cairn`` tool source (Cairn's own operations, see
-    ``cairn.tools.cairn_ops``), stored on first use, labelled ``cairn``. A ``UsageError``
-    if another kind of source already holds that label."""
-    from cairn.errors import AlreadyExists
-    from cairn.ids import new_id
-    from cairn.store import sources as source_store
-    from cairn.tools.cairn_ops import KIND, LABEL, NAMESPACE
-
-    with app.store.connect() as conn:
-        existing = [s for s in source_store.list_sources(conn, sandbox_id) if s.kind == KIND]
-    if existing:
-        return existing[0]
-    record = DataSource(new_id("src"), sandbox_id, KIND, LABEL, {"namespace": NAMESPACE})
-    try:
-        with app.store.begin() as conn:
-            return source_store.create_source(conn, record, app.secrets)
-    except AlreadyExists:
-        with app.store.connect() as conn:
-            taken = source_store.get_source(conn, sandbox_id, LABEL)
-        if taken.kind == KIND:  # another request stored it first
-            return taken
-        raise UsageError(
-            f"the label {LABEL!r} is taken by a {taken.kind} source ({taken.source_id}); "
-            "Cairn's own tool source needs it: relabel that source first"
-        ) from None
 
 
 async def _ask_agent(
@@ -231,13 +210,20 @@ class _Interpreter:
     """Routes a parsed question to one handler; each returns a complete ``Answer``."""
 
     def __init__(
-        self, app: App, sandbox_id: str, agents: list[Agent], parsed: Question, role: Role
+        self,
+        app: App,
+        sandbox_id: str,
+        agents: list[Agent],
+        parsed: Question,
+        role: Role,
+        confirmed: bool = False,
     ) -> None:
         self.app = app
         self.sandbox_id = sandbox_id
         self.agents = agents
         self.q = parsed
         self.role = role
+        self.confirmed = confirmed
 
     async def answer(self) -> Answer:
         q = self.q
@@ -252,11 +238,24 @@ class _Interpreter:
             "test_fire": self.test_fire,
             "agent_tools": self.catalog,
             "usage": self.usage,
+            "agent_status": self.agent_status,
+            "problems": self.problems,
             "doctor": self.doctor,
             "list_runs": self.list_runs,
             "help": self.help,
         }
-        return await handlers[q.intent]()
+        answer = await handlers[q.intent]()
+        if q.typo and q.agent:
+            note = f"(I took {q.typo!r} to mean the agent {q.agent}.)"
+            return Answer(
+                f"{note}\n{answer.text}",
+                answer.run_ids,
+                answer.commands,
+                answer.mode,
+                answer.concierge_run_id,
+                answer.intent,
+            )
+        return answer
 
     # -- helpers --
 
@@ -304,6 +303,8 @@ class _Interpreter:
         q = self.q
         if q.unknown_agent and not q.agent:
             return self._unknown_agent("list_runs")
+        from cairn.ids import id_floor
+
         limit = q.limit or 20
         runs = list_runs(
             self.app,
@@ -312,6 +313,7 @@ class _Interpreter:
                 agent_slug=q.agent,
                 status=q.status,  # type: ignore[arg-type]
                 since_s=q.since_s,
+                before=id_floor("run", q.until.timestamp()) if q.until else None,
                 limit=limit,
             ),
         )
@@ -396,8 +398,16 @@ class _Interpreter:
 
     async def why_not_fired(self) -> Answer:
         from cairn.services.diagnosis import why_not_fired
+        from cairn.services.triggers import get_trigger
 
-        slug = self._agent_or_ask("why_not_fired")
+        slug: str | Answer | None = None
+        if not self.q.agent and self.q.trigger_ids:
+            try:  # a trigger named: its agent
+                slug = get_trigger(self.app, self.sandbox_id, self.q.trigger_ids[0]).agent_slug
+            except NotFound:
+                slug = None
+        if not slug:
+            slug = self._agent_or_ask("why_not_fired")
         if isinstance(slug, Answer):
             return slug
         explanation = why_not_fired(self.app, self.sandbox_id, slug)
@@ -417,6 +427,10 @@ class _Interpreter:
         if isinstance(slug, Answer):
             return slug
         payload = self.q.payload if self.q.has_payload else {}
+        if not self.confirmed:
+            unconfirmed = await self._confirm_fire(slug, payload)
+            if unconfirmed is not None:
+                return unconfirmed
         run = await fire_agent(self.app, self.sandbox_id, slug, payload, kind="test")
         shown = json.dumps(payload, ensure_ascii=False, sort_keys=True)
         duration = f"{run.duration_ms:.0f} ms" if run.duration_ms is not None else "-"
@@ -442,6 +456,28 @@ class _Interpreter:
             commands = unique([*commands, *fixes, f"cairn runs explain {run.run_id}"])
         commands.append(f"cairn agent test {slug} --event-payload {shlex.quote(shown)}")
         return Answer("\n".join(lines), run_ids=cited, commands=commands, intent="test_fire")
+
+    async def _confirm_fire(self, slug: str, payload: Any) -> Answer | None:
+        """What a test fire would run, and a request to confirm, when the agent may call
+        tools that act on the world; ``None`` when all it can call only reads."""
+        from cairn.services.agents import agent_catalog
+
+        catalog = await agent_catalog(self.app, self.sandbox_id, slug)
+        acting = [t["name"] for t in catalog.tools if t["name"] not in READ_ONLY_TOOLS]
+        if not acting:
+            return None
+        shown = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+        again = f"cairn ask --yes {shlex.quote(self.q.question)}"
+        test = f"cairn agent test {slug} --event-payload {shlex.quote(shown)}"
+        return Answer(
+            f"This would test-fire {slug} ({catalog.agent.model_settings.backend}:"
+            f"{catalog.agent.model_settings.model}) with {shown}. It may call "
+            f"{_count(len(acting), 'tool')} that can act on the world (not known to be "
+            f"read-only): {', '.join(acting)}. Nothing was run. To go ahead, confirm: "
+            f"`{again}` (or `{test}`).",
+            commands=[again, test],
+            intent="test_fire",
+        )
 
     async def catalog(self) -> Answer:
         from cairn.services.agents import agent_catalog, describe_missing
@@ -487,7 +523,12 @@ class _Interpreter:
         q = self.q
         by = q.usage_by
         since_s, window = q.since_s or 86400.0, q.window or "in the last 24 hours"
-        report = usage(self.app, self.sandbox_id, since_s=since_s, by=by, agent=q.agent)
+        until = q.until.timestamp() if q.until else None
+        if until is not None:  # a closed window ("yesterday"): from its start to its end
+            since_s = until - (time.time() - since_s)
+        report = usage(
+            self.app, self.sandbox_id, since_s=since_s, by=by, agent=q.agent, until=until
+        )
         rows = [row for row in report.rows if row.runs] if by == "hour" else report.rows
         if by == "hour":
             rows = sorted(rows, key=lambda r: -r.tokens)
@@ -527,6 +568,80 @@ class _Interpreter:
             intent="usage",
         )
 
+    async def agent_status(self) -> Answer:
+        """What Cairn knows about one agent: doctor's findings, its latest run explained,
+        and why its triggers did (not) fire: the answer to "is X ok?", "why is X doing
+        nothing?", "why did X fail?" and to anything unclear that names X."""
+        from cairn.services.diagnosis import doctor, explain_run, why_not_fired
+        from cairn.services.runs import RunQuery, list_runs
+        from cairn.services.triggers import list_triggers
+
+        slug = self._agent_or_ask("agent_status")
+        if isinstance(slug, Answer):
+            return slug
+        report = await doctor(self.app, self.sandbox_id, slug=slug)
+        latest = list_runs(self.app, self.sandbox_id, RunQuery(agent_slug=slug, limit=1))
+        triggers = list_triggers(self.app, self.sandbox_id, slug)
+        problems = [f for f in report.findings if f.needs_fixing]
+        if problems:
+            head = f"{slug} needs attention: {_count(len(problems), 'problem')} found."
+        elif latest and latest[0].status in ("failed", "cancelled"):
+            head = f"{slug}'s latest run did not succeed."
+        else:
+            head = f"{slug} looks healthy: doctor finds nothing to fix."
+        lines = [head]
+        commands: list[str] = []
+        cited: list[str] = []
+        for finding in report.findings:
+            lines.append(f"- [{finding.severity}] {finding.cause}")
+            if finding.fix:
+                lines.append(f"  Fix: {finding.fix}")
+                commands += commands_in(finding.fix)
+        if latest:
+            run = latest[0]
+            more, fixes, runs = _phrase(explain_run(self.app, self.sandbox_id, run.run_id))
+            lines += ["Its latest run:", *more]
+            commands += fixes
+            cited += [run.run_id, *runs]
+        else:
+            lines.append(f"It has no runs yet: `cairn agent test {slug} --event-payload '{{}}'`.")
+        if triggers:
+            explanation = why_not_fired(self.app, self.sandbox_id, slug)
+            more, fixes, runs = _phrase(explanation)
+            lines += ["Its triggers:", *more]
+            commands += fixes
+            cited += runs
+        elif self.q.intent == "agent_status" and re.search(r"nothing|never|not", self.q.text):
+            lines.append(
+                f"It has no trigger, so nothing fires it: `cairn agent trigger create {slug} "
+                "--source <source>`."
+            )
+        text = "\n".join(lines)
+        return Answer(
+            text,
+            run_ids=unique([*cited, *cited_run_ids(text)]),
+            commands=unique([*commands, f"cairn doctor --agent {slug}"]),
+            intent="agent_status",
+        )
+
+    async def problems(self) -> Answer:
+        """What went wrong in the window, grouped by agent (``concierge_problems``)."""
+        from cairn.services.concierge_problems import problems_in_window
+
+        q = self.q
+        since_s = q.since_s or 86400.0
+        window = q.window or "in the last 24 hours"
+        found = problems_in_window(
+            self.app, self.sandbox_id, since_s=since_s, until=q.until, agent=q.agent
+        )
+        lines = found.lines(window)
+        return Answer(
+            "\n".join(lines),
+            run_ids=found.run_ids(),
+            commands=found.commands(),
+            intent="problems",
+        )
+
     async def doctor(self) -> Answer:
         from cairn.services.diagnosis import doctor
 
@@ -561,6 +676,13 @@ class _Interpreter:
         ids = self.q.trigger_ids
         if not ids and self.q.agent:
             ids = [t.trigger_id for t in list_triggers(self.app, self.sandbox_id, self.q.agent)]
+        if not ids and self.q.agent:
+            return Answer(
+                f"{self.q.agent} has no trigger, so nothing fires it by itself: there is "
+                f"nothing to {verb}. (Runs you start yourself are not stopped by this.)",
+                commands=[f"cairn agent trigger list {self.q.agent}"],
+                intent=intent,
+            )
         if not ids:
             return Answer(
                 "Which trigger? Name it (trg_…) or its agent; `cairn agent trigger list` "

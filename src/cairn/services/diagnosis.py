@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from cairn.domain.agents import Agent
 from cairn.domain.diagnosis import DoctorReport, Explanation, Finding
+from cairn.domain.runs import Run
 from cairn.services.app import App
 from cairn.services.diagnosis_rules import RunContext
 from cairn.services.diagnosis_runs import diagnose_run
@@ -61,7 +62,42 @@ def explain_run(app: App, sandbox_id: str, run_id: str) -> Explanation:
 
     run = get_run(app, sandbox_id, run_id)
     events = get_run_events(app, sandbox_id, run_id)
-    return diagnose_run(run, events, run_context(app, sandbox_id, run.agent_id))
+    explanation = diagnose_run(run, events, run_context(app, sandbox_id, run.agent_id))
+    over = _over_threshold(app, sandbox_id, run)
+    if over is None:
+        return explanation
+    findings = [*explanation.findings, over]
+    return Explanation(explanation.subject, explanation.summary, findings, explanation.kind)
+
+
+def _over_threshold(app: App, sandbox_id: str, run: Run) -> Finding | None:
+    """When the run's agent is over its cost-watch threshold now: the run's own tokens and
+    cost beside the agent's hour, so an explanation of a runaway's run says what it costs."""
+    from cairn.services.usage import format_micros, runaway_agents
+
+    flags = [f for f in runaway_agents(app, sandbox_id) if f.slug == run.agent_slug]
+    if not flags:
+        return None
+    tokens = run.usage.tokens_in + run.usage.tokens_out
+    cost = f", est. cost {format_micros(run.cost_micros)}" if run.cost_micros is not None else ""
+    pause = (
+        "its threshold pauses its triggers (the server does so within a minute)"
+        if flags[0].pause_triggers
+        else f'to stop it, pause its triggers (`cairn ask "stop {run.agent_slug}"`)'
+    )
+    return Finding(
+        "runaway_usage",
+        "warning",
+        f"This run used {tokens:,} tokens ({run.usage.tokens_in:,} in, "
+        f"{run.usage.tokens_out:,} out){cost}, and {'; and '.join(f.message for f in flags)}.",
+        f"See where it goes: `cairn usage --agent {run.agent_slug} --by hour`; {pause}.",
+        {
+            "tokens_in": run.usage.tokens_in,
+            "tokens_out": run.usage.tokens_out,
+            "cost_micros": run.cost_micros,
+            "flags": [f.to_dict() for f in flags],
+        },
+    )
 
 
 def explain_event(app: App, sandbox_id: str, event_id: str) -> Explanation:

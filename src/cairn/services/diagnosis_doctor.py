@@ -11,10 +11,20 @@ code                       what
 ``trigger_paused``         a paused trigger
 ``trigger_quiet``          an active trigger that has not fired in ``quiet_days``
 ``trigger_agent_archived`` an active trigger whose agent is archived
+``trigger_filters_all``    an active trigger whose filter refused every event it received
+                           lately (its last ``RECENT_DECISIONS``), so it never fires
 ``runs_mostly_fail``       most of the agent's last 20 finished runs failed
-``runs_mostly_no_tools``   most of them succeeded without calling a tool
+``latest_run_failed``      the agent's newest run failed (it has too few runs for a ratio)
+``runs_tool_errors``       tool calls errored in most of its recent runs
+``runs_mostly_no_tools``   most of them succeeded without calling a tool (never for an
+                           agent that is tool-less by choice, ``tool_sources []``)
 ``runaway_usage``          the agent is over its usage threshold (``cairn.services.usage``)
+``cost_watch_paused``      cost-watch paused the agent's triggers (when, why, how to resume)
 =========================  ==============================================================
+
+Run rules read only runs of the agent's *current* version (``run.agent_version``): a
+configuration change bumps the version, so a problem fixed by one stops being reported
+from the runs before it.
 
 Catalogs are resolved once per distinct ``tool_sources`` selection (with no allowlist), and
 each agent's allowlist is applied to that, so a sandbox of many agents on the same sources
@@ -34,7 +44,7 @@ from cairn.domain.diagnosis import DoctorReport, Finding, by_severity
 from cairn.domain.runs import FINAL_STATUSES, Run, RunFilter
 from cairn.domain.sources import DataSource
 from cairn.domain.trace import MissingEntry, SourceSkipped, ToolResolutionTrace
-from cairn.domain.triggers import Event, Trigger
+from cairn.domain.triggers import Event, Trigger, TriggerDecision
 from cairn.services.app import App
 from cairn.services.diagnosis_rules import (
     RunContext,
@@ -44,6 +54,7 @@ from cairn.services.diagnosis_rules import (
 )
 
 RECENT_RUNS = 20
+RECENT_DECISIONS = 20
 MIN_RUNS = 3
 MAX_QUIET_DAYS = 3650
 QUIET_OUTCOMES = ("answered", "model_chose_no_tool", "no_tools_available")
@@ -59,6 +70,7 @@ class _Ledger:
     sources: list[DataSource]
     runs: dict[str, list[Run]] = field(default_factory=dict)
     last_events: dict[str, Event] = field(default_factory=dict)
+    decisions: dict[str, list[TriggerDecision]] = field(default_factory=dict)
 
 
 def _read(app: App, sandbox_id: str, slug: str | None) -> _Ledger:
@@ -80,6 +92,11 @@ def _read(app: App, sandbox_id: str, slug: str | None) -> _Ledger:
             if agent.status == "active":
                 where = RunFilter(sandbox_id=sandbox_id, agent_id=agent.agent_id, limit=RECENT_RUNS)
                 ledger.runs[agent.agent_id] = run_store.list_runs(conn, where)
+        for trigger in triggers:
+            if trigger.status == "active":
+                ledger.decisions[trigger.trigger_id] = event_store.recent_decisions(
+                    conn, trigger.trigger_id, limit=RECENT_DECISIONS
+                )
         for source_id in dict.fromkeys(t.data_source_id for t in triggers):
             found = event_store.list_events(conn, sandbox_id, source_id=source_id, limit=1)
             if found:
@@ -104,6 +121,12 @@ async def scan(
     for agent in active:
         findings += _recent_runs(agent, ledger.runs.get(agent.agent_id, []))
     findings += _runaway(app, sandbox_id, slug)
+    pauses = _cost_watch_pauses(app, sandbox_id, ledger)
+    by_cost_watch = {t for f in pauses for t in f.evidence.get("trigger_ids", [])}
+    findings = [
+        f for f in findings if not (f.code == "trigger_paused" and f.subject in by_cost_watch)
+    ]
+    findings += pauses
     ordered = by_severity(findings)
     checked = {
         "agents": len(active),
@@ -120,9 +143,13 @@ async def scan(
 async def _catalogs(
     app: App, sandbox_id: str, agents: list[Agent], context: RunContext
 ) -> list[Finding]:
+    from cairn.services.concierge_source import ensure_cairn_source
     from cairn.services.sources import available_sources
+    from cairn.tools.cairn_ops import uses_cairn_tools
     from cairn.tools.resolution import resolve_tools
 
+    if any(uses_cairn_tools(a.tool_sources) for a in agents):
+        ensure_cairn_source(app, sandbox_id)  # a Concierge before its first question
     groups: dict[str, list[Agent]] = {}
     for agent in agents:
         if agent.tool_sources == []:
@@ -287,10 +314,71 @@ def _triggers(ledger: _Ledger, quiet_days: float) -> list[Finding]:
                 )
             )
             continue
+        refused = _filters_everything(trigger, ledger.decisions.get(trigger.trigger_id, []))
+        if refused is not None:
+            findings.append(_filters_all(trigger, slug, label, refused, evidence))
+            continue
         last = trigger.last_fired_at or trigger.created_at
         if last is not None and _aware(last) <= cutoff:
             findings.append(_quiet(trigger, slug, label, quiet_days, evidence, ledger))
     return findings
+
+
+def _filters_everything(
+    trigger: Trigger, decisions: list[TriggerDecision]
+) -> list[TriggerDecision] | None:
+    """The decisions, when every recent one is ``filtered_out`` and the trigger has not
+    fired since the oldest of them; else ``None``."""
+    if not decisions or any(d.decision != "filtered_out" for d in decisions):
+        return None
+    oldest = decisions[-1].decided_at
+    if trigger.last_fired_at is not None and (
+        oldest is None or _aware(trigger.last_fired_at) >= _aware(oldest)
+    ):
+        return None
+    return decisions
+
+
+def _filters_all(
+    trigger: Trigger,
+    slug: str,
+    label: str,
+    decisions: list[TriggerDecision],
+    evidence: dict[str, Any],
+) -> Finding:
+    latest = decisions[0]
+    detail = latest.detail or {}
+    if detail.get("filter") == "event_type_filter":
+        why = (
+            f"its event_type_filter {detail.get('expected')!r} did not match the event type "
+            f"{detail.get('actual')!r}"
+        )
+    elif detail.get("missing"):
+        why = (
+            f"its filter_config wants {detail.get('field')!r} = {detail.get('expected')!r}, "
+            "and the payload has no such field"
+        )
+    else:
+        why = (
+            f"its filter_config wants {detail.get('field')!r} = {detail.get('expected')!r}, "
+            f"and the payload had {detail.get('actual')!r}"
+        )
+    return Finding(
+        "trigger_filters_all",
+        "warning",
+        f"Trigger {trigger.trigger_id} ({slug} on {label}) filtered out all "
+        f"{len(decisions)} of the events it received lately and fired none: on the newest "
+        f"({latest.event_id}) {why}.",
+        f"`cairn events explain {latest.event_id}` shows the event beside the filter; fix "
+        f"the filter with `cairn agent trigger update {trigger.trigger_id} …` (or the sender).",
+        evidence
+        | {
+            "decisions_checked": len(decisions),
+            "filtered_out": len(decisions),
+            "latest_decision": latest.to_dict(),
+        },
+        trigger.trigger_id,
+    )
 
 
 def _quiet(
@@ -345,11 +433,19 @@ def _quiet(
 
 
 def _recent_runs(agent: Agent, runs: list[Run]) -> list[Finding]:
-    finished = [r for r in runs if r.status in FINAL_STATUSES]
-    if len(finished) < MIN_RUNS:
+    # Runs of an older configuration are history: a change since may have fixed them.
+    finished = [r for r in runs if r.status in FINAL_STATUSES and r.agent_version == agent.version]
+    if not finished:
         return []
+    if len(finished) < MIN_RUNS:
+        return _latest_failed(agent, finished)
     findings: list[Finding] = []
     failed = [r for r in finished if r.status == "failed"]
+    errored = [r for r in finished if r.outcome == "tool_errors"]
+    if errored and len(errored) * 2 >= len(finished):
+        findings.append(_tool_errors(agent, finished, errored))
+    if len(failed) * 2 <= len(finished) and finished[0].status == "failed":
+        findings += _latest_failed(agent, finished)
     if len(failed) * 2 > len(finished):
         kinds = Counter(r.error_type or "unknown" for r in failed)
         top = ", ".join(f"{kind} x{count}" for kind, count in kinds.most_common())
@@ -370,6 +466,8 @@ def _recent_runs(agent: Agent, runs: list[Run]) -> list[Finding]:
             )
         )
     quiet = [r for r in finished if r.status == "succeeded" and r.outcome in QUIET_OUTCOMES]
+    if agent.tool_sources == []:
+        quiet = []  # tool-less by choice: answering in text is what it is for
     if quiet and len(quiet) * 2 > len(finished):
         outcomes = Counter(str(r.outcome) for r in quiet)
         findings.append(
@@ -392,6 +490,53 @@ def _recent_runs(agent: Agent, runs: list[Run]) -> list[Finding]:
     return findings
 
 
+def _latest_failed(agent: Agent, finished: list[Run]) -> list[Finding]:
+    latest = finished[0]  # newest first
+    if latest.status != "failed":
+        return []
+    return [
+        Finding(
+            "latest_run_failed",
+            "error",
+            f"{agent.slug}'s latest run {latest.run_id} failed ({latest.error_type or 'unknown'}).",
+            f"`cairn runs explain {latest.run_id}` says why and what to change.",
+            {
+                "run_id": latest.run_id,
+                "error_type": latest.error_type,
+                "runs_checked": len(finished),
+                "agent_version": latest.agent_version,
+            },
+            agent.slug,
+        )
+    ]
+
+
+def _tool_errors(agent: Agent, finished: list[Run], errored: list[Run]) -> Finding:
+    kinds: Counter[str] = Counter()
+    tools: Counter[str] = Counter()
+    for run in errored:
+        for call in run.tool_calls:
+            if call.error is not None:
+                kinds[call.error_kind or "tool_error"] += 1
+                tools[call.name] += 1
+    named = ", ".join(f"{name} x{count}" for name, count in tools.most_common(5))
+    return Finding(
+        "runs_tool_errors",
+        "error",
+        f"Tool calls errored in {len(errored)} of {agent.slug}'s last {len(finished)} finished "
+        f"runs ({named}; kinds: {', '.join(f'{k} x{c}' for k, c in kinds.most_common())}).",
+        f"`cairn runs explain {errored[0].run_id}` names the cause and the fix of the latest.",
+        {
+            "runs_checked": len(finished),
+            "runs_with_tool_errors": len(errored),
+            "error_kinds": dict(kinds.most_common()),
+            "tools": dict(tools.most_common()),
+            "run_ids": [r.run_id for r in errored[:5]],
+        },
+        agent.slug,
+    )
+
+
 # --- usage ---------------------------------------------------------------------------------------
 
 
@@ -406,7 +551,8 @@ def _runaway(app: App, sandbox_id: str, slug: str | None) -> list[Finding]:
         if slug is not None and flag.slug != slug:
             continue
         enforce = (
-            "its threshold pauses its triggers when enforced (`cairn usage enforce`)"
+            "its threshold pauses its triggers: `cairn serve` does so within a minute "
+            "(without a server, `cairn usage enforce`)"
             if flag.pause_triggers
             else f"pause its triggers (`cairn agent trigger list {flag.slug}`, then "
             "`cairn agent trigger pause TRIGGER_ID`)"
@@ -423,6 +569,49 @@ def _runaway(app: App, sandbox_id: str, slug: str | None) -> list[Finding]:
             )
         )
     return findings
+
+
+def _cost_watch_pauses(app: App, sandbox_id: str, ledger: _Ledger) -> list[Finding]:
+    """Triggers still paused by a cost-watch enforcement: when, why, how to resume."""
+    from cairn.services.usage import list_enforcements
+
+    paused = {t.trigger_id: t for t in ledger.triggers if t.status == "paused"}
+    if not paused:
+        return []
+    slugs = {a.slug for a in ledger.agents}
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for enforcement in list_enforcements(app, sandbox_id, limit=200):
+        if enforcement.agent_slug not in slugs:
+            continue
+        still = [
+            t
+            for t in enforcement.trigger_ids
+            if t in paused
+            and t not in seen
+            and _paused_since_enforced(enforcement.enforced_at, paused[t].updated_at)
+        ]
+        if not still:
+            continue
+        seen.update(still)
+        findings.append(
+            Finding(
+                "cost_watch_paused",
+                "warning",
+                f"Cost-watch paused {enforcement.agent_slug}'s triggers {', '.join(still)} at "
+                f"{enforcement.enforced_at.isoformat(timespec='seconds')}: {enforcement.reason}",
+                "; ".join(f"`cairn agent trigger resume {t}`" for t in still)
+                + " once the cause is fixed.",
+                enforcement.to_dict(),
+                enforcement.agent_slug,
+            )
+        )
+    return findings
+
+
+def _paused_since_enforced(enforced_at: datetime, paused_at: datetime | None) -> bool:
+    """Whether a trigger's pause may be the enforcement's (no later change to it)."""
+    return paused_at is None or _aware(enforced_at) >= _aware(paused_at)
 
 
 def _aware(value: datetime) -> datetime:

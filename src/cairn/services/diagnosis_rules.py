@@ -113,11 +113,10 @@ def skip_finding(
     where = _where_source(record, label)
     if skip.reason == "oauth_missing":
         app_slug = str(config.get("app_slug") or label)
-        revoked = "revoked" in skip.message
+        # Whether it was revoked is in the source's own message, quoted below.
         cause = (
             f"{app_slug} has no OAuth connection"
-            + (" (it was revoked)" if revoked else "")
-            + f", so the integration source {label!r} was skipped and none of its tools "
+            f", so the integration source {label!r} was skipped and none of its tools "
             f"were offered ({skip.message})."
         )
         fix = f"Connect it: `cairn connection add {app_slug}` (with the app's token){suffix}."
@@ -358,61 +357,18 @@ def seemingly_needed(
 
 # --- model error reasons -------------------------------------------------------------------
 
-_REASON_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("rate_limited", re.compile(r"rate[- ]?limit|\b429\b|too many requests|quota")),
-    (
-        "context_too_long",
-        re.compile(
-            r"context (length|window)|too long|maximum context|too many tokens|"
-            r"reduce the length|token limit"
-        ),
-    ),
-    (
-        "auth",
-        re.compile(
-            r"api[ _-]?key|unauthori[sz]ed|\b401\b|\b403\b|authenticat|credential|"
-            r"permission denied|forbidden"
-        ),
-    ),
-    (
-        "unknown_model",
-        re.compile(r"(unknown|no such|invalid) model|model \S+ (not found|does not exist)"),
-    ),
-    ("timeout", re.compile(r"timed out|timeout")),
-    ("server_error", re.compile(r"\b5\d\d\b|server error|overloaded")),
-    ("connection", re.compile(r"connection|cannot connect|network|dns")),
-    ("bad_request", re.compile(r"\b400\b|bad request|invalid request|rejected the request")),
-)
-
 
 def model_error_reason(run: Run, events: list[RunEvent]) -> tuple[str, str]:
     """The model error's reason (``cairn.errors.ModelErrorReason``) and where it was read:
-    the error event's ``reason`` when recorded, else the message's wording, else the last
-    ``retry`` event's reason."""
+    the error event's ``reason`` (the runner records it from the backend's classification),
+    else the last ``retry`` event's. Never the message's wording: that is for people."""
     error = next((e for e in reversed(events) if e.kind == "error"), None)
     if error is not None and error.data.get("reason"):
         return str(error.data["reason"]), "error_event.reason"
-    message = (run.error_message or "").lower()
-    for reason, pattern in _REASON_PATTERNS:
-        if pattern.search(message):
-            return reason, "error_message"
     retries = [e for e in events if e.kind == "retry" and e.data.get("reason")]
     if retries:
         return str(retries[-1].data["reason"]), "retry_event.reason"
-    return "other", "error_message"
-
-
-def int_after(text: str | None, marker: str) -> int | None:
-    match = re.search(re.escape(marker) + r"(\d+)", text or "")
-    return int(match.group(1)) if match else None
-
-
-def number_after(text: str | None, marker: str) -> float | None:
-    match = re.search(re.escape(marker) + r"([\d.]+)", text or "")
-    try:
-        return float(match.group(1).rstrip(".")) if match else None
-    except ValueError:
-        return None
+    return "other", "error_event.reason"
 
 
 def iso(value: Any) -> str | None:

@@ -7,7 +7,6 @@ by a test and ``explain`` on a run of many tool calls costs only the reading.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from typing import Any
 
@@ -17,11 +16,9 @@ from cairn.domain.trace import ToolResolutionTrace
 from cairn.services.diagnosis_rules import (
     RunContext,
     clip,
-    int_after,
     iso,
     model_error_reason,
     names,
-    number_after,
     plural,
     quote_json,
     seconds,
@@ -30,8 +27,6 @@ from cairn.services.diagnosis_rules import (
     stale_allowlist_finding,
 )
 
-UNADVERTISED_PREFIX = "was not advertised to the model"
-INTERRUPTED_PREFIX = "interrupted:"
 PROVIDER_SIDE = {
     "server_error": "model_server_error",
     "timeout": "model_timeout",
@@ -95,6 +90,15 @@ class _RunDiagnosis:
     def settings(self) -> dict[str, Any]:
         return self.agent.model_settings.to_dict() if self.agent else {}
 
+    def limit(self, name: str) -> Any:
+        """A limit the run ran under, from its error event's ``limits`` (recorded by the
+        runner), else the agent's setting now."""
+        event = self.last_event("error")
+        recorded = event.data.get("limits") if event is not None else None
+        if isinstance(recorded, dict) and recorded.get(name) is not None:
+            return recorded[name]
+        return self.settings().get(name)
+
     def replay(self) -> str:
         return f"cairn runs replay {self.run.run_id}"
 
@@ -104,7 +108,7 @@ class _RunDiagnosis:
     def cut_call(self) -> ToolCall | None:
         """The call a deadline or cancel cut off (recorded as interrupted)."""
         for call in reversed(self.run.tool_calls):
-            if call.error and call.error.startswith(INTERRUPTED_PREFIX):
+            if call.error_kind == "interrupted":
                 return call
         return None
 
@@ -254,8 +258,6 @@ class _RunDiagnosis:
         gave_up = ""
         if retries:
             gave_up = f" after {plural(len(retries), 'retry')} over {seconds(waited)}"
-        if retries:  # the runner appends this; the cause already says it
-            message = re.sub(r" \(gave up after \d+ retries\)$", "", message)
         update = f"cairn agent update {self.slug}"
         if reason == "auth":
             from cairn.models.base import ENV_KEYS
@@ -336,8 +338,7 @@ class _RunDiagnosis:
         )
 
     def max_turns(self) -> Finding:
-        settings = self.settings()
-        limit = settings.get("max_turns") or int_after(self.run.error_message, "max_turns=")
+        limit = self.limit("max_turns")
         counts = Counter(call.name for call in self.run.tool_calls)
         looping = [name for name, count in counts.most_common() if count > 1]
         calls = ", ".join(f"{name} x{count}" for name, count in counts.most_common(5))
@@ -363,8 +364,7 @@ class _RunDiagnosis:
         )
 
     def timeout(self) -> Finding:
-        settings = self.settings()
-        limit = settings.get("timeout_s") or number_after(self.run.error_message, "timeout_s=")
+        limit = self.limit("timeout_s")
         where, evidence = self.where()
         call = self.cut_call()
         longer = f"`cairn agent update {self.slug} --timeout-s {float(limit or 60) * 2:g}`"
@@ -468,6 +468,16 @@ class _RunDiagnosis:
 
     def no_sources(self) -> Finding:
         configured = self.agent.tool_sources if self.agent else []
+        if self.agent is not None and configured == []:
+            return Finding(
+                "tool_less_by_choice",
+                "info",
+                "The agent is tool-less by choice (tool_sources is []): it answers in text, "
+                "and that is what it did.",
+                "Nothing to fix. If it should act, give it sources: "
+                f"`cairn agent update {self.slug} --tool-sources default`.",
+                {"sources_resolved": [], "sources_skipped": [], "tool_sources": configured},
+            )
         return Finding(
             "no_tool_sources",
             "warning",
@@ -551,18 +561,14 @@ class _RunDiagnosis:
 
     def calls(self) -> list[Finding]:
         found: list[Finding] = []
-        unadvertised = [
-            c for c in self.run.tool_calls if c.error and UNADVERTISED_PREFIX in c.error
-        ]
+        unadvertised = [c for c in self.run.tool_calls if c.error_kind == "not_advertised"]
         for call in unadvertised:
             found.append(self.unadvertised(call))
         crashed_last = self.run.error_type == "tool_failure"
         errored = [
             c
             for c in self.run.tool_calls
-            if c.error
-            and UNADVERTISED_PREFIX not in c.error
-            and not c.error.startswith(INTERRUPTED_PREFIX)
+            if c.error and c.error_kind not in ("not_advertised", "interrupted")
         ]
         if crashed_last and errored:
             errored = errored[:-1]  # the crash has its own finding
@@ -593,19 +599,46 @@ class _RunDiagnosis:
             )
         from cairn.tools.resolution import suggest_tool_names
 
+        owner = self.context.source_of_tool(call.name)
+        skipped = next(
+            (
+                s
+                for s in trace.sources_skipped
+                if owner is not None and s.source_id in (owner.source_id, owner.label)
+            ),
+            None,
+        )
+        if skipped is not None:
+            return Finding(
+                "unadvertised_tool_call",
+                "error",
+                f"The model called {call.name!r} (call {call.call_id}), a tool of source "
+                f"{skipped.label!r}, which was skipped for this run ({skipped.reason}), so it "
+                "was not run.",
+                f"Bring the source back (`cairn source test {skipped.label}` says what is "
+                f"wrong), then `{self.replay()}`.",
+                evidence | {"skipped_source": skipped.to_dict()},
+            )
         real = advertised + trace.allowlist_filtered_out
         close = suggest_tool_names(call.name, real)
+        if close:
+            fix = (
+                f"The closest real tools are {names(close)}: name them in the system prompt "
+                "instead."
+            )
+        elif advertised:
+            fix = f"Name the real tools in the system prompt: {names(advertised)}."
+        else:
+            fix = (
+                f"The run was offered no tools at all: give the agent sources "
+                f"(`cairn agent tools {self.slug}` shows what it gets now)."
+            )
         return Finding(
             "unadvertised_tool_call",
             "error",
             f"The model called {call.name!r} (call {call.call_id}), which no source provides "
             "(an invented or outdated tool name), so it was not run.",
-            (
-                f"The closest real tools are {names(close)}: name them in the system prompt "
-                "instead."
-                if close
-                else f"Name the real tools in the system prompt: {names(advertised) or 'none'}."
-            ),
+            fix,
             evidence | {"suggestions": close},
         )
 
@@ -616,30 +649,73 @@ class _RunDiagnosis:
             for c in errored[:5]
         )
         more = f" and {len(errored) - 5} more" if len(errored) > 5 else ""
-        failing = sorted({c.name for c in errored})
-        sources = [self.context.source_of_tool(name) for name in failing]
-        checks = sorted({f"`cairn source test {s.label}`" for s in sources if s is not None})
-        check = f" If a server misbehaves, {names(checks)}." if checks else ""
+        kinds = Counter(c.error_kind or "tool_error" for c in errored)
+        fixes = [
+            self.tool_error_fix(kind, [c for c in errored if c.error_kind == kind])
+            for kind in kinds
+        ]
         return Finding(
             "tool_errors",
             "error",
             f"{plural(len(errored), 'tool call')} returned an error: {lines}{more}.",
-            "Each error says what the tool disliked: usually arguments the model built wrong "
-            "(make the prompt say how to fill them; `cairn agent tools "
-            f"{self.slug}` shows each schema) or a tool-side fault.{check} Then "
-            f"`{self.replay()}`.",
+            " ".join(f for f in fixes if f) + f" Then `{self.replay()}`.",
             {
+                "error_kinds": dict(kinds.most_common()),
                 "tool_calls": [
                     {
                         "call_id": c.call_id,
                         "name": c.name,
                         "arguments": c.arguments,
                         "error": c.error,
+                        "error_kind": c.error_kind,
                         "tool_result_seq": self.call_seq(c.call_id, "tool_result"),
                     }
                     for c in errored
-                ]
+                ],
             },
+        )
+
+    def tool_error_fix(self, kind: str, calls: list[ToolCall]) -> str:
+        """The remedy for one ``error_kind`` (``cairn.domain.runs.ToolErrorKind``)."""
+        failing = sorted({c.name for c in calls})
+        labels = sorted(
+            {s.label for s in map(self.context.source_of_tool, failing) if s is not None}
+        )
+        if kind == "host_not_allowed":
+            hosts = sorted({_host(c.arguments.get("url")) for c in calls} - {""})
+            return (
+                "http_request may only reach the hosts in the server's "
+                "CAIRN_HTTP_ALLOWED_HOSTS setting (comma-separated), which lacks "
+                f"{names([repr(h) for h in hosts]) or 'the host'}: "
+                "add it there and restart `cairn serve` if the agent should reach it (the "
+                "prompt is not the problem)."
+            )
+        if kind == "server_lost":
+            where = names([repr(label) for label in labels]) or "the tool's MCP server"
+            return (
+                f"The connection to {where} failed during the call (the server died or "
+                "dropped it mid-call), so a `cairn source test` afterwards may well pass: check "
+                "the server's own log at the time of the call and why it stopped."
+            )
+        if kind == "rate_capped":
+            return (
+                f"The source's calls-per-minute cap refused {plural(len(calls), 'call')}: "
+                "raise the cap on the source or make the agent call less often."
+            )
+        if kind == "not_connected":
+            label = labels[0] if labels else "<source>"
+            return f"The source was not connected: `cairn source test {label}`."
+        if kind == "refused":
+            return (
+                "The tool refused the caller (a missing grant or role): fire it with a key "
+                "that may act."
+            )
+        checks = [f"`cairn source test {label}`" for label in labels]
+        check = f" If a server misbehaves, {names(checks)}." if checks else ""
+        return (
+            "Each error says what the tool disliked: usually arguments the model built wrong "
+            "(make the prompt say how to fill them; `cairn agent tools "
+            f"{self.slug}` shows each schema) or a tool-side fault.{check}"
         )
 
     # -- quiet model, success -------------------------------------------------------------
@@ -749,3 +825,12 @@ class _RunDiagnosis:
             "Nothing to fix.",
             {"outcome": self.run.outcome, "output_text": self.run.output_text},
         )
+
+
+def _host(url: Any) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(str(url or "")).hostname or ""
+    except ValueError:
+        return ""

@@ -80,11 +80,13 @@ async def ingest(
     payload: Any,
     sender_event_id: str | None = None,
     delivery: DeliveryFacts | None = None,
+    traceparent: str | None = None,
 ) -> IngestResult:
     """Store the event with every trigger's decision and the runs it fires (queued for the
     workers; without workers in this process they run before this returns). Raises
     ``Busy`` before writing anything when the backlog is full. ``delivery``: how a webhook
-    delivery arrived (provider, delivery id, type source), kept with the event."""
+    delivery arrived (provider, delivery id, type source), kept with the event; the runs
+    it fires keep the delivery's ``traceparent``."""
     from cairn.store import events as event_store
     from cairn.store import runs as run_store
     from cairn.store import triggers as trigger_store
@@ -110,7 +112,9 @@ async def ingest(
         bound = trigger_store.list_triggers(conn, source.sandbox_id, source_id=source.source_id)
         decisions = []
         for trigger in bound:
-            decision, fire = _decide(app, conn, trigger, event, queued=executor is not None)
+            decision, fire = _decide(
+                app, conn, trigger, event, queued=executor is not None, traceparent=traceparent
+            )
             event_store.record_decision(conn, decision)
             decisions.append(decision)
             if fire is not None:
@@ -130,7 +134,13 @@ async def ingest(
 
 
 def _decide(
-    app: App, conn: Connection, trigger: Trigger, event: Event, *, queued: bool
+    app: App,
+    conn: Connection,
+    trigger: Trigger,
+    event: Event,
+    *,
+    queued: bool,
+    traceparent: str | None = None,
 ) -> tuple[TriggerDecision, tuple[Run, Agent] | None]:
     """One trigger's decision, and the run it fires (not yet written)."""
     from cairn.store import agents as agent_store
@@ -166,5 +176,6 @@ def _decide(
         kind="trigger",
         trigger_id=trigger.trigger_id,
         start_now=not queued,
+        traceparent=traceparent,
     )
     return decided("fired", {"event_type": event.event_type}, run.run_id), (run, agent)

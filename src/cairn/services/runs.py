@@ -52,11 +52,19 @@ async def fire_agent(
     kind: RunKind = "test",
     trigger_id: str | None = None,
     replay_of: str | None = None,
+    traceparent: str | None = None,
 ) -> Run:
     """Fire an agent and wait for its run to finish (a test fire, a manual fire). In the
     server it is queued for the workers like every other fire."""
     fire = start_fire(
-        app, sandbox_id, slug, event_payload, kind=kind, trigger_id=trigger_id, replay_of=replay_of
+        app,
+        sandbox_id,
+        slug,
+        event_payload,
+        kind=kind,
+        trigger_id=trigger_id,
+        replay_of=replay_of,
+        traceparent=traceparent,
     )
     if not fire.queued:
         return await app.runner.execute(fire.run, fire.agent, fire.available)
@@ -72,18 +80,25 @@ def start_fire(
     kind: RunKind,
     trigger_id: str | None = None,
     replay_of: str | None = None,
+    traceparent: str | None = None,
 ) -> AcceptedFire:
     """Accept a fire. With workers (``app.executor``): past the backlog limit ``Busy``
     before anything is written, else the row is committed ``queued`` and the backend told,
     in one transaction. Without (the CLI in-process): accepted ``running``, for the caller
-    to execute."""
+    to execute. ``traceparent``: the caller's trace context (already validated), kept on
+    the run."""
     from cairn.store import runs as run_store
 
     executor = app.executor
     if executor is None:
         agent, available = _agent_and_sources(app, sandbox_id, slug)
         run = app.runner.accept(
-            agent, event_payload, kind=kind, trigger_id=trigger_id, replay_of=replay_of
+            agent,
+            event_payload,
+            kind=kind,
+            trigger_id=trigger_id,
+            replay_of=replay_of,
+            traceparent=traceparent,
         )
         return AcceptedFire(run, agent, available, queued=False)
     app.gate.check()
@@ -95,6 +110,7 @@ def start_fire(
         trigger_id=trigger_id,
         replay_of=replay_of,
         start_now=False,
+        traceparent=traceparent,
     )
     with app.store.begin() as conn:
         run_store.create_run(conn, run)

@@ -10,8 +10,10 @@ from cairn.services.app import App
 
 
 def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
-    """The sandbox's backlog and every worker on the ledger, as JSON."""
+    """The sandbox's backlog and every worker on the ledger, as JSON; ``telemetry`` is this
+    process's OpenTelemetry export (runs and spans sent and dropped)."""
     from cairn.store import workers as worker_store
+    from cairn.telemetry import export_status
 
     now = datetime.now(UTC)
     with app.store.connect() as conn:
@@ -49,6 +51,7 @@ def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
             }
             for worker in known
         ],
+        "telemetry": export_status(),
     }
 
 

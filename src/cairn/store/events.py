@@ -142,3 +142,20 @@ def prune_events(
     old = select(events.c.event_id).where(*where)
     conn.execute(delete(trigger_decisions).where(trigger_decisions.c.event_id.in_(old)))
     return int(conn.execute(delete(events).where(*where)).rowcount or 0)
+
+
+def recent_decisions(
+    conn: Connection, trigger_id: str, *, limit: int = 20
+) -> list[TriggerDecision]:
+    """The trigger's newest decisions, newest first (what ``doctor`` reads to see a trigger
+    that filters out everything it receives)."""
+    rows = conn.execute(
+        select(trigger_decisions)
+        .where(trigger_decisions.c.trigger_id == trigger_id)
+        .order_by(trigger_decisions.c.decided_at.desc())
+        .limit(limit)
+    )
+    return [
+        TriggerDecision(r.event_id, r.trigger_id, r.decision, r.detail, r.run_id, r.decided_at)
+        for r in rows
+    ]

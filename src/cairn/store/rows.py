@@ -38,6 +38,7 @@ RUN_COLUMNS = (
     "cancel_requested_at",
     "replay_of",
     "worker_id",
+    "traceparent",
 )
 """Every column of ``runs``, in table order (a test checks it against the schema)."""
 
@@ -76,4 +77,5 @@ def run_from_row(row: Any) -> Run:
         finished_at=row.finished_at,
         heartbeat_at=row.heartbeat_at,
         replay_of=row.replay_of,
+        traceparent=row.traceparent,
     )

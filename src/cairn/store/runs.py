@@ -33,6 +33,7 @@ from cairn.errors import NotFound
 from cairn.ids import id_floor
 from cairn.store.rows import run_from_row
 from cairn.store.schema import run_events, runs, workers
+from cairn.store.usage import roll_up_runs, unroll_runs
 
 _ROW_COLUMNS = [c for c in runs.c]
 
@@ -117,6 +118,7 @@ def create_run(conn: Connection, run: Run) -> None:
         event_payload=run.event_payload,
         created_at=run.created_at,
         replay_of=run.replay_of,
+        traceparent=run.traceparent,
     )
     conn.execute(_INSERT_RUN, _storable(conn, values))
 
@@ -163,12 +165,14 @@ def save_progress(conn: Connection, run: Run, events: Sequence[RunEvent]) -> Non
 
 
 def finish_run(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
-    """Write the final state of a run and its remaining events, in one transaction. It
-    wins over a reaper that ended the run meanwhile: the row then says what happened."""
+    """Write the final state of a run and its remaining events, in one transaction, and
+    add it to the hourly usage rollup. It wins over a reaper that ended the run meanwhile:
+    the row then says what happened."""
     values = _storable(conn, _final_values(run))
     values["target_run_id"] = run.run_id
     conn.execute(_SAVE_PROGRESS, values)
     append_events(conn, run.run_id, events)
+    roll_up_runs(conn, [run.run_id])
 
 
 def request_cancel(conn: Connection, run_id: str) -> None:
@@ -429,6 +433,7 @@ def prune_runs(
         if not ids:
             return total
         conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))
+        unroll_runs(conn, ids)  # the usage rollup forgets them with the ledger
         conn.execute(delete(runs).where(runs.c.run_id.in_(ids)))
         total += len(ids)
 

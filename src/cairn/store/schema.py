@@ -20,7 +20,8 @@ row because they are always read with it. ``run_events`` holds the ordered live 
 ``api_keys`` authenticate API calls: each key belongs to one sandbox and carries a role;
 only a SHA-256 of its secret part is stored. ``runs.cancel_requested_at`` lets any process
 ask the process running a run to stop it; ``runs.replay_of`` points a replay at the run
-whose event it re-fired.
+whose event it re-fired; ``runs.traceparent`` keeps the W3C trace context of the request
+that fired it, so the run's exported trace joins the caller's.
 
 ``triggers`` bind an agent to a source's events, with an event-type filter, a structured
 payload filter and an hourly cap kept as a fixed window (``window_started_at``,
@@ -80,6 +81,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 
@@ -189,6 +191,9 @@ runs = Table(
     Column("cancel_requested_at", UTCDateTime(), nullable=True),
     Column("replay_of", String(40), nullable=True),
     Column("worker_id", String(120), nullable=True),
+    Column("traceparent", String(64), nullable=True),
+    # In the hourly usage rollup yet? (``cairn.store.usage``; false while live.)
+    Column("usage_rolled", Boolean, nullable=False, default=False, server_default=false()),
     Index(None, "sandbox_id", "run_id"),
     Index(None, "sandbox_id", "agent_id", "run_id"),
     Index(None, "sandbox_id", "agent_id", "status", "run_id"),
@@ -208,6 +213,58 @@ workers = Table(
     Column("started_at", UTCDateTime(), nullable=False),
     Column("heartbeat_at", UTCDateTime(), nullable=False),
     Column("stopped_at", UTCDateTime(), nullable=True),
+)
+# Only the runs not yet in the usage rollup (live ones, and any a rebuild has still to
+# add): a window's usage reads these raw beside the rollup, so the index stays tiny.
+Index(
+    "ix_runs_usage_pending",
+    runs.c.sandbox_id,
+    runs.c.run_id,
+    sqlite_where=runs.c.usage_rolled == false(),
+    postgresql_where=runs.c.usage_rolled == false(),
+)
+
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    # One row per sandbox, hour and group: ``id_hour`` is the hour of the runs' ids (what a
+    # window selects by), ``hour`` that of their ``created_at`` (what the series buckets
+    # by); they differ only for a run created in the microseconds before an hour turned.
+    Column("sandbox_id", String(64), nullable=False),
+    Column("id_hour", BigInteger, nullable=False),
+    Column("hour", BigInteger, nullable=False),
+    Column("agent_id", String(40), nullable=False),
+    Column("agent_slug", String(64), nullable=False),
+    Column("trigger_key", String(40), nullable=False),  # "" for runs without a trigger
+    Column("model_key", String(200), nullable=False),  # "" for runs without a model
+    Column("runs", BigInteger, nullable=False),
+    Column("tokens_in", BigInteger, nullable=False),
+    Column("tokens_out", BigInteger, nullable=False),
+    Column("cost_micros", BigInteger, nullable=False),  # over the priced runs only
+    Column("priced_runs", BigInteger, nullable=False),
+    PrimaryKeyConstraint(
+        "sandbox_id", "id_hour", "hour", "agent_id", "agent_slug", "trigger_key", "model_key"
+    ),
+    sqlite_with_rowid=False,  # clustered on the key: a window reads one contiguous range
+)
+
+usage_hourly_agents = Table(
+    "usage_hourly_agents",
+    metadata,
+    # The same sums per agent only (a dozen times fewer rows than per agent, trigger and
+    # model): what usage by agent or by hour reads when no trigger is asked about.
+    Column("sandbox_id", String(64), nullable=False),
+    Column("id_hour", BigInteger, nullable=False),
+    Column("hour", BigInteger, nullable=False),
+    Column("agent_id", String(40), nullable=False),
+    Column("agent_slug", String(64), nullable=False),
+    Column("runs", BigInteger, nullable=False),
+    Column("tokens_in", BigInteger, nullable=False),
+    Column("tokens_out", BigInteger, nullable=False),
+    Column("cost_micros", BigInteger, nullable=False),
+    Column("priced_runs", BigInteger, nullable=False),
+    PrimaryKeyConstraint("sandbox_id", "id_hour", "hour", "agent_id", "agent_slug"),
+    sqlite_with_rowid=False,
 )
 
 run_events = Table(

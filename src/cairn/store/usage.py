@@ -1,4 +1,5 @@
-"""Usage aggregates over the run ledger, cost-watch thresholds and their enforcements.
+"""Usage aggregates over the run ledger and its hourly rollup, cost-watch thresholds and
+their enforcements.
 
 The window becomes a ``run_id`` range (ids sort by creation time, ``cairn.ids``), so the
 aggregate reads only the window's slice of an index that starts with ``sandbox_id`` (or
@@ -6,24 +7,36 @@ aggregate reads only the window's slice of an index that starts with ``sandbox_i
 ledger: a day's usage costs the same on a ledger of a thousand runs or of a million older
 ones. Each group is summed per hour in SQL, so what comes back is at most groups times hours
 rows, whatever the number of runs.
+
+A window holding very many runs (a month of a busy sandbox) would still read them all, so
+finished runs are also summed into ``usage_hourly``, one row per sandbox, hour and group,
+written as each run finishes (``roll_up_runs``) and rebuilt on demand. A window reads its
+whole hours from there, and raw only its partial first and last hours and the runs not
+rolled up yet (live runs, runs ended by a reaper, a ledger just migrated): the answer is
+the raw aggregate's, cell for cell.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
-    Float,
-    Integer,
     Row,
+    Table,
+    bindparam,
     delete,
+    false,
     func,
     insert,
-    literal,
+    literal_column,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import CompileError
@@ -31,39 +44,53 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from cairn.domain.usage import Enforcement, UsageCell, UsageFilter, UsageThreshold
-from cairn.ids import id_floor
-from cairn.store.schema import agents, runs, threshold_enforcements, usage_thresholds
+from cairn.domain.runs import FINAL_STATUSES
+from cairn.domain.usage import BUCKET_S, Enforcement, UsageCell, UsageFilter, UsageThreshold
+from cairn.ids import id_floor, id_time_ms
+from cairn.store.schema import (
+    agents,
+    runs,
+    threshold_enforcements,
+    usage_hourly,
+    usage_hourly_agents,
+    usage_thresholds,
+)
 
 
-class _Bucket(FunctionElement[int]):
-    """``floor((epoch(created_at) - start) / size)``: which bucket of the window a row is in.
+class _Hour(FunctionElement[int]):
+    """``floor(epoch(created_at) / size)``: the (clock-aligned) bucket a row is in.
 
     Date arithmetic is the one thing SQLite and PostgreSQL spell differently, so this is
-    compiled per dialect (below) rather than written with either's functions."""
+    compiled per dialect (below) rather than written with either's functions. The rollup
+    and the raw aggregate use this same expression, so they put every run in the same
+    bucket, to the last floating-point digit."""
 
-    type = Integer()
+    type = BigInteger()
     inherit_cache = True
-    name = "cairn_bucket"
+    name = "cairn_hour"
 
 
-@compiles(_Bucket, "sqlite")
-def _bucket_sqlite(element: _Bucket, compiler: SQLCompiler, **kw: Any) -> str:
-    column, start, size = (compiler.process(c, **kw) for c in element.clauses)
-    # SQLite keeps timestamps as ISO text; julianday() reads it. The offset is non-negative
-    # inside the window, where CAST's truncation is floor.
-    return f"CAST(((julianday({column}) - 2440587.5) * 86400.0 - {start}) / {size} AS INTEGER)"
+@compiles(_Hour, "sqlite")
+def _hour_sqlite(element: _Hour, compiler: SQLCompiler, **kw: Any) -> str:
+    column, size = (compiler.process(c, **kw) for c in element.clauses)
+    # SQLite keeps timestamps as ISO text; julianday() reads it. Epochs are positive, where
+    # CAST's truncation is floor.
+    return f"CAST((julianday({column}) - 2440587.5) * 86400.0 / {size} AS INTEGER)"
 
 
-@compiles(_Bucket, "postgresql")
-def _bucket_postgresql(element: _Bucket, compiler: SQLCompiler, **kw: Any) -> str:
-    column, start, size = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(floor((EXTRACT(EPOCH FROM {column}) - {start}) / {size}) AS INTEGER)"
+@compiles(_Hour, "postgresql")
+def _hour_postgresql(element: _Hour, compiler: SQLCompiler, **kw: Any) -> str:
+    column, size = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(floor(EXTRACT(EPOCH FROM {column}) / {size}) AS BIGINT)"
 
 
-@compiles(_Bucket)
-def _bucket_other(element: _Bucket, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(_Hour)
+def _hour_other(element: _Hour, compiler: SQLCompiler, **kw: Any) -> str:
     raise CompileError(f"usage buckets are not written for {compiler.dialect.name}")
+
+
+def _hour(column: Any, size: float) -> _Hour:
+    return _Hour(column, literal_column(repr(float(size))))
 
 
 def _group_key(where: UsageFilter) -> ColumnElement[Any] | None:
@@ -75,11 +102,52 @@ def _group_key(where: UsageFilter) -> ColumnElement[Any] | None:
     }[where.by]
 
 
-def aggregate_usage(conn: Connection, where: UsageFilter) -> list[UsageCell]:
-    """Runs, tokens and known cost per group and bucket of the window (no empty cells)."""
-    bucket = _Bucket(
-        runs.c.created_at, literal(where.since, Float), literal(where.bucket_s, Float)
-    ).label("bucket")
+def _rollup_key(where: UsageFilter, table: Table) -> ColumnElement[Any] | None:
+    if where.by == "agent":
+        return table.c.agent_slug
+    if where.by == "hour":
+        return None
+    return usage_hourly.c.trigger_key if where.by == "trigger" else usage_hourly.c.model_key
+
+
+def aggregate_usage(
+    conn: Connection, where: UsageFilter, *, use_rollup: bool = True
+) -> list[UsageCell]:
+    """Runs, tokens and known cost per group and clock-aligned bucket of the window (no
+    empty cells; bucket 0 is the one holding ``where.since``).
+
+    With ``use_rollup`` (and hourly buckets), the window's whole hours are read from the
+    hourly rollup plus the runs not rolled up yet, and only its partial first and last
+    hours from the runs: the same cells as the raw aggregate (``use_rollup=False``), in
+    time proportional to the hours rather than the runs."""
+    first = int(where.since // where.bucket_s)
+    if not use_rollup or where.bucket_s != BUCKET_S:
+        return _raw(conn, where, first, where.since, None if where.up_to_now else where.until)
+    full_from = math.ceil(where.since / BUCKET_S)  # first whole hour
+    full_to = int(where.until // BUCKET_S)  # whole hours end here (exclusive)
+    if full_to <= full_from:
+        return _raw(conn, where, first, where.since, None if where.up_to_now else where.until)
+    cells = _raw(conn, where, first, where.since, full_from * BUCKET_S)
+    cells += _rolled(conn, where, first, full_from, full_to)
+    cells += _raw(conn, where, first, full_from * BUCKET_S, full_to * BUCKET_S, pending=True)
+    cells += _raw(conn, where, first, full_to * BUCKET_S, None if where.up_to_now else where.until)
+    return _merge(cells)
+
+
+def _raw(
+    conn: Connection,
+    where: UsageFilter,
+    first: int,
+    since: float,
+    until: float | None,
+    *,
+    pending: bool = False,
+) -> list[UsageCell]:
+    """The aggregate over the runs themselves, created in ``[since, until)`` (by id);
+    ``pending``: only those not in the rollup yet (read through their partial index)."""
+    if until is not None and until <= since:
+        return []
+    bucket = (_hour(runs.c.created_at, where.bucket_s) - first).label("bucket")
     key = _group_key(where)
     columns: list[Any] = [
         bucket,
@@ -92,10 +160,12 @@ def aggregate_usage(conn: Connection, where: UsageFilter) -> list[UsageCell]:
     if key is not None:
         columns.insert(0, key.label("key"))
     query = select(*columns).where(
-        runs.c.sandbox_id == where.sandbox_id, runs.c.run_id >= id_floor("run", where.since)
+        runs.c.sandbox_id == where.sandbox_id, runs.c.run_id >= id_floor("run", since)
     )
-    if not where.up_to_now:
-        query = query.where(runs.c.run_id < id_floor("run", where.until))
+    if until is not None:
+        query = query.where(runs.c.run_id < id_floor("run", until))
+    if pending:
+        query = query.where(runs.c.usage_rolled == false())
     if where.agent_id is not None:
         query = query.where(runs.c.agent_id == where.agent_id)
     if where.trigger_id is not None:
@@ -113,6 +183,225 @@ def aggregate_usage(conn: Connection, where: UsageFilter) -> list[UsageCell]:
         )
         for row in conn.execute(query)
     ]
+
+
+def _rolled(
+    conn: Connection, where: UsageFilter, first: int, full_from: int, full_to: int
+) -> list[UsageCell]:
+    """The rollup's cells for the whole hours ``[full_from, full_to)`` (by run id), from the
+    per-agent table when the question allows it (far fewer rows)."""
+    narrow = where.by in ("agent", "hour") and where.trigger_id is None
+    table = usage_hourly_agents if narrow else usage_hourly
+    bucket = (table.c.hour - first).label("bucket")
+    key = _rollup_key(where, table)
+    columns: list[Any] = [
+        bucket,
+        func.sum(table.c.runs).label("runs"),
+        func.sum(table.c.tokens_in).label("tokens_in"),
+        func.sum(table.c.tokens_out).label("tokens_out"),
+        func.sum(table.c.cost_micros).label("cost_micros"),
+        func.sum(table.c.priced_runs).label("priced_runs"),
+    ]
+    if key is not None:
+        columns.insert(0, key.label("key"))
+    query = select(*columns).where(
+        table.c.sandbox_id == where.sandbox_id,
+        table.c.id_hour >= full_from,
+        table.c.id_hour < full_to,
+    )
+    if where.agent_id is not None:
+        query = query.where(table.c.agent_id == where.agent_id)
+    if where.trigger_id is not None:
+        query = query.where(usage_hourly.c.trigger_key == where.trigger_id)
+    query = query.group_by(*([key] if key is not None else []), bucket)
+    cells: list[UsageCell] = []
+    for row in conn.execute(query):
+        priced = int(row.priced_runs)
+        cells.append(
+            UsageCell(
+                key=(row.key or None) if key is not None else None,
+                bucket=int(row.bucket),
+                runs=int(row.runs),
+                tokens_in=int(row.tokens_in),
+                tokens_out=int(row.tokens_out),
+                cost_micros=int(row.cost_micros) if priced else None,
+                priced_runs=priced,
+            )
+        )
+    return cells
+
+
+def _merge(cells: list[UsageCell]) -> list[UsageCell]:
+    """One cell per group and bucket."""
+    merged: dict[tuple[str | None, int], UsageCell] = {}
+    for cell in cells:
+        at = (cell.key, cell.bucket)
+        seen = merged.get(at)
+        if seen is None:
+            merged[at] = cell
+            continue
+        costs = [c for c in (seen.cost_micros, cell.cost_micros) if c is not None]
+        merged[at] = UsageCell(
+            key=cell.key,
+            bucket=cell.bucket,
+            runs=seen.runs + cell.runs,
+            tokens_in=seen.tokens_in + cell.tokens_in,
+            tokens_out=seen.tokens_out + cell.tokens_out,
+            cost_micros=sum(costs) if costs else None,
+            priced_runs=seen.priced_runs + cell.priced_runs,
+        )
+    return list(merged.values())
+
+
+# --- the hourly rollup --------------------------------------------------------------------
+
+
+def roll_up_runs(
+    conn: Connection, run_ids: Sequence[str] | None = None, *, limit: int = 5000
+) -> int:
+    """Add finished runs to the hourly rollup and mark them rolled: ``run_ids`` (those of
+    them that are final and not rolled yet), else up to ``limit`` pending ones of any
+    sandbox (what a catch-up pass or a rebuild takes in turn). Returns how many."""
+    query = select(
+        runs.c.run_id,
+        runs.c.sandbox_id,
+        _hour(runs.c.created_at, BUCKET_S).label("hour"),
+        runs.c.agent_id,
+        runs.c.agent_slug,
+        runs.c.trigger_id,
+        runs.c.model,
+        runs.c.tokens_in,
+        runs.c.tokens_out,
+        runs.c.cost_micros,
+    ).where(runs.c.usage_rolled == false(), runs.c.status.in_(FINAL_STATUSES))
+    if run_ids is not None:
+        query = query.where(runs.c.run_id.in_(list(run_ids)))
+    else:
+        query = query.order_by(runs.c.sandbox_id, runs.c.run_id).limit(limit)
+    rows = conn.execute(query).all()
+    if not rows:
+        return 0
+    _apply(conn, rows, sign=1)
+    ids = [row.run_id for row in rows]
+    for chunk in range(0, len(ids), 1000):
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id.in_(ids[chunk : chunk + 1000]))
+            .values(usage_rolled=True)
+        )
+    return len(ids)
+
+
+def unroll_runs(conn: Connection, run_ids: Sequence[str]) -> None:
+    """Take rolled runs back out of the rollup (before they are deleted)."""
+    query = select(
+        runs.c.run_id,
+        runs.c.sandbox_id,
+        _hour(runs.c.created_at, BUCKET_S).label("hour"),
+        runs.c.agent_id,
+        runs.c.agent_slug,
+        runs.c.trigger_id,
+        runs.c.model,
+        runs.c.tokens_in,
+        runs.c.tokens_out,
+        runs.c.cost_micros,
+    ).where(runs.c.usage_rolled == true(), runs.c.run_id.in_(list(run_ids)))
+    rows = conn.execute(query).all()
+    if rows:
+        _apply(conn, rows, sign=-1)
+
+
+def rebuild_rollup(conn: Connection) -> None:
+    """Empty the rollup and mark every run pending (then ``roll_up_runs`` until 0)."""
+    conn.execute(delete(usage_hourly))
+    conn.execute(delete(usage_hourly_agents))
+    conn.execute(update(runs).where(runs.c.usage_rolled == true()).values(usage_rolled=False))
+
+
+def pending_runs(conn: Connection) -> int:
+    """Finished runs not in the rollup yet."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.usage_rolled == false(), runs.c.status.in_(FINAL_STATUSES))
+        ).scalar_one()
+    )
+
+
+_SUMS = ("runs", "tokens_in", "tokens_out", "cost_micros", "priced_runs")
+_FULL_KEY = ("sandbox_id", "id_hour", "hour", "agent_id", "agent_slug", "trigger_key", "model_key")
+_AGENT_KEY = _FULL_KEY[:5]
+
+
+def _apply(conn: Connection, rows: Sequence[Row[Any]], *, sign: int) -> None:
+    """Add (``sign`` 1) or take away (-1) these runs' sums in both rollup tables."""
+    full: dict[tuple[Any, ...], list[int]] = {}
+    for row in rows:
+        at = (
+            row.sandbox_id,
+            id_time_ms(row.run_id) // 3_600_000,
+            int(row.hour),
+            row.agent_id,
+            row.agent_slug,
+            row.trigger_id or "",
+            row.model or "",
+        )
+        entry = full.setdefault(at, [0, 0, 0, 0, 0])
+        priced = row.cost_micros is not None
+        entry[0] += sign
+        entry[1] += sign * int(row.tokens_in)
+        entry[2] += sign * int(row.tokens_out)
+        entry[3] += sign * int(row.cost_micros) if priced else 0
+        entry[4] += sign if priced else 0
+    agent_level: dict[tuple[Any, ...], list[int]] = {}
+    for at, values in full.items():
+        entry = agent_level.setdefault(at[:5], [0, 0, 0, 0, 0])
+        for index, value in enumerate(values):
+            entry[index] += value
+    _upsert(conn, usage_hourly, _FULL_KEY, full)
+    _upsert(conn, usage_hourly_agents, _AGENT_KEY, agent_level)
+
+
+def _upsert(
+    conn: Connection, table: Table, key: tuple[str, ...], sums: dict[tuple[Any, ...], list[int]]
+) -> None:
+    """Add ``sums`` to the rows with these keys, creating the missing ones, in three
+    statements whatever their number (an executemany each for updates and inserts)."""
+    sandboxes = sorted({at[0] for at in sums})
+    hours = [at[1] for at in sums]
+    span = (
+        (table.c.sandbox_id.in_(sandboxes))
+        & (table.c.id_hour >= min(hours))
+        & (table.c.id_hour <= max(hours))
+    )
+    existing = {
+        tuple(row)
+        for row in conn.execute(select(*(table.c[name] for name in key)).where(span))
+        if tuple(row) in sums
+    }
+    changes = [
+        {f"k_{name}": value for name, value in zip(key, at, strict=True)}
+        | {f"d_{name}": value for name, value in zip(_SUMS, values, strict=True)}
+        for at, values in sums.items()
+        if at in existing
+    ]
+    if changes:
+        statement = (
+            update(table)
+            .where(*(table.c[name] == bindparam(f"k_{name}") for name in key))
+            .values({name: table.c[name] + bindparam(f"d_{name}") for name in _SUMS})
+        )
+        conn.execute(statement, changes)
+    added = [
+        dict(zip(key, at, strict=True)) | dict(zip(_SUMS, values, strict=True))
+        for at, values in sums.items()
+        if at not in existing and values[0] > 0
+    ]
+    if added:
+        conn.execute(insert(table), added)
+    if any(values[0] < 0 for values in sums.values()):
+        conn.execute(delete(table).where(span, table.c.runs <= 0))
 
 
 # --- thresholds -------------------------------------------------------------------------

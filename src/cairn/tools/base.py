@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
+from cairn.domain.runs import ToolErrorKind
 from cairn.domain.trace import SkipReason
 
 
@@ -25,10 +26,12 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class ToolOutput:
-    """What a tool call returned: a JSON-able result, or an error message for the model."""
+    """What a tool call returned: a JSON-able result, or an error message for the model and
+    its ``error_kind`` (``cairn.domain.runs.ToolErrorKind``), which diagnosis reads."""
 
     result: Any = None
     error: str | None = None
+    error_kind: ToolErrorKind | None = None
 
 
 class SourceUnavailable(Exception):

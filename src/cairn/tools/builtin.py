@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cairn.domain.runs import ToolErrorKind
 from cairn.domain.sources import DataSource
 from cairn.tools.base import ToolContext, ToolOutput, ToolSpec
 
@@ -71,7 +72,12 @@ _SPECS: tuple[ToolSpec, ...] = (
 
 
 class ToolArgumentError(Exception):
-    """A builtin tool was called with arguments it cannot use; becomes the call's error."""
+    """A builtin tool was called with arguments it cannot use; becomes the call's error,
+    of ``kind`` (``bad_arguments`` unless it says otherwise)."""
+
+    def __init__(self, message: str, *, kind: ToolErrorKind = "bad_arguments") -> None:
+        super().__init__(message)
+        self.kind: ToolErrorKind = kind
 
 
 class BuiltinSource:
@@ -110,14 +116,14 @@ class BuiltinSource:
         """Run a builtin; argument problems come back as the call's error, for the model to fix."""
         handler = self._handlers.get(name)
         if handler is None:
-            return ToolOutput(error=f"unknown builtin tool {name!r}")
+            return ToolOutput(error=f"unknown builtin tool {name!r}", error_kind="bad_arguments")
         problem = _argument_problem(name, arguments)
         if problem is not None:
-            return ToolOutput(error=problem)
+            return ToolOutput(error=problem, error_kind="bad_arguments")
         try:
             return ToolOutput(result=await handler(arguments))
         except ToolArgumentError as exc:
-            return ToolOutput(error=str(exc))
+            return ToolOutput(error=str(exc), error_kind=exc.kind)
 
     async def _clock_now(self, arguments: dict[str, Any]) -> str:
         zone_name = arguments.get("timezone") or "UTC"
@@ -136,7 +142,8 @@ class BuiltinSource:
         if parts.hostname not in allowed:
             raise ToolArgumentError(
                 f"host {parts.hostname!r} is not allowed; allowed hosts: "
-                f"{', '.join(allowed) or 'none'} (set CAIRN_HTTP_ALLOWED_HOSTS)"
+                f"{', '.join(allowed) or 'none'} (set CAIRN_HTTP_ALLOWED_HOSTS)",
+                kind="host_not_allowed",
             )
         import httpx
 
@@ -158,7 +165,7 @@ class BuiltinSource:
                     if len(body) > limit:
                         break
         except httpx.HTTPError as exc:
-            raise ToolArgumentError(f"{method} {url} failed: {exc!s}") from None
+            raise ToolArgumentError(f"{method} {url} failed: {exc!s}", kind="tool_error") from None
         return {
             "status": resp.status_code,
             "headers": {"content-type": resp.headers.get("content-type", "")},

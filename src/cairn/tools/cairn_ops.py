@@ -6,7 +6,7 @@ An agent whose ``tool_sources`` name ``cairn`` gets these tools (advertised as
 ``usage`` and ``pause_trigger``. Every one reads the ledger or makes a reversible change;
 none destroys anything, so a model cannot delete what it misunderstood. The source's
 record is a stored source of kind ``cairn`` (made once per sandbox by
-``cairn.services.concierge.ensure_cairn_source``); its tools act in that record's sandbox
+``cairn.services.concierge_source.ensure_cairn_source``); its tools act in that record's sandbox
 only. It is the one tool source that calls Cairn's services (imported inside each
 operation, so listing the tools costs nothing): Cairn's API, shaped as tools.
 
@@ -219,16 +219,19 @@ class CairnOpsSource:
         """Run one operation in this source's sandbox; every failure is the call's error."""
         handler = self._handlers.get(name)
         if handler is None:
-            return ToolOutput(error=f"unknown cairn tool {name!r}")
+            return ToolOutput(error=f"unknown cairn tool {name!r}", error_kind="bad_arguments")
         grant = _grant.get()
         if grant is None:
-            return ToolOutput(error=NO_GRANT)
+            return ToolOutput(error=NO_GRANT, error_kind="refused")
         if grant.sandbox_id != self.sandbox_id:
-            return ToolOutput(error=f"this run may act in sandbox {grant.sandbox_id!r} only")
+            return ToolOutput(
+                error=f"this run may act in sandbox {grant.sandbox_id!r} only",
+                error_kind="refused",
+            )
         try:
             return ToolOutput(result=await handler(grant, arguments))
         except (ToolRefused, CairnError) as exc:
-            return ToolOutput(error=str(exc))
+            return ToolOutput(error=str(exc), error_kind="refused")
 
     async def _list_agents(self, grant: Grant, arguments: dict[str, Any]) -> Any:
         from cairn.services.agents import list_agents

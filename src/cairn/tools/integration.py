@@ -99,7 +99,10 @@ class IntegrationSource:
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         """Call the app's tool ``name``; the provider's errors come back in ``error``."""
         if self._inner is None:
-            return ToolOutput(error=f"integration source {self.label!r} is not connected")
+            return ToolOutput(
+                error=f"integration source {self.label!r} is not connected",
+                error_kind="not_connected",
+            )
         return await self._inner.call_tool(name, arguments)
 
     # -- the connection -----------------------------------------------------------------

@@ -269,17 +269,24 @@ class McpSource:
         """
         client = self._client
         if client is None:
-            return ToolOutput(error=f"MCP source {self.label!r} is not connected")
+            return ToolOutput(
+                error=f"MCP source {self.label!r} is not connected", error_kind="not_connected"
+            )
         try:
             if self._output_schemas is None:  # called before any listing: unwrapping needs one
                 await self.list_tools()
             result = await client.call_tool(name, arguments)
         except Exception as exc:  # the server is foreign code: its failures are the call's
             logger.debug("MCP tool %s of %s failed", name, self.label, exc_info=True)
-            return ToolOutput(error=self._redact(f"{name} failed: {_describe(exc)}"))
+            return ToolOutput(
+                error=self._redact(f"{name} failed: {_describe(exc)}"), error_kind="server_lost"
+            )
         if result.is_error:
             text = _content_text(result.content)
-            return ToolOutput(error=text or f"{name} reported an error without a message")
+            return ToolOutput(
+                error=text or f"{name} reported an error without a message",
+                error_kind="tool_error",
+            )
         if result.structured_content is not None:
             return ToolOutput(result=self._unwrap(name, result.structured_content))
         return ToolOutput(result=_content_text(result.content))

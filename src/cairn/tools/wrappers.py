@@ -78,7 +78,8 @@ class SourceFilteredSource(_Wrapper):
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         if name not in self.allowed:
             return ToolOutput(
-                error=f"tool {name!r} is not in source {self.label!r}'s allowed tools"
+                error=f"tool {name!r} is not in source {self.label!r}'s allowed tools",
+                error_kind="not_advertised",
             )
         return await self.inner.call_tool(name, arguments)
 
@@ -103,7 +104,10 @@ class RateCappedSource(_Wrapper):
             recent.popleft()
         if len(recent) >= self.calls_per_minute:
             return ToolOutput(
-                error=f"source {self.label!r} is capped at {self.calls_per_minute} calls per minute"
+                error=(
+                    f"source {self.label!r} is capped at {self.calls_per_minute} calls per minute"
+                ),
+                error_kind="rate_capped",
             )
         recent.append(now)
         return await self.inner.call_tool(name, arguments)

@@ -2,11 +2,14 @@
 
 Every page authenticates like the API (the cookie holds a server-side session opened with
 an API key, see ``cairn.web.sessions``) and shows the key's sandbox only. Pages read through
-``cairn.api.operations``, so a viewer sees what a viewer may see. The two writes are CSRF
-checked: cancel is the API's own route, called by the page's script; a test fire starts a
-``test`` run (which viewers may) and answers with its id at once, so the page can follow
-it live. The live tool catalog may wait on MCP servers, so it loads as a fragment after the
-agent page; explanation and usage come from ``cairn.services.diagnosis`` and
+``cairn.api.operations``, so a viewer sees what a viewer may see. Writes are CSRF checked:
+cancel is the API's own route, called by the page's script; a test fire starts a ``test``
+run (which viewers may) and answers with its id at once, so the page can follow it live
+(the other writes are in ``cairn.web.actions``). A running run's page re-reads its row
+while it runs, which the runner keeps current, so tokens, tool calls and the trace are
+true before the end. The live tool catalog may wait on MCP servers, so it loads as a
+fragment after the agent page; explanation and usage come from ``cairn.services.diagnosis``
+and
 ``cairn.services.usage`` when installed, and their sections are left out otherwise.
 Errors are pages, not problem+json: no session goes to the login page, anything else to a
 short error page with the message.
@@ -14,15 +17,12 @@ short error page with the message.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import importlib
 import json
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import cache, partial
 from importlib import resources
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,15 +34,25 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from cairn.api import operations as ops
 from cairn.domain.runs import FINAL_STATUSES, RUN_KINDS, RUN_STATUSES
 from cairn.errors import CairnError, Forbidden, InvalidJSON, NotFound, Unauthorized, UsageError
-from cairn.web import sessions, views
+from cairn.web import sessions, switching, views
 from cairn.web.live import SandboxRunStream
+from cairn.web.run_lists import (
+    OUTCOME_CHOICES,
+    PAGE_SIZE,
+    RUN_ID,
+    SCAN_LIMIT,
+    _checked_filters,
+    _list,
+    _scan_outcome,
+    _search_runs,
+    _summary,
+)
+from cairn.web.run_lists import as_dict as _as_dict
+from cairn.web.run_lists import optional as _optional
 from cairn.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 
-PAGE_SIZE = 50
-RUN_ID = re.compile(r"^run_[0-9a-z]{26}$")
-ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 USAGE_WINDOWS: tuple[tuple[str, str, float], ...] = (
     ("24h", "last 24 hours", 86400.0),
     ("7d", "last 7 days", 7 * 86400.0),
@@ -74,6 +84,12 @@ def static_files() -> dict[str, tuple[bytes, str]]:
     return found
 
 
+@cache
+def gzipped(name: str) -> bytes:
+    """A static file compressed once, at the highest level (it is served many times)."""
+    return gzip.compress(static_files()[name][0], compresslevel=9, mtime=0)
+
+
 def static_url(name: str) -> str:
     """``/static/<name>?v=<hash>``: cached for good, refetched when the file changes."""
     return f"/static/{name}?v={static_files()[name][1]}"
@@ -90,6 +106,11 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
+        ago=views.fmt_ago,
+        sentence=views.sentence,
+        code=views.inline_code,
+        run_cost=views.run_cost,
+        signal=views.run_signal,
         when=views.fmt_when,
         duration=views.fmt_duration,
         count=views.fmt_count,
@@ -101,6 +122,7 @@ def templates() -> Environment:
         static_url=static_url,
         outcome_meanings=views.OUTCOME_MEANINGS,
         quiet_outcomes=views.QUIET_OUTCOMES,
+        decision_reason=views.decision_reason,
         final_statuses=FINAL_STATUSES,
     )
     return env
@@ -115,13 +137,16 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """A page (or fragment) with the security headers, and the session's new cookies."""
+    switch = switching.switchable(request, session) if session is not None else []
     body = (
         templates()
         .get_template(name)
         .render(
             path=request.url.path,
+            here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             session=session,
             csrf=session.csrf if session else "",
+            switch_sandboxes=switch,
             **context,
         )
     )
@@ -243,133 +268,30 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/static/{name}")
-def static(name: str, v: str | None = None) -> Response:
-    """The dashboard's script and stylesheet, from the package (no CDN, works offline)."""
+def static(request: Request, name: str, v: str | None = None) -> Response:
+    """The dashboard's script and stylesheet, from the package (no CDN, works offline),
+    gzipped for browsers that accept it (compressed once, when first asked for)."""
     found = static_files().get(name)
     if found is None:
         return Response("not found", status_code=404, media_type="text/plain")
     body, version = found
     cache_control = "public, max-age=31536000, immutable" if v == version else "no-cache"
     suffix = "." + name.rsplit(".", 1)[-1]
-    return Response(
-        body,
-        media_type=STATIC_TYPES[suffix],
-        headers={
-            "Cache-Control": cache_control,
-            "ETag": f'"{version}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    headers = {
+        "Cache-Control": cache_control,
+        "ETag": f'"{version}"',
+        "X-Content-Type-Options": "nosniff",
+        "Vary": "Accept-Encoding",
+    }
+    accepted = request.headers.get("accept-encoding", "")
+    if "gzip" in [part.split(";")[0].strip() for part in accepted.split(",")]:
+        body = gzipped(name)
+        headers["Content-Encoding"] = "gzip"
+        headers["ETag"] = f'"{version}-gz"'
+    return Response(body, media_type=STATIC_TYPES[suffix], headers=headers)
 
 
 # --- runs ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RunFilters:
-    """The runs page's query parameters, checked (a bad value is dropped with a notice)."""
-
-    agent: str = ""
-    status: str = ""
-    trigger: str = ""
-    kind: str = ""
-    since: str = ""
-    q: str = ""
-    before: str = ""
-
-    def query(self, **changes: str) -> str:
-        """This filter set as a query string, with ``changes``, empty values left out."""
-        values = {
-            "agent": self.agent,
-            "status": self.status,
-            "trigger": self.trigger,
-            "kind": self.kind,
-            "since": self.since,
-            "q": self.q,
-            "before": self.before,
-        } | changes
-        return urlencode({k: v for k, v in values.items() if v})
-
-    @property
-    def active(self) -> bool:
-        """Whether anything narrows the listing."""
-        return any((self.agent, self.status, self.trigger, self.kind, self.since, self.q))
-
-
-def _checked_filters(params: dict[str, str]) -> tuple[RunFilters, list[str]]:
-    notices: list[str] = []
-
-    def pick(name: str, allowed: tuple[str, ...]) -> str:
-        value = params.get(name, "").strip()
-        if value and value not in allowed:
-            notices.append(f"ignored {name} {value!r}: use one of {', '.join(allowed)}")
-            return ""
-        return value
-
-    filters = RunFilters(
-        agent=params.get("agent", "").strip(),
-        status=pick("status", RUN_STATUSES),
-        trigger=params.get("trigger", "").strip(),
-        kind=pick("kind", RUN_KINDS),
-        since=pick("since", tuple(value for value, _ in views.WINDOWS if value)),
-        q=params.get("q", "").strip().lower(),
-        before=params.get("before", "").strip(),
-    )
-    return filters, notices
-
-
-def _prefix_bound(prefix: str) -> str | None:
-    """The smallest run id above every id that starts with ``prefix`` (``None``: no bound)."""
-    head, body = prefix[:4], list(prefix[4:])
-    while body:
-        position = ID_ALPHABET.find(body.pop())
-        if position < len(ID_ALPHABET) - 1:
-            return head + "".join(body) + ID_ALPHABET[position + 1]
-    return None
-
-
-def _search_runs(
-    caller: ops.Caller, filters: RunFilters
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Runs whose id starts with ``filters.q`` (``run_`` optional), newest first. Ids sort
-    by time, so the matches are the newest runs below the prefix's upper bound: one keyset
-    page, whatever the size of the ledger."""
-    prefix = filters.q if filters.q.startswith("run_") else f"run_{filters.q}"
-    if len(prefix) > 30 or any(c not in ID_ALPHABET for c in prefix[4:]):
-        raise UsageError(f"{filters.q!r} is not (the start of) a run id")
-    if RUN_ID.match(prefix):
-        try:
-            run = ops.get_run(caller, prefix)
-        except NotFound:
-            return [], None
-        matches = all(
-            (
-                not filters.agent or run["agent_slug"] == filters.agent,
-                not filters.status or run["status"] == filters.status,
-                not filters.kind or run["kind"] == filters.kind,
-                not filters.trigger or run["trigger_id"] == filters.trigger,
-            )
-        )
-        return ([run] if matches else []), None
-    bounds = [b for b in (_prefix_bound(prefix), filters.before) if b]
-    page = _list(caller, filters, min(bounds) if bounds else None)
-    found = [run for run in page["runs"] if run["run_id"].startswith(prefix)]
-    more = page["next_before"] if len(found) == len(page["runs"]) else None
-    return found, more
-
-
-def _list(caller: ops.Caller, filters: RunFilters, before: str | None) -> dict[str, Any]:
-    page: dict[str, Any] = ops.list_runs(
-        caller,
-        agent=filters.agent or None,
-        status=filters.status or None,
-        trigger_id=filters.trigger or None,
-        kind=filters.kind or None,
-        since=filters.since or None,
-        before=before,
-        limit=PAGE_SIZE,
-    )
-    return page
 
 
 def _runs_page(request: Request, session: Session) -> Response:
@@ -382,6 +304,13 @@ def _runs_page(request: Request, session: Session) -> Response:
     try:
         if filters.q:
             runs, next_before = _search_runs(caller, filters)
+        elif filters.outcome:
+            runs, next_before = _scan_outcome(caller, filters)
+            if next_before and len(runs) < PAGE_SIZE:
+                notices.append(
+                    f"{len(runs)} of the newest {SCAN_LIMIT:,} runs read match this outcome; "
+                    "older ones continue on the next page"
+                )
         else:
             page = _list(caller, filters, filters.before or None)
             runs, next_before = page["runs"], page["next_before"]
@@ -400,8 +329,26 @@ def _runs_page(request: Request, session: Session) -> Response:
         statuses=RUN_STATUSES,
         kinds=RUN_KINDS,
         windows=views.WINDOWS,
-        live=not filters.before,
+        outcomes=OUTCOME_CHOICES,
+        live=not filters.before and not filters.outcome,
     )
+
+
+def _summary_fragment(request: Request, session: Session) -> Response:
+    filters, _ = _checked_filters(dict(request.query_params))
+    summary = _summary(session.caller, filters)
+    return render(request, session, "_summary.html", summary=summary)
+
+
+@router.get("/runs/summary")
+async def runs_summary(request: Request) -> Response:
+    """The runs page's summary strip, as a fragment: it aggregates the whole window (every
+    run of the last day, say), so the list shows first and this follows."""
+
+    async def build(session: Session) -> Response:
+        return await anyio.to_thread.run_sync(_summary_fragment, request, session)
+
+    return await guarded_async(request, build)
 
 
 @router.get("/")
@@ -437,18 +384,45 @@ def _run_page(request: Request, session: Session, run_id: str) -> Response:
     caller = session.caller
     run = ops.get_run(caller, run_id)
     events: list[dict[str, Any]] = ops.get_events(caller, run_id)
+    live = run["status"] not in FINAL_STATUSES
+    timeline = views.build_timeline(run, events)
     return render(
         request,
         session,
         "run.html",
         run=run,
-        timeline=views.build_timeline(run, events),
-        trace=views.trace_view(run["tool_resolution_trace"]),
+        timeline=timeline,
+        waterfall=views.waterfall(run, timeline),
+        trace=views.trace_view(run["tool_resolution_trace"], live=live),
         last_seq=events[-1]["seq"] if events else 0,
-        live=run["status"] not in FINAL_STATUSES,
+        live=live,
         explanation=_explanation(session, run),
         can_cancel=session.caller.principal.role in ("editor", "owner"),
+        event=_event_of(caller, run),
+        replay_payload=json.dumps(run["event_payload"], indent=2, ensure_ascii=False),
     )
+
+
+def _event_of(caller: ops.Caller, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The event that fired a trigger run: the newest events of the trigger's source just
+    before the run (ids sort by time, so the run id bounds the event id), whose decision
+    names this run. One short keyset read; ``None`` for other runs or a pruned event."""
+    if not run.get("trigger_id"):
+        return None
+    try:
+        trigger = ops.get_trigger(caller, run["trigger_id"])
+        page = ops.list_events(
+            caller,
+            source=trigger["data_source_id"],
+            before="evt_" + run["run_id"].removeprefix("run_") + "z",
+            limit=20,
+        )
+    except (NotFound, UsageError):
+        return None
+    for event in page["events"]:
+        if any(d.get("run_id") == run["run_id"] for d in event.get("decisions") or []):
+            return dict(event)
+    return None
 
 
 @router.get("/runs/{run_id}")
@@ -483,21 +457,58 @@ def agents_page(request: Request) -> Response:
     return guarded(request, partial(_agents_page, request))
 
 
-def _agent_page(request: Request, session: Session, slug: str) -> Response:
+HEALTH_RUNS = 20
+"""How many of an agent's newest runs its health strip counts."""
+
+
+def _agent_page(
+    request: Request,
+    session: Session,
+    slug: str,
+    *,
+    typed: str | None = None,
+    payload_error: str | None = None,
+) -> Response:
     caller = session.caller
     agent = ops.get_agent(caller, slug)
     sources = {s["source_id"]: s for s in ops.list_sources(caller)}
+    runs: list[dict[str, Any]] = ops.list_runs(caller, agent=slug, limit=HEALTH_RUNS)["runs"]
+    triggers: list[dict[str, Any]] = ops.list_triggers(caller, slug)
+    if typed is None:
+        # The agent's last event is the most useful test payload: the shape it really gets.
+        last = runs[0]["event_payload"] if runs else None
+        example = last if last not in (None, {}) else {"title": "broken checkout"}
+        typed = json.dumps(example, indent=2, ensure_ascii=False)
     return render(
         request,
         session,
         "agent.html",
+        status=400 if payload_error else 200,
         agent=agent,
         settings_json=views.pretty(agent["model_settings"]),
-        triggers=ops.list_triggers(caller, slug),
+        triggers=triggers,
         sources=sources,
-        runs=ops.list_runs(caller, agent=slug, limit=10)["runs"],
-        example=json.dumps({"title": "broken checkout", "order_id": "A-1001"}, indent=2),
+        runs=runs[:10],
+        health=views.health_counts(runs),
+        health_runs=runs,
+        why=_why_not_fired(session, slug) if triggers else None,
+        can_edit=caller.principal.role in ("editor", "owner"),
+        example=typed,
+        payload_error=payload_error,
     )
+
+
+def _why_not_fired(session: Session, slug: str) -> dict[str, Any] | None:
+    """``cairn agent why-not-fired``'s answer (its last event, every trigger's decision),
+    through the diagnosis operations; ``None`` when not installed."""
+    explain = getattr(_optional("cairn.services.diagnosis"), "why_not_fired", None)
+    if explain is None:
+        return None
+    try:
+        found = _as_dict(explain(session.caller.app, session.sandbox, slug))
+    except CairnError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 @router.get("/agents/{slug}")
@@ -541,7 +552,17 @@ async def test_fire(request: Request, slug: str) -> Response:
         else:
             fields = await sessions.form_fields(request)
             sessions.check_csrf(session, request, fields.get("csrf"))
-            payload = _parse_payload(fields.get("event_payload", ""))
+            typed = fields.get("event_payload", "")
+            try:
+                payload = _parse_payload(typed)
+            except InvalidJSON as error:
+                # Without JavaScript: the same page again, the typed text kept, the error
+                # next to it (a 400, so nothing looks fired).
+                return await anyio.to_thread.run_sync(
+                    partial(
+                        _agent_page, request, session, slug, typed=typed, payload_error=str(error)
+                    )
+                )
         run_id = await _start_test_run(session, slug, payload)
     except json.JSONDecodeError as error:
         return JSONResponse({"detail": f"the body is not JSON: {error}"}, status_code=400)
@@ -561,28 +582,21 @@ def _parse_payload(text: str) -> Any:
         raise InvalidJSON(f"the event payload is not JSON: {error}") from None
 
 
-async def _start_test_run(session: Session, slug: str, payload: Any) -> str:
+async def _start_test_run(
+    session: Session, slug: str, payload: Any, replay_of: str | None = None
+) -> str:
     from cairn.services import runs as run_service
 
     app = session.caller.app
-    fire = run_service.start_fire(app, session.sandbox, slug, payload, kind="test")
+    fire = run_service.start_fire(
+        app, session.sandbox, slug, payload, kind="test", replay_of=replay_of
+    )
     if not fire.queued:  # no workers (not under ``cairn serve``): run it here
         await app.runner.execute(fire.run, fire.agent, fire.available)
     return fire.run.run_id
 
 
 # --- usage ---------------------------------------------------------------------------------
-
-
-def _optional(name: str) -> ModuleType | None:
-    """A feature module written alongside this one, or ``None`` when this installation
-    does not have it (its section is then left out)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as missing:
-        if missing.name != name:
-            raise
-        return None
 
 
 def _nothing(*args: Any) -> list[Any]:
@@ -606,10 +620,6 @@ async def _concurrently(calls: dict[str, Callable[[], Any]]) -> dict[str, Any]:
         first = failed.exceptions[0]
         raise first if isinstance(first, CairnError) else failed from None
     return results
-
-
-def _as_dict(value: Any) -> Any:
-    return value.to_dict() if hasattr(value, "to_dict") else value
 
 
 def _explanation(session: Session, run: dict[str, Any]) -> dict[str, Any] | None:
@@ -637,6 +647,9 @@ async def _usage_page(request: Request, session: Session) -> Response:
             "by_hour": partial(module.usage, app, sandbox, since_s=since_s, by="hour"),
             "flags": partial(getattr(module, "runaway_agents", _nothing), app, sandbox),
             "thresholds": partial(getattr(module, "list_thresholds", _nothing), app, sandbox),
+            "enforcements": partial(
+                getattr(module, "list_enforcements", _nothing), app, sandbox, limit=5
+            ),
         }
         found = await _concurrently(calls)
         flags = [_as_dict(flag) for flag in found["flags"]]
@@ -646,6 +659,7 @@ async def _usage_page(request: Request, session: Session) -> Response:
             "flags": flags,
             "flagged_slugs": {flag["slug"] for flag in flags},
             "thresholds": {t["agent_slug"]: t for t in map(_as_dict, found["thresholds"])},
+            "enforcements": [_as_dict(e) for e in found["enforcements"]],
         }
     return render(request, session, "usage.html", **context)
 

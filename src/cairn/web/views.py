@@ -8,19 +8,25 @@ geometry are computed here, where tests can pin them without a browser.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from markupsafe import Markup, escape
+
 OUTCOME_MEANINGS: dict[str, str] = {
-    "acted": "called one or more tools, and every call returned a result",
-    "tool_errors": "called tools and at least one call errored (or was not advertised)",
+    "acted": "the agent called one or more tools, and every call returned a result",
+    "tool_errors": "the agent called tools and at least one call errored (or was not advertised)",
     "answered": "tools were advertised; the model replied with text only",
     "model_chose_no_tool": "tools were advertised; the model made no call and said nothing",
-    "no_tools_available": "nothing was advertised: no sources, all skipped, or all filtered",
+    "no_tools_available": (
+        "no tool was advertised to the model (no sources, all skipped, or all filtered)"
+    ),
     "interrupted": "the run failed or was cancelled before it called any tool",
 }
-"""Each outcome in a sentence (the table of ``cairn.domain.runs``)."""
+"""Each outcome as a clause that reads on its own (the table of ``cairn.domain.runs``):
+the templates print it after a colon or capitalised, never after "the agent"."""
 
 SKIP_MEANINGS: dict[str, str] = {
     "oauth_missing": "the integration has no OAuth connection",
@@ -119,9 +125,150 @@ def compact(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
+def sentence(text: str) -> str:
+    """``text`` with its first letter capitalised (the rest left alone: ``run_id``s stay)."""
+    return text[:1].upper() + text[1:]
+
+
+_BACKTICKS = re.compile(r"`([^`]+)`")
+
+
+def inline_code(text: str | None) -> Markup:
+    """Diagnosis prose for HTML: escaped, with its `backticked` spans as ``<code>``
+    (the texts are written for terminals, where backticks read as code); CLI commands get
+    a copy button from the page's script."""
+    if not text:
+        return Markup("")
+    parts = _BACKTICKS.split(text)
+    out = [
+        (
+            Markup('<code class="copyable">{}</code>')
+            if part.startswith("cairn ")
+            else Markup("<code>{}</code>")
+        ).format(part)
+        if index % 2
+        else escape(part)
+        for index, part in enumerate(parts)
+    ]
+    return Markup("").join(out)
+
+
+def fmt_ago(value: str | datetime | None, now: datetime | None = None) -> str:
+    """``12 s ago``, ``5 min ago``, ``3 h ago``, ``2 d ago`` (the absolute time goes in a
+    ``title``)."""
+    moment = parse_time(value)
+    if moment is None:
+        return "—"
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    if seconds < 5:
+        return "just now"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
+def fmt_short(value: float | None) -> str:
+    """``950``, ``12.3k``, ``4.5M``: an axis label that fits its margin."""
+    if value is None:
+        return "—"
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            scaled = value / size
+            return (
+                f"{scaled:.0f}{suffix}"
+                if scaled >= 100
+                else f"{scaled:.1f}".rstrip("0").rstrip(".") + suffix
+            )
+    return f"{value:.0f}"
+
+
+def run_cost(run: dict[str, Any]) -> str:
+    """A run's estimated cost: pending while it runs, ``$0`` for a run that used no tokens,
+    ``unpriced`` only when tokens were used and the model has no price."""
+    if run.get("status") in ("queued", "running") and run.get("cost_micros") is None:
+        return "pending"
+    if run.get("cost_micros") is None and not (run.get("tokens_in") or run.get("tokens_out")):
+        return fmt_cost(0)
+    return fmt_cost(run.get("cost_micros"))
+
+
+# --- signals in the lists --------------------------------------------------------------------
+
+Health = Literal["ok", "partial", "bad", "live", "quiet"]
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What a runs-list row says at a glance: its health and a one-line reason."""
+
+    health: Health
+    note: str
+
+
+def run_signal(run: dict[str, Any]) -> Signal:
+    """``partial`` when a run succeeded but something it asked for was missing (a skipped
+    source, a stale allowlist entry, a failed tool call), so a degraded run never looks as
+    green as a clean one; ``bad`` with the error's first line for failures."""
+    status = run.get("status")
+    if status in ("queued", "running"):
+        return Signal("live", "")
+    if status == "failed":
+        return Signal("bad", (run.get("error_message") or "failed").splitlines()[0][:140])
+    if status == "cancelled":
+        return Signal("quiet", (run.get("error_message") or "cancelled")[:140])
+    if run.get("outcome") in QUIET_OUTCOMES:
+        return Signal("quiet", OUTCOME_MEANINGS[run["outcome"]])
+    trace = run.get("tool_resolution_trace") or {}
+    reasons: list[str] = []
+    for skipped in trace.get("sources_skipped") or []:
+        label = skipped.get("label") or skipped.get("source_id")
+        reasons.append(f"source {label} skipped ({skipped.get('reason')})")
+    missing = [m.get("entry") for m in trace.get("allowlist_missing_entries") or []]
+    if missing:
+        reasons.append("stale allowlist entry " + ", ".join(str(m) for m in missing))
+    failed = [c.get("name") for c in run.get("tool_calls") or [] if c.get("error")]
+    if failed:
+        reasons.append("tool call failed: " + ", ".join(str(n) for n in failed))
+    if reasons:
+        return Signal("partial", "; ".join(reasons))
+    return Signal("ok", "")
+
+
+def health_counts(runs: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of ``runs`` ended each way (an agent's recent health)."""
+    counts = {"ok": 0, "partial": 0, "quiet": 0, "bad": 0, "live": 0}
+    for run in runs:
+        counts[run_signal(run).health] += 1
+    return counts
+
+
+def decision_reason(decision: str, detail: dict[str, Any] | None) -> str:
+    """A trigger decision's detail as a phrase: ``channel missing, wanted 'C123'``."""
+    detail = detail or {}
+    if decision == "filtered_out" and detail.get("filter") == "event_type_filter":
+        return f"event type {detail.get('actual')!r}, wanted {detail.get('expected')!r}"
+    if decision == "filtered_out" and "field" in detail:
+        field_name, wanted = detail["field"], json.dumps(detail.get("expected"))
+        if detail.get("missing"):
+            return f"{field_name} missing, wanted {wanted}"
+        return f"{field_name} was {json.dumps(detail.get('actual'))}, wanted {wanted}"
+    if decision == "paused":
+        return "the trigger is paused"
+    if decision == "agent_archived":
+        return f"agent {detail.get('agent', '')} is archived".replace("  ", " ")
+    if decision == "rate_limited":
+        return "over its hourly rate limit" + (
+            f" ({detail['fires']} fires this hour)" if "fires" in detail else ""
+        )
+    if decision == "busy":
+        return "the server's run queue was full"
+    return compact(detail, 160) if detail else ""
+
+
 # --- the timeline --------------------------------------------------------------------------
 
-StepKind = Literal["turn", "tool", "retry", "finish", "error"]
+StepKind = Literal["resolve", "turn", "tool", "retry", "finish", "error", "cancelled"]
 
 
 @dataclass(slots=True)
@@ -159,6 +306,15 @@ def build_timeline(run: dict[str, Any], events: list[dict[str, Any]]) -> list[St
     steps: list[Step] = []
     calls: dict[str, Step] = {}
     previous_end = start
+    trace = run.get("tool_resolution_trace") or {}
+    if trace.get("duration_ms") is not None:
+        # Resolution comes before the first model turn and has no event of its own: give it
+        # a step, so the first turn's duration is the model's alone.
+        resolved = float(trace["duration_ms"])
+        advertised = len(trace.get("tool_names_advertised") or [])
+        steps.append(Step("resolve", 0, 0.0, resolved, detail={"advertised": advertised}))
+        if start is not None:
+            previous_end = start + timedelta(milliseconds=resolved)
     for event in events:
         data = event.get("data") or {}
         kind = event["kind"]
@@ -175,6 +331,7 @@ def build_timeline(run: dict[str, Any], events: list[dict[str, Any]]) -> list[St
                     "turn", event["seq"], offset, turn=turn, text=str(data.get("delta", ""))
                 )
                 step.detail["began"] = previous_end
+                step.detail["began_ms"] = _ms_between(start, previous_end)
                 step.duration_ms = _ms_between(previous_end, at)
                 steps.append(step)
         elif kind == "tool_call":
@@ -204,12 +361,72 @@ def build_timeline(run: dict[str, Any], events: list[dict[str, Any]]) -> list[St
                 step.duration_ms = float(known["duration_ms"])
             else:
                 step.duration_ms = _ms_between(step.detail.get("began"), at)
+        elif kind == "error" and data.get("error_type") == "cancelled":
+            steps.append(Step("cancelled", event["seq"], offset, detail=dict(data)))
         elif kind == "retry" or kind == "finish" or kind == "error":
             steps.append(Step(kind, event["seq"], offset, detail=dict(data)))
         previous_end = at or previous_end
     for step in steps:
         step.detail.pop("began", None)
     return steps
+
+
+@dataclass(frozen=True, slots=True)
+class WaterfallBar:
+    """One bar of the run's waterfall: where it starts and how long it lasts, as
+    percentages of the run's span (SVG attributes; the page's CSP forbids inline styles)."""
+
+    kind: str
+    label: str
+    start_ms: float
+    duration_ms: float
+    left_pct: float
+    width_pct: float
+    failed: bool = False
+    pending: bool = False
+    note: str = ""
+
+
+def waterfall(run: dict[str, Any], steps: list[Step]) -> list[WaterfallBar]:
+    """Resolution, each model turn and each tool call on one time axis (the steps that
+    have a duration; retries and the end are points and stay in the timeline)."""
+    timed = [s for s in steps if s.kind in ("resolve", "turn", "tool") and s.offset_ms is not None]
+    if not timed:
+        return []
+    ends = [
+        float(s.detail.get("began_ms") or s.offset_ms or 0.0) + (s.duration_ms or 0.0)
+        for s in timed
+    ]
+    span = max([float(run.get("duration_ms") or 0.0), *ends, 1.0])
+    bars: list[WaterfallBar] = []
+    for step in timed:
+        duration = step.duration_ms or 0.0
+        # A turn began when the step before it ended (its first delta comes later).
+        began = step.detail.get("began_ms") if step.kind == "turn" else None
+        start = float(began) if began is not None else step.offset_ms or 0.0
+        if step.kind == "resolve":
+            label = "Tool resolution"
+            note = f"{step.detail.get('advertised', 0)} tools advertised"
+        elif step.kind == "turn":
+            label = f"Model turn {(step.turn or 0) + 1}"
+            note = compact(step.text, 60) if step.text else ""
+        else:
+            label = step.name
+            note = "error" if step.error else ("running" if step.pending else "")
+        bars.append(
+            WaterfallBar(
+                kind=step.kind,
+                label=label,
+                start_ms=start,
+                duration_ms=duration,
+                left_pct=round(100 * start / span, 2),
+                width_pct=round(max(100 * duration / span, 0.4), 2),
+                failed=bool(step.error),
+                pending=step.pending,
+                note=note,
+            )
+        )
+    return bars
 
 
 # --- the tool-resolution trace ---------------------------------------------------------------
@@ -254,14 +471,16 @@ def _plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else many or one + 's'}"
 
 
-def trace_view(trace: dict[str, Any] | None) -> TraceView:
+def trace_view(trace: dict[str, Any] | None, *, live: bool = False) -> TraceView:
     """Lay out ``trace`` so the silent no-op is obvious: ``bad`` when the model was shown no
     tool at all, ``warn`` when a source was skipped or an allowlist entry is stale."""
     if not trace:
         return TraceView(
             False,
             "warn",
-            "No trace: the run ended before its tools were resolved (see the error).",
+            "Resolving tools: the trace appears here once the sources have answered."
+            if live
+            else "No trace: the run ended before its tools were resolved (see the error).",
             [],
             [],
             [],
@@ -392,12 +611,13 @@ def stacked_chart(
     *,
     unit: str,
     fmt: Any = fmt_count,
+    tick_fmt: Any = fmt_short,
     width: int = 960,
     height: int = 260,
 ) -> Chart:
     """Stack each group's series per bucket (oldest left). Groups beyond the first
     ``SERIES_COLOURS - 1`` are summed into "others" so the legend stays readable."""
-    left, bottom, top = 64, 28, 10
+    left, bottom, top = 84, 28, 10
     if len(groups) > SERIES_COLOURS:
         head, tail = groups[: SERIES_COLOURS - 1], groups[SERIES_COLOURS - 1 :]
         size = max(len(series) for _, series in tail)
@@ -433,7 +653,7 @@ def stacked_chart(
         )
         for index in range(0, buckets, step)
     ]
-    y_ticks = [(top + plot_h - plot_h * f, fmt(peak * f)) for f in (0.0, 0.5, 1.0)]
+    y_ticks = [(top + plot_h - plot_h * f, tick_fmt(peak * f)) for f in (0.0, 0.5, 1.0)]
     legend = [(i, name, fmt(sum(series))) for i, (name, series) in enumerate(groups)]
     total = sum(totals)
     amount = f"{fmt(total)} {unit}".strip()
@@ -478,16 +698,19 @@ def usage_context(by_agent: dict[str, Any], by_hour: dict[str, Any]) -> dict[str
         bucket_s * factor,
         unit="",
         fmt=lambda micros: fmt_cost(int(micros)),
+        tick_fmt=lambda micros: (
+            "$" + fmt_short(micros / 1_000_000) if micros >= 1_000_000 else fmt_cost(int(micros))
+        ),
     )
     spenders = sorted(
         by_agent["rows"],
         key=lambda row: (-(row.get("cost_micros") or 0), -row["tokens"], row["key"] or ""),
     )[:10]
-    peak = max((row["tokens"] for row in spenders), default=0) or 1
+    total = sum(row["tokens"] for row in by_agent["rows"]) or 1
     return {
         "tokens_chart": tokens,
         "cost_chart": cost,
-        "spenders": [row | {"share": round(100 * row["tokens"] / peak)} for row in spenders],
+        "spenders": [row | {"share": round(100 * row["tokens"] / total)} for row in spenders],
         "totals": by_agent["totals"],
         "since": by_agent["since"],
         "until": by_agent["until"],

@@ -28,6 +28,27 @@
     return d.toISOString().slice(0, 19).replace("T", " ");
   }
 
+  // "12 s ago", as the server's templates say it (the absolute time is in the title).
+  function ago(iso) {
+    const seconds = (Date.now() - Date.parse(iso)) / 1000;
+    if (isNaN(seconds)) return "—";
+    if (seconds < 5) return "just now";
+    for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "min"]]) {
+      if (seconds >= size) return Math.floor(seconds / size) + " " + unit + " ago";
+    }
+    return Math.floor(seconds) + " s ago";
+  }
+
+  function cost(run) {
+    if (run.cost_micros === null || run.cost_micros === undefined) {
+      if (!FINAL.includes(run.status)) return "pending";
+      return (run.tokens_in || run.tokens_out) ? "unpriced" : "$0.0000";
+    }
+    if (run.cost_micros > 0 && run.cost_micros < 50) return "<$0.0001";
+    const units = Math.floor((run.cost_micros + 50) / 100);
+    return "$" + Math.floor(units / 10000).toLocaleString("en-US") + "." + String(units % 10000).padStart(4, "0");
+  }
+
   function pretty(value) {
     return typeof value === "string" ? value : JSON.stringify(value, null, 2);
   }
@@ -98,16 +119,18 @@
   function runRow(run) {
     const tools = Array.isArray(run.tool_calls) ? run.tool_calls.length : run.tool_calls;
     return el("tr", { "data-run-id": run.run_id, "data-status": run.status, class: "fresh" },
-      el("td", {}, el("a", { class: "mono", href: "/runs/" + run.run_id }, run.run_id)),
-      el("td", {}, el("a", { href: "/agents/" + run.agent_slug }, run.agent_slug)),
+      el("td", { class: "run-cell" }, el("a", { class: "mono", href: "/runs/" + run.run_id }, run.run_id),
+        el("span", { class: "run-agent" }, run.agent_slug)),
+      el("td", { class: "col-agent" }, el("a", { href: "/agents/" + run.agent_slug }, run.agent_slug)),
       el("td", { "data-col": "status" }, statusBadge(run.status)),
       el("td", { "data-col": "outcome" }, outcomeBadge(run.outcome)),
-      el("td", {}, run.kind),
-      el("td", { class: "mono small" }, run.trigger_id || "—"),
-      el("td", { "data-col": "tools", class: "num" }, count(tools || 0)),
-      el("td", { "data-col": "tokens", class: "num" }, count((run.tokens_in || 0) + (run.tokens_out || 0))),
-      el("td", { "data-col": "duration", class: "num" }, duration(run.duration_ms)),
-      el("td", {}, el("time", { datetime: run.created_at }, when(run.created_at))));
+      el("td", { class: "col-opt" }, run.kind),
+      el("td", { class: "mono small col-opt" }, run.trigger_id || "—"),
+      el("td", { "data-col": "tools", class: "num col-opt" }, count(tools || 0)),
+      el("td", { "data-col": "tokens", class: "num col-opt" }, count((run.tokens_in || 0) + (run.tokens_out || 0))),
+      el("td", { "data-col": "cost", class: "num col-opt" }, cost(run)),
+      el("td", { "data-col": "duration", class: "num col-opt" }, duration(run.duration_ms)),
+      el("td", { class: "col-time" }, el("time", { datetime: run.created_at, title: when(run.created_at) + " UTC" }, ago(run.created_at))));
   }
 
   function updateRow(row, run) {
@@ -117,6 +140,7 @@
     set("outcome", outcomeBadge(run.outcome));
     set("tools", count(run.tool_calls || 0));
     set("tokens", count((run.tokens_in || 0) + (run.tokens_out || 0)));
+    set("cost", cost(run));
     set("duration", duration(run.duration_ms));
   }
 
@@ -187,10 +211,12 @@
 
   Timeline.prototype.handle = function (event) {
     const data = event.data || {};
+    this.list.querySelector("li.step-thinking")?.remove();
     const last = this.list.lastElementChild;
     if (event.kind === "text") {
       if (last && last.classList.contains("step-turn") && last.dataset.turn === String(data.turn)) {
         last.querySelector(".step-text").append(data.delta || "");
+        this.thinking();
         return;
       }
       const item = this.step("turn", event.seq, [el("span", { class: "step-kind" }, "Model turn " + ((data.turn || 0) + 1))]);
@@ -207,7 +233,7 @@
       this.called.set(data.call_id, Date.parse(event.created_at));
     } else if (event.kind === "tool_result") {
       const item = this.list.querySelector('li[data-call-id="' + CSS.escape(data.call_id || "") + '"]');
-      if (!item) return;
+      if (!item) { this.thinking(); return; }
       item.classList.remove("pending");
       const box = item.querySelector(".io > div:last-child");
       if (data.error) {
@@ -227,11 +253,33 @@
     } else if (event.kind === "finish") {
       const item = this.step("finish", event.seq, [el("span", { class: "step-kind" }, "Finished")]);
       item.append(el("p", {}, "Stop reason ", el("code", {}, data.stop_reason || "")));
+    } else if (event.kind === "error" && data.error_type === "cancelled") {
+      const item = this.step("cancelled", event.seq, [el("span", { class: "step-kind" }, "Cancelled")]);
+      item.append(el("p", {}, data.message || ""));
     } else if (event.kind === "error") {
       const item = this.step("error", event.seq, [el("span", { class: "step-kind" }, "Error")]);
       item.classList.add("failed");
       item.append(el("p", {}, data.message || "", " ", data.error_type ? el("span", { class: "badge bad" }, data.error_type) : null));
     }
+    this.thinking();
+  };
+
+  // While the run is live and no tool call is waiting, the model is thinking: say so at
+  // the end of the timeline, with the time since the last step.
+  Timeline.prototype.thinking = function () {
+    this.list.querySelector("li.step-thinking")?.remove();
+    if (this.ended) return;
+    const last = this.list.lastElementChild;
+    if (last && last.classList.contains("pending")) return;
+    const since = Date.now();
+    const timer = el("span", { class: "step-time", "data-since": since }, "0.0 s");
+    this.list.append(el("li", { class: "step step-thinking pending", "aria-live": "off" },
+      el("div", { class: "step-head" }, el("span", { class: "step-kind" }, "Model thinking…"), timer)));
+  };
+
+  Timeline.prototype.end = function () {
+    this.ended = true;
+    this.list.querySelector("li.step-thinking")?.remove();
   };
 
   const KINDS = ["text", "tool_call", "tool_result", "retry", "finish", "error"];
@@ -248,10 +296,42 @@
     }
     source.addEventListener("end", (message) => {
       source.close();
+      timeline.end();
       onEnd(JSON.parse(message.data));
     });
     window.addEventListener("pagehide", () => source.close());
     return source;
+  }
+
+  // The summary (tokens, tool calls, cost), the trace and the waterfall of a live run come
+  // from the row the runner keeps current: re-read them from the page while it runs.
+  const LIVE_SECTIONS = ["run-summary", "trace-section", "waterfall-section"];
+
+  function refreshWhileLive(root) {
+    let busy = false;
+    async function refresh() {
+      if (busy) return;
+      busy = true;
+      try {
+        const response = await fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+        if (!response.ok) return;
+        const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+        for (const id of LIVE_SECTIONS) {
+          const fresh = doc.getElementById(id);
+          const here = document.getElementById(id);
+          if (fresh && here) here.replaceChildren(...fresh.childNodes);
+        }
+      } catch (_) { /* the next tick tries again */ } finally { busy = false; }
+    }
+    const every = window.setInterval(refresh, 1000);
+    const clock = window.setInterval(() => {
+      const started = Date.parse(document.getElementById("run-duration")?.dataset.started || "");
+      const box = document.getElementById("run-duration");
+      if (box && !isNaN(started)) box.textContent = duration(Date.now() - started) + " so far";
+      const thinking = root.querySelector("li.step-thinking .step-time");
+      if (thinking) thinking.textContent = ((Date.now() - Number(thinking.dataset.since)) / 1000).toFixed(1) + " s";
+    }, 100);
+    return () => { window.clearInterval(every); window.clearInterval(clock); };
   }
 
   async function refreshMain() {
@@ -287,12 +367,15 @@
       });
     }
     const url = root.dataset.streamUrl + "?after=" + encodeURIComponent(root.dataset.after || "0");
+    const stopRefresh = refreshWhileLive(root);
+    timeline.thinking();
     followRun(url, timeline, () => {
       if (root.dataset.status !== "running") {
         root.dataset.status = "running";
         badge?.replaceChildren(statusBadge("running"));
       }
     }, (end) => {
+      stopRefresh();
       badge?.replaceChildren(statusBadge(end.status));
       cancel?.remove();
       announce(status, "The run " + end.status + (end.outcome ? " (" + end.outcome.replaceAll("_", " ") + ")" : "") + ".");
@@ -365,10 +448,30 @@
     });
   }
 
+  // --- copy buttons on suggested commands -----------------------------------------------------
+
+  function copyButtons(root) {
+    if (!navigator.clipboard) return;
+    for (const code of root.querySelectorAll("code.copyable")) {
+      if (code.nextElementSibling?.classList.contains("copy")) continue;
+      const button = el("button", { type: "button", class: "copy", "aria-label": "Copy " + code.textContent }, "Copy");
+      button.addEventListener("click", async () => {
+        try {
+          await navigator.clipboard.writeText(code.textContent);
+          button.textContent = "Copied";
+        } catch (_) {
+          button.textContent = "Select and copy";
+        }
+      });
+      code.after(button);
+    }
+  }
+
   // --- wiring -------------------------------------------------------------------------------
 
   function init(root) {
     loadFragments(root);
+    copyButtons(root);
     const runs = root.querySelector("table#runs");
     if (runs) liveRuns(runs);
     const run = root.querySelector("#run");

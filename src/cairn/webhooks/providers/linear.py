@@ -32,7 +32,9 @@ class LinearProvider(WebhookProvider):
     accepted_status = 200
 
     def verify(self, incoming: Incoming, secrets: Sequence[str], options: Mapping[str, Any]) -> int:
-        """Hex HMAC-SHA256 of the body, then ``webhookTimestamp`` within a minute."""
+        """Hex HMAC-SHA256 of the body. The signed ``webhookTimestamp`` is inside the body,
+        so its age is checked in ``parse`` (which ``receive`` always runs next), and the
+        body is parsed once."""
         signature = self.required(incoming, self.signature_header)
         expected = [
             hmac.new(s.encode(), incoming.body, hashlib.sha256).hexdigest() for s in secrets
@@ -40,15 +42,16 @@ class LinearProvider(WebhookProvider):
         used = first_match(expected, [signature.strip().lower()])
         if used is None:
             raise self.bad_signature(incoming)
-        stamp = self.json_body(incoming).get("webhookTimestamp")
-        if stamp is None:
-            raise self.refuse(incoming, "unsigned", "the body has no webhookTimestamp")
-        self.check_age(incoming, str(stamp), millis=True)
         return used
 
     def parse(self, incoming: Incoming, options: Mapping[str, Any]) -> Delivery:
-        """``type`` + ``.`` + ``action``; the whole body is the payload (``data.…``)."""
+        """``webhookTimestamp`` within a minute, then ``type`` + ``.`` + ``action``; the
+        whole body is the payload (``data.…``)."""
         data = self.json_body(incoming)
+        stamp = data.get("webhookTimestamp")
+        if stamp is None:
+            raise self.refuse(incoming, "unsigned", "the body has no webhookTimestamp")
+        self.check_age(incoming, str(stamp), millis=True)
         kind, action = data.get("type"), data.get("action")
         if not isinstance(kind, str) or not kind:
             raise self.refuse(incoming, "malformed", 'a Linear webhook body has a "type"')
