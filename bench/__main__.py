@@ -17,9 +17,11 @@ from types import ModuleType
 from bench import (
     cli_cold,
     explain,
+    ingest,
     list_scaling,
     model_turn,
     pages,
+    resolution,
     runner_overhead,
     server,
     usage,
@@ -37,6 +39,8 @@ BENCHMARKS: dict[str, ModuleType] = {
     explain.NAME: explain,
     pages.NAME: pages,
     webhook_providers.NAME: webhook_providers,
+    ingest.NAME: ingest,
+    resolution.NAME: resolution,
 }
 
 

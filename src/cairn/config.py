@@ -10,6 +10,9 @@
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
 - ``CAIRN_MIN_SCHEDULE_INTERVAL_S``: the shortest gap between two ticks a schedule source
   may have, in seconds (60): a cron that would fire more often is refused.
+- ``CAIRN_MCP_IDLE_CLOSE_S``: a warm MCP session unused this long is closed (300).
+- ``CAIRN_MCP_TOOLS_TTL_S``: a warm session's tool list is asked again after this (60).
+- ``CAIRN_MCP_MAX_CALLS``: calls in flight at once per MCP source, by default (8).
 - ``CAIRN_DASHBOARD_AUTOLOGIN``: ``1`` lets a browser on this machine into the dashboard
   without a key, as owner of ``CAIRN_SANDBOX`` (embedded SQLite ledger only; off).
 - ``CAIRN_STDIO_COMMANDS``: commands API keys may register as stdio MCP servers, comma
@@ -56,6 +59,9 @@ class Settings:
     min_schedule_interval_s: float = 60.0
     dashboard_autologin: bool = False
     stdio_commands: tuple[str, ...] = ()
+    mcp_idle_close_s: float = 300.0
+    mcp_tools_ttl_s: float = 60.0
+    mcp_max_calls: int = 8
     cost_watch_interval_s: float = 30.0
 
 
@@ -67,6 +73,33 @@ def default_home() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("cairn", appauthor=False))
+
+
+LOCAL_KEYS_DIR = "local-keys"
+
+
+def ledger_tag(database_url: str) -> str:
+    """A short name of one ledger, so that two ledgers sharing a ``CAIRN_HOME`` keep their
+    local keys apart (the URL's digest: it may hold a password, never written out)."""
+    import hashlib
+
+    return hashlib.sha256(database_url.encode()).hexdigest()[:16]
+
+
+def local_key_path(settings: Settings, sandbox_id: str) -> Path:
+    """Where ``cairn serve`` keeps the local owner key of a sandbox of this ledger:
+    ``CAIRN_HOME/local-keys/<ledger tag>/<sandbox>``."""
+    return settings.home / LOCAL_KEYS_DIR / ledger_tag(settings.database_url) / sandbox_id
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner can enter (0700), made if missing."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.chmod(0o700)
+    except OSError:  # not ours: leave it as the operator made it
+        pass
+    return path
 
 
 def _number(name: str, default: float) -> float:
@@ -85,7 +118,7 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
     url = database_url or os.environ.get("CAIRN_DATABASE_URL")
     if not url:
         try:
-            home.mkdir(parents=True, exist_ok=True)
+            private_dir(home)
         except OSError as exc:
             raise UsageError(
                 f"CAIRN_HOME={str(home)!r} cannot be used as a directory "
@@ -111,5 +144,8 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         max_backlog=int(_number("CAIRN_MAX_BACKLOG", 10_000)),
         agent_concurrency=int(_number("CAIRN_AGENT_CONCURRENCY", 0)),
         sandbox_share=_number("CAIRN_SANDBOX_SHARE", 0.5),
+        mcp_idle_close_s=_number("CAIRN_MCP_IDLE_CLOSE_S", 300.0),
+        mcp_tools_ttl_s=_number("CAIRN_MCP_TOOLS_TTL_S", 60.0),
+        mcp_max_calls=max(1, int(_number("CAIRN_MCP_MAX_CALLS", 8))),
         cost_watch_interval_s=_number("CAIRN_COST_WATCH_INTERVAL_S", 30.0),
     )

@@ -7,9 +7,36 @@ here (pydantic at the edge) and turned into domain objects by the services.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from cairn.domain.limits import MAX_TEXT_CHARS
+
+Slug = Annotated[
+    str,
+    Field(
+        description="1-64 of a-z, 0-9 and '-', starting and ending with a letter or digit",
+        json_schema_extra={"pattern": r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$", "maxLength": 64},
+    ),
+]
+"""An agent slug or sandbox id. The schema declares the rule; the server checks it itself
+(``validate_slug``, a 400 that names the value), so pydantic is not asked to."""
+Label = Annotated[
+    str,
+    Field(
+        description="A source label: 1-100 printable characters, not only spaces; not a "
+        "kind's name (builtin, webhook, schedule, integration, user_mcp, mcp) nor 'src_…'",
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": 100,
+            "pattern": r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+        },
+    ),
+]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+"""A prompt or other long text, within the documented limit."""
+Name = Annotated[str, Field(max_length=200)]
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 RunKind = Literal["trigger", "manual", "test", "oneshot"]
@@ -17,9 +44,10 @@ Role = Literal["viewer", "editor", "owner"]
 
 
 class Wire(BaseModel):
-    """Base: unknown fields are refused on input, so typos fail loudly."""
+    """Base: unknown fields are refused on input, so typos fail loudly; types are strict
+    (``true`` is not an integer, ``1`` is not a string), as the OpenAPI document says."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Problem(BaseModel):
@@ -48,10 +76,10 @@ class ModelSettings(Wire):
 class AgentCreate(Wire):
     """A new agent. ``tool_sources`` null = the sandbox default, [] = no tools."""
 
-    slug: str
-    system_prompt: str
-    name: str | None = None
-    description: str = ""
+    slug: Slug
+    system_prompt: Text
+    name: Name | None = None
+    description: Text = ""
     tool_sources: list[str] | None = None
     tool_allowlist: list[str] = Field(default_factory=list)
     model_settings: dict[str, Any] = Field(default_factory=dict)
@@ -60,9 +88,9 @@ class AgentCreate(Wire):
 class AgentUpdate(Wire):
     """Only the fields present change; ``tool_sources: null`` resets to the sandbox default."""
 
-    name: str | None = None
-    description: str | None = None
-    system_prompt: str | None = None
+    name: Name | None = None
+    description: Text | None = None
+    system_prompt: Text | None = None
     tool_sources: list[str] | None = None
     tool_allowlist: list[str] | None = None
     model_settings: dict[str, Any] | None = None
@@ -94,6 +122,7 @@ class SourceResolved(BaseModel):
     tool_count: int
     duration_ms: float
     hidden_by_source: list[str] = Field(default_factory=list)
+    hidden_by_source_count: int | None = None
 
 
 class SourceSkipped(BaseModel):
@@ -120,6 +149,12 @@ class ToolResolutionTrace(BaseModel):
     allowlist_missing_entries: list[MissingEntry]
     duration_ms: float
     name_conflicts: list[str] = Field(default_factory=list)
+    tool_names_advertised_count: int | None = None
+    allowlist_filtered_out_count: int | None = None
+    name_conflicts_count: int | None = None
+    capped: bool = Field(
+        default=False, description="Long lists were cut to a sample; the counts are complete"
+    )
 
 
 class Tool(BaseModel):
@@ -228,12 +263,12 @@ class OneShotRequest(Wire):
     the sandbox's ad-hoc ``oneshot`` agent configured by the other fields (it is archived,
     so no trigger ever fires it). ``wait: false`` answers at once with the run id."""
 
-    prompt: str
-    agent: str | None = None
+    prompt: Text
+    agent: Slug | None = None
     model_settings: dict[str, Any] | None = None
     tool_sources: list[str] | None = None
     tool_allowlist: list[str] | None = None
-    system_prompt: str | None = None
+    system_prompt: Text | None = None
     wait: bool = True
 
 
@@ -248,7 +283,7 @@ class FireAccepted(BaseModel):
 class SourceCreate(Wire):
     """A user's MCP server: stdio (``command``) or streamable HTTP (``url``)."""
 
-    label: str
+    label: Label
     transport: Literal["stdio", "http"]
     command: str | None = None
     args: list[str] = Field(default_factory=list)
@@ -294,8 +329,8 @@ class Sandbox(BaseModel):
 
 
 class SandboxCreate(Wire):
-    sandbox_id: str
-    name: str | None = None
+    sandbox_id: Slug
+    name: Name | None = None
 
 
 class ApiKey(BaseModel):
@@ -309,7 +344,7 @@ class ApiKey(BaseModel):
 
 
 class ApiKeyCreate(Wire):
-    name: str = ""
+    name: Name = ""
     role: Role = "viewer"
 
 
@@ -326,7 +361,7 @@ class TriggerCreate(Wire):
     data_source_id: str = Field(description="Source id or label (webhook, schedule, integration)")
     event_type_filter: str = "*"
     filter_config: dict[str, Any] | None = None
-    rate_limit_per_hour: int | None = None
+    rate_limit_per_hour: int | None = Field(default=None, json_schema_extra={"minimum": 1})
 
 
 class TriggerUpdate(Wire):
@@ -334,7 +369,7 @@ class TriggerUpdate(Wire):
 
     event_type_filter: str | None = None
     filter_config: dict[str, Any] | None = None
-    rate_limit_per_hour: int | None = None
+    rate_limit_per_hour: int | None = Field(default=None, json_schema_extra={"minimum": 1})
     status: Literal["active", "paused"] | None = None
 
 
@@ -410,7 +445,7 @@ class WebhookCreate(Wire):
     provider's own (Stripe/Standard ``whsec_…``, Slack's Signing Secret, Linear's), else
     Cairn generates one where the provider lets you type it; ``options`` configure ``hmac``."""
 
-    label: str
+    label: Label
     provider: str = "cairn"
     signing_secret: str | None = None
     options: dict[str, Any] | None = None
@@ -445,7 +480,7 @@ class SecretRotated(BaseModel):
 class ScheduleCreate(Wire):
     """A cron schedule; ticks are computed in ``timezone``."""
 
-    label: str
+    label: Label
     cron: str = Field(description="Five-field cron expression, e.g. '0 2 * * *'")
     timezone: str = "UTC"
 

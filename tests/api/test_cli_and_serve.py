@@ -229,7 +229,7 @@ def served(tmp_path: Path, sqlite_template: Path) -> Iterator[Served]:
 
     try:
         eventually(ready, within_s=20, what="cairn serve answering /healthz")
-        token = (home / "local-keys" / "default").read_text().strip()
+        token = next((home / "local-keys").glob("*/default")).read_text().strip()
         yield Served(process, url, token, ledger)
     finally:
         if process.poll() is None:

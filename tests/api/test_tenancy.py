@@ -310,16 +310,23 @@ def test_no_response_event_or_problem_carries_a_source_secret(
     assert dead.json()["ok"] is False
     assert dead.json()["source"]["status"] == "error"
     dead_id = dead.json()["source"]["source_id"]
-    stdio = call(
-        "POST",
-        "/sources",
-        {
-            "label": f"env-{slug}",
-            "transport": "stdio",
-            "command": "/nonexistent/mcp-server",
-            "env": {"API_SECRET": ENV_SECRET},
-        },
-    )
+    from dataclasses import replace
+
+    settings = deployment.app.settings  # only a command the operator lists may be added
+    deployment.app.settings = replace(settings, stdio_commands=("/nonexistent/mcp-server",))
+    try:
+        stdio = call(
+            "POST",
+            "/sources",
+            {
+                "label": f"env-{slug}",
+                "transport": "stdio",
+                "command": "/nonexistent/mcp-server",
+                "env": {"API_SECRET": ENV_SECRET},
+            },
+        )
+    finally:
+        deployment.app.settings = settings
     assert stdio.status_code == 201, stdio.text
     assert stdio.json()["source"]["config"]["secret_fields"] == ["env:API_SECRET"]
 

@@ -5,8 +5,6 @@ tool errors name their real remedy (the allowed-hosts setting, an MCP server tha
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from cairn.domain.diagnosis import DoctorReport, Finding
@@ -14,11 +12,10 @@ from cairn.services.agents import AgentChanges, update_agent
 from cairn.services.app import App
 from cairn.services.diagnosis import doctor, explain_run
 from cairn.services.ingest import ingest
-from cairn.services.sources import McpSourceSpec, add_mcp_source
 from cairn.services.triggers import create_trigger
 from cairn.services.webhooks import add_webhook_source
-from tests.diagnosis.helpers import SANDBOX, fire, make_agent, only
-from tests.mcp_servers import ORDERS_SERVER
+from tests.diagnosis.helpers import ORDERS_TOKEN, SANDBOX, add_http_source, fire, make_agent, only
+from tests.mcp_servers import serve_http
 
 pytestmark = pytest.mark.anyio
 
@@ -127,16 +124,11 @@ async def test_runs_from_before_the_change_that_fixed_them_are_ignored(app: App)
 
 
 async def test_an_mcp_server_that_died_mid_call_is_said_so(app: App) -> None:
-    await add_mcp_source(
-        app,
-        SANDBOX,
-        McpSourceSpec(
-            "orders", "stdio", command=sys.executable, args=[str(ORDERS_SERVER)], namespace="orders"
-        ),
-    )
     script = [{"tool_calls": [{"name": "orders_crash", "arguments": {}}]}, "It broke."]
     await make_agent(app, script, slug="crasher", tool_sources=["orders"])
-    run = await fire(app, "crasher")
+    with serve_http(ORDERS_TOKEN) as server:  # its own server: the call kills it
+        await add_http_source(app, "orders", server.url)
+        run = await fire(app, "crasher")
     assert run.tool_calls[0].error_kind == "server_lost", run.tool_calls
 
     errors = only(explain_run(app, SANDBOX, run.run_id), "tool_errors")

@@ -247,12 +247,13 @@ async def test_check_health_times_out_on_a_server_that_never_speaks_mcp_and_leav
     }
     started = time.monotonic()
 
-    health = await check_health(make_source(config), CONTEXT, timeout_s=0.5)
+    health = await check_health(make_source(config), CONTEXT, timeout_s=5)
 
-    # 0.5 s, plus the SDK's spec shutdown: close stdin, 2 s grace, SIGTERM.
-    assert time.monotonic() - started < 6
+    # The check's limit holds closing included: the SDK's stop (stdin closed, 2 s, SIGTERM)
+    # comes out of the 5 s, not on top of them.
+    assert time.monotonic() - started < 5
     assert (health.ok, health.reason) == (False, "timeout")
-    assert "0.5 s" in health.message
+    assert "within 5 s" in health.message
     assert process_is_gone(int(pid_file.read_text()))
 
 

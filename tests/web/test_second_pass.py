@@ -199,6 +199,13 @@ def test_6_usage_axis_labels_fit_and_shares_are_of_the_total(
         "nodes => nodes.map(n => Number(n.value))"
     )
     assert len(shares) > 1 and sum(shares) <= 101 and max(shares) < 100
+    # 4: a window without runs has nothing to price, so it does not say "unpriced"
+    page.get_by_label("Switch sandbox").select_option("scratch")
+    expect(page.locator("header .who")).to_contain_text("scratch (owner)")
+    expect(page.get_by_role("heading", name="Usage", exact=True)).to_be_visible()
+    expect(page.locator(".totals")).not_to_contain_text("unpriced")
+    page.get_by_label("Switch sandbox").select_option("default")
+    expect(page.locator("header .who")).to_contain_text("default (owner)")
 
 
 # --- 7. phones ------------------------------------------------------------------------------

@@ -202,6 +202,8 @@ def test_costs_say_pending_while_running_and_zero_without_tokens() -> None:
     assert views.run_cost({"status": "running", "cost_micros": None}) == "pending"
     assert views.run_cost({"status": "failed", "cost_micros": None, "tokens_in": 0}) == "$0.0000"
     assert views.run_cost({"status": "failed", "cost_micros": None, "tokens_in": 9}) == "unpriced"
+    assert views.total_cost({"runs": 0, "cost_micros": None}) == "—"
+    assert views.total_cost({"runs": 2, "cost_micros": None}) == "unpriced"
 
 
 def test_relative_times_and_short_axis_labels() -> None:

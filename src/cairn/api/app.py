@@ -233,8 +233,13 @@ def create_app(
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         from cairn.services.background import start_background_tasks
         from cairn.services.schedules import run_scheduler
+        from cairn.tools.pool import SessionPool
 
-        async with anyio.create_task_group() as group:
+        async with (
+            SessionPool(cairn.tool_context, cairn.pool_settings) as tool_pool,
+            anyio.create_task_group() as group,
+        ):
+            cairn.tool_pool = cairn.runner.tool_pool = tool_pool
             if worker is not None:
                 await group.start(worker.run)
             if run_schedules:
@@ -246,6 +251,7 @@ def create_app(
                 if worker is not None:
                     await worker.stop(shutdown_grace_s)
                 group.cancel_scope.cancel()  # stops the scheduler; the worker has finished
+                cairn.tool_pool = cairn.runner.tool_pool = None  # closed with the block
 
     from cairn import __version__
     from cairn.api.routes import router
@@ -275,10 +281,10 @@ def create_app(
     from cairn.api.connections_routes import connections
     from cairn.api.hooks import hooks
 
+    api.include_router(hooks)  # first: the hottest route is matched before any other
     api.include_router(router)
     api.include_router(streams)
     api.include_router(connections)
-    api.include_router(hooks)
     for module_name, attribute in EXTRA_ROUTERS:
         api.include_router(getattr(importlib.import_module(module_name), attribute))
 
@@ -301,8 +307,25 @@ def _openapi_with_problems(api: FastAPI) -> Callable[[], dict[str, Any]]:
             return api.openapi_schema
         document = generate()
         problem_schema = {"$ref": "#/components/schemas/Problem"}
-        for operations in document.get("paths", {}).values():
+        document.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key: `Authorization: Bearer key_….<secret>`",
+            }
+        }
+        for path, operations in document.get("paths", {}).items():
             for operation in operations.values():
+                if path.startswith("/api/"):
+                    operation["security"] = [{"bearer": []}]
+                if "requestBody" in operation:
+                    operation["responses"].setdefault(
+                        "413", {"description": "The body is over its size limit"}
+                    )
+                    operation["responses"].setdefault(
+                        "400",
+                        {"description": "Not JSON, nested too deep, or holding NaN/Infinity"},
+                    )
                 for code, response in operation.get("responses", {}).items():
                     if code[:1] in ("4", "5"):
                         response["content"] = {PROBLEM: {"schema": problem_schema}}

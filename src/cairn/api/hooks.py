@@ -49,11 +49,8 @@ async def receive(source_id: str, request: Request) -> JSONResponse:
     """Receive one delivery, verified and mapped by the source's provider (Cairn's own:
     ``{"type": "issue.opened", "id": "<sender id>", "payload": {…}}`` with
     ``X-Cairn-Timestamp`` and ``X-Cairn-Signature``)."""
-    from cairn.store import sources as source_store
-
     cairn: App = request.app.state.cairn
-    with cairn.store.connect() as conn:
-        source = source_store.find_source(conn, source_id, cairn.secrets)
+    source = cairn.caches.webhook_source(source_id)
     if (
         source is None
         or source.kind not in ("webhook", "integration")

@@ -67,11 +67,12 @@ class CliContext:
         key = os.environ.get("CAIRN_API_KEY")
         if key:
             return key
-        from cairn.config import default_home
+        from cairn.config import load_settings, local_key_path
         from cairn.services.local_identity import read_identity
 
-        home = default_home()
-        local = home / "local-keys" / self.sandbox
+        settings = load_settings(database_url=self._database_url, sandbox=self.sandbox)
+        home = settings.home
+        local = local_key_path(settings, self.sandbox)  # this ledger's key, not another's
         secret = read_identity(home)
         if secret is None:
             return None
@@ -148,47 +149,22 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
-MAX_JSON_DEPTH = 100
-"""Deeper JSON from the command line is refused: nobody means it, and a recursive parser
-or encoder further on would overflow on it."""
-
-
-def _no_constant(name: str) -> Any:
-    from cairn.errors import InvalidJSON
-
-    raise InvalidJSON(f"{name} is not JSON (JSON has no NaN or Infinity): use null or a number")
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth, iteratively (no recursion to overflow)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
 def parse_json_option(value: str | None, what: str) -> Any:
-    """Parse a JSON command-line value, naming the option (or file) when it does not parse.
-    NaN/Infinity and absurd nesting are refused here, with one line, not further on."""
+    """Parse a JSON command-line value, naming the option when it does not parse."""
+    from cairn.domain.limits import check_value
     from cairn.errors import InvalidJSON
 
     if value is None:
         return None
     try:
-        parsed = json.loads(value, parse_constant=_no_constant)
+        parsed = json.loads(value, parse_constant=lambda name: float(name))
     except json.JSONDecodeError as exc:
         raise InvalidJSON(f"{what} is not valid JSON ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
-        raise InvalidJSON(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH})") from None
-    except InvalidJSON as exc:
-        raise InvalidJSON(f"{what}: {exc}") from None
-    if _depth(parsed) > MAX_JSON_DEPTH:
-        raise InvalidJSON(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH})")
-    return parsed
+        from cairn.domain.limits import MAX_DEPTH
+
+        raise InvalidJSON(f"{what} is nested too deep; the limit is {MAX_DEPTH}") from None
+    return check_value(parsed, what)
 
 
 def read_text_file(path: Path, what: str) -> str:

@@ -80,6 +80,7 @@ def serve(
 
         cli.sandbox = DEMO_SANDBOX  # what the dashboard opens on this machine
     app = cli.app
+    app.store.check_writable()
     if local_login:
         from dataclasses import replace
 

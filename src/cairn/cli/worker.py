@@ -30,6 +30,7 @@ def worker(cli: CliContext, concurrency: int, grace_s: float) -> None:
     import anyio
 
     from cairn.execution import open_executor
+    from cairn.tools.pool import SessionPool
 
     app = cli.app
     executor = open_executor(app)
@@ -41,7 +42,11 @@ def worker(cli: CliContext, concurrency: int, grace_s: float) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        async with anyio.create_task_group() as group:
+        async with (  # warm MCP sessions for this worker's runs, closed when it stops
+            SessionPool(app.tool_context, app.pool_settings) as tool_pool,
+            anyio.create_task_group() as group,
+        ):
+            app.tool_pool = app.runner.tool_pool = tool_pool
             await group.start(made.run)
             click.echo(
                 f"Cairn worker {made.worker_id} ({executor.name}, {concurrency} slots) taking runs",

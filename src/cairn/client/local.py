@@ -29,7 +29,9 @@ def _body(model_name: str | type[Any], json: Any) -> Any:
     from pydantic import ValidationError
 
     from cairn import wire
+    from cairn.domain.limits import check_value
 
+    check_value(json, "the request body")  # the server's intake limits, in-process too
     model = getattr(wire, model_name) if isinstance(model_name, str) else model_name
     try:
         return model.model_validate(json if json is not None else {})

@@ -30,7 +30,8 @@ READ_DEPTH = 64
 """Deeper stored values are shown as a placeholder (intake allows only ``MAX_DEPTH``)."""
 
 
-def _constant(name: str) -> Any:
+def strict_constant(name: str) -> Any:
+    """``parse_constant`` for ``json.loads``: ``NaN``/``Infinity`` are refused."""
     raise InvalidJSON(f"{name} is not JSON: send numbers, or null")
 
 
@@ -81,7 +82,7 @@ def loads(data: bytes | str, what: str, *, max_bytes: int | None = None) -> Any:
     if max_bytes is not None and len(data) > max_bytes:
         raise PayloadTooLarge(f"{what} is {len(data)} bytes; the limit is {max_bytes} bytes")
     try:
-        value = json.loads(data, parse_constant=_constant)
+        value = json.loads(data, parse_constant=strict_constant)
     except RecursionError:
         raise InvalidJSON(
             f"{what} is nested more than {MAX_DEPTH} levels deep; the limit is {MAX_DEPTH}"

@@ -44,6 +44,12 @@ SKIP_REASONS: tuple[SkipReason, ...] = (
 )
 
 
+MAX_ADVERTISED = 500
+"""Most names of a list that matters (advertised tools, missing entries) a stored trace keeps."""
+SAMPLE = 50
+"""Most names of a long tail (filtered out, hidden by a source, conflicts) a trace keeps."""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceResolved:
     """A source that built, and how many tools it gave (before the agent's allowlist)."""
@@ -54,9 +60,12 @@ class SourceResolved:
     tool_count: int
     duration_ms: float
     hidden_by_source: list[str] = field(default_factory=list)
+    cold_start_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form. ``hidden_by_source``: tools the source's own allowed-tools list removed."""
+        """JSON form. ``hidden_by_source``: tools the source's own allowed-tools list removed.
+        ``cold_start_ms``: what connecting cost this resolution (starting a server, the
+        handshake); ``None`` when it used a warm session or connects to nothing."""
         return {
             "source_id": self.source_id,
             "kind": self.kind,
@@ -64,6 +73,7 @@ class SourceResolved:
             "tool_count": self.tool_count,
             "duration_ms": round(self.duration_ms, 3),
             "hidden_by_source": self.hidden_by_source,
+            "cold_start_ms": None if self.cold_start_ms is None else round(self.cold_start_ms, 3),
         }
 
 
@@ -119,22 +129,49 @@ class ToolResolutionTrace:
     name_conflicts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form stored on the run row."""
+        """JSON form stored on the run row, bounded whatever the catalog's size: the names
+        that matter (advertised, missing, skipped) up to ``MAX_ADVERTISED``, a sample of
+        ``SAMPLE`` for the long tails (filtered out, hidden by a source, name conflicts),
+        with the full counts beside them and ``capped`` saying whether anything was cut."""
+        capped = False
+
+        def bounded(names: list[str], limit: int) -> list[str]:
+            nonlocal capped
+            if len(names) > limit:
+                capped = True
+                return names[:limit]
+            return names
+
+        resolved = []
+        for source in self.sources_resolved:
+            shown = source.to_dict()
+            shown["hidden_by_source"] = bounded(source.hidden_by_source, SAMPLE)
+            shown["hidden_by_source_count"] = len(source.hidden_by_source)
+            resolved.append(shown)
         return {
-            "sources_resolved": [s.to_dict() for s in self.sources_resolved],
+            "sources_resolved": resolved,
             "sources_skipped": [s.to_dict() for s in self.sources_skipped],
-            "tool_names_advertised": self.tool_names_advertised,
-            "allowlist_filtered_out": self.allowlist_filtered_out,
-            "allowlist_missing_entries": [m.to_dict() for m in self.allowlist_missing_entries],
+            "tool_names_advertised": bounded(self.tool_names_advertised, MAX_ADVERTISED),
+            "tool_names_advertised_count": len(self.tool_names_advertised),
+            "allowlist_filtered_out": bounded(self.allowlist_filtered_out, SAMPLE),
+            "allowlist_filtered_out_count": len(self.allowlist_filtered_out),
+            "allowlist_missing_entries": [
+                m.to_dict() for m in self.allowlist_missing_entries[:MAX_ADVERTISED]
+            ],
             "duration_ms": round(self.duration_ms, 3),
-            "name_conflicts": self.name_conflicts,
+            "name_conflicts": bounded(self.name_conflicts, SAMPLE),
+            "name_conflicts_count": len(self.name_conflicts),
+            "capped": capped or len(self.allowlist_missing_entries) > MAX_ADVERTISED,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ToolResolutionTrace:
         """Inverse of ``to_dict``."""
         return cls(
-            sources_resolved=[SourceResolved(**s) for s in data.get("sources_resolved", [])],
+            sources_resolved=[
+                SourceResolved(**{k: v for k, v in s.items() if k != "hidden_by_source_count"})
+                for s in data.get("sources_resolved", [])
+            ],
             sources_skipped=[SourceSkipped(**s) for s in data.get("sources_skipped", [])],
             tool_names_advertised=list(data.get("tool_names_advertised", [])),
             allowlist_filtered_out=list(data.get("allowlist_filtered_out", [])),

@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from cairn.domain.agents import ModelSettings
-from cairn.errors import ModelError, ModelErrorReason
+from cairn.domain.limits import MAX_DEPTH, check_value, strict_constant
+from cairn.errors import InvalidJSON, ModelError, ModelErrorReason
 from cairn.models.base import Credentials
 
 # The prompt does not fit the model's context, in the words vendors (and the servers that
@@ -124,17 +125,26 @@ def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
     display), and what is wrong with them if they are not a JSON object."""
     if not raw.strip():
         return {}, None
-    try:
-        value = json.loads(raw)
+    try:  # within the intake limits: model output is JSON from outside like any other
+        value = json.loads(raw, parse_constant=strict_constant)
     except json.JSONDecodeError as exc:
         return {}, str(exc)
+    except InvalidJSON as exc:
+        return {}, str(exc)
+    except RecursionError:
+        return {}, f"nested too deep; the limit is {MAX_DEPTH}"
     return check_arguments(value)
 
 
 def check_arguments(value: Any) -> tuple[dict[str, Any], str | None]:
-    """Already-decoded arguments (``None`` is none), and what is wrong if not an object."""
+    """Already-decoded arguments (``None`` is none), and what is wrong if not an object
+    or beyond the intake limits (nesting depth, NaN)."""
     if value is None:
         return {}, None
+    try:
+        check_value(value, "the arguments")
+    except InvalidJSON as exc:
+        return {}, str(exc)
     if not isinstance(value, dict):
         return {}, f"a JSON {type(value).__name__}"
     return value, None

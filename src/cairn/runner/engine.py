@@ -59,6 +59,7 @@ from cairn.runner.observers import RunObserver, TurnTimer
 from cairn.store import Store
 from cairn.store import runs as run_store
 from cairn.tools.base import ToolContext, ToolOutput
+from cairn.tools.pool import SessionPool
 from cairn.tools.resolution import ResolvedTools, resolve_tools
 
 
@@ -133,6 +134,7 @@ class Runner:
     ) -> None:
         self.store = store
         self.tool_context = tool_context
+        self.tool_pool: SessionPool | None = None  # set by the server: warm MCP sessions
         self.credentials = credentials or (lambda _sandbox_id: EnvCredentials())
         self.prices = prices
         self.bus = bus
@@ -376,6 +378,7 @@ class Runner:
             allowlist=agent.tool_allowlist,
             available=available,
             context=self.tool_context,
+            pool=self.tool_pool,
         ) as tools:
             run.tool_resolution_trace = tools.trace
             messages = [Message("user", render_event_message(run.event_payload))]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import UTC, datetime
-from pathlib import Path
 
+from cairn.config import local_key_path, private_dir
 from cairn.domain.agents import validate_slug
 from cairn.domain.keys import ROLES, ApiKey, Principal, Role
 from cairn.errors import AlreadyExists, Conflict, Unauthorized, UsageError
@@ -15,8 +15,6 @@ from cairn.services.app import App
 from cairn.services.local_identity import read_identity
 from cairn.store import keys as key_store
 from cairn.store import sandboxes as sandbox_store
-
-LOCAL_KEYS_DIR = "local-keys"
 
 
 def create_sandbox(app: App, sandbox_id: str, name: str | None = None) -> str:
@@ -56,19 +54,25 @@ def list_keys(app: App, sandbox_id: str) -> list[ApiKey]:
 
 
 def revoke_key(app: App, sandbox_id: str, key_id: str) -> ApiKey:
-    """Revoke a key now; calls with it get 401 from then on. Revoking it again is a
-    ``Conflict`` (the one rule for removal verbs, docs/cli.md)."""
+    """Revoke a key now; calls with it get 401 from then on (through another process's
+    key cache, within ``KEY_TTL_S``). Revoking it again is a ``Conflict`` (the one rule
+    for removal verbs, docs/cli.md)."""
     with app.store.begin() as conn:
         for key in key_store.list_keys(conn, sandbox_id):
             if key.key_id == key_id and key.revoked_at is not None:
                 raise Conflict(f"API key {key_id} is already revoked")
-        return key_store.revoke_key(conn, sandbox_id, key_id)
+        revoked = key_store.revoke_key(conn, sandbox_id, key_id)
+    app.caches.keys.forget(key_id)
+    return revoked
 
 
 def authenticate(app: App, token: str | None) -> Principal:
     """The caller behind a bearer token, or ``Unauthorized`` with the reason."""
     if not token:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    cached = app.caches.keys.get(token)
+    if cached is not None:
+        return cached
     key_id, dot, secret = token.partition(".")
     if not dot or not key_id.startswith("key_"):
         raise Unauthorized("malformed API key: expected '<key_id>.<secret>'")
@@ -76,20 +80,17 @@ def authenticate(app: App, token: str | None) -> Principal:
         key = key_store.verify_key(conn, key_id, secret)
     if key is None:
         raise Unauthorized("unknown or revoked API key")
-    return Principal(key.sandbox_id, key.role, key.key_id)
-
-
-def local_key_path(home: Path, sandbox_id: str) -> Path:
-    """Where the local owner key of a sandbox is kept."""
-    return home / LOCAL_KEYS_DIR / sandbox_id
+    principal = Principal(key.sandbox_id, key.role, key.key_id)
+    app.caches.keys.put(token, principal)
+    return principal
 
 
 def local_key(app: App, sandbox_id: str = "default") -> str:
     """An owner key for the sandbox, made on first use and kept in
-    ``CAIRN_HOME/local-keys/<sandbox>`` (mode 0600), so that on the embedded default the CLI
+    ``local_key_path`` (mode 0600, folders 0700), so that on the embedded default the CLI
     talks to ``cairn serve`` with no setup. Whoever can read that file can read the ledger
     file beside it anyway."""
-    path = local_key_path(app.settings.home, sandbox_id)
+    path = local_key_path(app.settings, sandbox_id)
     if path.exists():
         token = path.read_text().strip()
         key_id, _, secret = token.partition(".")
@@ -97,8 +98,10 @@ def local_key(app: App, sandbox_id: str = "default") -> str:
             if key_store.verify_key(conn, key_id, secret) is not None:
                 return token
     _, token = create_key(app, sandbox_id, "local CLI", "owner")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
+    private_dir(path.parent.parent)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(token)
+    os.chmod(path, 0o600)  # an older file made with a looser mode
     return token

@@ -188,6 +188,7 @@ async def catalog_for(app: App, agent: Agent) -> Catalog:
         allowlist=agent.tool_allowlist,
         available=available_sources(app, agent.sandbox_id),
         context=app.tool_context,
+        pool=app.tool_pool,
     ) as tools:
         return Catalog(
             agent,

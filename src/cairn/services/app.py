@@ -12,10 +12,12 @@ if TYPE_CHECKING:
     from cairn.execution.base import BacklogGate, Completions, ExecutionBackend
     from cairn.runner.bus import RunBus
     from cairn.runner.engine import Runner
+    from cairn.services.caches import Caches
     from cairn.store.crypto import SecretBox
     from cairn.store.engine import Store
     from cairn.store.reader import LedgerReader
     from cairn.tools.base import ToolContext
+    from cairn.tools.pool import PoolSettings, SessionPool
 
 
 class App:
@@ -30,6 +32,7 @@ class App:
         # Set by ``cairn serve`` / ``cairn worker``: fires are queued in the ledger for
         # workers. ``None`` (the CLI in-process): a fire runs before the call returns.
         self.executor: ExecutionBackend | None = None
+        self.tool_pool: SessionPool | None = None  # set by the server: warm MCP sessions
         self._gate: BacklogGate | None = None
         self._completions: Completions | None = None
 
@@ -80,10 +83,17 @@ class App:
 
     @cached_property
     def secrets(self) -> SecretBox:
-        """Seals and opens source secrets."""
-        from cairn.store.crypto import SecretBox
+        """Seals and opens source secrets (remembering what it opened, by ciphertext)."""
+        from cairn.services.caches import MemoSecretBox
 
-        return SecretBox(self.settings.home / "secret.key")
+        return MemoSecretBox(self.settings.home / "secret.key")
+
+    @cached_property
+    def caches(self) -> Caches:
+        """The hot paths' caches: sources, triggers, verified API keys."""
+        from cairn.services.caches import Caches
+
+        return Caches(self)
 
     @cached_property
     def tool_context(self) -> ToolContext:
@@ -93,6 +103,17 @@ class App:
         return ToolContext(
             http_allowed_hosts=self.settings.http_allowed_hosts,
             resolve_timeout_s=self.settings.resolve_timeout_s,
+        )
+
+    @property
+    def pool_settings(self) -> PoolSettings:
+        """How the server keeps MCP sessions warm."""
+        from cairn.tools.pool import PoolSettings
+
+        return PoolSettings(
+            idle_close_s=self.settings.mcp_idle_close_s,
+            tools_ttl_s=self.settings.mcp_tools_ttl_s,
+            max_concurrent_calls=self.settings.mcp_max_calls,
         )
 
     @cached_property

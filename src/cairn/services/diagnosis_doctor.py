@@ -166,6 +166,7 @@ async def _catalogs(
             allowlist=[],
             available=available,
             context=app.tool_context,
+            pool=app.tool_pool,
         ) as tools:
             trace = tools.trace
         real = list(trace.tool_names_advertised)
@@ -581,6 +582,7 @@ def _cost_watch_pauses(app: App, sandbox_id: str, ledger: _Ledger) -> list[Findi
     slugs = {a.slug for a in ledger.agents}
     findings: list[Finding] = []
     seen: set[str] = set()
+
     for enforcement in list_enforcements(app, sandbox_id, limit=200):
         if enforcement.agent_slug not in slugs:
             continue

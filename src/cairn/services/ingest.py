@@ -89,7 +89,6 @@ async def ingest(
     it fires keep the delivery's ``traceparent``."""
     from cairn.store import events as event_store
     from cairn.store import runs as run_store
-    from cairn.store import triggers as trigger_store
 
     executor = app.executor
     if executor is not None:
@@ -109,7 +108,7 @@ async def ingest(
         existing = event_store.insert_event(conn, event)
         if existing is not None:
             return IngestResult(existing, duplicate=True)
-        bound = trigger_store.list_triggers(conn, source.sandbox_id, source_id=source.source_id)
+        bound = app.caches.triggers_for(source.sandbox_id, source.source_id, conn)
         decisions = []
         for trigger in bound:
             decision, fire = _decide(

@@ -87,6 +87,27 @@ def default_namespace(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", label.strip())
 
 
+def _url_without_secrets(url: str) -> tuple[str, dict[str, str]]:
+    """The URL to show (query values and user info replaced by ``***``) and the secret part
+    to keep encrypted: the whole URL, and each query value on its own so that redaction
+    finds it in any error or tool result."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not query and "@" not in parts.netloc:
+        return url, {}
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"***@{host}" if "@" in parts.netloc else host
+    shown = urlunsplit(
+        (parts.scheme, netloc, parts.path, urlencode([(k, "***") for k, _ in query]), "")
+    )
+    secret = {"url": url} | {f"url:{k}": v for k, v in query if v}
+    if "@" in parts.netloc:
+        secret["url:userinfo"] = parts.netloc.rsplit("@", 1)[0]
+    return shown, secret
+
+
 def require_stdio_allowed(app: App, principal: Principal, command: str) -> None:
     """A stdio MCP server is a program run on the server's machine as the server's user:
     only the operator allows one. The CLI on this machine (no key) may; an API key may
@@ -113,17 +134,18 @@ async def add_mcp_source(app: App, sandbox_id: str, spec: McpSourceSpec) -> Heal
         "auth": spec.auth,
         "namespace": spec.namespace or default_namespace(spec.label),
     }
+    secret: dict[str, str] = {}
     if spec.transport == "stdio":
         config.update(command=spec.command, args=list(spec.args))
     else:
-        config["url"] = spec.url
+        config["url"], secret = _url_without_secrets(spec.url or "")
     if spec.header_name:
         config["header_name"] = spec.header_name
     if spec.allowed_tools is not None:
         config["allowed_tools"] = list(spec.allowed_tools)
     if spec.calls_per_minute:
         config["calls_per_minute"] = spec.calls_per_minute
-    secret = {f"env:{k}": v for k, v in spec.env.items()}
+    secret.update({f"env:{k}": v for k, v in spec.env.items()})
     if spec.token:
         secret["token"] = spec.token
     if secret:
@@ -216,7 +238,10 @@ def revoke_source(app: App, sandbox_id: str, id_or_label: str) -> DataSource:
             reason="revoked by user",
             forget_secret=True,
         )
-        return source_store.get_source(conn, sandbox_id, source.source_id)
+        revoked = source_store.get_source(conn, sandbox_id, source.source_id)
+    if app.tool_pool is not None:  # stop its warm session now rather than when idle
+        app.tool_pool.discard(revoked.source_id)
+    return revoked
 
 
 def available_sources(app: App, sandbox_id: str) -> list[DataSource]:

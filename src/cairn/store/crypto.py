@@ -33,7 +33,9 @@ class SecretBox:
             key = os.environ.get("CAIRN_SECRET_KEY")
             if key is None:
                 if not self._key_file.exists():
-                    self._key_file.parent.mkdir(parents=True, exist_ok=True)
+                    from cairn.config import private_dir
+
+                    private_dir(self._key_file.parent)
                     descriptor = os.open(
                         self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
                     )

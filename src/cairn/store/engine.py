@@ -7,6 +7,7 @@ database is new or behind. That keeps a cold ``cairn agent runs`` well under a s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -72,6 +73,21 @@ class Store:
         except DataError as exc:
             raise _refused_value(exc) from exc
 
+    def check_writable(self) -> None:
+        """``StoreError`` in one line unless this process can write the ledger (a server on a
+        read-only ledger would otherwise fail at its first write, after saying it serves)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("UPDATE sandboxes SET name = name WHERE 1 = 0"))
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StoreError(
+                f"the ledger {redact_url(self.url)} cannot be written ({reason}): "
+                "`cairn serve` records runs there; fix its permissions or choose another ledger"
+            ) from None
+
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
@@ -95,11 +111,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Make the ledger file (and so its WAL files, which SQLite creates with the same mode)
+    readable by its owner only: it holds every sandbox's runs and key digests."""
+    prefix = "sqlite:///"
+    path = url[len(prefix) :].split("?", 1)[0] if url.startswith(prefix) else ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(descriptor)
+        os.chmod(path, 0o600)
+    except OSError:  # a read-only or foreign file: opening it says what is wrong
+        pass
+
+
 def create_store_engine(url: str) -> Engine:
     """An engine for ``url`` with the settings Cairn relies on for each dialect."""
     url = normalise_url(url)
     try:
         if url.startswith("sqlite"):
+            _private_sqlite_file(url)
             engine = create_engine(
                 url, connect_args={"check_same_thread": False}, json_deserializer=read_json
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -32,33 +33,48 @@ def _to_event(row: Row[Any]) -> Event:
 def insert_event(conn: Connection, event: Event) -> str | None:
     """Store an event; returns ``None`` when stored, or the id of the event already stored
     with the same sender event id on this source (a retry: not fired again)."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(events).values(
-                    event_id=event.event_id,
-                    sandbox_id=event.sandbox_id,
-                    source_id=event.source_id,
-                    sender_event_id=event.sender_event_id,
-                    event_type=event.event_type,
-                    payload=event.payload,
-                    status=event.status,
-                    reject_reason=event.reject_reason,
-                    received_at=event.received_at,
-                    delivery=event.delivery.to_dict() if event.delivery else None,
-                )
-            )
-    except IntegrityError:
-        existing = conn.execute(
-            select(events.c.event_id).where(
-                events.c.source_id == event.source_id,
-                events.c.sender_event_id == event.sender_event_id,
-            )
-        ).scalar_one_or_none()
-        if existing is None:
-            raise
-        return str(existing)
-    return None
+    # One statement on the hot path: ON CONFLICT DO NOTHING (SQLite and PostgreSQL) rather
+    # than a savepoint around a failing insert; the statement is built once per dialect
+    # and the values passed apart, which spares SQLAlchemy rebuilding it per event.
+    inserted = conn.execute(
+        _insert_ignoring_duplicates(conn.dialect.name),
+        {
+            "event_id": event.event_id,
+            "sandbox_id": event.sandbox_id,
+            "source_id": event.source_id,
+            "sender_event_id": event.sender_event_id,
+            "event_type": event.event_type,
+            "payload": event.payload,
+            "status": event.status,
+            "reject_reason": event.reject_reason,
+            "received_at": event.received_at,
+            "delivery": event.delivery.to_dict() if event.delivery else None,
+        },
+    )
+    if inserted.first() is not None:
+        return None
+    existing = conn.execute(
+        select(events.c.event_id).where(
+            events.c.source_id == event.source_id,
+            events.c.sender_event_id == event.sender_event_id,
+        )
+    ).scalar_one_or_none()
+    if existing is None or event.sender_event_id is None:  # not a repeated sender id
+        raise IntegrityError("insert into events", None, ValueError("event not stored"))
+    return str(existing)
+
+
+@functools.cache
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(events).on_conflict_do_nothing().returning(events.c.event_id)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(events).on_conflict_do_nothing().returning(events.c.event_id)
+    return insert(events).returning(events.c.event_id)
 
 
 def record_decision(conn: Connection, decision: TriggerDecision) -> None:

@@ -39,6 +39,7 @@ RUN_COLUMNS = (
     "replay_of",
     "worker_id",
     "traceparent",
+    "usage_rolled",
 )
 """Every column of ``runs``, in table order (a test checks it against the schema)."""
 

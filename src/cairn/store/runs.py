@@ -167,7 +167,8 @@ def save_progress(conn: Connection, run: Run, events: Sequence[RunEvent]) -> Non
 def finish_run(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
     """Write the final state of a run and its remaining events, in one transaction, and
     add it to the hourly usage rollup. It wins over a reaper that ended the run meanwhile:
-    the row then says what happened."""
+    the row then says what happened (and the rollup forgets what the reaper wrote)."""
+    unroll_runs(conn, [run.run_id])
     values = _storable(conn, _final_values(run))
     values["target_run_id"] = run.run_id
     conn.execute(_SAVE_PROGRESS, values)

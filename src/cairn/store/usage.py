@@ -171,17 +171,20 @@ def _raw(
     if where.trigger_id is not None:
         query = query.where(runs.c.trigger_id == where.trigger_id)
     query = query.group_by(*([key] if key is not None else []), bucket)
+    rows = [tuple(row) for row in conn.execute(query).all()]
+    if key is None:
+        rows = [(None, *row) for row in rows]
     return [
         UsageCell(
-            key=row.key if key is not None else None,
-            bucket=int(row.bucket),
-            runs=int(row.runs),
-            tokens_in=int(row.tokens_in),
-            tokens_out=int(row.tokens_out),
-            cost_micros=int(row.cost_micros) if row.cost_micros is not None else None,
-            priced_runs=int(row.priced_runs),
+            key=group,
+            bucket=int(at),
+            runs=int(count),
+            tokens_in=int(t_in),
+            tokens_out=int(t_out),
+            cost_micros=int(cost) if cost is not None else None,
+            priced_runs=int(priced),
         )
-        for row in conn.execute(query)
+        for group, at, count, t_in, t_out, cost, priced in rows
     ]
 
 
@@ -214,21 +217,23 @@ def _rolled(
     if where.trigger_id is not None:
         query = query.where(usage_hourly.c.trigger_key == where.trigger_id)
     query = query.group_by(*([key] if key is not None else []), bucket)
-    cells: list[UsageCell] = []
-    for row in conn.execute(query):
-        priced = int(row.priced_runs)
-        cells.append(
-            UsageCell(
-                key=(row.key or None) if key is not None else None,
-                bucket=int(row.bucket),
-                runs=int(row.runs),
-                tokens_in=int(row.tokens_in),
-                tokens_out=int(row.tokens_out),
-                cost_micros=int(row.cost_micros) if priced else None,
-                priced_runs=priced,
-            )
+    # Fetched at once as plain tuples: a long window is thousands of cells, and per-row
+    # result objects were most of its time.
+    rows = [tuple(row) for row in conn.execute(query).all()]
+    if key is None:
+        rows = [(None, *row) for row in rows]
+    return [
+        UsageCell(
+            key=group or None,
+            bucket=int(at),
+            runs=int(count),
+            tokens_in=int(t_in),
+            tokens_out=int(t_out),
+            cost_micros=int(cost) if priced else None,
+            priced_runs=int(priced),
         )
-    return cells
+        for group, at, count, t_in, t_out, cost, priced in rows
+    ]
 
 
 def _merge(cells: list[UsageCell]) -> list[UsageCell]:
@@ -293,7 +298,8 @@ def roll_up_runs(
 
 
 def unroll_runs(conn: Connection, run_ids: Sequence[str]) -> None:
-    """Take rolled runs back out of the rollup (before they are deleted)."""
+    """Take rolled runs back out of the rollup and mark them pending again (before they
+    are deleted, or rewritten by a late final write)."""
     query = select(
         runs.c.run_id,
         runs.c.sandbox_id,
@@ -309,6 +315,11 @@ def unroll_runs(conn: Connection, run_ids: Sequence[str]) -> None:
     rows = conn.execute(query).all()
     if rows:
         _apply(conn, rows, sign=-1)
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id.in_([row.run_id for row in rows]))
+            .values(usage_rolled=False)
+        )
 
 
 def rebuild_rollup(conn: Connection) -> None:

@@ -29,6 +29,12 @@ A stdio server's stderr goes to a temporary file, not the terminal; its last lin
 quoted when the server dies before it is connected. The SDK stops a stdio server the way
 the MCP spec says (close stdin, wait 2 s, SIGTERM, wait 2 s, SIGKILL), shielded from
 cancellation, so a timed-out or cancelled source leaves no child process behind.
+
+A source kept warm by the session pool (``cairn.tools.pool``) is *watched*: the pool sets
+``on_lost`` (called once when the server's stream ends or a call finds the connection
+gone, e.g. a stdio server killed from outside) and ``on_tools_changed`` (called on
+``notifications/tools/list_changed``, from a ``subscriptions/listen`` stream on servers
+that speak the 2026 protocol, or as a plain notification on older ones).
 """
 
 from __future__ import annotations
@@ -38,8 +44,13 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -47,6 +58,7 @@ from typing import Any, Final, TextIO, cast
 from urllib.parse import urlsplit
 
 import anyio
+import anyio.lowlevel
 import httpx2
 import mcp_types
 from mcp import Client, MCPError, StdioServerParameters
@@ -68,6 +80,10 @@ _MAX_TOOL_PAGES: Final = 100  # a server whose cursor never ends cannot hang a l
 _STDERR_TAIL_BYTES: Final = 4096
 _MESSAGE_MAX_CHARS: Final = 300
 _CLOSE_GRACE_S: Final = 5.0  # then closing is forced (a stdio server still gets the spec's stop)
+_SDK_STOP_S: Final = 2.2
+"""How long the SDK's forced stop of a stdio server may take (stdin closed, 2 s, SIGTERM)."""
+_HEALTH_STOP_RESERVE_S: Final = 2.5
+"""The part of a health check's limit kept for stopping the server."""
 _HTTP_READ_TIMEOUT_S: Final = 300.0  # the SDK's default: a tool call may stream for long
 _CONNECTION_CLOSED: Final = mcp_types.CONNECTION_CLOSED
 
@@ -146,6 +162,8 @@ class McpSource:
         self._stderr: TextIO | None = None
         self._http_statuses: list[int] = []
         self._output_schemas: dict[str, dict[str, Any] | None] | None = None
+        self.on_lost: Callable[[str], None] | None = None
+        self.on_tools_changed: Callable[[], None] | None = None
 
     async def __aenter__(self) -> McpSource:
         if self._connection is not None:
@@ -164,10 +182,10 @@ class McpSource:
             await connection.ready.wait()
         except BaseException:  # cancelled (a deadline): stop connecting, leave nothing behind
             connection.scope.cancel()
-            await self._wait_closed(connection)
+            await self._wait_closed(connection, _CLOSE_GRACE_S)
             raise
         if self._failure is not None or self._client is None:
-            await self._wait_closed(connection)
+            await self._wait_closed(connection, _CLOSE_GRACE_S)
             raise self._failure or SourceUnavailable("error", f"{self.label}: connection lost")
         return self
 
@@ -177,15 +195,20 @@ class McpSource:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.close()
+
+    async def close(self, *, grace_s: float | None = None) -> None:
+        """Close the session: the server gets ``grace_s`` (default: the usual grace) to stop
+        by itself before the close is forced."""
         connection = self._connection
         if connection is not None:
             connection.stop.set()
-            await self._wait_closed(connection)
+            await self._wait_closed(connection, _CLOSE_GRACE_S if grace_s is None else grace_s)
 
-    async def _wait_closed(self, connection: _Connection) -> None:
+    async def _wait_closed(self, connection: _Connection, grace_s: float) -> None:
         """Wait, shielded, for the owner task to finish; hurry it if it dawdles."""
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(_CLOSE_GRACE_S):
+            with anyio.move_on_after(grace_s):
                 await connection.done.wait()
             if not connection.done.is_set():
                 connection.scope.cancel()  # the SDK still stops a stdio server, shielded
@@ -199,17 +222,27 @@ class McpSource:
             with self._stderr_capture(), connection.scope:
                 try:
                     async with AsyncExitStack() as stack:
+                        transport = await self._transport(stack)
+                        if self.on_lost is not None:
+                            transport = _watch_end(transport, self._lost)
                         client = Client(
-                            await self._transport(stack),
+                            transport,
                             cache=None,  # a listing must ask the server: it is the health check
                             client_info=mcp_types.Implementation(
                                 name="cairn", version=_client_version()
                             ),
+                            message_handler=self._on_message if self.on_tools_changed else None,
                         )
                         await stack.enter_async_context(client)
                         self._client = client
                         ready.set()
-                        await connection.stop.wait()
+                        if self.on_tools_changed is None:
+                            await connection.stop.wait()
+                        else:
+                            async with anyio.create_task_group() as watchers:
+                                watchers.start_soon(self._listen_for_changes, client)
+                                await connection.stop.wait()
+                                watchers.cancel_scope.cancel()
                 except Exception as exc:
                     if ready.is_set():  # the server went away mid-run, or closing failed
                         logger.debug(
@@ -221,6 +254,34 @@ class McpSource:
             self._client = None
             ready.set()
             connection.done.set()
+
+    # -- watching (warm sessions) --------------------------------------------------------
+
+    def _lost(self, why: str) -> None:
+        """The connection ended: tell the pool once, unless we are the ones closing it."""
+        connection, on_lost = self._connection, self.on_lost
+        if connection is None or connection.stop.is_set() or not connection.ready.is_set():
+            return
+        self.on_lost = None
+        if on_lost is not None:
+            tail = self._stderr_tail()
+            said = f"; its last stderr line: {tail}" if tail else ""
+            on_lost(self._redact(f"{self.label}: {why}{said}"))
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification) and self.on_tools_changed:
+            self.on_tools_changed()
+        await anyio.lowlevel.checkpoint()
+
+    async def _listen_for_changes(self, client: Client) -> None:
+        """Follow ``tools/list_changed`` on a 2026-protocol server (older ones notify)."""
+        try:
+            async with client.listen(tools_list_changed=True) as changes:
+                async for _event in changes:
+                    if self.on_tools_changed is not None:
+                        self.on_tools_changed()
+        except Exception:  # not supported, refused, or the connection went: nothing to follow
+            logger.debug("MCP source %s: no tools/list_changed stream", self.label, exc_info=True)
 
     @contextmanager
     def _stderr_capture(self) -> Iterator[None]:
@@ -278,6 +339,8 @@ class McpSource:
             result = await client.call_tool(name, arguments)
         except Exception as exc:  # the server is foreign code: its failures are the call's
             logger.debug("MCP tool %s of %s failed", name, self.label, exc_info=True)
+            if _connection_gone(exc):
+                self._lost(f"the connection was lost during a call to {name}")
             return ToolOutput(
                 error=self._redact(f"{name} failed: {_describe(exc)}"), error_kind="server_lost"
             )
@@ -327,7 +390,7 @@ class McpSource:
         return stdio_client(params, errlog=self._stderr)
 
     async def _http_transport(self, stack: AsyncExitStack) -> _Transport:
-        url = self._config.get("url")
+        url = self._secret.get("url") or self._config.get("url")  # query tokens are secret
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise self._config_error(f"url {url!r} is not an http:// or https:// URL")
         http = httpx2.AsyncClient(
@@ -468,14 +531,18 @@ async def check_health(
     """Connect to ``source``'s server and list its tools (``tools/list``), within ``timeout_s``.
 
     Never raises for the server's sake: a failure is ``ok=False`` with a trace skip reason
-    (``timeout`` when the deadline passed). The connection is closed before returning;
-    closing counts neither against the timeout nor in ``duration_ms``.
+    (``timeout`` when the deadline passed). The whole check answers within ``timeout_s``,
+    closing included (for limits of 5 s and more): part of the budget is kept for stopping
+    the server, which the SDK gives ~2 s before it terminates a stdio process that ignores
+    the stop. ``duration_ms`` is the time to the answer, without the closing.
     """
     started = time.perf_counter()
+    deadline = anyio.current_time() + timeout_s
+    stop_reserve = min(_HEALTH_STOP_RESERVE_S, timeout_s / 2)
     mcp_source = McpSource(source, context)
     opened = False
     try:
-        with anyio.fail_after(timeout_s):
+        with anyio.fail_after(timeout_s - stop_reserve):
             await mcp_source.__aenter__()
             opened = True
             names = [spec.name for spec in await mcp_source.list_tools()]
@@ -493,8 +560,9 @@ async def check_health(
         message = mcp_source._redact(f"{source.label}: {_describe(exc)}")
         return _health(False, "error", message, started)
     finally:
-        if opened:  # after the result is timed; shielded inside
-            await mcp_source.__aexit__(None, None, None)
+        if opened:  # after the result is timed; shielded inside, hurried to the deadline
+            grace = deadline - anyio.current_time() - _SDK_STOP_S
+            await mcp_source.close(grace_s=max(0.0, grace))
 
 
 def _health(
@@ -506,6 +574,65 @@ def _health(
 ) -> HealthResult:
     duration_ms = (time.perf_counter() - started) * 1000
     return HealthResult(ok, reason, message, tool_names or [], duration_ms)
+
+
+def _connection_gone(exc: BaseException) -> bool:
+    """Whether a failed call means the server is gone rather than that the call failed."""
+    for leaf in _leaves(exc):
+        if isinstance(leaf, MCPError) and leaf.code == _CONNECTION_CLOSED:
+            return True
+        if isinstance(leaf, httpx2.TransportError | anyio.BrokenResourceError):
+            return True
+    return False
+
+
+class _WatchedRead:
+    """A transport's read stream that reports its end (EOF, closed, broken) once."""
+
+    def __init__(self, inner: Any, on_end: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._on_end = on_end
+
+    def __getattr__(self, name: str) -> Any:  # ``last_context`` and the like
+        return getattr(self._inner, name)
+
+    def _ended(self) -> None:
+        self._on_end("the server closed the connection (it exited or was killed)")
+
+    async def receive(self) -> Any:
+        try:
+            return await self._inner.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._ended()
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> _WatchedRead:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._inner.__anext__()
+        except (StopAsyncIteration, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._ended()
+            raise
+
+    async def __aenter__(self) -> _WatchedRead:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        result: bool | None = await self._inner.__aexit__(*exc_info)
+        return result
+
+
+@asynccontextmanager
+async def _watch_end(transport: _Transport, on_end: Callable[[str], None]) -> AsyncIterator[Any]:
+    """``transport`` with its read stream watched for its end."""
+    async with transport as (read, write):
+        yield _WatchedRead(read, on_end), write
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:

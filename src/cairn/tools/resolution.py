@@ -14,6 +14,10 @@ Steps, each recorded in the trace:
 Each source is entered and left inside its own task, because MCP clients hold anyio task
 groups that must be exited by the task that entered them; the sources stay open until the
 ``resolve_tools`` context exits, so a run can call them.
+
+With a session pool (``cairn.tools.pool``, the server's), MCP sources are leased warm
+instead: no process is spawned and the listing is the cached one, so resolution costs the
+lookups and the allowlist. A source that had to connect says so in ``cold_start_ms``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from cairn.domain.trace import (
 )
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSource, ToolSpec
 from cairn.tools.builtin import BUILTIN_SOURCE_ID
+from cairn.tools.pool import PooledSource, SessionPool
 from cairn.tools.registry import source_kinds
 from cairn.tools.wrappers import hidden_by_source, wrap_for_config
 
@@ -142,6 +147,7 @@ class _Slot:
     specs: list[ToolSpec] | None = None
     skip: SourceSkipped | None = None
     duration_ms: float = 0.0
+    cold_start_ms: float | None = None
     ready: anyio.Event = field(default_factory=anyio.Event)
 
 
@@ -152,20 +158,25 @@ async def resolve_tools(
     allowlist: list[str],
     available: list[DataSource],
     context: ToolContext,
+    pool: SessionPool | None = None,
 ) -> AsyncIterator[ResolvedTools]:
     """Build the agent's tools and keep them open for the ``async with`` body.
 
     Never raises for a source's sake: every failure becomes a ``sources_skipped`` entry.
     Sources that connect to something are held in tasks of their own, concurrently; inline
-    sources (``inline = True`` on their class, e.g. builtin) are built right here."""
+    sources (``inline = True`` on their class, e.g. builtin) are built right here; with a
+    ``pool``, the kinds it keeps warm are leased from it."""
     started = time.perf_counter()
     chosen, skipped = select_sources(selection, available)
     slots = [_Slot(record) for record in chosen]
     inline = [slot for slot in slots if _is_inline(slot.record)]
     held = [slot for slot in slots if not _is_inline(slot.record)]
+    leased: list[PooledSource] = []
     try:
         for slot in inline:
             await _open_inline(slot, context)
+        if pool is not None:
+            held = await _lease_warm(pool, held, leased)
         if not held:
             yield _assemble(slots, skipped, allowlist, started)
             return
@@ -173,6 +184,9 @@ async def resolve_tools(
         body_error: Exception | None = None
         async with anyio.create_task_group() as group:
             for slot in held:
+                if pool is not None and pool.accepts(slot.record):
+                    group.start_soon(_lease_source, slot, pool, context, close, leased)
+                    continue
                 group.start_soon(_hold_source, slot, context, close)
             try:
                 for slot in held:
@@ -188,9 +202,73 @@ async def resolve_tools(
         if body_error is not None:
             raise body_error
     finally:
+        for lease in leased:
+            lease.release()
         for slot in inline:
             if slot.source is not None:
                 await _close_quietly(slot.source)
+
+
+async def _lease_warm(
+    pool: SessionPool, held: list[_Slot], leased: list[PooledSource]
+) -> list[_Slot]:
+    """Fill the slots whose sessions are warm right now, with no task and no I/O; return the
+    slots left to build (or to lease with a wait)."""
+    rest: list[_Slot] = []
+    for slot in held:
+        if not pool.accepts(slot.record) or not pool.is_warm(slot.record):
+            rest.append(slot)
+            continue
+        started = time.perf_counter()
+        try:
+            lease = await pool.lease(slot.record)
+        except SourceUnavailable as exc:
+            slot.skip = _skip(slot.record, exc.reason, exc.message)
+        else:
+            leased.append(lease)
+            await _use_lease(slot, lease)
+        slot.duration_ms = (time.perf_counter() - started) * 1000
+        slot.ready.set()
+    return rest
+
+
+async def _use_lease(slot: _Slot, lease: PooledSource) -> None:
+    source = wrap_for_config(lease, slot.record.config)
+    slot.specs = await source.list_tools()
+    slot.source = source
+    slot.cold_start_ms = lease.cold_start_ms
+
+
+async def _lease_source(
+    slot: _Slot,
+    pool: SessionPool,
+    context: ToolContext,
+    close: anyio.Event,
+    leased: list[PooledSource],
+) -> None:
+    """Lease a session that is starting (or must start) under the resolution timeout; a
+    start that outlives it goes on in the pool for the next run."""
+    record = slot.record
+    started = time.perf_counter()
+    try:
+        with anyio.move_on_after(context.resolve_timeout_s) as scope:
+            try:
+                lease = await pool.lease(record)
+            except SourceUnavailable as exc:
+                slot.skip = _skip(record, exc.reason, exc.message)
+            else:
+                leased.append(lease)
+                await _use_lease(slot, lease)
+        if scope.cancelled_caught and slot.source is None:
+            slot.skip = _skip(
+                record,
+                "timeout",
+                f"{record.label}: did not list its tools within {context.resolve_timeout_s:g} s",
+            )
+    finally:
+        slot.duration_ms = (time.perf_counter() - started) * 1000
+        slot.ready.set()
+    await close.wait()
 
 
 def _is_inline(record: DataSource) -> bool:
@@ -201,8 +279,12 @@ def _is_inline(record: DataSource) -> bool:
 
 
 def _build(record: DataSource, context: ToolContext) -> ToolSource:
+    from cairn.tools.guard import GuardedSource
+
     factory = source_kinds.get(record.kind)
-    return wrap_for_config(factory(record, context), record.config)
+    return GuardedSource(
+        wrap_for_config(factory(record, context), record.config), record.secret.values()
+    )
 
 
 async def _open_inline(slot: _Slot, context: ToolContext) -> None:
@@ -252,6 +334,7 @@ async def _hold_source(slot: _Slot, context: ToolContext, close: anyio.Event) ->
                     await _close_quietly(entered)
             if slot.source is not None:
                 scope.deadline = math.inf
+                slot.cold_start_ms = slot.duration_ms
                 slot.ready.set()
                 try:
                     await close.wait()
@@ -295,6 +378,7 @@ def _assemble(
                 len(slot.specs),
                 slot.duration_ms,
                 hidden_by_source(slot.source),
+                slot.cold_start_ms,
             )
         )
         for spec in slot.specs:

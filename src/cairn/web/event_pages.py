@@ -23,7 +23,8 @@ from cairn.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 
-EVENTS_PAGE = 50
+EVENTS_PAGE = 25
+"""Events a page lists: each brings its decisions (one read per event in the store)."""
 
 
 def _sources(caller: ops.Caller) -> dict[str, dict[str, Any]]:

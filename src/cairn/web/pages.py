@@ -110,6 +110,7 @@ def templates() -> Environment:
         sentence=views.sentence,
         code=views.inline_code,
         run_cost=views.run_cost,
+        total_cost=views.total_cost,
         signal=views.run_signal,
         when=views.fmt_when,
         duration=views.fmt_duration,
@@ -396,7 +397,6 @@ def _run_page(request: Request, session: Session, run_id: str) -> Response:
         trace=views.trace_view(run["tool_resolution_trace"], live=live),
         last_seq=events[-1]["seq"] if events else 0,
         live=live,
-        explanation=_explanation(session, run),
         can_cancel=session.caller.principal.role in ("editor", "owner"),
         event=_event_of(caller, run),
         replay_payload=json.dumps(run["event_payload"], indent=2, ensure_ascii=False),
@@ -423,6 +423,19 @@ def _event_of(caller: ops.Caller, run: dict[str, Any]) -> dict[str, Any] | None:
         if any(d.get("run_id") == run["run_id"] for d in event.get("decisions") or []):
             return dict(event)
     return None
+
+
+@router.get("/runs/{run_id}/explanation")
+def run_explanation(request: Request, run_id: str) -> Response:
+    """``cairn runs explain`` as a fragment of the run page: the diagnosis may aggregate
+    the agent's usage of the hour (a runaway's cost), so the page does not wait for it."""
+
+    def build(session: Session) -> Response:
+        run = ops.get_run(session.caller, run_id)
+        found = _explanation(session, run)
+        return render(request, session, "_explanation_fragment.html", explanation=found)
+
+    return guarded(request, build)
 
 
 @router.get("/runs/{run_id}")

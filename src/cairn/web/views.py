@@ -193,6 +193,14 @@ def run_cost(run: dict[str, Any]) -> str:
     return fmt_cost(run.get("cost_micros"))
 
 
+def total_cost(row: dict[str, Any]) -> str:
+    """A usage row's estimated cost: ``—`` with no runs (nothing to price), ``unpriced``
+    only when runs used a model with no price."""
+    if not row.get("runs"):
+        return "—"
+    return fmt_cost(row.get("cost_micros"))
+
+
 # --- signals in the lists --------------------------------------------------------------------
 
 Health = Literal["ok", "partial", "bad", "live", "quiet"]

@@ -106,6 +106,7 @@
           const doc = new DOMParser().parseFromString(html, "text/html");
           const content = doc.querySelector("main") || doc.body;
           box.replaceChildren(...content.childNodes);
+          copyButtons(box);
         })
         .catch((error) => {
           box.replaceChildren(el("p", { class: "alert warn" }, "Could not load this part: " + error.message));

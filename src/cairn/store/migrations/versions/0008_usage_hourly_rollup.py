@@ -2,7 +2,7 @@
 ``runs.usage_rolled``.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0009
 
 Existing runs start not rolled up (``usage_rolled`` false): usage stays exact (it reads
 them raw through ``ix_runs_usage_pending``) and ``cairn serve`` rolls them up in batches,

@@ -1,0 +1,143 @@
+"""The hot paths' caches never serve what changed: sources, triggers and API keys, each
+changed through a second ``App`` on the same ledger (another process, as far as the first
+one's memory is concerned) as well as through the first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from cairn.config import Settings
+from cairn.errors import Unauthorized
+from cairn.services.access import authenticate, create_key, revoke_key
+from cairn.services.agents import AgentSpec, create_agent
+from cairn.services.app import App
+from cairn.services.caches import KEY_TTL_S, KeyCache
+from cairn.services.ingest import ingest
+from cairn.services.sources import revoke_source
+from cairn.services.triggers import create_trigger, update_trigger
+from cairn.services.webhooks import DeliveryRejected, add_webhook_source, rotate_secret, sign
+from cairn.store import sources as source_store
+from cairn.store.engine import open_store
+from cairn.webhooks import read_delivery
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def other(settings: Settings) -> Iterator[App]:
+    """A second application on the same ledger and key file: another process's view."""
+    second = App(settings, open_store(settings.database_url))
+    yield second
+    second.close()
+
+
+def deliver(app: App, source_id: str, secret: str | None, body: bytes = b'{"type": "t"}') -> None:
+    """What the webhook route does: look the source up through the cache, verify."""
+    assert secret is not None, "Cairn's own webhooks are created with a secret"
+    source = app.caches.webhook_source(source_id)
+    if source is None or source.status == "revoked":
+        raise LookupError(source_id)
+    timestamp = "1700000000"
+    headers = {"X-Cairn-Timestamp": timestamp, "X-Cairn-Signature": sign(secret, timestamp, body)}
+    read_delivery(source, headers, body, now=1700000000)
+
+
+def test_a_rotated_signing_secret_is_used_at_once_and_the_old_one_never_again(
+    app: App, other: App
+) -> None:
+    hook = add_webhook_source(app, "default", "gh")
+    source_id = hook.source.source_id
+    deliver(app, source_id, hook.secret)  # cached now
+
+    rotated = rotate_secret(other, "default", "gh", overlap=timedelta(0))
+
+    with pytest.raises(DeliveryRejected, match="signature"):
+        deliver(app, source_id, hook.secret)
+    deliver(app, source_id, rotated.secret)
+
+
+def test_a_revoked_source_is_seen_revoked_through_the_cache(app: App, other: App) -> None:
+    hook = add_webhook_source(app, "default", "gh")
+    deliver(app, hook.source.source_id, hook.secret)
+
+    revoke_source(other, "default", "gh")
+
+    with pytest.raises(LookupError):
+        deliver(app, hook.source.source_id, hook.secret)
+    cached = app.caches.webhook_source(hook.source.source_id)
+    assert cached is not None
+    assert (cached.status, cached.secret) == ("revoked", {})
+
+
+def test_a_changed_source_config_is_read_again(app: App, other: App) -> None:
+    hook = add_webhook_source(app, "default", "gh")
+    before = app.caches.webhook_source(hook.source.source_id)
+    assert before is not None
+    assert app.caches.webhook_source(hook.source.source_id) is before  # a hit
+
+    with other.store.begin() as conn:
+        source_store.set_source_config(
+            conn, "default", hook.source.source_id, {**before.config, "note": "changed"}
+        )
+
+    after = app.caches.webhook_source(hook.source.source_id)
+    assert after is not None and after.config["note"] == "changed"
+    assert app.caches.webhook_source("src_missing") is None
+
+
+async def test_triggers_created_or_paused_elsewhere_decide_the_next_event(
+    app: App, other: App
+) -> None:
+    hook = add_webhook_source(app, "default", "gh")
+    await create_agent(
+        app,
+        "default",
+        AgentSpec(slug="triage", system_prompt="t", tool_sources=[]),
+    )
+    first = await ingest(app, hook.source, "issue.opened", {"n": 1})
+    assert first.decisions == []
+
+    trigger = create_trigger(other, "default", "triage", "gh", event_type_filter="nothing.here")
+    second = await ingest(app, hook.source, "issue.opened", {"n": 2})
+    update_trigger(other, "default", trigger.trigger_id, status="paused")
+    third = await ingest(app, hook.source, "issue.opened", {"n": 3})
+
+    assert [d.decision for d in second.decisions] == ["filtered_out"]
+    assert [d.decision for d in third.decisions] == ["paused"]
+
+
+def test_a_key_revoked_here_is_refused_at_once(app: App) -> None:
+    key, token = create_key(app, "default", "ci", "editor")
+    assert authenticate(app, token).key_id == key.key_id  # cached now
+
+    revoke_key(app, "default", key.key_id)
+
+    with pytest.raises(Unauthorized, match="revoked"):
+        authenticate(app, token)
+
+
+def test_a_key_revoked_elsewhere_is_refused_within_one_second(app: App, other: App) -> None:
+    now = [1000.0]
+    app.caches.keys = KeyCache(clock=lambda: now[0])
+    key, token = create_key(app, "default", "ci", "editor")
+    authenticate(app, token)
+
+    revoke_key(other, "default", key.key_id)
+
+    now[0] += KEY_TTL_S * 0.5
+    assert authenticate(app, token).key_id == key.key_id  # still inside the trusted second
+    now[0] += KEY_TTL_S * 0.5
+    with pytest.raises(Unauthorized, match="revoked"):
+        authenticate(app, token)
+    assert KEY_TTL_S <= 1.0
+
+
+def test_a_wrong_secret_for_a_cached_key_id_is_refused(app: App) -> None:
+    key, token = create_key(app, "default", "ci", "viewer")
+    authenticate(app, token)
+
+    with pytest.raises(Unauthorized):
+        authenticate(app, f"{key.key_id}.not-the-secret")
