@@ -10,7 +10,7 @@ from tests.newcomer.serving import cairn, clean_env, recorder, serve
 def test_the_local_key_goes_to_its_own_server_and_to_no_other(tmp_path: Path) -> None:
     home_a, home_b = tmp_path / "a", tmp_path / "b"
     with serve(home_a) as ours, serve(home_b) as other, recorder() as stranger:
-        local_token = (home_a / "local-keys" / "default").read_text().strip()
+        local_token = next((home_a / "local-keys").rglob("default")).read_text().strip()
         env = clean_env(home_a)
 
         mine = cairn("agent", "list", "--json", env=env | {"CAIRN_URL": ours.url})

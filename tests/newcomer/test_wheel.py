@@ -182,7 +182,7 @@ def test_the_core_alone_is_enough_for_the_http_sdk(tmp_path: Path) -> None:
 
     home = tmp_path / "home"
     with serve(home) as server:
-        token = (home / "local-keys" / "default").read_text().strip()
+        token = next((home / "local-keys").rglob("default")).read_text().strip()
         code = (
             "import sys, cairn\n"
             "with cairn.Client(sys.argv[1], api_key=sys.argv[2]) as client:\n"
