@@ -27,9 +27,12 @@ $(BENCH_STAMP): $(STAMP) $(LOCK_BENCH)
 
 venv: $(STAMP)
 
-## make run: start Cairn on the embedded SQLite ledger with the demo sandbox loaded.
+PORT   ?= 8765
+
+## make run [PORT=8766]: start Cairn on the embedded SQLite ledger with the demo sandbox
+## loaded; a browser on this machine opens the dashboard on it without a key.
 run: $(STAMP)
-	$(BIN)/cairn serve --demo --local-login
+	$(BIN)/cairn serve --demo --local-login --port $(PORT)
 
 ## make test: lint, type-check, then the test suite (SQLite, and PostgreSQL when reachable).
 test: lint typecheck browser-if-possible pytest

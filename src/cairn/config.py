@@ -8,6 +8,8 @@
 - ``CAIRN_HTTP_ALLOWED_HOSTS``: hosts the builtin ``http_request`` may reach (none).
 - ``CAIRN_RESOLVE_TIMEOUT_S``: how long each source may take to list its tools (10).
 - ``CAIRN_PRICES_FILE``: a price-table override (``$CAIRN_HOME/prices.json``).
+- ``CAIRN_MIN_SCHEDULE_INTERVAL_S``: the shortest gap between two ticks a schedule source
+  may have, in seconds (60): a cron that would fire more often is refused.
 - ``CAIRN_MCP_IDLE_CLOSE_S``: a warm MCP session unused this long is closed (300).
 - ``CAIRN_MCP_TOOLS_TTL_S``: a warm session's tool list is asked again after this (60).
 - ``CAIRN_MCP_MAX_CALLS``: calls in flight at once per MCP source, by default (8).
@@ -54,6 +56,7 @@ class Settings:
     agent_concurrency: int = 0
     sandbox_share: float = 0.5
     connect_url: str | None = None
+    min_schedule_interval_s: float = 60.0
     dashboard_autologin: bool = False
     stdio_commands: tuple[str, ...] = ()
     mcp_idle_close_s: float = 300.0
@@ -114,7 +117,13 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
     home = default_home()
     url = database_url or os.environ.get("CAIRN_DATABASE_URL")
     if not url:
-        private_dir(home)
+        try:
+            private_dir(home)
+        except OSError as exc:
+            raise UsageError(
+                f"CAIRN_HOME={str(home)!r} cannot be used as a directory "
+                f"({exc.strerror}): point it at a directory"
+            ) from None
         url = f"sqlite:///{home / 'cairn.db'}"
     hosts = os.environ.get("CAIRN_HTTP_ALLOWED_HOSTS", "")
     return Settings(
@@ -125,6 +134,7 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
         http_allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
         resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
         connect_url=os.environ.get("CAIRN_CONNECT_URL") or None,
+        min_schedule_interval_s=_number("CAIRN_MIN_SCHEDULE_INTERVAL_S", 60.0),
         dashboard_autologin=os.environ.get("CAIRN_DASHBOARD_AUTOLOGIN", "") in ("1", "true", "yes"),
         stdio_commands=tuple(
             c.strip() for c in os.environ.get("CAIRN_STDIO_COMMANDS", "").split(",") if c.strip()

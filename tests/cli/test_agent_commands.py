@@ -82,15 +82,26 @@ def test_create_then_show_returns_every_field_as_json(cli: Cli, tmp_path: Path) 
     assert shown["agent_id"].startswith("agt_")
 
 
-def test_changing_the_prompt_bumps_the_version_and_other_changes_do_not(cli: Cli) -> None:
+def test_every_change_that_alters_behaviour_bumps_the_version_and_runs_keep_it(cli: Cli) -> None:
     create(cli)
-    cli("agent", "update", "support", "--max-turns", "4")
-    assert cli("agent", "show", "support", "--json").json()["version"] == 1
-    updated = cli("agent", "update", "support", "--prompt", "You help, briefly.", "--json").json()
-    assert updated["version"] == 2
+    version = 1
+    for change in (
+        ["--max-turns", "4"],
+        ["--prompt", "You help, briefly."],
+        ["--script", '{"turns": [{"text": "other"}]}'],
+        ["--tool-allowlist", '["json_extract"]'],
+        ["--tool-sources", '["builtin"]'],
+    ):
+        updated = cli("agent", "update", "support", *change, "--json").json()
+        version += 1
+        assert updated["version"] == version, change
+        again = cli("agent", "update", "support", *change, "--json").json()
+        assert again["version"] == version, f"the same value again is no change: {change}"
     assert updated["model_settings"]["max_turns"] == 4  # only the named fields changed
-    same = cli("agent", "update", "support", "--prompt", "You help, briefly.", "--json").json()
-    assert same["version"] == 2
+    renamed = cli("agent", "update", "support", "--name", "Support desk", "--json").json()
+    assert renamed["version"] == version, "a new name does not change what a run does"
+    run = cli("agent", "test", "support", "--json").json()
+    assert run["agent_version"] == version
 
 
 def test_archive_and_unarchive_are_reversible(cli: Cli) -> None:
@@ -254,7 +265,7 @@ def test_agent_tools_shows_the_catalog_and_the_trace_without_running(cli: Cli) -
 def test_prune_deletes_nothing_recent(cli: Cli) -> None:
     create(cli)
     cli("agent", "test", "support")
-    assert cli("runs", "prune", "--older-than", "30d", "--json").json() == {"deleted": 0}
+    assert cli("runs", "prune", "--older-than", "30d", "--json").json()["deleted"] == 0
     assert len(cli("agent", "runs", "support", "--json").json()) == 1
     bad = cli("runs", "prune", "--older-than", "soon")
     assert bad.exit_code == 2 and "invalid duration" in bad.stderr

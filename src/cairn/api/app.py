@@ -162,8 +162,11 @@ def caller_for(request: Request, sandbox: str, authorization: str | None) -> Cal
     """Authenticate and scope to ``sandbox``: another sandbox's caller gets 404, never data."""
     cairn: App = request.app.state.cairn
     principal = request_principal(request, authorization)
-    if principal.sandbox_id != sandbox:
-        raise errors.NotFound(f"no sandbox {sandbox!r}")
+    if principal.sandbox_id != sandbox:  # the key's own sandbox is no secret to its holder
+        raise errors.NotFound(
+            f"no sandbox {sandbox!r} for this key: it belongs to sandbox "
+            f"{principal.sandbox_id!r} (--sandbox {principal.sandbox_id})"
+        )
     return Caller(cairn, principal)
 
 
@@ -195,6 +198,8 @@ EXTRA_ROUTERS = (
     ("cairn.web.pages", "router"),
     ("cairn.web.event_pages", "router"),
     ("cairn.web.actions", "router"),
+    ("cairn.api.identity_routes", "router"),
+    ("cairn.api.docs_routes", "router"),
 )
 """Feature modules that bring their own routers (explain/doctor, usage, Concierge, web
 pages): adding a feature's routes is adding a line here, not editing this factory."""
@@ -260,6 +265,8 @@ def create_app(
             "/healthz needs `Authorization: Bearer <key>`; errors are problem+json."
         ),
         lifespan=lifespan,
+        docs_url=None,  # cairn.api.docs_routes serves /docs without a CDN
+        redoc_url=None,
     )
     api.state.cairn = cairn
     api.add_exception_handler(errors.CairnError, _cairn_error)

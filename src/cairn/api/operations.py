@@ -172,6 +172,7 @@ async def _adhoc_agent(caller: Caller, body: wire.OneShotRequest) -> str:
                 tool_sources=body.tool_sources,
                 tool_allowlist=body.tool_allowlist or [],
                 model_settings=body.model_settings or {},
+                replace_settings=True,  # each one-shot's settings, not the last one's
             ),
         )
     except NotFound:

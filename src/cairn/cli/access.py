@@ -14,8 +14,8 @@ def sandbox() -> None:
 
 @sandbox.command("create")
 @click.argument("sandbox_id")
-@click.option("--name")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--name", help="A display name (default: the id).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def create_sandbox(cli: CliContext, sandbox_id: str, name: str | None, as_json: bool) -> None:
     """Create SANDBOX_ID (an owner of 'default' may)."""
@@ -27,7 +27,7 @@ def create_sandbox(cli: CliContext, sandbox_id: str, name: str | None, as_json: 
 
 
 @sandbox.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def list_sandboxes(cli: CliContext, as_json: bool) -> None:
     """The sandboxes you can see."""
@@ -46,8 +46,14 @@ def key() -> None:
 
 @key.command("create")
 @click.option("--name", default="", help="What the key is for.")
-@click.option("--role", type=click.Choice(["viewer", "editor", "owner"]), default="viewer")
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "editor", "owner"]),
+    default="viewer",
+    show_default=True,
+    help="viewer reads and test-fires; editor also changes and fires; owner also manages keys.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def create_key(cli: CliContext, name: str, role: str, as_json: bool) -> None:
     """A new key; the token is printed this once and stored only as a hash."""
@@ -61,7 +67,7 @@ def create_key(cli: CliContext, name: str, role: str, as_json: bool) -> None:
 
 
 @key.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def list_keys(cli: CliContext, as_json: bool) -> None:
     """The sandbox's keys (never their tokens)."""
@@ -107,7 +113,7 @@ def set_credential(cli: CliContext, backend: str, api_key: str | None) -> None:
 
 
 @credential.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def list_credentials(cli: CliContext, as_json: bool) -> None:
     """Backends with a stored key (never the keys)."""

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json
+from cairn.cli.context import (
+    CliContext,
+    parse_json_option,
+    pass_cli,
+    print_json,
+    read_text_file,
+)
 from cairn.errors import InvalidJSON, UsageError
 
 RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
@@ -24,8 +30,8 @@ def _settings_options(function: Any) -> Any:
     options = [
         click.option("--backend", help="Model backend: scripted, anthropic, openai, google."),
         click.option("--model", help="Model name for the backend."),
-        click.option("--temperature", type=float),
-        click.option("--max-tokens", type=int),
+        click.option("--temperature", type=float, help="Sampling temperature."),
+        click.option("--max-tokens", type=int, help="Output tokens per model turn at most."),
         click.option("--max-turns", type=int, help="Model turns before the run fails."),
         click.option("--timeout-s", type=float, help="Seconds before the run fails."),
         click.option("--base-url", help="OpenAI-compatible server URL."),
@@ -43,8 +49,8 @@ def _settings_options(function: Any) -> Any:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="System prompt from a file.",
         ),
-        click.option("--name"),
-        click.option("--description"),
+        click.option("--name", help="A display name."),
+        click.option("--description", help="What the agent is for."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -72,7 +78,7 @@ def _prompt(prompt: str | None, prompt_file: Path | None) -> str | None:
     if prompt is not None and prompt_file is not None:
         raise UsageError("pass --prompt or --prompt-file, not both")
     if prompt_file is not None:
-        return prompt_file.read_text(encoding="utf-8")
+        return read_text_file(prompt_file, "--prompt-file")
     return prompt
 
 
@@ -93,8 +99,9 @@ def _settings_changes(options: dict[str, Any]) -> dict[str, Any]:
     if options.get("script_json") is not None:
         changes["script"] = parse_json_option(options["script_json"], "--script")
     if options.get("script_file") is not None:
+        path = options["script_file"]
         changes["script"] = parse_json_option(
-            options["script_file"].read_text(encoding="utf-8"), str(options["script_file"])
+            read_text_file(path, "--script-file"), f"--script-file {str(path)!r}"
         )
     return changes
 
@@ -143,7 +150,13 @@ def _print_agent(data: dict[str, Any], as_json: bool, verb: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the agent as JSON.")
 @pass_cli
 def create(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None:
-    """Create agent SLUG from flags or a prompt file."""
+    """Create agent SLUG from flags or a prompt file.
+
+    \b
+    Examples:
+      cairn agent create support --prompt-file prompt.md --tool-allowlist '["orders_*"]'
+      cairn agent create helper --prompt 'You help.' --backend openai --model gpt-4.1-mini
+    """
     body = _body(options)
     if "system_prompt" not in body:
         raise UsageError("an agent needs a system prompt: pass --prompt or --prompt-file")
@@ -153,19 +166,30 @@ def create(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None
 @agent.command("update")
 @click.argument("slug")
 @_settings_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def update(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None:
-    """Change only the named fields of agent SLUG (a new prompt bumps its version)."""
+    """Change only the named fields of agent SLUG; any change to what it does (prompt, model
+    settings, script, sources, allowlist) bumps its version.
+
+    \b
+    Examples:
+      cairn agent update support --max-turns 4
+      cairn agent update support --tool-allowlist '["orders_lookup_order"]'
+    """
     _print_agent(cli.request("PATCH", f"/agents/{slug}", json=_body(options)), as_json, "updated")
 
 
 @agent.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "show_all", is_flag=True, help="Also the internal 'oneshot' agent.")
+@click.option("--json", "as_json", is_flag=True, help="Print the agents as JSON.")
 @pass_cli
-def list_(cli: CliContext, as_json: bool) -> None:
-    """List the sandbox's agents."""
+def list_(cli: CliContext, show_all: bool, as_json: bool) -> None:
+    """List the sandbox's agents (archived ones too, marked). The archived agent behind
+    'cairn run' is left out unless --all."""
     agents = cli.request("GET", "/agents")
+    if not show_all:
+        agents = [a for a in agents if not (a["slug"] == "oneshot" and a["status"] == "archived")]
     if as_json:
         print_json(agents)
     else:
@@ -177,7 +201,7 @@ def list_(cli: CliContext, as_json: bool) -> None:
 
 @agent.command("show")
 @click.argument("slug")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def show(cli: CliContext, slug: str, as_json: bool) -> None:
     """Show agent SLUG's configuration."""
@@ -211,10 +235,16 @@ def unarchive(cli: CliContext, slug: str) -> None:
 
 @agent.command("tools")
 @click.argument("slug")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def tools(cli: CliContext, slug: str, as_json: bool) -> None:
-    """The tools SLUG would see right now, and why (without running it)."""
+    """The tools SLUG would see right now, and why (without running it).
+
+    \b
+    Examples:
+      cairn agent tools support
+      cairn agent tools support --json
+    """
     catalog = cli.request("GET", f"/agents/{slug}/tools")
     if as_json:
         print_json(catalog)
@@ -232,7 +262,8 @@ def tools(cli: CliContext, slug: str, as_json: bool) -> None:
 
 def _payload(payload_json: str, event_file: Path | None) -> Any:
     if event_file is not None:
-        payload_json = event_file.read_text(encoding="utf-8")
+        text = read_text_file(event_file, "--event-file")
+        return parse_json_option(text, f"--event-file {str(event_file)!r}")
     return parse_json_option(payload_json, "--event-payload")
 
 
@@ -244,12 +275,18 @@ def _payload(payload_json: str, event_file: Path | None) -> Any:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The fake event from a JSON file.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def test(
     cli: CliContext, slug: str, payload_json: str, event_file: Path | None, as_json: bool
 ) -> None:
-    """Test-fire SLUG with a fake event, wait, and show the run. Exit 1 if the run failed."""
+    """Test-fire SLUG with a fake event, wait, and show the run. Exit 1 if the run failed.
+
+    \b
+    Examples:
+      cairn agent test support --event-payload '{"order_id": "A-1001"}'
+      cairn agent test support --event-file event.json --json
+    """
     from cairn.cli.context import waiting
 
     payload = _payload(payload_json, event_file)
@@ -268,12 +305,18 @@ def test(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The event from a JSON file.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def fire(
     cli: CliContext, slug: str, payload_json: str, event_file: Path | None, as_json: bool
 ) -> None:
-    """Fire SLUG without waiting (a manual run); prints the run id to follow."""
+    """Fire SLUG without waiting (a manual run); prints the run id to follow.
+
+    \b
+    Examples:
+      RUN_ID=$(cairn agent fire support --event-payload '{"order_id": "A-1002"}')
+      cairn runs follow "$RUN_ID"
+    """
     payload = _payload(payload_json, event_file)
     accepted = cli.request("POST", f"/agents/{slug}/fire", json={"event_payload": payload})
     if as_json:
@@ -295,14 +338,16 @@ def show_run(run: dict[str, Any], as_json: bool) -> None:
 
 @agent.command("runs")
 @click.argument("slug")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--status", type=click.Choice(RUN_STATUSES))
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Runs per page."
+)
+@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs in this status.")
 @click.option("--trigger", "trigger_id", help="Only runs fired by this trigger id.")
-@click.option("--kind", type=click.Choice(RUN_KINDS))
+@click.option("--kind", type=click.Choice(RUN_KINDS), help="Only runs of this kind.")
 @click.option("--since", help="Only runs newer than this, e.g. 24h, 7d.")
 @click.option("--before", help="Cursor: runs older than this run_id (the next page).")
 @click.option("--follow", is_flag=True, help="Keep showing runs as they start and finish.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def runs(
     cli: CliContext,
@@ -316,7 +361,13 @@ def runs(
     follow: bool,
     as_json: bool,
 ) -> None:
-    """Recent runs of SLUG, newest first (``--follow``: then live)."""
+    """Recent runs of SLUG, newest first ('--follow': then live).
+
+    \b
+    Examples:
+      cairn agent runs support --status failed --since 24h
+      cairn agent runs support --follow
+    """
     params = {
         "limit": limit,
         "status": status,
@@ -347,7 +398,7 @@ agent.add_command(trigger)
 
 @agent.command("why-not-fired")
 @click.argument("slug")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def why_not_fired(cli: CliContext, slug: str, as_json: bool) -> None:
     """Why SLUG did (not) fire on the last event of any source bound to it: each trigger's

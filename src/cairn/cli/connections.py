@@ -34,7 +34,7 @@ def _expiry(item: dict[str, Any]) -> str:
 )
 @click.option("--expires-in", type=int, help="Seconds the token is valid from now.")
 @click.option("--account", default="", help="Whose account it is, for people.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def add(
     cli: CliContext,
@@ -67,7 +67,7 @@ def add(
 
 
 @connection.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def list_(cli: CliContext, as_json: bool) -> None:
     """The sandbox's connections, revoked ones too (never their tokens)."""
@@ -94,13 +94,14 @@ def list_(cli: CliContext, as_json: bool) -> None:
 @connection.command("revoke")
 @click.argument("ref")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def revoke(cli: CliContext, ref: str, yes: bool, as_json: bool) -> None:
     """Revoke connection REF (an id, or an app slug: its active connection) and forget its
     token; the app's integration sources are skipped until it is connected again."""
-    if not yes:
-        click.confirm(f"revoke connection {ref} and forget its token?", abort=True)
+    from cairn.cli.context import confirm
+
+    confirm(f"revoke connection {ref} and forget its token?", yes)
     revoked = cli.request("POST", f"/connections/{ref}/revoke")
     if as_json:
         print_json(revoked)

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -60,28 +61,87 @@ class CliContext:
         return self._app
 
     def _api_key(self) -> str | None:
+        """``CAIRN_API_KEY``, else the local owner key of the sandbox, but only for the
+        server that issued it (``cairn.services.local_identity``): never to another host,
+        port or Cairn server."""
         key = os.environ.get("CAIRN_API_KEY")
         if key:
             return key
         from cairn.config import load_settings, local_key_path
+        from cairn.services.local_identity import read_identity
 
         settings = load_settings(database_url=self._database_url, sandbox=self.sandbox)
+        home = settings.home
         local = local_key_path(settings, self.sandbox)  # this ledger's key, not another's
-        return local.read_text().strip() if local.exists() else None
+        secret = read_identity(home)
+        if secret is None:
+            return None
+        assert self.url is not None
+        if not server_is_ours(self.url, secret):
+            from cairn.errors import UsageError
+
+            raise UsageError(
+                f"{self.url} is not the Cairn server started from CAIRN_HOME={home}, so its "
+                "local owner key is not sent there: set CAIRN_API_KEY to a key of that server"
+            )
+        if not local.exists():  # a sandbox made after the server started: make its key here
+            return self._mint_local_key()
+        return local.read_text().strip()
+
+    def _mint_local_key(self) -> str | None:
+        from cairn.errors import NotFound
+        from cairn.services.access import local_key
+
+        try:
+            return local_key(self.app, self.sandbox)
+        except NotFound:
+            return None  # no such sandbox: the server says so
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Shorthand for ``self.transport.request``."""
+        """Shorthand for ``self.transport.request``; an empty id (``runs show ''``) is bad
+        input, said as such, not an unknown route."""
+        inner = path[2:] if path.startswith("//") else path[1:]
+        if any(part.strip() == "" for part in inner.split("/")):
+            from cairn.errors import UsageError
+
+            raise UsageError("an id or name on the command line is empty")
         return self.transport.request(method, path, **kwargs)
 
     def close(self) -> None:
         """Release connections and the database."""
         if self._transport is not None:
-            self._transport.close()
-        elif self._app is not None:
+            self._transport.close()  # in-process, this closes the app too
+        if self._app is not None and not self._transport_owns_app():
             self._app.close()
+
+    def _transport_owns_app(self) -> bool:
+        return self._transport is not None and not self.url
 
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+
+def server_is_ours(url: str, secret: bytes) -> bool:
+    """Whether the server at ``url`` proves it holds ``secret`` (a fresh nonce each time)."""
+    import httpx
+
+    from cairn.errors import CairnError
+    from cairn.services.local_identity import new_nonce, verify
+
+    nonce = new_nonce()
+    try:
+        response = httpx.get(
+            url.rstrip("/") + "/local-identity", params={"nonce": nonce}, timeout=10
+        )
+    except httpx.HTTPError as exc:
+        raise CairnError(f"cannot reach the Cairn server at {url}: {exc}") from None
+    if response.status_code != 200:
+        return False
+    try:
+        proof = response.json().get("proof")
+    except (ValueError, AttributeError):
+        return False
+    return verify(secret, nonce, proof)
 
 
 def print_json(data: Any) -> None:
@@ -105,6 +165,20 @@ def parse_json_option(value: str | None, what: str) -> Any:
 
         raise InvalidJSON(f"{what} is nested too deep; the limit is {MAX_DEPTH}") from None
     return check_value(parsed, what)
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A UTF-8 text file given on the command line, or one line saying what is wrong."""
+    from cairn.errors import UsageError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
 
 
 def run_async(function: Any, *args: Any, **kwargs: Any) -> Any:

@@ -15,10 +15,30 @@ if TYPE_CHECKING:
 @click.command()
 @pass_cli
 def demo(cli: CliContext) -> None:
-    """Load the demo sandbox (example agents, sources and runs) and print what to try next."""
+    """Load the demo sandbox (example agents, sources and runs) into the ledger on this
+    machine and print what to try next. With CAIRN_URL, only when that server runs from
+    this CAIRN_HOME (it then sees the demo at once); another server is refused: start it
+    with 'cairn serve --demo' instead."""
     from cairn.services.demo import load_demo
 
+    if cli.url:
+        _check_same_ledger(cli.url)
     print_summary(run_async(load_demo, cli.app))
+
+
+def _check_same_ledger(url: str) -> None:
+    """Refuse to load the demo "into" a server whose ledger is not this machine's."""
+    from cairn.cli.context import server_is_ours
+    from cairn.config import default_home
+    from cairn.errors import UsageError
+    from cairn.services.local_identity import read_identity
+
+    secret = read_identity(default_home())
+    if secret is None or not server_is_ours(url, secret):
+        raise UsageError(
+            f"cairn demo loads the ledger on this machine, and {url} does not run from this "
+            "CAIRN_HOME: start that server with 'cairn serve --demo', or unset CAIRN_URL"
+        )
 
 
 def print_summary(summary: DemoSummary) -> None:

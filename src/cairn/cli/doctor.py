@@ -92,7 +92,7 @@ def show_report(report: dict[str, Any]) -> None:
     type=click.FloatRange(min=0, max=3650),
     help="A trigger with no fire for this many days is reported as quiet.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def doctor(cli: CliContext, slug: str | None, quiet_days: float, as_json: bool) -> None:
     """Scan for what needs fixing without running anything: stale allowlist entries, sources

@@ -72,9 +72,11 @@ def _print_event(event: dict[str, Any]) -> None:
 
 @events.command("list")
 @click.option("--source", help="Only this source (id or label).")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 500), help="Events per page."
+)
 @click.option("--before", help="Cursor: events older than this event_id.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def list_(
     cli: CliContext, source: str | None, limit: int, before: str | None, as_json: bool
@@ -92,7 +94,7 @@ def list_(
 
 @events.command("show")
 @click.argument("event_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def show(cli: CliContext, event_id: str, as_json: bool) -> None:
     """One event: its payload and why each trigger did or did not fire."""
@@ -110,7 +112,7 @@ def show(cli: CliContext, event_id: str, as_json: bool) -> None:
 
 @events.command("explain")
 @click.argument("event_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def explain(cli: CliContext, event_id: str, as_json: bool) -> None:
     """Why EVENT_ID fired what it fired, or nothing: each trigger's decision in plain English

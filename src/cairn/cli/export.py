@@ -25,7 +25,7 @@ def export() -> None:
 @export.command("otlp")
 @click.option("--since", default="24h", show_default=True, help="Runs created in this window.")
 @click.option("--agent", help="Only this agent's runs (slug).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def otlp(cli: CliContext, since: str, agent: str | None, as_json: bool) -> None:
     """Backfill: send the finished runs of the window as GenAI traces (no metrics: they
@@ -92,11 +92,11 @@ def otlp(cli: CliContext, since: str, agent: str | None, as_json: bool) -> None:
 
 
 @export.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
     """Whether runs are exported, where to, and how many were sent and dropped (by the
-    server at ``CAIRN_URL``; in-process, by this process)."""
+    server at CAIRN_URL; in-process, by this process)."""
     found = cli.request("GET", "//telemetry")
     if as_json:
         print_json(found)

@@ -48,6 +48,13 @@ _GROUPS = {
 }
 
 
+SERVER_MODULES = frozenset(
+    {"sqlalchemy", "alembic", "mcp", "jsonschema", "croniter", "cryptography", "fastapi"}
+    | {"uvicorn", "jinja2", "swagger_ui_bundle", "starlette"}
+)
+"""The ``server`` extra's modules: without them the command says what to install."""
+
+
 class LazyGroup(click.Group):
     """A group whose sub-commands are imported on use."""
 
@@ -73,7 +80,7 @@ class LazyGroup(click.Group):
 @click.option("--db", "database_url", envvar="CAIRN_DATABASE_URL", help="Ledger database URL.")
 @click.option("--sandbox", envvar="CAIRN_SANDBOX", default="default", show_default=True)
 @click.option("--url", envvar="CAIRN_URL", help="A Cairn server; without it, work in-process.")
-@click.version_option(package_name="cairn")
+@click.version_option(package_name="cairn-runtime")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, sandbox: str, url: str | None) -> None:
     """Cairn: event-driven agents and the run ledger that explains them."""
@@ -83,10 +90,27 @@ def cli(ctx: click.Context, database_url: str | None, sandbox: str, url: str | N
     ctx.call_on_close(ctx.obj.close)
 
 
+def _check_text(args: list[str]) -> None:
+    """Arguments that are not valid UTF-8 (Python keeps the stray bytes as surrogates) are
+    refused here: they could not be stored or sent as JSON further on."""
+    from cairn.errors import UsageError
+
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UsageError(
+                f"an argument is not valid UTF-8 text (after {arg[: exc.start][-20:]!r}): "
+                "check the terminal's or the script's encoding"
+            ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> Any:
     """Console-script entry: run the CLI, turning expected errors into one line and an exit code."""
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        return cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        _check_text(args)
+        return cli.main(args=args, prog_name="cairn", standalone_mode=False)
     except CairnError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
@@ -101,6 +125,15 @@ def main(argv: Sequence[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").split(".")[0] not in SERVER_MODULES:
+            raise
+        click.echo(
+            f"error: this needs Cairn's server part ({missing.name} is not installed): "
+            "pip install 'cairn-runtime[server]'",
+            err=True,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,15 @@ def run(
     script: str | None,
     as_json: bool,
 ) -> None:
-    """Run one turn on PROMPT using the connected sources as tools; leaves a ``oneshot`` run.
-    Exit 1 unless the run succeeded."""
+    """Run one turn on PROMPT using the connected sources as tools; leaves a 'oneshot' run.
+    Each run uses only the settings it is given. Exit 1 unless the run succeeded.
+
+    \b
+    Examples:
+      cairn run "What time is it?"
+      cairn run "Look up order A-1001" --backend openai --model gpt-4.1-mini
+      cairn run "Summarise" --agent support
+    """
     from cairn.cli.render import follow_events
 
     body: dict[str, Any] = {"prompt": prompt, "agent": slug, "wait": False}

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Table as RichTable
 from rich.text import Text
 
 from cairn.domain.agents import Agent
@@ -17,6 +17,15 @@ from cairn.domain.trace import ToolResolutionTrace
 
 # Piped output (grep, less, a log) gets full-width rows instead of 80 squeezed columns.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+def Table(*columns: str) -> RichTable:
+    """A table with borders for a terminal; piped (grep, awk, a file), plain columns with no
+    box characters to strip."""
+    if sys.stdout.isatty():
+        return RichTable(*columns)
+    return RichTable(*columns, box=None, pad_edge=False, show_edge=False)
+
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -121,14 +130,14 @@ def trace_view(trace: ToolResolutionTrace | None) -> None:
         console.print(f"  [yellow]name conflict[/] {conflict}: an earlier source's tool was kept")
 
 
-def runs_table(runs: list[Run], limit: int | None = None) -> None:
-    """``cairn agent runs``."""
-    table = Table(
-        "run_id", "created", "kind", "status", "outcome", "tools", "tokens", "ms", "error"
-    )
+def runs_table(runs: list[Run], limit: int | None = None, *, with_agent: bool = False) -> None:
+    """``cairn agent runs`` (and ``cairn runs list``, ``with_agent``)."""
+    columns = ["run_id", "created", "kind", "status", "outcome", "tools", "tokens", "ms", "error"]
+    table = Table(*(["run_id", "agent", *columns[1:]] if with_agent else columns))
     for run in runs:
         table.add_row(
             run.run_id,
+            *([run.agent_slug] if with_agent else []),
             run.created_at.strftime("%Y-%m-%d %H:%M:%S") if run.created_at else "",
             run.kind,
             _status(run.status),

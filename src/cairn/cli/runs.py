@@ -9,16 +9,79 @@ from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_jso
 
 @click.group()
 def runs() -> None:
-    """Inspect, follow, cancel, replay and prune runs."""
+    """List, inspect, follow, cancel, replay, explain and prune runs."""
+
+
+@runs.command("list")
+@click.option("--agent", "slug", help="Only the runs of this agent.")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Runs per page."
+)
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]),
+    help="Only runs in this status.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["trigger", "manual", "test", "oneshot"]),
+    help="Only runs of this kind.",
+)
+@click.option("--trigger", "trigger_id", help="Only runs fired by this trigger id.")
+@click.option("--since", metavar="AGE", help="Only runs newer than AGE, e.g. 24h, 7d.")
+@click.option("--before", metavar="RUN_ID", help="Cursor: runs older than RUN_ID (next page).")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON list.")
+@pass_cli
+def list_(
+    cli: CliContext,
+    slug: str | None,
+    limit: int,
+    status: str | None,
+    kind: str | None,
+    trigger_id: str | None,
+    since: str | None,
+    before: str | None,
+    as_json: bool,
+) -> None:
+    """Recent runs of every agent in the sandbox, newest first.
+
+    \b
+    Examples:
+      cairn runs list --status failed --since 24h
+      cairn runs list --kind oneshot --json
+    """
+    params = {
+        "agent": slug,
+        "limit": limit,
+        "status": status,
+        "kind": kind,
+        "trigger_id": trigger_id,
+        "since": since,
+        "before": before,
+    }
+    page = cli.request("GET", "/runs", params=params)
+    if as_json:
+        print_json(page["runs"])
+        return
+    from cairn.cli.render import runs_table
+    from cairn.domain.runs import run_from_dict
+
+    runs_table([run_from_dict(r) for r in page["runs"]], limit, with_agent=True)
 
 
 @runs.command("show")
 @click.argument("run_id")
 @click.option("--events/--no-events", default=False, help="Also list the run's events.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def show(cli: CliContext, run_id: str, events: bool, as_json: bool) -> None:
-    """The whole row of RUN_ID: tool calls, output, error and the tool-resolution trace."""
+    """The whole row of RUN_ID: tool calls, output, error and the tool-resolution trace.
+
+    \b
+    Examples:
+      cairn runs show run_01j… --events
+      cairn runs show run_01j… --json
+    """
     run = cli.request("GET", f"/runs/{run_id}")
     run_events = cli.request("GET", f"/runs/{run_id}/events") if events or as_json else None
     if as_json:
@@ -38,7 +101,13 @@ def show(cli: CliContext, run_id: str, events: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
 @pass_cli
 def follow(cli: CliContext, run_id: str, as_json: bool) -> None:
-    """Stream RUN_ID's text and tool calls as they happen; exit 1 unless it succeeded."""
+    """Stream RUN_ID's text and tool calls as they happen; exit 1 unless it succeeded.
+
+    \b
+    Examples:
+      cairn runs follow run_01j…
+      cairn runs follow run_01j… --json
+    """
     from cairn.cli.render import follow_events
 
     cli.request("GET", f"/runs/{run_id}")  # a clear error for an unknown run
@@ -49,10 +118,10 @@ def follow(cli: CliContext, run_id: str, as_json: bool) -> None:
 
 @runs.command("cancel")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def cancel(cli: CliContext, run_id: str, as_json: bool) -> None:
-    """Cancel a live run: it ends ``cancelled`` and keeps the events it had."""
+    """Cancel a live run: it ends 'cancelled' and keeps the events it had."""
     run = cli.request("POST", f"/runs/{run_id}/cancel")
     if as_json:
         print_json(run)
@@ -63,7 +132,7 @@ def cancel(cli: CliContext, run_id: str, as_json: bool) -> None:
 @runs.command("replay")
 @click.argument("run_id")
 @click.option("--event-payload", "payload_json", help="An edited event, JSON (default: the run's).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def replay(cli: CliContext, run_id: str, payload_json: str | None, as_json: bool) -> None:
     """Fire RUN_ID's agent again on the same event (or an edited one) as a test run."""
@@ -78,13 +147,25 @@ def replay(cli: CliContext, run_id: str, payload_json: str | None, as_json: bool
 
 @runs.command("prune")
 @click.option(
-    "--older-than", help="Delete finished runs older than this (e.g. 30d); default: retention."
+    "--older-than",
+    metavar="AGE",
+    help="Delete what is older than AGE (e.g. 30d, at least 1h); default: CAIRN_RETENTION_DAYS.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_cli
-def prune(cli: CliContext, older_than: str | None, as_json: bool) -> None:
-    """Delete old finished runs and their events (live runs are never pruned). A maintenance
-    command: it runs on the machine that holds the ledger."""
+def prune(cli: CliContext, older_than: str | None, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Retention for the sandbox (--sandbox): delete its finished runs (with their events)
+    and its received events (with their trigger decisions) older than AGE. Live runs are
+    never pruned. A maintenance command: it runs on the machine that holds the ledger.
+
+    \b
+    Examples:
+      cairn --sandbox demo runs prune --older-than 30d --dry-run
+      cairn --sandbox demo runs prune --older-than 30d --yes
+    """
+    from cairn.cli.context import confirm
     from cairn.durations import parse_duration
     from cairn.errors import UsageError
     from cairn.services.runs import prune_runs
@@ -92,16 +173,32 @@ def prune(cli: CliContext, older_than: str | None, as_json: bool) -> None:
     if cli.remote:
         raise UsageError("prune runs where the ledger is: unset CAIRN_URL and pass --db")
     age = parse_duration(older_than) if older_than else None
-    deleted = prune_runs(cli.app, age)
+    counted = prune_runs(cli.app, cli.sandbox, age, dry_run=True)
+    if not dry_run and (counted.runs or counted.events):
+        confirm(
+            f"delete {counted.runs} runs and {counted.events} events older than "
+            f"{counted.older_than_s / 86400:g} days from sandbox {cli.sandbox!r}?",
+            yes,
+        )
+        counted = prune_runs(cli.app, cli.sandbox, age)
     if as_json:
-        print_json({"deleted": deleted})
-    else:
-        click.echo(f"deleted {deleted} runs")
+        print_json(
+            {
+                "deleted": 0 if dry_run else counted.runs,
+                "runs": counted.runs,
+                "events": counted.events,
+                "dry_run": dry_run,
+                "sandbox": cli.sandbox,
+            }
+        )
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {counted.runs} runs and {counted.events} events in sandbox {cli.sandbox}")
 
 
 @runs.command("explain")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def explain(cli: CliContext, run_id: str, as_json: bool) -> None:
     """Why RUN_ID did what it did, in plain English: the cause, the fix, and the run, event

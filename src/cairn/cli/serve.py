@@ -12,8 +12,8 @@ the runs then get the workers' own grace period."""
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="TCP port (checked first).")
 @click.option("--workers", "run_workers", default=8, show_default=True, help="Runs at once.")
 @click.option(
     "--no-workers",
@@ -55,17 +55,30 @@ def serve(
     demo: bool,
     local_login: bool,
 ) -> None:
-    """Serve the API on HOST:PORT over the configured ledger (embedded SQLite by default).
+    """Serve the API, the dashboard and live streams on HOST:PORT over the configured
+    ledger (embedded SQLite by default). The port is checked before anything is loaded.
 
     Fires are queued in the ledger; this node's workers (and any `cairn worker` on the
     same database) execute them. An owner key per sandbox is kept in
     CAIRN_HOME/local-keys/, and the CLI on this machine uses it by itself when CAIRN_URL
-    points here."""
+    points here (after checking it is this server). With --demo, the dashboard opens the
+    demo sandbox unless --sandbox names another.
+
+    \b
+    Examples:
+      cairn serve --demo --port 8766
+      CAIRN_DATABASE_URL=postgresql://cairn@db/cairn cairn serve --host 0.0.0.0
+    """
     import uvicorn
 
     from cairn.api.app import create_app
     from cairn.services.access import local_key
 
+    check_port_free(host, port)
+    if demo and cli.sandbox == "default":
+        from cairn.services.demo import DEMO_SANDBOX
+
+        cli.sandbox = DEMO_SANDBOX  # what the dashboard opens on this machine
     app = cli.app
     app.store.check_writable()
     if local_login:
@@ -79,7 +92,9 @@ def serve(
 
         print_summary(run_async(load_demo, app))
     from cairn.services.access import list_sandboxes
+    from cairn.services.local_identity import ensure_identity
 
+    ensure_identity(app.settings.home)  # the CLI checks it before sending a local key
     for sandbox_id, _name in list_sandboxes(app):
         local_key(app, sandbox_id)
     api = create_app(
@@ -94,6 +109,7 @@ def serve(
         f"Cairn serving on http://{host}:{port} (ledger: {ledger}, "
         f"executor: {app.settings.executor}, "
         f"{'no workers' if no_workers else f'{run_workers} worker slots'})"
+        f"\n  dashboard: http://{host}:{port}/ (sandbox {cli.sandbox})"
         f"\n  export CAIRN_URL=http://{host}:{port}   # the CLI then talks to this server"
         f"\n  API docs: http://{host}:{port}/docs"
     )
@@ -107,3 +123,26 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=STREAMS_GRACE_S,
     )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, before the demo is loaded or a banner
+    claims the server is up."""
+    import socket
+
+    from cairn.errors import UsageError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot serve on host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UsageError(
+                f"port {port} on {host} is not free ({exc.strerror}): pick another with "
+                f"--port (make run PORT={port + 1})"
+            ) from None

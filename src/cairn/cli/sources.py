@@ -45,13 +45,19 @@ def _print_health(report: dict[str, Any], as_json: bool) -> None:
 @click.option("--arg", "args", multiple=True, help="stdio: one argument (repeat).")
 @click.option("--env", "env", multiple=True, help="stdio: NAME=VALUE for the server (secret).")
 @click.option("--url", help="http: the streamable-HTTP endpoint.")
-@click.option("--auth", type=click.Choice(["none", "bearer", "header"]), default="none")
+@click.option(
+    "--auth",
+    type=click.Choice(["none", "bearer", "header"]),
+    default="none",
+    show_default=True,
+    help="How an http source authenticates: a bearer token or a custom header.",
+)
 @click.option("--token", envvar="CAIRN_MCP_TOKEN", help="Bearer token or header value.")
 @click.option("--header-name", help="auth=header: the header to send.")
-@click.option("--namespace", help="Prefix for tool names (default: the source id).")
+@click.option("--namespace", help="Prefix for tool names (default: the label).")
 @click.option("--allowed-tools", help="JSON list: only these tools of the server.")
 @click.option("--calls-per-minute", type=int, help="Cap on calls to this server.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def add(
     cli: CliContext,
@@ -68,7 +74,13 @@ def add(
     calls_per_minute: int | None,
     as_json: bool,
 ) -> None:
-    """Register an MCP server as LABEL (stdio with --command, or http with --url) and check it."""
+    """Register an MCP server as LABEL (stdio with --command, or http with --url) and check it.
+
+    \b
+    Examples:
+      cairn source add shop --command python --arg -m --arg my_shop_server
+      cairn source add crm --url https://crm.internal/mcp --auth bearer --token "$TOKEN"
+    """
     if bool(command_) == bool(url):
         raise UsageError("pass exactly one of --command (stdio) or --url (streamable HTTP)")
     allowed = parse_json_option(allowed_tools, "--allowed-tools")
@@ -97,7 +109,7 @@ def add(
 
 
 @source.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def list_(cli: CliContext, as_json: bool) -> None:
     """Every source of the sandbox and its status."""
@@ -113,7 +125,7 @@ def list_(cli: CliContext, as_json: bool) -> None:
 
 @source.command("show")
 @click.argument("source_ref")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def show(cli: CliContext, source_ref: str, as_json: bool) -> None:
     """One source (by id or label): configuration and status; secrets by name only."""
@@ -129,7 +141,7 @@ def show(cli: CliContext, source_ref: str, as_json: bool) -> None:
 
 @source.command("test")
 @click.argument("source_ref")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def test(cli: CliContext, source_ref: str, as_json: bool) -> None:
     """Health-check a source now (tools/list); exit 1 when it fails."""
@@ -167,7 +179,7 @@ def integration() -> None:
 @click.argument("app_slug")
 @click.option("--label", help="The source's label (default: the app slug).")
 @click.option("--provider-url", help="The provider's MCP base URL (default: CAIRN_CONNECT_URL).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def add_integration(
     cli: CliContext, app_slug: str, label: str | None, provider_url: str | None, as_json: bool

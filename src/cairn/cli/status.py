@@ -11,7 +11,7 @@ from cairn.cli.export import telemetry_line
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
     """Runs queued and running in the sandbox, and every worker with its last heartbeat."""

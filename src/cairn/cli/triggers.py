@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -32,7 +33,7 @@ def _print_trigger(data: dict[str, Any], as_json: bool, verb: str) -> None:
     click.echo(
         f"{verb} trigger {data['trigger_id']}: {data['agent_slug']} ← source "
         f"{data['data_source_id']} on {data['event_type_filter']}"
-        + (f" where {data['filter_config']}" if data["filter_config"] else "")
+        + (f" where {json.dumps(data['filter_config'])}" if data["filter_config"] else "")
         + (f", at most {cap}/hour" if cap else "")
         + f" [{data['status']}]"
     )
@@ -44,7 +45,8 @@ def _print_trigger(data: dict[str, Any], as_json: bool, verb: str) -> None:
 @click.option("--event-type", default="*", show_default=True, help="'*' or one event type.")
 @click.option("--filter", "filter_json", help='Payload filter, JSON: {"channel": "C123"}.')
 @click.option("--rate-limit", type=int, help="At most this many fires per hour.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the trigger as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the new trigger's id.")
 @pass_cli
 def create(
     cli: CliContext,
@@ -54,20 +56,32 @@ def create(
     filter_json: str | None,
     rate_limit: int | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
-    """Fire agent SLUG on events of a source."""
+    """Fire agent SLUG on events of a source (a webhook, a schedule, an integration).
+
+    \b
+    Examples:
+      cairn agent trigger create triage --source github-issues --event-type issue.opened \\
+        --filter '{"labels": "bug"}' --rate-limit 10
+      cairn agent trigger create support --source nightly --event-type schedule.tick
+    """
     body = {
         "data_source_id": source_ref,
         "event_type_filter": event_type,
         "filter_config": _filter(filter_json),
         "rate_limit_per_hour": rate_limit,
     }
-    _print_trigger(cli.request("POST", f"/agents/{slug}/triggers", json=body), as_json, "created")
+    made = cli.request("POST", f"/agents/{slug}/triggers", json=body)
+    if quiet:
+        click.echo(made["trigger_id"])
+        return
+    _print_trigger(made, as_json, "created")
 
 
 @trigger.command("list")
 @click.argument("slug", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
     """The triggers of SLUG (or of every agent), with fire counts."""
@@ -75,9 +89,7 @@ def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
     if as_json:
         print_json(found)
         return
-    from rich.table import Table
-
-    from cairn.cli.render import console
+    from cairn.cli.render import Table, console
 
     table = Table()
     table.add_column("trigger_id", no_wrap=True, min_width=30)
@@ -89,7 +101,7 @@ def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
             item["agent_slug"] or "",
             item["data_source_id"],
             item["event_type_filter"],
-            str(item["filter_config"] or ""),
+            json.dumps(item["filter_config"]) if item["filter_config"] else "",
             str(item["rate_limit_per_hour"] or ""),
             item["status"],
             str(item["fire_count"]),
@@ -100,7 +112,7 @@ def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
 
 @trigger.command("show")
 @click.argument("trigger_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def show(cli: CliContext, trigger_id: str, as_json: bool) -> None:
     """One trigger, with its fire count and last fire."""
@@ -117,7 +129,7 @@ def show(cli: CliContext, trigger_id: str, as_json: bool) -> None:
 @click.option("--event-type", help="'*' or one event type.")
 @click.option("--filter", "filter_json", help="Payload filter, JSON; 'null' removes it.")
 @click.option("--rate-limit", help="Fires per hour; 'none' removes the cap.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def update(
     cli: CliContext,
@@ -147,7 +159,7 @@ def update(
 @click.argument("trigger_id")
 @pass_cli
 def pause(cli: CliContext, trigger_id: str) -> None:
-    """Stop firing (events are still recorded, as ``paused``); reversible."""
+    """Stop firing (events are still recorded, as 'paused'); reversible."""
     data = cli.request("PATCH", f"/triggers/{trigger_id}", json={"status": "paused"})
     _print_trigger(data, False, "paused")
 

@@ -68,9 +68,7 @@ def _when(iso: str) -> str:
 
 def usage_table(report: dict[str, Any], since: str) -> None:
     """The report for people: a row per group with its sparkline, then the totals."""
-    from rich.table import Table
-
-    from cairn.cli.render import console
+    from cairn.cli.render import Table, console
 
     by = report["by"]
     scope = "".join(
@@ -122,7 +120,7 @@ def usage_table(report: dict[str, Any], since: str) -> None:
 @click.option("--trigger", "trigger_id", help="Only runs fired by this trigger id.")
 @click.option("--since", default="24h", show_default=True, help="Window up to now: 90m, 7d.")
 @click.option("--by", type=click.Choice(USAGE_BY), default="agent", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @click.pass_context
 def usage(
     ctx: click.Context,
@@ -180,7 +178,7 @@ def _threshold_line(data: dict[str, Any]) -> str:
     help="When enforced (cairn usage enforce), pause the agent's triggers.",
 )
 @click.option("--clear", is_flag=True, help="Stop watching the agent.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def threshold(
     cli: CliContext,
@@ -239,7 +237,7 @@ def _print_flags(flags: list[dict[str, Any]]) -> None:
 
 
 @usage.command("runaways")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def runaways(cli: CliContext, as_json: bool) -> None:
     """Agents over their threshold in the last hour (changes nothing)."""
@@ -253,11 +251,11 @@ def runaways(cli: CliContext, as_json: bool) -> None:
 
 
 @usage.command("enforce")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def enforce(cli: CliContext, as_json: bool) -> None:
     """Pause the active triggers of runaway agents whose threshold has --pause, and record
-    why (see ``cairn usage enforcements``). Safe to run from cron."""
+    why (see 'cairn usage enforcements'). Safe to run from cron."""
     flags = cli.request("POST", "/runaways/enforce")
     if as_json:
         print_json(flags)
@@ -272,8 +270,10 @@ def enforce(cli: CliContext, as_json: bool) -> None:
 
 @usage.command("enforcements")
 @click.option("--agent", help="Only this agent (slug).")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 500), help="Rows at most."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def enforcements(cli: CliContext, agent: str | None, limit: int, as_json: bool) -> None:
     """Past enforcements that paused triggers, newest first, with the reason."""
@@ -293,9 +293,9 @@ def enforcements(cli: CliContext, agent: str | None, limit: int, as_json: bool) 
 @click.option("--rebuild", is_flag=True, help="Recompute it from every run, from scratch.")
 @pass_cli
 def rollup(cli: CliContext, rebuild: bool) -> None:
-    """Bring the hourly usage rollup up to date (``--rebuild``: from scratch). Usage is exact
+    """Bring the hourly usage rollup up to date ('--rebuild': from scratch). Usage is exact
     either way; the rollup only makes long windows fast. A maintenance command: it runs on
-    the machine that holds the ledger (``cairn serve`` keeps it up to date by itself)."""
+    the machine that holds the ledger ('cairn serve' keeps it up to date by itself)."""
     from cairn.errors import UsageError
     from cairn.services.usage import rebuild_rollup, roll_up_pending
 

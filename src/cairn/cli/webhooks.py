@@ -54,7 +54,7 @@ _NEXT_STEP = {
 @click.option("--type-header", help="hmac: header holding the event type.")
 @click.option("--id-path", help="hmac: dotted JSON path of the sender's event id.")
 @click.option("--id-header", help="hmac: header holding the sender's event id.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def add(
     cli: CliContext,
@@ -97,7 +97,7 @@ def add(
     show_default=True,
     help="How long the previous secret keeps verifying ('0' to drop it now).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def rotate(cli: CliContext, source: str, secret: str | None, overlap: str, as_json: bool) -> None:
     """A new signing secret for SOURCE (id or label); also how a pasted secret is set."""
@@ -126,7 +126,7 @@ def schedule() -> None:
 @click.argument("label")
 @click.option("--cron", required=True, help="Five-field cron expression, e.g. '0 2 * * *'.")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def add_schedule(cli: CliContext, label: str, cron: str, timezone: str, as_json: bool) -> None:
     """A schedule source LABEL; bind triggers to it with --event-type schedule.tick."""

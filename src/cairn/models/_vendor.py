@@ -81,7 +81,7 @@ def import_sdk(backend: str, module: str, package: str) -> Any:
     except ImportError:
         raise ModelError(
             f"the {backend} backend needs the {package} SDK, which is not installed: "
-            f"pip install 'cairn[{backend}]'",
+            f"pip install 'cairn-runtime[{backend}]'",
             backend=backend,
             reason="other",
         ) from None

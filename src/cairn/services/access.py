@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from cairn.config import local_key_path, private_dir
 from cairn.domain.agents import validate_slug
 from cairn.domain.keys import ROLES, ApiKey, Principal, Role
-from cairn.errors import AlreadyExists, Unauthorized, UsageError
+from cairn.errors import AlreadyExists, Conflict, Unauthorized, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
+from cairn.services.local_identity import read_identity
 from cairn.store import keys as key_store
 from cairn.store import sandboxes as sandbox_store
 
@@ -23,6 +24,8 @@ def create_sandbox(app: App, sandbox_id: str, name: str | None = None) -> str:
         if sandbox_id in sandbox_store.list_sandbox_ids(conn):
             raise AlreadyExists(f"sandbox {sandbox_id!r} already exists")
         sandbox_store.ensure_sandbox(conn, sandbox_id, name)
+    if read_identity(app.settings.home) is not None:  # a home that serves: a local key each
+        local_key(app, sandbox_id)
     return sandbox_id
 
 
@@ -52,8 +55,12 @@ def list_keys(app: App, sandbox_id: str) -> list[ApiKey]:
 
 def revoke_key(app: App, sandbox_id: str, key_id: str) -> ApiKey:
     """Revoke a key now; calls with it get 401 from then on (through another process's
-    key cache, within ``KEY_TTL_S``)."""
+    key cache, within ``KEY_TTL_S``). Revoking it again is a ``Conflict`` (the one rule
+    for removal verbs, docs/cli.md)."""
     with app.store.begin() as conn:
+        for key in key_store.list_keys(conn, sandbox_id):
+            if key.key_id == key_id and key.revoked_at is not None:
+                raise Conflict(f"API key {key_id} is already revoked")
         revoked = key_store.revoke_key(conn, sandbox_id, key_id)
     app.caches.keys.forget(key_id)
     return revoked

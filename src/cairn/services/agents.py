@@ -39,6 +39,8 @@ class AgentChanges:
     tool_sources: Any = "UNSET"
     tool_allowlist: list[str] | None = None
     model_settings: dict[str, Any] | None = None
+    replace_settings: bool = False
+    """``model_settings`` replaces the stored settings instead of being merged into them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +95,19 @@ async def create_agent(app: App, sandbox_id: str, spec: AgentSpec) -> tuple[Agen
 async def update_agent(
     app: App, sandbox_id: str, slug: str, changes: AgentChanges
 ) -> tuple[Agent, list[str]]:
-    """Change only the named fields; a new system prompt bumps ``version``."""
+    """Change only the named fields. Any change that alters what a run does (prompt, model
+    settings and script, tool sources, allowlist) bumps ``version``, which every run row
+    keeps, so a run can be tied to the configuration it ran with; a new name does not."""
     with app.store.begin() as conn:
         agent = agent_store.get_agent(conn, sandbox_id, slug)
         settings = agent.model_settings
-        if changes.model_settings:
+        if changes.replace_settings and changes.model_settings is not None:
+            settings = ModelSettings.from_dict(changes.model_settings)
+            _check_settings(settings)
+        elif changes.model_settings:
             merged = settings.to_dict() | changes.model_settings
             settings = ModelSettings.from_dict(merged)
             _check_settings(settings)
-        prompt_changed = (
-            changes.system_prompt is not None and changes.system_prompt != agent.system_prompt
-        )
         if changes.system_prompt is not None and not changes.system_prompt.strip():
             raise UsageError("the system prompt is empty")
         updated = replace(
@@ -124,11 +128,22 @@ async def update_agent(
                 else agent.tool_allowlist
             ),
             model_settings=settings,
-            version=agent.version + 1 if prompt_changed else agent.version,
         )
+        if _behaviour(updated) != _behaviour(agent):
+            updated = replace(updated, version=agent.version + 1)
         saved = agent_store.save_agent(conn, updated)
     warnings = await allowlist_warnings(app, saved) if changes.tool_allowlist is not None else []
     return saved, warnings
+
+
+def _behaviour(agent: Agent) -> tuple[Any, ...]:
+    """What decides what a run of ``agent`` does (its name and description do not)."""
+    return (
+        agent.system_prompt,
+        agent.model_settings.to_dict(),
+        agent.tool_sources,
+        agent.tool_allowlist,
+    )
 
 
 def get_agent(app: App, sandbox_id: str, slug: str) -> Agent:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent, RunFilter, RunKind, RunStatus
+from cairn.errors import UsageError
 from cairn.services.app import App
 
 if TYPE_CHECKING:
@@ -204,10 +205,36 @@ def get_run_events(app: App, sandbox_id: str, run_id: str, after_seq: int = 0) -
         return run_store.list_events(conn, run_id, after_seq=after_seq)
 
 
-def prune_runs(app: App, older_than_s: float | None = None) -> int:
-    """Delete finished runs older than ``older_than_s`` (default: the retention setting)."""
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What retention deleted (or, on a dry run, would delete) in one sandbox."""
+
+    runs: int
+    events: int
+    older_than_s: float
+    dry_run: bool
+
+
+MIN_PRUNE_AGE_S = 3600.0
+"""``--older-than`` below this is refused: a typo like ``0s`` would empty the ledger."""
+
+
+def prune_runs(
+    app: App, sandbox_id: str, older_than_s: float | None = None, *, dry_run: bool = False
+) -> Pruned:
+    """Retention for one sandbox: finished runs (with their run events) and received events
+    (with their trigger decisions) older than ``older_than_s`` (default: the retention
+    setting). Live runs are never pruned."""
+    from cairn.store import events as event_store
     from cairn.store import runs as run_store
+    from cairn.store.sandboxes import require_sandbox
 
     age = older_than_s if older_than_s is not None else app.settings.retention_days * 86400.0
+    if age < MIN_PRUNE_AGE_S:
+        raise UsageError(f"--older-than must be at least 1h (got {age:g} s)")
+    bound = datetime.now(UTC) - timedelta(seconds=age)
     with app.store.begin() as conn:
-        return run_store.prune_runs(conn, older_than=datetime.now(UTC) - timedelta(seconds=age))
+        require_sandbox(conn, sandbox_id)
+        runs = run_store.prune_runs(conn, older_than=bound, sandbox_id=sandbox_id, dry_run=dry_run)
+        events = event_store.prune_events(conn, bound, sandbox_id, dry_run=dry_run)
+    return Pruned(runs, events, age, dry_run)

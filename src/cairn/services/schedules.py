@@ -14,6 +14,7 @@ tick rather than losing it.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,11 +36,33 @@ def _zone(name: str) -> ZoneInfo:
         ) from None
 
 
-def _check_cron(expression: str) -> None:
+CHECKED_TICKS = 500
+"""How many upcoming ticks the minimum-interval check looks at (a year of a daily cron)."""
+
+
+def _check_cron(expression: str, min_interval_s: float) -> None:
+    """Five fields (minute hour day month weekday) or a ``@daily``-style alias, and no two
+    ticks closer than ``min_interval_s``: croniter also takes a sixth, seconds field, which
+    would fire every second and bill a real model for it."""
     from croniter import croniter
 
+    fields = expression.split()
+    aliased = len(fields) == 1 and fields[0].startswith("@")
+    if not aliased and len(fields) != 5:
+        raise UsageError(
+            f"invalid cron expression {expression!r}: five fields "
+            f"(minute hour day month weekday) are needed, got {len(fields)}; e.g. '0 2 * * *'"
+        )
     if not croniter.is_valid(expression):
         raise UsageError(f"invalid cron expression {expression!r}: e.g. '0 2 * * *'")
+    times = croniter(expression, datetime(2026, 1, 1, tzinfo=UTC))
+    ticks = [times.get_next(float) for _ in range(CHECKED_TICKS)]
+    shortest = min(later - earlier for earlier, later in itertools.pairwise(ticks))
+    if shortest < min_interval_s:
+        raise UsageError(
+            f"cron {expression!r} fires every {shortest:g} s, more often than the minimum "
+            f"of {min_interval_s:g} s (CAIRN_MIN_SCHEDULE_INTERVAL_S)"
+        )
 
 
 def add_schedule_source(
@@ -49,7 +72,7 @@ def add_schedule_source(
     from cairn.store import sources as source_store
     from cairn.store.sandboxes import require_sandbox
 
-    _check_cron(cron)
+    _check_cron(cron, app.settings.min_schedule_interval_s)
     _zone(timezone)
     now = datetime.now(UTC)
     source = DataSource(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cairn.domain.keys import Principal
 from cairn.domain.sources import DataSource
-from cairn.errors import Forbidden, UsageError
+from cairn.errors import Conflict, Forbidden, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.store import sources as source_store
@@ -80,6 +81,12 @@ def _validate(spec: McpSourceSpec) -> None:
         raise UsageError(f"namespace {spec.namespace!r} may use letters, digits, '_' and '-'")
 
 
+def default_namespace(label: str) -> str:
+    """The tool-name prefix when ``--namespace`` is not given: the label (unique in the
+    sandbox), so an allowlist like ``["orders_*"]`` written after it matches."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", label.strip())
+
+
 def _url_without_secrets(url: str) -> tuple[str, dict[str, str]]:
     """The URL to show (query values and user info replaced by ``***``) and the secret part
     to keep encrypted: the whole URL, and each query value on its own so that redaction
@@ -125,7 +132,7 @@ async def add_mcp_source(app: App, sandbox_id: str, spec: McpSourceSpec) -> Heal
     config: dict[str, Any] = {
         "transport": spec.transport,
         "auth": spec.auth,
-        "namespace": spec.namespace or source_id,
+        "namespace": spec.namespace or default_namespace(spec.label),
     }
     secret: dict[str, str] = {}
     if spec.transport == "stdio":
@@ -221,6 +228,8 @@ def revoke_source(app: App, sandbox_id: str, id_or_label: str) -> DataSource:
     it explicitly then record it as skipped (``disabled``)."""
     with app.store.begin() as conn:
         source = source_store.get_source(conn, sandbox_id, id_or_label)
+        if source.status == "revoked":  # the one rule for removal verbs (docs/cli.md)
+            raise Conflict(f"source {source.label} ({source.source_id}) is already revoked")
         source_store.set_source_status(
             conn,
             sandbox_id,

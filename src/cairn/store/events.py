@@ -6,7 +6,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, Row, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from cairn.domain.deliveries import delivery_from_dict
@@ -139,11 +139,25 @@ def list_events(
     return found
 
 
-def prune_events(conn: Connection, older_than: datetime) -> int:
-    """Delete events (and decisions) received before ``older_than``."""
-    old = select(events.c.event_id).where(events.c.received_at < older_than)
+def prune_events(
+    conn: Connection,
+    older_than: datetime,
+    sandbox_id: str | None = None,
+    *,
+    dry_run: bool = False,
+) -> int:
+    """Delete events (and their trigger decisions) received before ``older_than``, in
+    ``sandbox_id`` only when given; returns how many (``dry_run``: would be deleted)."""
+    where = [events.c.received_at < older_than]
+    if sandbox_id is not None:
+        where.append(events.c.sandbox_id == sandbox_id)
+    if dry_run:
+        return int(
+            conn.execute(select(func.count()).select_from(events).where(*where)).scalar_one()
+        )
+    old = select(events.c.event_id).where(*where)
     conn.execute(delete(trigger_decisions).where(trigger_decisions.c.event_id.in_(old)))
-    return int(conn.execute(delete(events).where(events.c.received_at < older_than)).rowcount or 0)
+    return int(conn.execute(delete(events).where(*where)).rowcount or 0)
 
 
 def recent_decisions(

@@ -428,18 +428,25 @@ def reap_stale_runs(conn: Connection, *, stale_after_s: float, sparing: str | No
     return ended
 
 
-def prune_runs(conn: Connection, *, older_than: datetime, batch: int = 5000) -> int:
-    """Delete finished runs (and their events) created before ``older_than``; returns how many."""
+def prune_runs(
+    conn: Connection,
+    *,
+    older_than: datetime,
+    sandbox_id: str | None = None,
+    dry_run: bool = False,
+    batch: int = 5000,
+) -> int:
+    """Delete finished runs (and their events) created before ``older_than``, in
+    ``sandbox_id`` only when given; returns how many (``dry_run``: would be deleted)."""
     bound = id_floor("run", older_than.timestamp())
+    where = [runs.c.run_id < bound, runs.c.status.not_in(LIVE_STATUSES)]
+    if sandbox_id is not None:
+        where.append(runs.c.sandbox_id == sandbox_id)
+    if dry_run:
+        return int(conn.execute(select(func.count()).select_from(runs).where(*where)).scalar_one())
     total = 0
     while True:
-        ids = list(
-            conn.execute(
-                select(runs.c.run_id)
-                .where(runs.c.run_id < bound, runs.c.status.not_in(LIVE_STATUSES))
-                .limit(batch)
-            ).scalars()
-        )
+        ids = list(conn.execute(select(runs.c.run_id).where(*where).limit(batch)).scalars())
         if not ids:
             return total
         conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))

@@ -35,7 +35,7 @@ def start_export(config: TelemetryConfig | None = None) -> OtlpExport | None:
 
         raise UsageError(
             f"OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed ({exc.name}); "
-            "install the extra: pip install 'cairn[otel]', or unset the variable"
+            "install the extra: pip install 'cairn-runtime[otel]', or unset the variable"
         ) from None
     export = OtlpExport(config)
     _active.append(export)
