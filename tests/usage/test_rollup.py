@@ -109,7 +109,7 @@ async def test_the_rollup_answers_exactly_what_the_raw_runs_answer(app: App) -> 
     assert_identical(app, support.agent_id, bound.trigger.trigger_id)
 
     # Pruning takes runs out of the rollup with the ledger; a rebuild changes nothing.
-    pruned = prune_runs(app, 2 * DAY)
+    pruned = prune_runs(app, "default", 2 * DAY).runs
     assert pruned > 0
     assert_identical(app, support.agent_id, bound.trigger.trigger_id)
     assert rebuild_rollup(app) == 2 + len(recorded) - pruned
