@@ -113,6 +113,8 @@ class Caches:
         from cairn.store import stamps
 
         app = self._app
+        if "\x00" in source_id:  # no stored id has one, and PostgreSQL refuses it in text
+            return None
         with app.store.connect() as conn:
             stamp = stamps.source_stamp(conn, source_id)
             if stamp is None:
