@@ -62,11 +62,11 @@ class GuardedSource(_Wrapper):
             return output
         error = redact(output.error, self.secrets) if output.error else output.error
         if output.result is None:
-            return ToolOutput(result=None, error=error)
+            return ToolOutput(result=None, error=error, error_kind=output.error_kind)
         try:
             check_value(output.result, f"the result of {name!r}")
         except InvalidJSON as refused:
-            return ToolOutput(error=f"{refused}; the result was dropped")
+            return ToolOutput(error=f"{refused}; the result was dropped", error_kind="tool_error")
         result = redact(output.result, self.secrets)
         size = len(json.dumps(result, default=str))
         if size > MAX_TOOL_RESULT_CHARS:
@@ -76,4 +76,4 @@ class GuardedSource(_Wrapper):
                 f"{MAX_TOOL_RESULT_CHARS:,} are kept",
                 "text": shown,
             }
-        return ToolOutput(result=result, error=error)
+        return ToolOutput(result=result, error=error, error_kind=output.error_kind)
