@@ -77,11 +77,9 @@ class BacklogGate:
             return
         now = time.monotonic()
         if now - self._read_at > self.ttl_s:
-            from cairn.store import runs as run_store
-
-            with self.app.store.connect() as conn:
-                self._count = run_store.count_queued(conn)
-            self._read_at = now
+            self._recount(now)
+        if self._count + adding > self.limit and now - self._read_at > REFUSE_FRESH_S:
+            self._recount(now)  # refuse on a fresh count only: the backlog may have drained
         if self._count + adding > self.limit:
             raise Busy(
                 f"the backlog is full ({self._count} runs queued, limit {self.limit}); "
@@ -89,6 +87,18 @@ class BacklogGate:
                 retry_after_s=RETRY_AFTER_S,
             )
         self._count += adding
+
+    def _recount(self, now: float) -> None:
+        from cairn.store import runs as run_store
+
+        with self.app.store.connect() as conn:
+            self._count = run_store.count_queued(conn)
+        self._read_at = now
+
+
+REFUSE_FRESH_S = 0.005
+"""A refusal re-reads a count older than this: at most one count per 5 ms in a burst of
+refusals, and a fire is never refused on the strength of a backlog that has drained."""
 
 
 class Completions:
