@@ -28,6 +28,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Select,
     Table,
     bindparam,
     delete,
@@ -265,13 +266,9 @@ def _merge(cells: list[UsageCell]) -> list[UsageCell]:
 # --- the hourly rollup --------------------------------------------------------------------
 
 
-def roll_up_runs(
-    conn: Connection, run_ids: Sequence[str] | None = None, *, limit: int = 5000
-) -> int:
-    """Add finished runs to the hourly rollup and mark them rolled: ``run_ids`` (those of
-    them that are final and not rolled yet), else up to ``limit`` pending ones of any
-    sandbox (what a catch-up pass or a rebuild takes in turn). Returns how many."""
-    query = select(
+def _rollup_select() -> Select[Any]:
+    """What the rollup needs of each run it adds or takes out."""
+    return select(
         runs.c.run_id,
         runs.c.sandbox_id,
         _hour(runs.c.created_at, BUCKET_S).label("hour"),
@@ -282,7 +279,18 @@ def roll_up_runs(
         runs.c.tokens_in,
         runs.c.tokens_out,
         runs.c.cost_micros,
-    ).where(runs.c.usage_rolled == false(), runs.c.status.in_(FINAL_STATUSES))
+    )
+
+
+def roll_up_runs(
+    conn: Connection, run_ids: Sequence[str] | None = None, *, limit: int = 5000
+) -> int:
+    """Add finished runs to the hourly rollup and mark them rolled: ``run_ids`` (those of
+    them that are final and not rolled yet), else up to ``limit`` pending ones of any
+    sandbox (what a catch-up pass or a rebuild takes in turn). Returns how many."""
+    query = _rollup_select().where(
+        runs.c.usage_rolled == false(), runs.c.status.in_(FINAL_STATUSES)
+    )
     if run_ids is not None:
         query = query.where(runs.c.run_id.in_(list(run_ids)))
     else:
@@ -304,18 +312,7 @@ def roll_up_runs(
 def unroll_runs(conn: Connection, run_ids: Sequence[str]) -> None:
     """Take rolled runs back out of the rollup and mark them pending again (before they
     are deleted, or rewritten by a late final write)."""
-    query = select(
-        runs.c.run_id,
-        runs.c.sandbox_id,
-        _hour(runs.c.created_at, BUCKET_S).label("hour"),
-        runs.c.agent_id,
-        runs.c.agent_slug,
-        runs.c.trigger_id,
-        runs.c.model,
-        runs.c.tokens_in,
-        runs.c.tokens_out,
-        runs.c.cost_micros,
-    ).where(runs.c.usage_rolled == true(), runs.c.run_id.in_(list(run_ids)))
+    query = _rollup_select().where(runs.c.usage_rolled == true(), runs.c.run_id.in_(list(run_ids)))
     rows = conn.execute(query).all()
     if rows:
         _apply(conn, rows, sign=-1)
