@@ -156,8 +156,12 @@ def parse_json_option(value: str | None, what: str) -> Any:
 
     if value is None:
         return None
+
+    def constant(name: str) -> Any:  # NaN, Infinity: Python reads them, JSON has none
+        raise InvalidJSON(f"{what} holds {name}, which is not JSON: send a number or null")
+
     try:
-        parsed = json.loads(value, parse_constant=lambda name: float(name))
+        parsed = json.loads(value, parse_constant=constant)
     except json.JSONDecodeError as exc:
         raise InvalidJSON(f"{what} is not valid JSON ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
