@@ -21,6 +21,7 @@ from cairn.services.app import App
 from cairn.services.triggers import create_trigger
 from cairn.services.webhooks import add_webhook_source, sign
 from cairn.store import open_store
+from cairn.store import sources as source_store
 from cairn.store.schema import events as events_table
 from cairn.store.schema import trigger_decisions
 from tests.api.conftest import Keys
@@ -132,10 +133,16 @@ def test_two_api_nodes_and_two_workers_share_one_postgresql(
     via_first.agents.create("hangs", "x", model_settings=hanging_settings(60))
     via_first.agents.create("long", "x", model_settings=slow_settings(turns=6, delay_s=0.5))
 
-    # A schedule ticking every second, seen by both nodes' schedulers.
+    # A schedule ticking every second, seen by both nodes' schedulers. Cairn refuses such a
+    # cron (a real model would bill every second), so an every-minute source is stored and
+    # its cron then rewritten in the ledger: ticks to count within seconds, not minutes.
     schedule = add_schedule_source(
-        ledger_app, "default", f"every-second-{uuid.uuid4().hex[:6]}", "* * * * * *"
+        ledger_app, "default", f"every-second-{uuid.uuid4().hex[:6]}", "* * * * *"
     )
+    with ledger_app.store.begin() as conn:
+        source_store.set_source_config(
+            conn, "default", schedule.source_id, {**schedule.config, "cron": "* * * * * *"}
+        )
     create_trigger(ledger_app, "default", "ticked", schedule.source_id)
 
     fired = [via_first.agents.fire("spread", event_payload={"n": n}).run_id for n in range(12)]

@@ -216,11 +216,11 @@ async def _seed(app: App) -> dict[str, Run]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dashboard(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
 ) -> Iterator[Dashboard]:
-    """A served Cairn over a seeded SQLite ledger, for the whole session."""
+    """A served Cairn over a seeded SQLite ledger, for this folder's tests."""
     home = tmp_path_factory.mktemp("web-home")
     (home / "prices.json").write_text(json.dumps({"scripted:*": {"input": 3.0, "output": 15.0}}))
     ledger = home / "ledger.db"
@@ -249,7 +249,7 @@ def dashboard(
         app.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium_path() -> Path:
     """Debian's Chromium, or a skip (a failure under ``CAIRN_REQUIRE_BROWSER=1``)."""
     if not CHROMIUM.exists():
@@ -260,11 +260,12 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium_path: Path, dashboard: Dashboard) -> Iterator[Browser]:
-    """Headless Chromium under Playwright, for the session. Playwright's sync API keeps an
-    event loop running on this thread, so the dashboard (seeded with ``anyio.run``) is
-    made first."""
+    """Headless Chromium under Playwright, for this folder's tests. Playwright's sync API
+    keeps an event loop running on this thread until it stops, so the dashboard (seeded with
+    ``anyio.run``) is made first, and the browser stops when the last test here is done:
+    the async tests of later folders need the thread's loop free."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
