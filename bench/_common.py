@@ -159,3 +159,13 @@ def time_process(
             f"{what} exited {done.returncode}: {done.stderr.decode(errors='replace').strip()}"
         )
     return elapsed
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port that was free a moment ago, for a server the bench starts."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -36,7 +36,6 @@ import hmac
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -54,6 +53,7 @@ from bench._common import (
     BenchError,
     Verdict,
     clean_env,
+    free_port,
     header,
     note,
     peers_dir,
@@ -262,13 +262,6 @@ def run_wrk(
 # --- servers ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True, slots=True)
 class Served:
     """A server process on a loopback port."""
@@ -329,7 +322,7 @@ def _uvicorn_stack(stack: str) -> list[str]:
 def serve_cairn(home: Path, stack: str = "fast") -> Iterator[Served]:
     """``cairn serve`` on ``home`` (the product as shipped); on the plain stack, the same app
     under the ``uvicorn`` command with ``--loop asyncio --http h11``."""
-    port = _free_port()
+    port = free_port(HOST)
     env = clean_env(CAIRN_HOME=str(home))
     if stack == "fast":
         argv = [str(venv_script("cairn")), "serve", "--host", HOST, "--port", str(port)]
@@ -355,7 +348,7 @@ def serve_cairn(home: Path, stack: str = "fast") -> Iterator[Served]:
 @contextmanager
 def serve_floor(scratch: Path, stack: str = "fast") -> Iterator[Served]:
     """The floor peer under ``uvicorn``, its SQLite file in ``scratch`` (via ``TMPDIR``)."""
-    port = _free_port()
+    port = free_port(HOST)
     argv = [
         sys.executable,
         "-m",

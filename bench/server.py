@@ -43,7 +43,6 @@ import multiprocessing
 import os
 import queue
 import random
-import socket
 import statistics
 import subprocess
 import time
@@ -61,6 +60,7 @@ from bench._common import (
     BenchError,
     Verdict,
     clean_env,
+    free_port,
     header,
     note,
     scratch_app,
@@ -273,13 +273,6 @@ def _build(home: Path, options: argparse.Namespace) -> Ledger:
         return Ledger(token, summary.newest[LISTED], summary.per_agent[LISTED], summary.runs)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True, slots=True)
 class Server:
     """A running ``cairn serve``."""
@@ -321,7 +314,7 @@ def _wait_ready(server: Server) -> float:
 @contextmanager
 def _served(home: Path, workers: int) -> Iterator[Server]:
     """``cairn serve`` over the ledger in ``home`` on a free port; stopped (SIGTERM) after."""
-    port = _free_port()
+    port = free_port(HOST)
     log_path = home / "serve.log"
     argv = [
         str(venv_script("cairn")),

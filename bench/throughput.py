@@ -36,6 +36,7 @@ from bench._common import (
     BenchError,
     Verdict,
     clean_env,
+    free_port,
     header,
     note,
     scratch_app,
@@ -200,7 +201,7 @@ def _setup(label: str, backend: str, worker_processes: int, slots: int) -> Itera
         finally:
             app.close()
         env = clean_env(CAIRN_HOME=str(home), CAIRN_DATABASE_URL=url)
-        port = _free_port()
+        port = free_port()
         serve = [str(venv_script("cairn")), "serve", "--port", str(port)]
         serve += ["--no-workers"] if worker_processes else ["--workers", str(slots)]
         log = (home / "serve.log").open("wb")
@@ -235,14 +236,6 @@ def _nothing() -> Iterator[None]:
 
 def _settings(home: Path, url: str) -> Settings:
     return Settings(home=home, database_url=url)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from cairn.domain.trace import ToolResolutionTrace
 
@@ -62,18 +62,7 @@ reads a field rather than the message's wording:
 ``refused``           the tool refused the caller (a missing grant or role)
 ====================  ===================================================================
 """
-TOOL_ERROR_KINDS: tuple[ToolErrorKind, ...] = (
-    "not_advertised",
-    "interrupted",
-    "raised",
-    "tool_error",
-    "bad_arguments",
-    "host_not_allowed",
-    "server_lost",
-    "not_connected",
-    "rate_capped",
-    "refused",
-)
+TOOL_ERROR_KINDS: tuple[ToolErrorKind, ...] = get_args(ToolErrorKind)
 
 LIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running")
 FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "cancelled")
