@@ -80,3 +80,8 @@ browser-if-possible:
 
 clean:
 	rm -rf $(VENV) $(LATEST) .tools .pytest_cache .mypy_cache .ruff_cache
+
+## make acceptance: the durability scenarios at the sizes the issue names (a 5,000-event
+## burst, a five-minute backlog of 200 runs of 10 s); about 15 minutes, not part of `make test`.
+acceptance: $(STAMP)
+	CAIRN_ACCEPTANCE=full $(BIN)/python -m pytest tests/execution -p no:cacheprovider $(PYTEST_ARGS)
