@@ -13,7 +13,7 @@ UV_TOOL    := .tools/uv
 LATEST     := .venv-latest
 
 .PHONY: run test pytest lint typecheck bench browser browser-if-possible venv clean lock upgrade \
-	test-latest
+	test-latest acceptance
 
 $(STAMP): pyproject.toml $(LOCK_DEV)
 	$(PYTHON) -m venv $(VENV)
