@@ -32,7 +32,7 @@ async def ask(caller: Caller, question: str, *, offline: bool = False, yes: bool
 
 def _ask_route(caller: Caller, params: dict[str, Any], json: Any, match: dict[str, str]) -> Any:
     from cairn.client.local import _body
-    from cairn.wire_concierge import AskRequest
+    from cairn.wire.concierge import AskRequest
 
     body = _body(AskRequest, json)
     return ask(caller, body.question, offline=body.offline, yes=body.yes)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from cairn.api import concierge_ops as ops
 from cairn.api.app import CallerDep, problem_responses
-from cairn.wire_concierge import Answer, AskRequest
+from cairn.wire.concierge import Answer, AskRequest
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
 

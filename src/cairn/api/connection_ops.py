@@ -13,7 +13,7 @@ from cairn.api.operations import JSON, Caller
 from cairn.domain.keys import require
 
 if TYPE_CHECKING:
-    from cairn import wire_connections
+    from cairn.wire import connections as wire_connections
 
 
 def list_connections(caller: Caller) -> JSON:

@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from cairn import wire, wire_connections
+from cairn import wire
 from cairn.api import connection_ops as ops
 from cairn.api.app import CallerDep
 from cairn.api.app import problem_responses as _problems
+from cairn.wire import connections as wire_connections
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
 

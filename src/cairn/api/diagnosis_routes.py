@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from cairn import wire_diagnosis
 from cairn.api import diagnosis_ops as ops
 from cairn.api.app import CallerDep, problem_responses
+from cairn.wire import diagnosis as wire_diagnosis
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from cairn.api import status_ops as ops
 from cairn.api.app import CallerDep
 from cairn.api.app import problem_responses as _problems
-from cairn.wire_status import ExecutionStatus
+from cairn.wire.status import ExecutionStatus
 
 router = APIRouter(prefix="/api/v1/sandboxes/{sandbox}", tags=["status"])
 

@@ -13,7 +13,7 @@ from cairn.api.operations import JSON, Caller
 from cairn.domain.keys import require
 
 if TYPE_CHECKING:
-    from cairn import wire_usage
+    from cairn.wire import usage as wire_usage
 
 
 def get_usage(
@@ -105,8 +105,8 @@ def list_enforcements(caller: Caller, *, agent: str | None = None, limit: int = 
 
 
 def _threshold_body(json: Any) -> Any:
-    from cairn import wire_usage
     from cairn.client.local import _body
+    from cairn.wire import usage as wire_usage
 
     return _body(wire_usage.ThresholdSet, json)
 

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from cairn import wire_usage
 from cairn.api import usage_ops as ops
 from cairn.api.app import CallerDep
 from cairn.api.app import problem_responses as _problems
+from cairn.wire import usage as wire_usage
 
 PREFIX = "/api/v1/sandboxes/{sandbox}"
 

@@ -43,7 +43,7 @@ def _body(model_name: str | type[Any], json: Any) -> Any:
 
 def _wire_connections() -> Any:
     """The connection wire models, imported on first use as ``cairn.wire`` is (pydantic)."""
-    from cairn import wire_connections
+    from cairn.wire import connections as wire_connections
 
     return wire_connections
 

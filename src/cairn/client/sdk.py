@@ -17,9 +17,12 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from cairn import wire, wire_concierge, wire_diagnosis, wire_usage
+from cairn import wire
 from cairn.client.http import AsyncHttpTransport, HttpTransport
 from cairn.client.transport import StreamEvent, Transport
+from cairn.wire import concierge as wire_concierge
+from cairn.wire import diagnosis as wire_diagnosis
+from cairn.wire import usage as wire_usage
 
 __all__ = ["AsyncClient", "Client", "StreamEvent"]
 

@@ -1,6 +1,6 @@
 """Wire model of ``cairn status``: a sandbox's backlog and the workers on the ledger.
 
-Kept beside ``cairn.wire`` so the status route owns its shape, as the other feature
+A module of ``cairn.wire`` so the status route owns its shape, as the other feature
 routes do; the OpenAPI document then tells clients what ``GET …/status`` answers.
 """
 
