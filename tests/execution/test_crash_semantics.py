@@ -99,7 +99,7 @@ def test_a_backlog_far_longer_than_the_lease_is_never_reaped_while_lists_are_pol
                     page = await polling.agents.runs.list("steady", limit=count)
                     await polling.transport.request("GET", "/status")
                     async with httpx.AsyncClient(
-                        base_url=api.url, cookies={"cairn_key": keys.owner}
+                        base_url=api.url, cookies={"cairn_key": keys.owner}, timeout=30
                     ) as web:
                         await web.get("/runs")
                     if all(run.status in FINAL for run in page.runs) and len(page.runs) == count:
