@@ -67,6 +67,17 @@ def source_from_dict(data: dict[str, Any]) -> DataSource:
     )
 
 
+CAIRN_SOURCE = "cairn"
+"""The kind, the label and the tool namespace of a sandbox's source of Cairn's own operations
+(``cairn.services.cairn_ops``): here, so the services that only ask "does this agent use
+them?" need not import the operations, which call those services back."""
+
+
+def uses_cairn_tools(tool_sources: list[str] | None) -> bool:
+    """Whether an agent's ``tool_sources`` name Cairn's own operations (by kind or label)."""
+    return tool_sources is not None and CAIRN_SOURCE in tool_sources
+
+
 MAX_LABEL_CHARS = 100
 RESERVED_LABELS = frozenset({"builtin", "user_mcp", "webhook", "schedule", "integration", "mcp"})
 """Labels that name a kind of source (``builtin`` is every sandbox's own source): a source

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cairn.domain.runs import Usage
+from cairn.domain.tools import ToolSpec
 from cairn.errors import ModelError
 from cairn.models._vendor import (
     Category,
@@ -53,7 +54,6 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
     import anthropic

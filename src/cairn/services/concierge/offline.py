@@ -169,7 +169,7 @@ class _Interpreter:
 
     def _regular_agents(self) -> list[Agent]:
         """Active agents that are not a Concierge (what "my agent" usually means)."""
-        from cairn.tools.cairn_ops import uses_cairn_tools
+        from cairn.domain.sources import uses_cairn_tools
 
         return [
             a for a in self.agents if a.status == "active" and not uses_cairn_tools(a.tool_sources)

@@ -143,9 +143,9 @@ async def scan(
 async def _catalogs(
     app: App, sandbox_id: str, agents: list[Agent], context: RunContext
 ) -> list[Finding]:
+    from cairn.domain.sources import uses_cairn_tools
     from cairn.services.concierge.source import ensure_cairn_source
     from cairn.services.sources import available_sources
-    from cairn.tools.cairn_ops import uses_cairn_tools
     from cairn.tools.resolution import resolve_tools
 
     if any(uses_cairn_tools(a.tool_sources) for a in agents):
