@@ -139,7 +139,7 @@ class RunEvent:
 class Usage:
     """Token usage. ``tokens_in`` counts every prompt token once, cached or not;
     ``cache_read_tokens`` / ``cache_write_tokens`` repeat the cached share apart
-    (docs/tokens.md)."""
+    (docs/ledger.md)."""
 
     tokens_in: int = 0
     tokens_out: int = 0

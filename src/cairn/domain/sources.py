@@ -1,4 +1,4 @@
-"""Data sources as stored: where tools (and, later, events) come from.
+"""Data sources as stored: where tools and events (webhooks, schedules) come from.
 
 A source's ``config`` is what may be shown; its secret (an MCP bearer token, a custom
 header's value, environment values for a stdio server) is kept apart, encrypted at rest by
