@@ -23,7 +23,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        ("domain", "errors", "ids", "durations", "registry", "config", "pricing", "demo"), 0
+        ("domain", "errors", "ids", "durations", "registry", "config", "pricing", "demo", "text"),
+        0,
     ),
     "store": 1,
     **dict.fromkeys(("tools", "models", "runner", "telemetry", "webhooks"), 2),

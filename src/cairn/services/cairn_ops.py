@@ -47,8 +47,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cairn.domain.keys import Role, role_allows
+from cairn.domain.runs import RUN_STATUSES
 from cairn.domain.sources import CAIRN_SOURCE, DataSource, uses_cairn_tools
 from cairn.domain.tools import ToolSpec
+from cairn.domain.usage import USAGE_BY
 from cairn.errors import CairnError
 from cairn.tools.base import ToolContext, ToolOutput
 from cairn.tools.functions import FunctionSource, ToolCallError
@@ -57,8 +59,6 @@ if TYPE_CHECKING:
     from cairn.domain.runs import Run
     from cairn.services.app import App
 
-RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
-USAGE_GROUPS = ["agent", "trigger", "model", "hour"]
 EXCERPT_CHARS = 240
 
 
@@ -114,7 +114,7 @@ SPECS: tuple[ToolSpec, ...] = (
             {
                 "agent": _AGENT,
                 "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-                "status": {"type": "string", "enum": RUN_STATUSES},
+                "status": {"type": "string", "enum": list(RUN_STATUSES)},
                 "since": _SINCE,
             }
         ),
@@ -155,7 +155,7 @@ SPECS: tuple[ToolSpec, ...] = (
         _schema(
             {
                 "since": _SINCE,
-                "by": {"type": "string", "enum": USAGE_GROUPS},
+                "by": {"type": "string", "enum": list(USAGE_BY)},
                 "agent": _AGENT,
             }
         ),
@@ -253,7 +253,7 @@ class CairnOpsSource(FunctionSource):
         since = _optional_text(arguments, "since")
         query = RunQuery(
             agent_slug=_optional_text(arguments, "agent"),
-            status=status,  # type: ignore[arg-type]
+            status=status,
             since_s=parse_duration(since) if since else None,
             limit=limit,
         )
@@ -329,8 +329,8 @@ class CairnOpsSource(FunctionSource):
         grant = self.grant
         since = _optional_text(arguments, "since") or "24h"
         by = _optional_text(arguments, "by") or "agent"
-        if by not in USAGE_GROUPS:
-            raise ToolRefused(f"by {by!r} is not one of {', '.join(USAGE_GROUPS)}")
+        if by not in USAGE_BY:
+            raise ToolRefused(f"by {by!r} is not one of {', '.join(USAGE_BY)}")
         report = usage(
             grant.app,
             self.sandbox_id,
