@@ -13,7 +13,7 @@ UV_TOOL    := .tools/uv
 LATEST     := .venv-latest
 
 .PHONY: run test pytest lint typecheck bench browser browser-if-possible venv clean lock upgrade \
-	test-latest acceptance
+	test-latest acceptance screenshots
 
 $(STAMP): pyproject.toml $(LOCK_DEV)
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ typecheck: $(STAMP)
 ## make bench: the benchmarks, side by side with their peers (needs the bench extra).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+## make screenshots: the browser tests, rewriting docs/screenshots/ (a plain run leaves them).
+screenshots: $(STAMP)
+	CAIRN_WRITE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/web -p no:cacheprovider $(PYTEST_ARGS)
 
 ## make browser: Debian's Chromium for the dashboard's browser tests, if it is missing.
 browser:

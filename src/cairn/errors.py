@@ -1,7 +1,7 @@
 """Every error Cairn raises on purpose, in one hierarchy.
 
 Transports catch the root once: the CLI prints ``str(error)`` on one line and exits with
-``error.exit_code``; the API (later) maps ``error.http_status`` to a problem+json body.
+``error.exit_code``; the API maps ``error.http_status`` to a problem+json body.
 Anything that is *not* a ``CairnError`` is a bug and keeps its traceback.
 
 ::

@@ -37,6 +37,12 @@ class Registry(Generic[T]):
         self._loaded[name] = factory
         self._paths.pop(name, None)
 
+    def provide(self, name: str, path: str) -> None:
+        """Add a built-in by import path (``module:attribute``), imported on first use: how a
+        higher layer adds one without the registry's own layer naming it."""
+        if name not in self._loaded:
+            self._paths[name] = path
+
     def unregister(self, name: str) -> None:
         """Remove ``name`` (a plugin being unloaded, or a test cleaning up)."""
         self._loaded.pop(name, None)

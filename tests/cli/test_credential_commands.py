@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cairn.services.app import App
-from cairn.services.credentials import SandboxCredentials
+from cairn.services.app import App, SandboxCredentials
 from cairn.store.schema import credentials
 from tests.cli.conftest import Cli
 

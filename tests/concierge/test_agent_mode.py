@@ -12,12 +12,12 @@ from cairn.errors import UsageError
 from cairn.services.access import create_sandbox
 from cairn.services.agents import AgentChanges, AgentSpec, agent_catalog, create_agent, update_agent
 from cairn.services.app import App
+from cairn.services.cairn_ops import NO_GRANT
 from cairn.services.concierge import ask
 from cairn.services.concierge.source import ensure_cairn_source
 from cairn.services.runs import RunQuery, fire_agent, get_run, list_runs
 from cairn.services.triggers import create_trigger, get_trigger
 from cairn.services.webhooks import add_webhook_source
-from cairn.tools.cairn_ops import NO_GRANT
 from tests.concierge.helpers import SANDBOX, TRIAGE_SCRIPT, fire, scripted_agent
 from tests.test_docs import ROOT, json_blocks
 

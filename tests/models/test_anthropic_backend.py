@@ -20,6 +20,7 @@ import pytest
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Run, RunEvent
+from cairn.domain.tools import ToolSpec
 from cairn.models.anthropic import AnthropicBackend, build_params, retry_after_s, to_messages
 from cairn.models.base import (
     Message,
@@ -30,7 +31,6 @@ from cairn.models.base import (
 )
 from cairn.runner.messages import render_event_message
 from cairn.services.app import App
-from cairn.tools.base import ToolSpec
 from tests.fakes.anthropic_server import (
     MODEL,
     Block,

@@ -15,6 +15,7 @@ import pytest
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
+from cairn.domain.tools import ToolSpec
 from cairn.errors import InvalidScript, ModelError
 from cairn.models.base import (
     Message,
@@ -26,7 +27,6 @@ from cairn.models.base import (
     TurnEnd,
 )
 from cairn.models.scripted import ScriptedBackend, count_tokens, parse_script
-from cairn.tools.base import ToolSpec
 
 
 def request(

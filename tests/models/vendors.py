@@ -19,6 +19,7 @@ import pytest
 
 from cairn.domain.agents import Agent, ModelSettings
 from cairn.domain.runs import Run, RunEvent
+from cairn.domain.tools import ToolSpec
 from cairn.errors import ModelError
 from cairn.models.anthropic import AnthropicBackend
 from cairn.models.base import EnvCredentials, Message, ModelEvent, ModelRequest
@@ -28,7 +29,6 @@ from cairn.runner.engine import Runner
 from cairn.services.agents import AgentSpec, create_agent
 from cairn.services.app import App
 from cairn.services.sources import available_sources
-from cairn.tools.base import ToolSpec
 from tests.fakes import anthropic_server as fa
 from tests.fakes import google_server as fg
 from tests.fakes import openai_server as fo

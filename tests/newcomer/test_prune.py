@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from cairn.domain.runs import RunFilter
 from cairn.domain.triggers import Event
 from cairn.ids import id_at
 from cairn.store import Store
@@ -40,7 +41,7 @@ def _old_ledger(store: Store) -> dict[str, str]:
 def _counts(store: Store, sandbox: str) -> tuple[int, int]:
     with store.connect() as conn:
         return (
-            run_store.count_runs(conn, sandbox),
+            len(run_store.list_runs(conn, RunFilter(sandbox, limit=100))),
             len(event_store.list_events(conn, sandbox, limit=100)),
         )
 

@@ -26,13 +26,14 @@ import anyio
 from cairn.domain.agents import Agent, ModelSettings
 from cairn.domain.runs import FINAL_STATUSES, Run, RunEvent
 from cairn.domain.sources import DataSource
+from cairn.domain.tools import ToolSpec
 from cairn.ids import new_id
 from cairn.models.base import ModelEvent, ModelRequest, TextDelta
 from cairn.services.agents import AgentSpec, create_agent
 from cairn.services.app import App
 from cairn.services.runs import get_run, get_run_events
 from cairn.store import sources as source_store
-from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSpec
+from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
 
 SANDBOX = "default"
 FAKE_KIND = "test_runner_fake"

@@ -15,7 +15,8 @@ import anyio
 import pytest
 
 from cairn.domain.sources import DataSource, SourceStatus
-from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSpec
+from cairn.domain.tools import ToolSpec
+from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
 from cairn.tools.builtin import builtin_source_record
 from cairn.tools.kinds import source_kinds
 from cairn.tools.resolution import (

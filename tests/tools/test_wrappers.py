@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from cairn.domain.tools import ToolSpec
 from cairn.ids import new_id
-from cairn.tools.base import ToolOutput, ToolSource, ToolSpec
+from cairn.tools.base import ToolOutput, ToolSource
 from cairn.tools.wrappers import (
     PrefixedSource,
     RateCappedSource,

@@ -29,7 +29,12 @@ from cairn.domain.keys import Principal
 from cairn.runner.bus import RunBus
 from cairn.services.access import authenticate
 from cairn.services.app import App
-from cairn.services.sessions import authenticate_session
+from cairn.services.sessions import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    authenticate_session,
+)
 
 log = logging.getLogger("cairn.api")
 PROBLEM = "application/problem+json"
@@ -129,11 +134,6 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
-
-
-SESSION_COOKIE = "cairn_session"
-CSRF_COOKIE = "cairn_csrf"
-CSRF_HEADER = "X-Cairn-CSRF"
 
 
 def request_principal(request: Request, authorization: str | None) -> Principal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cairn.cli.context import CliContext, pass_cli, print_json
+from cairn.domain.keys import ROLES
 
 
 @click.group()
@@ -48,7 +49,7 @@ def key() -> None:
 @click.option("--name", default="", help="What the key is for.")
 @click.option(
     "--role",
-    type=click.Choice(["viewer", "editor", "owner"]),
+    type=click.Choice(ROLES),
     default="viewer",
     show_default=True,
     help="viewer reads and test-fires; editor also changes and fires; owner also manages keys.",

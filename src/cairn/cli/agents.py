@@ -15,10 +15,8 @@ from cairn.cli.context import (
     print_json,
     read_text_file,
 )
+from cairn.domain.runs import RUN_KINDS, RUN_STATUSES
 from cairn.errors import InvalidJSON, UsageError
-
-RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
-RUN_KINDS = ["trigger", "manual", "test", "oneshot"]
 
 
 @click.group()

@@ -11,9 +11,10 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from cairn.domain.agents import Agent
-from cairn.domain.runs import Run, RunEvent
+from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent
 from cairn.domain.sources import DataSource
 from cairn.domain.trace import ToolResolutionTrace
+from cairn.text import clip
 
 # Piped output (grep, less, a log) gets full-width rows instead of 80 squeezed columns.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -35,12 +36,6 @@ STATUS_STYLE = {
     "queued": "cyan",
 }
 QUIET_OUTCOMES = {"model_chose_no_tool", "no_tools_available", "interrupted", "tool_errors"}
-
-
-def _short(value: Any, width: int = 80) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _status(status: str) -> Text:
@@ -145,7 +140,7 @@ def runs_table(runs: list[Run], limit: int | None = None, *, with_agent: bool = 
             str(len(run.tool_calls)),
             f"{run.usage.tokens_in}/{run.usage.tokens_out}",
             f"{run.duration_ms:.0f}" if run.duration_ms is not None else "",
-            _short(run.error_message or "", 40),
+            clip(run.error_message or "", 40),
         )
     console.print(table)
     if runs and limit is not None and len(runs) == limit:
@@ -179,15 +174,15 @@ def run_detail(run: Run, events: list[RunEvent] | None = None) -> None:
         console.print(f"[bold]tool calls[/] ({len(run.tool_calls)})")
         for call in run.tool_calls:
             outcome = (
-                Text(f"error: {_short(call.error, 200)}", style="red")
+                Text(f"error: {clip(call.error, 200)}", style="red")
                 if call.error
-                else Text(f"-> {_short(call.result, 200)}")
+                else Text(f"-> {clip(call.result, 200)}")
             )
             console.print(
                 Text.assemble(
                     f"  {call.call_id} ",
                     (call.name, "bold"),
-                    f"({_short(call.arguments, 120)}) ",
+                    f"({clip(call.arguments, 120)}) ",
                     outcome,
                     f"  [{call.duration_ms:.1f} ms]",
                 )
@@ -200,7 +195,7 @@ def run_detail(run: Run, events: list[RunEvent] | None = None) -> None:
     if events is not None:
         console.print(f"[bold]events[/] ({len(events)})")
         for event in events:
-            console.print(f"  {event.seq:>4} {event.kind:<11} {_short(event.data, 100)}")
+            console.print(f"  {event.seq:>4} {event.kind:<11} {clip(event.data, 100)}")
 
 
 def sources_table(sources: list[DataSource]) -> None:
@@ -217,7 +212,7 @@ def sources_table(sources: list[DataSource]) -> None:
             str(source.config.get("transport", "-")),
             str(source.config.get("namespace", "-")),
             _status(source.status) if source.status != "active" else Text("active", "green"),
-            _short(source.status_reason or "", 50),
+            clip(source.status_reason or "", 50),
         )
     console.print(table)
 
@@ -229,7 +224,7 @@ def source_detail(source: DataSource) -> None:
         f"status: {source.status}" + (f" - {source.status_reason}" if source.status_reason else "")
     )
     for key, value in sorted(source.config.items()):
-        console.print(f"  {key}: {_short(value, 120)}")
+        console.print(f"  {key}: {clip(value, 120)}")
     if source.checked_at:
         console.print(f"last checked: {source.checked_at.isoformat()}")
 
@@ -248,7 +243,7 @@ def _summary_line(summary: dict[str, Any]) -> Text:
         "  ",
         summary.get("kind") or "",
     ]
-    if status not in ("queued", "running"):
+    if status not in LIVE_STATUSES:
         parts += [
             "  outcome ",
             _outcome(summary.get("outcome")),
@@ -258,7 +253,7 @@ def _summary_line(summary: dict[str, Any]) -> Text:
         if summary.get("duration_ms") is not None:
             parts.append(f"  {summary['duration_ms']:.0f} ms")
         if summary.get("error_message"):
-            parts.append(Text(f"  {_short(summary['error_message'], 80)}", style="red"))
+            parts.append(Text(f"  {clip(summary['error_message'], 80)}", style="red"))
     return Text.assemble(*parts)
 
 
@@ -301,18 +296,18 @@ def follow_events(stream: Any, as_json: bool) -> str | None:
             console.print(Text(data.get("delta", "")), end="")
         elif event.event == "tool_call":
             console.print(
-                Text.assemble("\n→ ", (data["name"], "bold"), f"({_short(data['arguments'], 120)})")
+                Text.assemble("\n→ ", (data["name"], "bold"), f"({clip(data['arguments'], 120)})")
             )
         elif event.event == "tool_result":
             if data.get("error"):
-                console.print(Text(f"  ✗ {_short(data['error'], 200)}", style="red"))
+                console.print(Text(f"  ✗ {clip(data['error'], 200)}", style="red"))
             else:
-                console.print(Text(f"  ← {_short(data.get('result'), 200)}"))
+                console.print(Text(f"  ← {clip(data.get('result'), 200)}"))
         elif event.event == "retry":
             console.print(
                 Text(
                     f"\n↻ retry {data.get('attempt')} in {data.get('wait_s')} s: "
-                    f"{_short(data.get('message'), 120)}",
+                    f"{clip(data.get('message'), 120)}",
                     style="yellow",
                 )
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json
+from cairn.domain.runs import RUN_KINDS, RUN_STATUSES
 
 
 @click.group()
@@ -19,12 +20,12 @@ def runs() -> None:
 )
 @click.option(
     "--status",
-    type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]),
+    type=click.Choice(RUN_STATUSES),
     help="Only runs in this status.",
 )
 @click.option(
     "--kind",
-    type=click.Choice(["trigger", "manual", "test", "oneshot"]),
+    type=click.Choice(RUN_KINDS),
     help="Only runs of this kind.",
 )
 @click.option("--trigger", "trigger_id", help="Only runs fired by this trigger id.")

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from cairn.domain.trace import ToolResolutionTrace
+from cairn.text import iso
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 RunKind = Literal["trigger", "manual", "test", "oneshot"]
@@ -68,6 +69,8 @@ LIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running")
 FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "cancelled")
 RUN_KINDS: tuple[RunKind, ...] = ("trigger", "manual", "test", "oneshot")
 RUN_STATUSES: tuple[RunStatus, ...] = LIVE_STATUSES + FINAL_STATUSES
+NO_OP_OUTCOMES: tuple[RunOutcome, ...] = ("answered", "model_chose_no_tool", "no_tools_available")
+"""A run that succeeded with one of these did nothing (no tool ran): the silent no-op."""
 
 
 @dataclass(slots=True)
@@ -139,7 +142,7 @@ class RunEvent:
 class Usage:
     """Token usage. ``tokens_in`` counts every prompt token once, cached or not;
     ``cache_read_tokens`` / ``cache_write_tokens`` repeat the cached share apart
-    (docs/tokens.md)."""
+    (docs/ledger.md)."""
 
     tokens_in: int = 0
     tokens_out: int = 0
@@ -211,17 +214,13 @@ class Run:
             "tool_resolution_trace": (
                 self.tool_resolution_trace.to_dict() if self.tool_resolution_trace else None
             ),
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "heartbeat_at": _iso(self.heartbeat_at),
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "heartbeat_at": iso(self.heartbeat_at),
             "replay_of": self.replay_of,
             "traceparent": self.traceparent,
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def decide_outcome(

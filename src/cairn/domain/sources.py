@@ -1,4 +1,4 @@
-"""Data sources as stored: where tools (and, later, events) come from.
+"""Data sources as stored: where tools and events (webhooks, schedules) come from.
 
 A source's ``config`` is what may be shown; its secret (an MCP bearer token, a custom
 header's value, environment values for a stdio server) is kept apart, encrypted at rest by
@@ -65,6 +65,17 @@ def source_from_dict(data: dict[str, Any]) -> DataSource:
         updated_at=time(data.get("updated_at")),
         checked_at=time(data.get("checked_at")),
     )
+
+
+CAIRN_SOURCE = "cairn"
+"""The kind, the label and the tool namespace of a sandbox's source of Cairn's own operations
+(``cairn.services.cairn_ops``): here, so the services that only ask "does this agent use
+them?" need not import the operations, which call those services back."""
+
+
+def uses_cairn_tools(tool_sources: list[str] | None) -> bool:
+    """Whether an agent's ``tool_sources`` name Cairn's own operations (by kind or label)."""
+    return tool_sources is not None and CAIRN_SOURCE in tool_sources
 
 
 MAX_LABEL_CHARS = 100

@@ -31,14 +31,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from cairn.domain.deliveries import DeliveryFacts
+from cairn.text import iso
 
 TriggerStatus = Literal["active", "paused"]
 Decision = Literal["fired", "filtered_out", "rate_limited", "paused", "agent_archived", "busy"]
 EventStatus = Literal["accepted", "rejected"]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 @dataclass(slots=True)
@@ -72,9 +69,9 @@ class Trigger:
             "rate_limit_per_hour": self.rate_limit_per_hour,
             "status": self.status,
             "fire_count": self.fire_count,
-            "last_fired_at": _iso(self.last_fired_at),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
+            "last_fired_at": iso(self.last_fired_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
         }
 
 
@@ -97,7 +94,7 @@ class TriggerDecision:
             "decision": self.decision,
             "detail": self.detail,
             "run_id": self.run_id,
-            "decided_at": _iso(self.decided_at),
+            "decided_at": iso(self.decided_at),
         }
 
 
@@ -128,7 +125,7 @@ class Event:
             "payload": self.payload,
             "status": self.status,
             "reject_reason": self.reject_reason,
-            "received_at": _iso(self.received_at),
+            "received_at": iso(self.received_at),
             "decisions": (
                 [d.to_dict() for d in self.decisions] if self.decisions is not None else None
             ),

@@ -21,15 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from cairn.text import iso
+
 UsageBy = Literal["agent", "trigger", "model", "hour"]
 USAGE_BY: tuple[UsageBy, ...] = ("agent", "trigger", "model", "hour")
 ThresholdMetric = Literal["tokens_per_hour", "cost_micros_per_hour"]
 BUCKET_S = 3600.0
 """The series resolution: one point per hour of the window."""
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +140,8 @@ class UsageReport:
         return {
             "sandbox_id": self.sandbox_id,
             "by": self.by,
-            "since": _iso(self.since),
-            "until": _iso(self.until),
+            "since": iso(self.since),
+            "until": iso(self.until),
             "bucket_s": self.bucket_s,
             "agent": self.agent,
             "trigger_id": self.trigger_id,
@@ -174,8 +172,8 @@ class UsageThreshold:
             "tokens_per_hour": self.tokens_per_hour,
             "cost_micros_per_hour": self.cost_micros_per_hour,
             "pause_triggers": self.pause_triggers,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
         }
 
 
@@ -226,8 +224,8 @@ class RunawayFlag:
             "metric": self.metric,
             "value": self.value,
             "threshold": self.threshold,
-            "window_start": _iso(self.window_start),
-            "window_end": _iso(self.window_start + timedelta(seconds=BUCKET_S)),
+            "window_start": iso(self.window_start),
+            "window_end": iso(self.window_start + timedelta(seconds=BUCKET_S)),
             "pause_triggers": self.pause_triggers,
             "paused_trigger_ids": list(self.paused_trigger_ids),
             "message": self.message,
@@ -260,8 +258,8 @@ class Enforcement:
             "metric": self.metric,
             "value": self.value,
             "threshold": self.threshold,
-            "window_start": _iso(self.window_start),
+            "window_start": iso(self.window_start),
             "trigger_ids": list(self.trigger_ids),
             "reason": self.reason,
-            "enforced_at": _iso(self.enforced_at),
+            "enforced_at": iso(self.enforced_at),
         }

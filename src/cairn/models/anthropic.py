@@ -10,7 +10,7 @@ What the adapter guarantees:
 * Text is yielded as each ``text_delta`` arrives; tool calls once the message is complete
   (a stream cut short must not run a tool with half its arguments); one ``TurnEnd`` last,
   with the stop reason normalised (``end_turn``, ``tool_use``, ``max_tokens``, ``other``).
-* Usage follows docs/tokens.md: ``tokens_in = input_tokens + cache_creation_input_tokens +
+* Usage follows docs/ledger.md: ``tokens_in = input_tokens + cache_creation_input_tokens +
   cache_read_input_tokens`` (each prompt token counted once), with the cached shares
   repeated as ``cache_write_tokens`` / ``cache_read_tokens``. ``message_delta`` counts are
   cumulative, so the last value of each field wins (the SDK's own accumulator does this).
@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cairn.domain.runs import Usage
+from cairn.domain.tools import ToolSpec
 from cairn.errors import ModelError
 from cairn.models._vendor import (
     Category,
@@ -53,7 +54,6 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
     import anthropic
@@ -354,7 +354,7 @@ def to_tool(spec: ToolSpec) -> ToolParam:
 
 
 def usage_from(usage: anthropic.types.Usage) -> Usage:
-    """Cairn's one rule for cached prompt tokens (docs/tokens.md), from Anthropic's counts."""
+    """Cairn's one rule for cached prompt tokens (docs/ledger.md), from Anthropic's counts."""
     cache_read = usage.cache_read_input_tokens or 0
     cache_write = usage.cache_creation_input_tokens or 0
     return Usage(

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
-from cairn.tools.base import ToolSpec
+from cairn.domain.tools import ToolSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
+from cairn.domain.tools import ToolSpec
 from cairn.errors import ModelError
 from cairn.models._vendor import (
     Category,
@@ -82,7 +83,6 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
     from google import genai

@@ -15,7 +15,7 @@ What the adapter guarantees:
   ``tool_use``, ``length`` -> ``max_tokens``, anything else -> ``other``).
 * Usage comes from the API's own counts, asked for with
   ``stream_options={"include_usage": true}``: ``tokens_in = prompt_tokens`` (OpenAI's
-  prompt count already includes the cached tokens, so nothing is added: docs/tokens.md),
+  prompt count already includes the cached tokens, so nothing is added: docs/ledger.md),
   ``cache_read_tokens = prompt_tokens_details.cached_tokens``, ``cache_write_tokens =
   prompt_tokens_details.cache_write_tokens`` (reported by SDK 3.x; 0 when absent),
   ``tokens_out = completion_tokens``. The last usage seen wins, so servers that repeat a
@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
+from cairn.domain.tools import ToolSpec
 from cairn.errors import ModelError
 from cairn.models._vendor import (
     Category,
@@ -73,7 +74,6 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.tools.base import ToolSpec
 
 if TYPE_CHECKING:
     import openai
@@ -472,7 +472,7 @@ def to_tool(spec: ToolSpec) -> ChatCompletionFunctionToolParam:
 
 
 def usage_from(usage: CompletionUsage) -> Usage:
-    """Cairn's one rule for cached prompt tokens (docs/tokens.md), from OpenAI's counts:
+    """Cairn's one rule for cached prompt tokens (docs/ledger.md), from OpenAI's counts:
     ``prompt_tokens`` already counts the cached ones, which are repeated apart."""
     details = getattr(usage, "prompt_tokens_details", None)
     return Usage(

@@ -36,6 +36,7 @@ import anyio
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
+from cairn.domain.tools import ToolSpec
 from cairn.errors import InvalidScript, ModelError
 from cairn.models.base import (
     Credentials,
@@ -46,7 +47,6 @@ from cairn.models.base import (
     ToolCallRequest,
     TurnEnd,
 )
-from cairn.tools.base import ToolSpec
 
 DEFAULT_SCRIPT: dict[str, Any] = {"turns": [{"text": "Scripted reply: received {{event}}"}]}
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z_][\w.\-]*)\s*\}\}")

@@ -51,10 +51,6 @@ class RunBus:
         self._runs: dict[str, _LiveRun] = {}
         self._agents: dict[tuple[str, str], list[MemoryObjectSendStream[dict[str, Any]]]] = {}
 
-    def is_live(self, run_id: str) -> bool:
-        """Whether this process is running ``run_id`` now."""
-        return run_id in self._runs
-
     def run_queued(self, run: Run) -> None:
         """A run waits in this process's queue: followers can subscribe before it starts."""
         self._runs.setdefault(run.run_id, _LiveRun())

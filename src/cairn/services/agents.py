@@ -175,8 +175,8 @@ async def agent_catalog(app: App, sandbox_id: str, slug: str) -> Catalog:
 
 async def catalog_for(app: App, agent: Agent) -> Catalog:
     """The catalog of an agent object (stored or about to be)."""
+    from cairn.domain.sources import uses_cairn_tools
     from cairn.services.sources import available_sources
-    from cairn.tools.cairn_ops import uses_cairn_tools
     from cairn.tools.resolution import resolve_tools
 
     if uses_cairn_tools(agent.tool_sources):  # stored on first need, as a question would

@@ -1,4 +1,5 @@
-"""The per-process application object the services work on."""
+"""The per-process application object the services work on, and the credentials its
+runner reads (so the App imports no other service: they all import it)."""
 
 from __future__ import annotations
 
@@ -122,7 +123,6 @@ class App:
         ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (flushed and stopped by ``close``)."""
         from cairn.pricing import load_price_table
         from cairn.runner.engine import Runner
-        from cairn.services.credentials import SandboxCredentials
         from cairn.telemetry import start_export, stop_export
 
         export = start_export()
@@ -143,3 +143,23 @@ class App:
             closer()
         if self._store is not None:
             self._store.close()
+
+
+class SandboxCredentials:
+    """``Credentials`` for one sandbox's runs. Looked up when a turn needs a key, so a key
+    stored while the server runs is used by the next run."""
+
+    def __init__(self, app: App, sandbox_id: str) -> None:
+        self._app = app
+        self._sandbox_id = sandbox_id
+        from cairn.models.base import EnvCredentials
+
+        self._env = EnvCredentials()
+
+    def api_key(self, backend: str) -> str | None:
+        """The stored key for ``backend``, else the environment's."""
+        from cairn.store import credentials as credential_store
+
+        with self._app.store.connect() as conn:
+            stored = credential_store.api_key(conn, self._sandbox_id, backend, self._app.secrets)
+        return stored or self._env.api_key(backend)

@@ -1,30 +1,12 @@
-"""Model-backend credentials: the sandbox's encrypted store first, then the environment."""
+"""Model-backend keys a sandbox stores (encrypted); runs read them through
+``cairn.services.app.SandboxCredentials``, before the environment's."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cairn.errors import UsageError
-from cairn.models.base import EnvCredentials
 from cairn.services.app import App
-
-
-class SandboxCredentials:
-    """``Credentials`` for one sandbox's runs. Looked up when a turn needs a key, so a key
-    stored while the server runs is used by the next run."""
-
-    def __init__(self, app: App, sandbox_id: str) -> None:
-        self._app = app
-        self._sandbox_id = sandbox_id
-        self._env = EnvCredentials()
-
-    def api_key(self, backend: str) -> str | None:
-        """The stored key for ``backend``, else the environment's."""
-        from cairn.store import credentials as credential_store
-
-        with self._app.store.connect() as conn:
-            stored = credential_store.api_key(conn, self._sandbox_id, backend, self._app.secrets)
-        return stored or self._env.api_key(backend)
 
 
 def set_credential(app: App, sandbox_id: str, backend: str, api_key: str) -> dict[str, Any]:

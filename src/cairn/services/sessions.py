@@ -19,6 +19,12 @@ from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.store import sessions as session_store
 
+SESSION_COOKIE = "cairn_session"
+CSRF_COOKIE = "cairn_csrf"
+CSRF_HEADER = "X-Cairn-CSRF"
+"""A cookie-authenticated write echoes the CSRF cookie in this header (see
+``cairn.api.app.request_principal``)."""
+
 SESSION_TTL_S = 12 * 3600
 """How long a dashboard login lasts (the cookie's max-age too)."""
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cairn.services.app import App
+from cairn.text import iso
 
 
 def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
         "queued": row.queued if row else 0,
         "running": row.running if row else 0,
         "oldest_queued_run_id": row.oldest_queued_run_id if row else None,
-        "oldest_queued_at": _iso(row.oldest_queued_at) if row else None,
+        "oldest_queued_at": iso(row.oldest_queued_at) if row else None,
         "oldest_queued_age_s": (
             round((now - row.oldest_queued_at).total_seconds(), 3)
             if row and row.oldest_queued_at
@@ -43,9 +44,9 @@ def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
                 "executor": worker.executor,
                 "concurrency": worker.concurrency,
                 "running": worker.running,
-                "started_at": _iso(worker.started_at),
-                "heartbeat_at": _iso(worker.heartbeat_at),
-                "stopped_at": _iso(worker.stopped_at),
+                "started_at": iso(worker.started_at),
+                "heartbeat_at": iso(worker.heartbeat_at),
+                "stopped_at": iso(worker.stopped_at),
                 "alive": worker.stopped_at is None
                 and (now - worker.heartbeat_at).total_seconds() <= lease,
             }
@@ -53,7 +54,3 @@ def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
         ],
         "telemetry": export_status(),
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

@@ -3,7 +3,7 @@ plain ``sqlite3`` reader of ``cairn.store.sqlite_reader``). Imports no database 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from cairn.domain.runs import Run, ToolCall, Usage
 from cairn.domain.trace import ToolResolutionTrace
@@ -42,12 +42,6 @@ RUN_COLUMNS = (
     "usage_rolled",
 )
 """Every column of ``runs``, in table order (a test checks it against the schema)."""
-
-
-class RunRow(Protocol):
-    """What ``run_from_row`` reads: decoded values by attribute, as SQLAlchemy rows give."""
-
-    def __getattr__(self, name: str) -> Any: ...
 
 
 def run_from_row(row: Any) -> Run:

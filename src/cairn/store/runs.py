@@ -472,12 +472,3 @@ def prune_runs(
         unroll_runs(conn, ids)  # the usage rollup forgets them with the ledger
         conn.execute(delete(runs).where(runs.c.run_id.in_(ids)))
         total += len(ids)
-
-
-def count_runs(conn: Connection, sandbox_id: str) -> int:
-    """How many runs the sandbox holds (for ``cairn runs prune`` and the demo)."""
-    return int(
-        conn.execute(
-            select(func.count()).select_from(runs).where(runs.c.sandbox_id == sandbox_id)
-        ).scalar_one()
-    )

@@ -6,7 +6,7 @@ Data model
 query filters on it first, so one sandbox never reads another's rows.
 
 ``agents`` are stored configurations, unique by ``(sandbox_id, slug)``; ``version`` goes
-up when the system prompt changes. ``sources`` are tool (and later event) sources; their
+up when the system prompt changes. ``sources`` are tool and event (webhook, schedule) sources; their
 secrets live encrypted in ``secret_ciphertext`` and nowhere else.
 
 ``runs`` is the ledger proper: one row per fire, written ``queued`` when the fire is

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from cairn.domain.runs import LIVE_STATUSES
 from cairn.store.schema import runs, workers
 
 
@@ -110,7 +111,7 @@ def backlog(conn: Connection, sandbox_id: str | None = None) -> list[BacklogRow]
     """Queued and running runs per sandbox (one sandbox, or all), with the oldest queued."""
     query = (
         select(runs.c.sandbox_id, runs.c.status, func.count(), func.min(runs.c.run_id))
-        .where(runs.c.status.in_(("queued", "running")))
+        .where(runs.c.status.in_(LIVE_STATUSES))
         .group_by(runs.c.sandbox_id, runs.c.status)
     )
     if sandbox_id is not None:

@@ -7,21 +7,13 @@ opens an HTTP session), ``list_tools`` says what it offers, ``call_tool`` runs o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from cairn.domain.runs import ToolErrorKind
+from cairn.domain.tools import ToolSpec
 from cairn.domain.trace import SkipReason
-
-
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    """What a model is told about a tool: a name, what it does, a JSON Schema for arguments."""
-
-    name: str
-    description: str
-    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cairn.domain.runs import ToolErrorKind
 from cairn.domain.sources import DataSource
-from cairn.tools.base import ToolContext, ToolOutput, ToolSpec
+from cairn.domain.tools import ToolSpec
+from cairn.tools.base import ToolContext
+from cairn.tools.functions import FunctionSource, ToolCallError
 
 BUILTIN_SOURCE_ID = "builtin"
 
@@ -71,76 +70,43 @@ _SPECS: tuple[ToolSpec, ...] = (
 )
 
 
-class ToolArgumentError(Exception):
-    """A builtin tool was called with arguments it cannot use; becomes the call's error,
-    of ``kind`` (``bad_arguments`` unless it says otherwise)."""
-
-    def __init__(self, message: str, *, kind: ToolErrorKind = "bad_arguments") -> None:
-        super().__init__(message)
-        self.kind: ToolErrorKind = kind
-
-
-class BuiltinSource:
+class BuiltinSource(FunctionSource):
     """The always-resolvable ``builtin`` source."""
 
     kind = "builtin"
-    inline = True  # nothing to connect to: resolution builds it in the caller's task
+    specs = _SPECS
 
     def __init__(self, source: DataSource, context: ToolContext) -> None:
-        self.source_id = source.source_id
-        self.label = source.label
-        self._context = context
-        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+        super().__init__(source, context)
+        self.handlers = {
             "clock_now": self._clock_now,
             "http_request": self._http_request,
             "json_extract": self._json_extract,
             "regex_find": self._regex_find,
         }
 
-    async def __aenter__(self) -> BuiltinSource:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    async def list_tools(self) -> list[ToolSpec]:
-        """All builtin tools; they need nothing outside the process."""
-        return list(_SPECS)
-
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
-        """Run a builtin; argument problems come back as the call's error, for the model to fix."""
-        handler = self._handlers.get(name)
-        if handler is None:
-            return ToolOutput(error=f"unknown builtin tool {name!r}", error_kind="bad_arguments")
+    def check(self, name: str, arguments: dict[str, Any]) -> None:
+        """Argument problems come back as the call's error, for the model to fix."""
         problem = _argument_problem(name, arguments)
         if problem is not None:
-            return ToolOutput(error=problem, error_kind="bad_arguments")
-        try:
-            return ToolOutput(result=await handler(arguments))
-        except ToolArgumentError as exc:
-            return ToolOutput(error=str(exc), error_kind=exc.kind)
+            raise ToolCallError(problem)
 
     async def _clock_now(self, arguments: dict[str, Any]) -> str:
         zone_name = arguments.get("timezone") or "UTC"
         try:
             zone = UTC if zone_name == "UTC" else ZoneInfo(str(zone_name))
         except (ZoneInfoNotFoundError, ValueError):
-            raise ToolArgumentError(f"unknown time zone {zone_name!r}") from None
+            raise ToolCallError(f"unknown time zone {zone_name!r}") from None
         return datetime.now(zone).isoformat(timespec="seconds")
 
     async def _http_request(self, arguments: dict[str, Any]) -> dict[str, Any]:
         url = str(arguments.get("url", ""))
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ToolArgumentError(f"not an http(s) URL: {url!r}")
+            raise ToolCallError(f"not an http(s) URL: {url!r}")
         allowed = self._context.http_allowed_hosts
         if parts.hostname not in allowed:
-            raise ToolArgumentError(
+            raise ToolCallError(
                 f"host {parts.hostname!r} is not allowed; allowed hosts: "
                 f"{', '.join(allowed) or 'none'} (set CAIRN_HTTP_ALLOWED_HOSTS)",
                 kind="host_not_allowed",
@@ -149,9 +115,7 @@ class BuiltinSource:
 
         method = str(arguments.get("method") or "GET").upper()
         if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-            raise ToolArgumentError(
-                f"method {method!r} is not one of GET, POST, PUT, PATCH, DELETE"
-            )
+            raise ToolCallError(f"method {method!r} is not one of GET, POST, PUT, PATCH, DELETE")
         headers = {str(k): str(v) for k, v in (arguments.get("headers") or {}).items()}
         limit = self._context.http_max_response_bytes
         try:
@@ -165,7 +129,7 @@ class BuiltinSource:
                     if len(body) > limit:
                         break
         except httpx.HTTPError as exc:
-            raise ToolArgumentError(f"{method} {url} failed: {exc!s}", kind="tool_error") from None
+            raise ToolCallError(f"{method} {url} failed: {exc!s}", kind="tool_error") from None
         return {
             "status": resp.status_code,
             "headers": {"content-type": resp.headers.get("content-type", "")},
@@ -179,28 +143,26 @@ class BuiltinSource:
             try:
                 document = json.loads(document)
             except json.JSONDecodeError as exc:
-                raise ToolArgumentError(f"document is not valid JSON: {exc.msg}") from None
+                raise ToolCallError(f"document is not valid JSON: {exc.msg}") from None
         value = document
         path = str(arguments.get("path", ""))
         for step in filter(None, path.split(".")):
             if isinstance(value, list) and step.lstrip("-").isdigit():
                 index = int(step)
                 if not -len(value) <= index < len(value):
-                    raise ToolArgumentError(
-                        f"index {index} is out of range at {step!r} in {path!r}"
-                    )
+                    raise ToolCallError(f"index {index} is out of range at {step!r} in {path!r}")
                 value = value[index]
             elif isinstance(value, dict) and step in value:
                 value = value[step]
             else:
-                raise ToolArgumentError(f"path {path!r} has no {step!r}")
+                raise ToolCallError(f"path {path!r} has no {step!r}")
         return value
 
     async def _regex_find(self, arguments: dict[str, Any]) -> list[str]:
         try:
             pattern = re.compile(str(arguments.get("pattern", "")))
         except re.error as exc:
-            raise ToolArgumentError(f"invalid pattern: {exc}") from None
+            raise ToolCallError(f"invalid pattern: {exc}") from None
         limit = int(arguments.get("max_matches") or 100)
         matches: list[str] = []
         for match in pattern.finditer(str(arguments.get("text", ""))):

@@ -41,7 +41,8 @@ from types import TracebackType
 from typing import Any
 
 from cairn.domain.sources import DataSource
-from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSpec
+from cairn.domain.tools import ToolSpec
+from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
 from cairn.tools.mcp import McpSource
 
 

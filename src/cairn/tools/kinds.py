@@ -3,7 +3,8 @@
 A kind is a factory ``(DataSource, ToolContext) -> ToolSource``.
 
 Adding a kind is adding a module and one line here (or an entry point in the
-``cairn.tool_sources`` group for a plugin).
+``cairn.tool_sources`` group for a plugin). ``cairn``, whose tools call the services, is
+provided by ``cairn.services`` itself, so this layer never imports upward.
 """
 
 from __future__ import annotations
@@ -25,6 +26,5 @@ source_kinds: Registry[SourceFactory] = Registry(
         "builtin": "cairn.tools.builtin:BuiltinSource",
         "user_mcp": "cairn.tools.mcp:McpSource",
         "integration": "cairn.tools.integration:IntegrationSource",
-        "cairn": "cairn.tools.cairn_ops:CairnOpsSource",
     },
 )

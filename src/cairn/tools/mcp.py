@@ -66,8 +66,9 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from cairn.domain.sources import DataSource
+from cairn.domain.tools import ToolSpec
 from cairn.domain.trace import SkipReason
-from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSpec
+from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,8 @@ import anyio
 import anyio.abc
 
 from cairn.domain.sources import DataSource
-from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSpec
+from cairn.domain.tools import ToolSpec
+from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
 from cairn.tools.mcp import McpSource
 
 SessionState = Literal["starting", "ready", "dead", "failed"]

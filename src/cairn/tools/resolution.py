@@ -34,6 +34,7 @@ from typing import Any
 import anyio
 
 from cairn.domain.sources import DataSource
+from cairn.domain.tools import ToolSpec
 from cairn.domain.trace import (
     MissingEntry,
     SkipReason,
@@ -41,7 +42,7 @@ from cairn.domain.trace import (
     SourceSkipped,
     ToolResolutionTrace,
 )
-from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSource, ToolSpec
+from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSource
 from cairn.tools.builtin import BUILTIN_SOURCE_ID
 from cairn.tools.kinds import source_kinds
 from cairn.tools.pool import PooledSource, SessionPool

@@ -12,7 +12,8 @@ from collections import deque
 from types import TracebackType
 from typing import Any
 
-from cairn.tools.base import ToolOutput, ToolSource, ToolSpec
+from cairn.domain.tools import ToolSpec
+from cairn.tools.base import ToolOutput, ToolSource
 
 
 class _Wrapper:

@@ -17,8 +17,8 @@ from fastapi.responses import Response
 
 from cairn.api import operations as ops
 from cairn.errors import CairnError, NotFound, UsageError
+from cairn.services import diagnosis
 from cairn.web.pages import guarded, render
-from cairn.web.run_lists import as_dict, optional
 from cairn.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
@@ -67,14 +67,10 @@ def events_page(request: Request) -> Response:
 
 
 def _event_explanation(session: Session, event_id: str) -> dict[str, Any] | None:
-    explain = getattr(optional("cairn.services.diagnosis"), "explain_event", None)
-    if explain is None:
-        return None
     try:
-        found = as_dict(explain(session.caller.app, session.sandbox, event_id))
+        return diagnosis.explain_event(session.caller.app, session.sandbox, event_id).to_dict()
     except CairnError:
         return None
-    return found if isinstance(found, dict) else None
 
 
 def _event_page(request: Request, session: Session, event_id: str) -> Response:

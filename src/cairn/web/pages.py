@@ -34,6 +34,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from cairn.api import operations as ops
 from cairn.domain.runs import FINAL_STATUSES, RUN_KINDS, RUN_STATUSES
 from cairn.errors import CairnError, Forbidden, InvalidJSON, NotFound, Unauthorized, UsageError
+from cairn.services import diagnosis, usage
 from cairn.web import sessions, switching, views
 from cairn.web.live import SandboxRunStream
 from cairn.web.run_lists import (
@@ -47,8 +48,6 @@ from cairn.web.run_lists import (
     _search_runs,
     _summary,
 )
-from cairn.web.run_lists import as_dict as _as_dict
-from cairn.web.run_lists import optional as _optional
 from cairn.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
@@ -513,15 +512,11 @@ def _agent_page(
 
 def _why_not_fired(session: Session, slug: str) -> dict[str, Any] | None:
     """``cairn agent why-not-fired``'s answer (its last event, every trigger's decision),
-    through the diagnosis operations; ``None`` when not installed."""
-    explain = getattr(_optional("cairn.services.diagnosis"), "why_not_fired", None)
-    if explain is None:
-        return None
+    or ``None`` when it cannot be said (the agent is gone)."""
     try:
-        found = _as_dict(explain(session.caller.app, session.sandbox, slug))
+        return diagnosis.why_not_fired(session.caller.app, session.sandbox, slug).to_dict()
     except CairnError:
         return None
-    return found if isinstance(found, dict) else None
 
 
 @router.get("/agents/{slug}")
@@ -612,10 +607,6 @@ async def _start_test_run(
 # --- usage ---------------------------------------------------------------------------------
 
 
-def _nothing(*args: Any) -> list[Any]:
-    return []
-
-
 async def _concurrently(calls: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     """Run blocking ledger reads side by side in worker threads: each usage aggregate scans
     the window's runs, and SQLite reads on separate connections overlap (about 140 ms
@@ -636,44 +627,37 @@ async def _concurrently(calls: dict[str, Callable[[], Any]]) -> dict[str, Any]:
 
 
 def _explanation(session: Session, run: dict[str, Any]) -> dict[str, Any] | None:
-    """What ``cairn explain`` says about a finished run (``None`` while it runs, or when this
-    installation has no diagnosis module). It reads the ledger only, so it is cheap."""
-    explain = getattr(_optional("cairn.services.diagnosis"), "explain_run", None)
-    if explain is None or run["status"] not in FINAL_STATUSES:
+    """What ``cairn explain`` says about a finished run (``None`` while it runs). It reads
+    the ledger only, so it is cheap."""
+    if run["status"] not in FINAL_STATUSES:
         return None
     try:
-        found = _as_dict(explain(session.caller.app, session.sandbox, run["run_id"]))
+        return diagnosis.explain_run(session.caller.app, session.sandbox, run["run_id"]).to_dict()
     except CairnError:
         return None
-    return found if isinstance(found, dict) else None
 
 
 async def _usage_page(request: Request, session: Session) -> Response:
     window = request.query_params.get("window", "24h")
     chosen = next((w for w in USAGE_WINDOWS if w[0] == window), USAGE_WINDOWS[0])
-    module = _optional("cairn.services.usage")
-    context: dict[str, Any] = {"window": chosen[0], "windows": USAGE_WINDOWS, "available": False}
-    if module is not None and hasattr(module, "usage"):
-        app, sandbox, since_s = session.caller.app, session.sandbox, chosen[2]
-        calls: dict[str, Callable[[], Any]] = {
-            "by_agent": partial(module.usage, app, sandbox, since_s=since_s, by="agent"),
-            "by_hour": partial(module.usage, app, sandbox, since_s=since_s, by="hour"),
-            "flags": partial(getattr(module, "runaway_agents", _nothing), app, sandbox),
-            "thresholds": partial(getattr(module, "list_thresholds", _nothing), app, sandbox),
-            "enforcements": partial(
-                getattr(module, "list_enforcements", _nothing), app, sandbox, limit=5
-            ),
-        }
-        found = await _concurrently(calls)
-        flags = [_as_dict(flag) for flag in found["flags"]]
-        context |= views.usage_context(_as_dict(found["by_agent"]), _as_dict(found["by_hour"]))
-        context |= {
-            "available": True,
-            "flags": flags,
-            "flagged_slugs": {flag["slug"] for flag in flags},
-            "thresholds": {t["agent_slug"]: t for t in map(_as_dict, found["thresholds"])},
-            "enforcements": [_as_dict(e) for e in found["enforcements"]],
-        }
+    app, sandbox, since_s = session.caller.app, session.sandbox, chosen[2]
+    calls: dict[str, Callable[[], Any]] = {
+        "by_agent": partial(usage.usage, app, sandbox, since_s=since_s, by="agent"),
+        "by_hour": partial(usage.usage, app, sandbox, since_s=since_s, by="hour"),
+        "flags": partial(usage.runaway_agents, app, sandbox),
+        "thresholds": partial(usage.list_thresholds, app, sandbox),
+        "enforcements": partial(usage.list_enforcements, app, sandbox, limit=5),
+    }
+    found = await _concurrently(calls)
+    flags = [flag.to_dict() for flag in found["flags"]]
+    context: dict[str, Any] = {"window": chosen[0], "windows": USAGE_WINDOWS}
+    context |= views.usage_context(found["by_agent"].to_dict(), found["by_hour"].to_dict())
+    context |= {
+        "flags": flags,
+        "flagged_slugs": {flag["slug"] for flag in flags},
+        "thresholds": {t["agent_slug"]: t for t in (t.to_dict() for t in found["thresholds"])},
+        "enforcements": [e.to_dict() for e in found["enforcements"]],
+    }
     return render(request, session, "usage.html", **context)
 
 

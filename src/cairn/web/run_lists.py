@@ -8,16 +8,15 @@ or one usage aggregate, whatever the number of runs.
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
 from cairn.api import operations as ops
 from cairn.domain.runs import RUN_KINDS, RUN_STATUSES
 from cairn.errors import NotFound, UsageError
+from cairn.services.usage import usage
 from cairn.web import views
 
 PAGE_SIZE = 50
@@ -225,21 +224,16 @@ def _summary(caller: ops.Caller, filters: RunFilters) -> dict[str, Any] | None:
     """The strip above the runs: runs, tokens and cost in the window (the usage report,
     one aggregate), failures (one indexed listing, capped), no-ops and partial runs among
     the newest page. "Any time" is summarised over the last 24 hours."""
-    module = optional("cairn.services.usage")
-    if module is None or not hasattr(module, "usage"):
-        return None
     window = filters.since or "24h"
     label = dict(views.WINDOWS).get(window, window)
     try:
-        report = as_dict(
-            module.usage(
-                caller.app,
-                caller.sandbox,
-                since_s=SUMMARY_WINDOWS[window],
-                agent=filters.agent or None,
-                trigger_id=filters.trigger or None,
-            )
-        )
+        report = usage(
+            caller.app,
+            caller.sandbox,
+            since_s=SUMMARY_WINDOWS[window],
+            agent=filters.agent or None,
+            trigger_id=filters.trigger or None,
+        ).to_dict()
         failed = ops.list_runs(
             caller,
             agent=filters.agent or None,
@@ -266,19 +260,3 @@ def _summary(caller: ops.Caller, filters: RunFilters) -> dict[str, Any] | None:
         "partial": health["partial"],
         "page_size": PAGE_SIZE,
     }
-
-
-def optional(name: str) -> ModuleType | None:
-    """A feature module written alongside this one, or ``None`` when this installation
-    does not have it (its section is then left out)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as missing:
-        if missing.name != name:
-            raise
-        return None
-
-
-def as_dict(value: Any) -> Any:
-    """A service result as JSON data (``to_dict`` when it has one)."""
-    return value.to_dict() if hasattr(value, "to_dict") else value

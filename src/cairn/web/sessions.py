@@ -26,12 +26,13 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import Request
 from fastapi.responses import Response
 
-from cairn.api.app import CSRF_COOKIE, SESSION_COOKIE
 from cairn.api.operations import Caller
 from cairn.domain.keys import Principal
 from cairn.errors import Forbidden, Unauthorized
 from cairn.services.app import App
 from cairn.services.sessions import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
     SESSION_TTL_S,
     authenticate_session,
     close_session,

@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 from markupsafe import Markup, escape
 
+from cairn.domain.runs import LIVE_STATUSES
+from cairn.text import plural
+
 OUTCOME_MEANINGS: dict[str, str] = {
     "acted": "the agent called one or more tools, and every call returned a result",
     "tool_errors": "the agent called tools and at least one call errored (or was not advertised)",
@@ -186,7 +189,7 @@ def fmt_short(value: float | None) -> str:
 def run_cost(run: dict[str, Any]) -> str:
     """A run's estimated cost: pending while it runs, ``$0`` for a run that used no tokens,
     ``unpriced`` only when tokens were used and the model has no price."""
-    if run.get("status") in ("queued", "running") and run.get("cost_micros") is None:
+    if run.get("status") in LIVE_STATUSES and run.get("cost_micros") is None:
         return "pending"
     if run.get("cost_micros") is None and not (run.get("tokens_in") or run.get("tokens_out")):
         return fmt_cost(0)
@@ -219,7 +222,7 @@ def run_signal(run: dict[str, Any]) -> Signal:
     source, a stale allowlist entry, a failed tool call), so a degraded run never looks as
     green as a clean one; ``bad`` with the error's first line for failures."""
     status = run.get("status")
-    if status in ("queued", "running"):
+    if status in LIVE_STATUSES:
         return Signal("live", "")
     if status == "failed":
         return Signal("bad", (run.get("error_message") or "failed").splitlines()[0][:140])
@@ -475,10 +478,6 @@ class TraceView:
     duration_ms: float | None
 
 
-def _plural(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else many or one + 's'}"
-
-
 def trace_view(trace: dict[str, Any] | None, *, live: bool = False) -> TraceView:
     """Lay out ``trace`` so the silent no-op is obvious: ``bad`` when the model was shown no
     tool at all, ``warn`` when a source was skipped or an allowlist entry is stale."""
@@ -527,7 +526,7 @@ def trace_view(trace: dict[str, Any] | None, *, live: bool = False) -> TraceView
     notes: list[str] = []
     if skipped:
         notes.append(
-            f"{_plural(len(skipped), 'source')} skipped: "
+            f"{plural(len(skipped), 'source')} skipped: "
             + "; ".join(f"{s.label} ({s.reason})" for s in skipped)
         )
     if missing:
@@ -536,7 +535,7 @@ def trace_view(trace: dict[str, Any] | None, *, live: bool = False) -> TraceView
             f"{len(missing)} allowlist {verb} no tool: " + ", ".join(m["entry"] for m in missing)
         )
     if filtered and not advertised:
-        notes.append(f"the allowlist removed all {_plural(len(filtered), 'tool')} the sources gave")
+        notes.append(f"the allowlist removed all {plural(len(filtered), 'tool')} the sources gave")
     if not sources:
         notes.append("the agent selects no tool source")
     verdict: Verdict
@@ -545,13 +544,13 @@ def trace_view(trace: dict[str, Any] | None, *, live: bool = False) -> TraceView
     elif skipped or missing:
         verdict = "warn"
         headline = (
-            f"{_plural(len(advertised), 'tool')} advertised, but something the agent asks "
+            f"{plural(len(advertised), 'tool')} advertised, but something the agent asks "
             "for is missing."
         )
     else:
         built = len(sources)
         verdict = "ok"
-        headline = f"{_plural(len(advertised), 'tool')} advertised from {_plural(built, 'source')}."
+        headline = f"{plural(len(advertised), 'tool')} advertised from {plural(built, 'source')}."
     return TraceView(
         True,
         verdict,

@@ -11,7 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cairn.domain.keys import Role as Role
 from cairn.domain.limits import MAX_TEXT_CHARS
+from cairn.domain.runs import RunEventKind as RunEventKind
+from cairn.domain.runs import RunKind as RunKind
+from cairn.domain.runs import RunStatus as RunStatus
 
 Slug = Annotated[
     str,
@@ -37,10 +41,6 @@ Label = Annotated[
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 """A prompt or other long text, within the documented limit."""
 Name = Annotated[str, Field(max_length=200)]
-
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-RunKind = Literal["trigger", "manual", "test", "oneshot"]
-Role = Literal["viewer", "editor", "owner"]
 
 
 class Wire(BaseModel):
@@ -224,7 +224,7 @@ class RunEvent(BaseModel):
     """One event of a run's stream (``seq`` from 1)."""
 
     seq: int
-    kind: Literal["text", "tool_call", "tool_result", "retry", "finish", "error"]
+    kind: RunEventKind
     data: dict[str, Any]
     created_at: str | None
 

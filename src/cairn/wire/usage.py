@@ -8,14 +8,11 @@ never 0.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
+from cairn.domain.usage import ThresholdMetric, UsageBy
 from cairn.wire import Wire
 
-UsageBy = Literal["agent", "trigger", "model", "hour"]
-ThresholdMetric = Literal["tokens_per_hour", "cost_micros_per_hour"]
 MAX_LIMIT = 10**15
 """The largest limit accepted (a quadrillion tokens or micro-units an hour): far beyond any
 real agent, well inside the 64-bit columns that store it."""

@@ -5,7 +5,7 @@
 - **agent**: when the sandbox has a Concierge agent (the agent named by
   ``CAIRN_CONCIERGE_AGENT``, else one slugged ``concierge``) whose ``tool_sources`` name
   ``cairn``, the question is fired at it as a ``manual`` run whose tools are Cairn's own
-  operations (``cairn.tools.cairn_ops``). The run executes in the asking task, holding the
+  operations (``cairn.services.cairn_ops``). The run executes in the asking task, holding the
   grant those tools act with (the App, the sandbox, the asker's role); it is in the ledger
   like any other, and the answer is its output, citing the run ids it names. A Concierge
   run that fails or says nothing is answered offline instead, saying so.
@@ -77,8 +77,8 @@ def concierge_agent(app: App, sandbox_id: str) -> Agent | None:
     ``CAIRN_CONCIERGE_AGENT`` names it explicitly (then a missing agent, or one without
     the ``cairn`` source, is a ``UsageError``); otherwise an agent slugged ``concierge``
     that names ``cairn`` in its tool sources is used if there is one."""
+    from cairn.domain.sources import uses_cairn_tools
     from cairn.services.agents import get_agent
-    from cairn.tools.cairn_ops import uses_cairn_tools
 
     configured = os.environ.get(CONCIERGE_ENV, "").strip()
     slug = configured or DEFAULT_CONCIERGE_SLUG
@@ -108,9 +108,9 @@ async def _ask_agent(
     app: App, sandbox_id: str, agent: Agent, parsed: Question, role: Role
 ) -> Answer:
     """Fire the Concierge agent with the question, in this task, holding the grant its
-    ``cairn`` tools act with (see ``cairn.tools.cairn_ops``)."""
+    ``cairn`` tools act with (see ``cairn.services.cairn_ops``)."""
+    from cairn.services.cairn_ops import Grant, granted
     from cairn.services.sources import available_sources
-    from cairn.tools.cairn_ops import Grant, granted
 
     ensure_cairn_source(app, sandbox_id)
     run = app.runner.accept(agent, parsed.hints(), kind="manual")

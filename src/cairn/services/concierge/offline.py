@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from cairn.domain.keys import Role, role_allows
+from cairn.domain.runs import NO_OP_OUTCOMES
 from cairn.errors import NotFound
 from cairn.services.app import App
 from cairn.services.concierge.questions import (
@@ -41,6 +42,7 @@ from cairn.services.concierge.questions import (
     commands_in,
     unique,
 )
+from cairn.text import clip, plural
 
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 
 AnswerMode = Literal["offline", "agent"]
 
-QUIET_OUTCOMES = ("model_chose_no_tool", "no_tools_available", "answered", "interrupted")
+QUIET_OUTCOMES = (*NO_OP_OUTCOMES, "interrupted")
 READ_ONLY_TOOLS = frozenset({"clock_now", "json_extract", "regex_find"})
 """Tools known to only read (the builtins that do); any other may act, so a test fire of an
 agent offered one asks for confirmation first."""
@@ -169,7 +171,7 @@ class _Interpreter:
 
     def _regular_agents(self) -> list[Agent]:
         """Active agents that are not a Concierge (what "my agent" usually means)."""
-        from cairn.tools.cairn_ops import uses_cairn_tools
+        from cairn.domain.sources import uses_cairn_tools
 
         return [
             a for a in self.agents if a.status == "active" and not uses_cairn_tools(a.tool_sources)
@@ -321,13 +323,13 @@ class _Interpreter:
         duration = f"{run.duration_ms:.0f} ms" if run.duration_ms is not None else "-"
         lines = [
             f"Test-fired {slug} with {shown}: run {run.run_id} {run.status}, outcome "
-            f"{run.outcome} ({_count(len(run.tool_calls), 'tool call')}, "
+            f"{run.outcome} ({plural(len(run.tool_calls), 'tool call')}, "
             f"{run.usage.tokens_in + run.usage.tokens_out} tokens, {duration}).",
             f"Output: {run.output_text.strip() or '(empty)'}",
         ]
         for call in run.tool_calls:
-            result = f"error: {call.error}" if call.error else f"-> {_short(call.result)}"
-            lines.append(f"- {call.name}({_short(call.arguments)}) {result}")
+            result = f"error: {call.error}" if call.error else f"-> {clip(call.result, 100)}"
+            lines.append(f"- {call.name}({clip(call.arguments, 100)}) {result}")
         if run.error_message:
             lines.append(f"Error ({run.error_type}): {run.error_message}")
         cited = [run.run_id]
@@ -357,7 +359,7 @@ class _Interpreter:
         return Answer(
             f"This would test-fire {slug} ({catalog.agent.model_settings.backend}:"
             f"{catalog.agent.model_settings.model}) with {shown}. It may call "
-            f"{_count(len(acting), 'tool')} that can act on the world (not known to be "
+            f"{plural(len(acting), 'tool')} that can act on the world (not known to be "
             f"read-only): {', '.join(acting)}. Nothing was run. To go ahead, confirm: "
             f"`{again}` (or `{test}`).",
             commands=[again, test],
@@ -374,14 +376,14 @@ class _Interpreter:
         trace = catalog.trace
         names = [tool["name"] for tool in catalog.tools]
         if names:
-            lines = [f"{slug} can use {_count(len(names), 'tool')} right now: {', '.join(names)}."]
+            lines = [f"{slug} can use {plural(len(names), 'tool')} right now: {', '.join(names)}."]
         else:
             lines = [f"{slug} has no tools right now, so its runs cannot act."]
         if trace.sources_resolved:
             lines.append(
                 "Sources that resolved: "
                 + "; ".join(
-                    f"{s.label} ({s.kind}, {_count(s.tool_count, 'tool')})"
+                    f"{s.label} ({s.kind}, {plural(s.tool_count, 'tool')})"
                     for s in trace.sources_resolved
                 )
                 + "."
@@ -434,17 +436,17 @@ class _Interpreter:
         lines = [
             f"{window[0].upper()}{window[1:]}, the {label} that used the most tokens{scope} is "
             f"{key}: {top.tokens:,} tokens ({top.tokens_in:,} in, {top.tokens_out:,} out) "
-            f"over {_count(top.runs, 'run')}{cost(top.cost_micros)}."
+            f"over {plural(top.runs, 'run')}{cost(top.cost_micros)}."
         ]
         for row in rows[1:5]:
             name = row.key if row.key is not None else f"(no {label})"
             lines.append(
-                f"- {name}: {row.tokens:,} tokens over {_count(row.runs, 'run')}"
+                f"- {name}: {row.tokens:,} tokens over {plural(row.runs, 'run')}"
                 f"{cost(row.cost_micros)}"
             )
         totals = report.totals
         lines.append(
-            f"Total: {totals.tokens:,} tokens over {_count(totals.runs, 'run')}"
+            f"Total: {totals.tokens:,} tokens over {plural(totals.runs, 'run')}"
             f"{cost(totals.cost_micros)}."
         )
         return Answer(
@@ -469,7 +471,7 @@ class _Interpreter:
         triggers = list_triggers(self.app, self.sandbox_id, slug)
         problems = [f for f in report.findings if f.needs_fixing]
         if problems:
-            head = f"{slug} needs attention: {_count(len(problems), 'problem')} found."
+            head = f"{slug} needs attention: {plural(len(problems), 'problem')} found."
         elif latest and latest[0].status in ("failed", "cancelled"):
             head = f"{slug}'s latest run did not succeed."
         else:
@@ -706,12 +708,12 @@ def _run_line(run: Run) -> str:
     when = run.created_at.strftime("%Y-%m-%d %H:%M:%S") if run.created_at else "-"
     line = (
         f"- {run.run_id}  {run.agent_slug}  {run.status}  {run.outcome or '-'}  "
-        f"{_count(len(run.tool_calls), 'tool call')}, {tokens} tokens, {when}"
+        f"{plural(len(run.tool_calls), 'tool call')}, {tokens} tokens, {when}"
     )
     if run.error_message:
-        line += f"\n    error: {_short(run.error_message, 160)}"
+        line += f"\n    error: {clip(run.error_message, 160)}"
     elif run.output_text.strip():
-        line += f"\n    output: {_short(run.output_text, 160)}"
+        line += f"\n    output: {clip(run.output_text, 160)}"
     return line
 
 
@@ -720,20 +722,10 @@ def _tally(runs: list[Run]) -> str:
     quiet = 0
     for run in runs:
         statuses[run.status] = statuses.get(run.status, 0) + 1
-        quiet += run.outcome in ("model_chose_no_tool", "no_tools_available", "answered")
+        quiet += run.outcome in NO_OP_OUTCOMES
     parts = ", ".join(f"{count} {status}" for status, count in statuses.items())
-    tail = f"; {_count(quiet, 'run')} called no tool" if quiet else ""
+    tail = f"; {plural(quiet, 'run')} called no tool" if quiet else ""
     return f"In all: {parts}{tail}."
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _short(value: Any, width: int = 100) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _duration(seconds: float) -> str:

@@ -14,13 +14,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from cairn.domain.runs import Run
+from cairn.domain.runs import NO_OP_OUTCOMES, Run
 from cairn.domain.usage import Enforcement, RunawayFlag
 from cairn.services.app import App
+from cairn.text import plural
 
 MAX_RUNS = 1000
 MAX_EVENTS = 1000
-NO_OP_OUTCOMES = ("model_chose_no_tool", "no_tools_available", "answered")
 NOT_FIRED = ("filtered_out", "paused", "rate_limited", "agent_archived", "busy")
 
 
@@ -68,7 +68,7 @@ class Problems:
             key=lambda a: (-len(a.failed) - len(a.tool_errors) - len(a.runaway), a.slug),
         )
         read = (
-            f"{_count(self.runs_checked, 'run')} and {_count(self.events_checked, 'event')} "
+            f"{plural(self.runs_checked, 'run')} and {plural(self.events_checked, 'event')} "
             "checked" + (", the newest only" if self.truncated else "")
         )
         if not troubled:
@@ -113,22 +113,22 @@ def _parts(agent: AgentProblems) -> list[str]:
     if agent.failed:
         kinds = Counter(r.error_type or "unknown" for r in agent.failed)
         parts.append(
-            f"{_count(len(agent.failed), 'failed run')} ({_tally(kinds)}: {_ids(agent.failed)})"
+            f"{plural(len(agent.failed), 'failed run')} ({_tally(kinds)}: {_ids(agent.failed)})"
         )
     if agent.tool_errors:
         parts.append(
-            f"{_count(len(agent.tool_errors), 'run')} with tool errors ({_ids(agent.tool_errors)})"
+            f"{plural(len(agent.tool_errors), 'run')} with tool errors ({_ids(agent.tool_errors)})"
         )
     if agent.no_ops:
         kinds = Counter(str(r.outcome) for r in agent.no_ops)
         parts.append(
-            f"{_count(len(agent.no_ops), 'run')} that called no tool though it has tools "
+            f"{plural(len(agent.no_ops), 'run')} that called no tool though it has tools "
             f"({_tally(kinds)}: {_ids(agent.no_ops)})"
         )
     for (trigger_id, decision), events in agent.not_fired.items():
         detail = agent.details.get((trigger_id, decision))
         parts.append(
-            f"{_count(len(events), 'event')} {decision.replace('_', ' ')} by trigger "
+            f"{plural(len(events), 'event')} {decision.replace('_', ' ')} by trigger "
             f"{trigger_id}"
             + (f" ({detail})" if detail else "")
             + f": {', '.join(events[:3])}"
@@ -242,7 +242,3 @@ def _ids(runs: list[Run], limit: int = 3) -> str:
 
 def _tally(kinds: Counter[str]) -> str:
     return ", ".join(f"{kind} x{count}" for kind, count in kinds.most_common())
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

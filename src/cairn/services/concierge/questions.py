@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from cairn.domain.usage import UsageBy
+
 Intent = Literal[
     "destructive",
     "resume_trigger",
@@ -64,7 +66,6 @@ Intent = Literal[
     "list_runs",
     "help",
 ]
-UsageGroup = Literal["agent", "trigger", "model", "hour"]
 
 RUN_ID = re.compile(r"\brun_[0-9a-hjkmnp-tv-z]{26}\b")
 """A real run id (``run_`` and 26 Crockford base32 characters): what answers cite."""
@@ -184,7 +185,7 @@ class Question:
     window: str | None = None
     until: datetime | None = None  # a closed window's end ("yesterday"); else now
     status: str | None = None
-    usage_by: UsageGroup = "agent"
+    usage_by: UsageBy = "agent"
 
     def hints(self) -> dict[str, Any]:
         """The event a Concierge agent is fired with: the question and what was found in it
@@ -439,8 +440,8 @@ def _utc(now: datetime) -> str:
     return f"UTC{offset[:3]}:{offset[3:]}"
 
 
-def _usage_by(text: str) -> UsageGroup:
-    groups: tuple[UsageGroup, ...] = ("trigger", "model", "hour")
+def _usage_by(text: str) -> UsageBy:
+    groups: tuple[UsageBy, ...] = ("trigger", "model", "hour")
     for group in groups:
         if re.search(rf"\b(which|by|per|each|every)\s+{group}s?\b", text):
             return group

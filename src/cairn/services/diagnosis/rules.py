@@ -37,21 +37,6 @@ def names(items: list[str], limit: int = 6) -> str:
     return ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
-def clip(text: str, width: int = 160) -> str:
-    """One line of at most ``width`` characters."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def plural(count: int, word: str) -> str:
-    """``1 tool``, ``2 tools``, ``3 retries``."""
-    if count == 1:
-        return f"{count} {word}"
-    if word.endswith("y") and word[-2:-1] not in ("a", "e", "o", "u"):
-        return f"{count} {word[:-1]}ies"
-    return f"{count} {word}s"
-
-
 def seconds(value: float) -> str:
     """A duration for people: ``2.5 s``, ``0.004 s``."""
     return f"{value:.1f} s" if value >= 0.1 or value == 0 else f"{value:.3f} s"
@@ -369,7 +354,3 @@ def model_error_reason(run: Run, events: list[RunEvent]) -> tuple[str, str]:
     if retries:
         return str(retries[-1].data["reason"]), "retry_event.reason"
     return "other", "error_event.reason"
-
-
-def iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None

@@ -15,17 +15,15 @@ from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent, ToolCall
 from cairn.domain.trace import ToolResolutionTrace
 from cairn.services.diagnosis.rules import (
     RunContext,
-    clip,
-    iso,
     model_error_reason,
     names,
-    plural,
     quote_json,
     seconds,
     seemingly_needed,
     skip_finding,
     stale_allowlist_finding,
 )
+from cairn.text import clip, iso, plural
 
 PROVIDER_SIDE = {
     "server_error": "model_server_error",

@@ -41,7 +41,7 @@ from typing import Any
 
 from cairn.domain.agents import Agent
 from cairn.domain.diagnosis import DoctorReport, Finding, by_severity
-from cairn.domain.runs import FINAL_STATUSES, Run, RunFilter
+from cairn.domain.runs import FINAL_STATUSES, NO_OP_OUTCOMES, Run, RunFilter
 from cairn.domain.sources import DataSource
 from cairn.domain.trace import MissingEntry, SourceSkipped, ToolResolutionTrace
 from cairn.domain.triggers import Event, Trigger, TriggerDecision
@@ -52,12 +52,12 @@ from cairn.services.diagnosis.rules import (
     skip_finding,
     stale_allowlist_finding,
 )
+from cairn.text import iso
 
 RECENT_RUNS = 20
 RECENT_DECISIONS = 20
 MIN_RUNS = 3
 MAX_QUIET_DAYS = 3650
-QUIET_OUTCOMES = ("answered", "model_chose_no_tool", "no_tools_available")
 AGENT_SPECIFIC_SKIPS = ("disabled", "not_found")
 
 
@@ -143,9 +143,9 @@ async def scan(
 async def _catalogs(
     app: App, sandbox_id: str, agents: list[Agent], context: RunContext
 ) -> list[Finding]:
+    from cairn.domain.sources import uses_cairn_tools
     from cairn.services.concierge.source import ensure_cairn_source
     from cairn.services.sources import available_sources
-    from cairn.tools.cairn_ops import uses_cairn_tools
     from cairn.tools.resolution import resolve_tools
 
     if any(uses_cairn_tools(a.tool_sources) for a in agents):
@@ -285,7 +285,7 @@ def _triggers(ledger: _Ledger, quiet_days: float) -> list[Finding]:
             "agent": slug,
             "source": label,
             "fire_count": trigger.fire_count,
-            "last_fired_at": _iso(trigger.last_fired_at),
+            "last_fired_at": iso(trigger.last_fired_at),
         }
         if trigger.status == "paused":
             findings.append(
@@ -396,7 +396,7 @@ def _quiet(
         else "since it was created"
     )
     event = ledger.last_events.get(trigger.data_source_id)
-    evidence = evidence | {"quiet_days": quiet_days, "created_at": _iso(trigger.created_at)}
+    evidence = evidence | {"quiet_days": quiet_days, "created_at": iso(trigger.created_at)}
     if event is None:
         detail = f"; no event has reached {label!r} at all"
         fix = f"Check the sender of {label!r} is configured and sending"
@@ -406,7 +406,7 @@ def _quiet(
         )
         evidence["last_event"] = {
             "event_id": event.event_id,
-            "received_at": _iso(event.received_at),
+            "received_at": iso(event.received_at),
             "status": event.status,
             "decision": decision.to_dict() if decision else None,
         }
@@ -466,7 +466,7 @@ def _recent_runs(agent: Agent, runs: list[Run]) -> list[Finding]:
                 agent.slug,
             )
         )
-    quiet = [r for r in finished if r.status == "succeeded" and r.outcome in QUIET_OUTCOMES]
+    quiet = [r for r in finished if r.status == "succeeded" and r.outcome in NO_OP_OUTCOMES]
     if agent.tool_sources == []:
         quiet = []  # tool-less by choice: answering in text is what it is for
     if quiet and len(quiet) * 2 > len(finished):
@@ -618,10 +618,6 @@ def _paused_since_enforced(enforced_at: datetime, paused_at: datetime | None) ->
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else None
 
 
 __all__ = ["scan"]

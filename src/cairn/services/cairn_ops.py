@@ -1,5 +1,8 @@
 """The ``cairn`` tool-source kind: Cairn's own operations as tools, for the Concierge agent.
 
+A services module, since its tools call the services; it registers its kind with
+``cairn.tools.kinds`` from ``cairn.services`` (the tools layer never names it).
+
 An agent whose ``tool_sources`` name ``cairn`` gets these tools (advertised as
 ``cairn_<name>``, the source's namespace): ``list_agents``, ``list_runs``, ``explain_run``,
 ``explain_event``, ``why_not_fired``, ``test_fire``, ``agent_tools`` (the live catalog),
@@ -37,27 +40,25 @@ rights against and with a global that outlives the App.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from cairn.domain.keys import Role, role_allows
-from cairn.domain.sources import DataSource
+from cairn.domain.runs import RUN_STATUSES
+from cairn.domain.sources import CAIRN_SOURCE, DataSource, uses_cairn_tools
+from cairn.domain.tools import ToolSpec
+from cairn.domain.usage import USAGE_BY
 from cairn.errors import CairnError
-from cairn.tools.base import ToolContext, ToolOutput, ToolSpec
+from cairn.tools.base import ToolContext, ToolOutput
+from cairn.tools.functions import FunctionSource, ToolCallError
 
 if TYPE_CHECKING:
     from cairn.domain.runs import Run
     from cairn.services.app import App
 
-KIND = "cairn"
-LABEL = "cairn"
-NAMESPACE = "cairn"
-RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
-USAGE_GROUPS = ["agent", "trigger", "model", "hour"]
 EXCERPT_CHARS = 240
 
 
@@ -86,7 +87,7 @@ def granted(grant: Grant | None) -> Iterator[None]:
 
 def tool_name(name: str) -> str:
     """The advertised name of one of this source's tools (``cairn_<name>``)."""
-    return f"{NAMESPACE}_{name}"
+    return f"{CAIRN_SOURCE}_{name}"
 
 
 def _schema(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -113,7 +114,7 @@ SPECS: tuple[ToolSpec, ...] = (
             {
                 "agent": _AGENT,
                 "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-                "status": {"type": "string", "enum": RUN_STATUSES},
+                "status": {"type": "string", "enum": list(RUN_STATUSES)},
                 "since": _SINCE,
             }
         ),
@@ -154,7 +155,7 @@ SPECS: tuple[ToolSpec, ...] = (
         _schema(
             {
                 "since": _SINCE,
-                "by": {"type": "string", "enum": USAGE_GROUPS},
+                "by": {"type": "string", "enum": list(USAGE_BY)},
                 "agent": _AGENT,
             }
         ),
@@ -173,22 +174,22 @@ NO_GRANT = (
 )
 
 
-class ToolRefused(Exception):
+class ToolRefused(ToolCallError):
     """A call this source will not make (bad arguments, missing rights); its message goes
     back to the model as the call's error."""
 
+    kind = "refused"
 
-class CairnOpsSource:
+
+class CairnOpsSource(FunctionSource):
     """Cairn's operations over the grant's App, scoped to the record's sandbox."""
 
-    kind = KIND
-    inline = True  # nothing to connect to: resolution builds it in the run's own task
+    kind = CAIRN_SOURCE
+    specs = SPECS
 
     def __init__(self, source: DataSource, context: ToolContext) -> None:
-        self.source_id = source.source_id
-        self.label = source.label
-        self.sandbox_id = source.sandbox_id
-        self._handlers: dict[str, Callable[[Grant, dict[str, Any]], Awaitable[Any]]] = {
+        super().__init__(source, context)
+        self.handlers = {
             "list_agents": self._list_agents,
             "list_runs": self._list_runs,
             "explain_run": self._explain_run,
@@ -200,42 +201,32 @@ class CairnOpsSource:
             "pause_trigger": self._pause_trigger,
         }
 
-    async def __aenter__(self) -> CairnOpsSource:
-        return self
+    @property
+    def grant(self) -> Grant:
+        """The grant of the run calling (they are listed even without one, so catalogs tell
+        the truth, but a call without one is refused)."""
+        grant = _grant.get()
+        if grant is None:
+            raise ToolRefused(NO_GRANT)
+        if grant.sandbox_id != self.sandbox_id:
+            raise ToolRefused(f"this run may act in sandbox {grant.sandbox_id!r} only")
+        return grant
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    async def list_tools(self) -> list[ToolSpec]:
-        """Every operation; they are listed even without a grant, so catalogs tell the truth."""
-        return list(SPECS)
+    def check(self, name: str, arguments: dict[str, Any]) -> None:
+        """Refuse every call made without this sandbox's grant."""
+        _ = self.grant
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         """Run one operation in this source's sandbox; every failure is the call's error."""
-        handler = self._handlers.get(name)
-        if handler is None:
-            return ToolOutput(error=f"unknown cairn tool {name!r}", error_kind="bad_arguments")
-        grant = _grant.get()
-        if grant is None:
-            return ToolOutput(error=NO_GRANT, error_kind="refused")
-        if grant.sandbox_id != self.sandbox_id:
-            return ToolOutput(
-                error=f"this run may act in sandbox {grant.sandbox_id!r} only",
-                error_kind="refused",
-            )
         try:
-            return ToolOutput(result=await handler(grant, arguments))
-        except (ToolRefused, CairnError) as exc:
+            return await super().call_tool(name, arguments)
+        except CairnError as exc:
             return ToolOutput(error=str(exc), error_kind="refused")
 
-    async def _list_agents(self, grant: Grant, arguments: dict[str, Any]) -> Any:
+    async def _list_agents(self, arguments: dict[str, Any]) -> Any:
         from cairn.services.agents import list_agents
 
+        grant = self.grant
         return {
             "agents": [
                 {
@@ -250,10 +241,11 @@ class CairnOpsSource:
             ]
         }
 
-    async def _list_runs(self, grant: Grant, arguments: dict[str, Any]) -> Any:
+    async def _list_runs(self, arguments: dict[str, Any]) -> Any:
         from cairn.durations import parse_duration
         from cairn.services.runs import RunQuery, list_runs
 
+        grant = self.grant
         limit = _integer(arguments, "limit", 20, 1, 100)
         status = _optional_text(arguments, "status")
         if status is not None and status not in RUN_STATUSES:
@@ -261,35 +253,39 @@ class CairnOpsSource:
         since = _optional_text(arguments, "since")
         query = RunQuery(
             agent_slug=_optional_text(arguments, "agent"),
-            status=status,  # type: ignore[arg-type]
+            status=status,
             since_s=parse_duration(since) if since else None,
             limit=limit,
         )
         found = list_runs(grant.app, self.sandbox_id, query)
         return {"runs": [run_brief(run) for run in found], "count": len(found)}
 
-    async def _explain_run(self, grant: Grant, arguments: dict[str, Any]) -> Any:
+    async def _explain_run(self, arguments: dict[str, Any]) -> Any:
         from cairn.services.diagnosis import explain_run
 
+        grant = self.grant
         run_id = _text(arguments, "run_id")
         return explain_run(grant.app, self.sandbox_id, run_id).to_dict()
 
-    async def _explain_event(self, grant: Grant, arguments: dict[str, Any]) -> Any:
+    async def _explain_event(self, arguments: dict[str, Any]) -> Any:
         from cairn.services.diagnosis import explain_event
 
+        grant = self.grant
         event_id = _text(arguments, "event_id")
         return explain_event(grant.app, self.sandbox_id, event_id).to_dict()
 
-    async def _why_not_fired(self, grant: Grant, arguments: dict[str, Any]) -> Any:
+    async def _why_not_fired(self, arguments: dict[str, Any]) -> Any:
         from cairn.services.diagnosis import why_not_fired
 
+        grant = self.grant
         slug = _text(arguments, "agent")
         return why_not_fired(grant.app, self.sandbox_id, slug).to_dict()
 
-    async def _test_fire(self, grant: Grant, arguments: dict[str, Any]) -> Any:
+    async def _test_fire(self, arguments: dict[str, Any]) -> Any:
         from cairn.services.agents import get_agent
         from cairn.services.runs import fire_agent
 
+        grant = self.grant
         slug = _text(arguments, "agent")
         if uses_cairn_tools(get_agent(grant.app, self.sandbox_id, slug).tool_sources):
             raise ToolRefused(
@@ -303,9 +299,10 @@ class CairnOpsSource:
             )
         return run_brief(run) | {"output_text": run.output_text}
 
-    async def _agent_tools(self, grant: Grant, arguments: dict[str, Any]) -> Any:
+    async def _agent_tools(self, arguments: dict[str, Any]) -> Any:
         from cairn.services.agents import agent_catalog, describe_missing
 
+        grant = self.grant
         catalog = await agent_catalog(grant.app, self.sandbox_id, _text(arguments, "agent"))
         trace = catalog.trace
         return {
@@ -325,14 +322,15 @@ class CairnOpsSource:
             ],
         }
 
-    async def _usage(self, grant: Grant, arguments: dict[str, Any]) -> Any:
+    async def _usage(self, arguments: dict[str, Any]) -> Any:
         from cairn.durations import parse_duration
         from cairn.services.usage import usage
 
+        grant = self.grant
         since = _optional_text(arguments, "since") or "24h"
         by = _optional_text(arguments, "by") or "agent"
-        if by not in USAGE_GROUPS:
-            raise ToolRefused(f"by {by!r} is not one of {', '.join(USAGE_GROUPS)}")
+        if by not in USAGE_BY:
+            raise ToolRefused(f"by {by!r} is not one of {', '.join(USAGE_BY)}")
         report = usage(
             grant.app,
             self.sandbox_id,
@@ -342,9 +340,10 @@ class CairnOpsSource:
         )
         return report.to_dict()
 
-    async def _pause_trigger(self, grant: Grant, arguments: dict[str, Any]) -> Any:
+    async def _pause_trigger(self, arguments: dict[str, Any]) -> Any:
         from cairn.services.triggers import get_trigger, update_trigger
 
+        grant = self.grant
         trigger_id = _text(arguments, "trigger_id")
         if not role_allows(grant.role, "editor"):
             raise ToolRefused(
@@ -357,11 +356,6 @@ class CairnOpsSource:
             "was": before.status,
             "resume_command": f"cairn agent trigger resume {trigger_id}",
         }
-
-
-def uses_cairn_tools(tool_sources: list[str] | None) -> bool:
-    """Whether an agent's ``tool_sources`` name Cairn's own operations (by kind or label)."""
-    return tool_sources is not None and any(entry in (KIND, LABEL) for entry in tool_sources)
 
 
 def run_brief(run: Run) -> dict[str, Any]:

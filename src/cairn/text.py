@@ -1,0 +1,33 @@
+"""Small text helpers every layer phrases with: one copy, so a timestamp, a clipped value or
+a count reads the same in a diagnosis, a Concierge answer, the CLI and the dashboard.
+Standard library only (the CLI's cold start imports this)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+
+def iso(value: Any) -> str | None:
+    """A datetime in ISO 8601, anything else (``None``) as ``None``: a JSON field."""
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+def clip(value: Any, width: int = 160) -> str:
+    """One line of at most ``width`` characters ending in ``…`` when cut; a value other than
+    a string is shown as compact JSON."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 tool``, ``2 tools``, ``3 retries``; ``many`` for an irregular plural."""
+    if count == 1:
+        return f"{count} {word}"
+    if many is not None:
+        return f"{count} {many}"
+    if word.endswith("y") and word[-2:-1] not in ("a", "e", "o", "u"):
+        return f"{count} {word[:-1]}ies"
+    return f"{count} {word}s"
