@@ -91,7 +91,7 @@ def test_a_backlog_far_longer_than_the_lease_is_never_reaped_while_lists_are_pol
             with anyio.fail_after(60):
                 while True:  # what the dashboard and an API client do, every 0.2 s
                     page = await polling.agents.runs.list("steady", limit=100)
-                    await polling.transport.request("GET", "/status")
+                    await polling.transport.call("get_status")
                     async with httpx.AsyncClient(
                         base_url=api.url, cookies={"cairn_key": keys.owner}
                     ) as web:
