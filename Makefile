@@ -13,7 +13,7 @@ UV_TOOL    := .tools/uv
 LATEST     := .venv-latest
 
 .PHONY: run test pytest lint typecheck bench browser browser-if-possible venv clean lock upgrade \
-	test-latest
+	test-latest acceptance
 
 $(STAMP): pyproject.toml $(LOCK_DEV)
 	$(PYTHON) -m venv $(VENV)
@@ -80,3 +80,8 @@ browser-if-possible:
 
 clean:
 	rm -rf $(VENV) $(LATEST) .tools .pytest_cache .mypy_cache .ruff_cache
+
+## make acceptance: the durability scenarios at the sizes the issue names (a 5,000-event
+## burst, a five-minute backlog of 200 runs of 10 s); about 15 minutes, not part of `make test`.
+acceptance: $(STAMP)
+	CAIRN_ACCEPTANCE=full $(BIN)/python -m pytest tests/execution -p no:cacheprovider $(PYTEST_ARGS)

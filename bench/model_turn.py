@@ -22,8 +22,8 @@ import anyio
 
 from bench._common import BenchError, Stats, Verdict, header, note, scratch_app, scratch_dir
 from cairn.domain.agents import ModelSettings
+from cairn.models.backends import model_backends
 from cairn.models.base import Credentials, ModelEvent, ModelRequest, TurnEnd
-from cairn.models.registry import model_backends
 from cairn.runner.engine import Runner
 from cairn.services.agents import AgentSpec, create_agent
 from cairn.services.sources import available_sources

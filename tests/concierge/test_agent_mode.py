@@ -13,7 +13,7 @@ from cairn.services.access import create_sandbox
 from cairn.services.agents import AgentChanges, AgentSpec, agent_catalog, create_agent, update_agent
 from cairn.services.app import App
 from cairn.services.concierge import ask
-from cairn.services.concierge_source import ensure_cairn_source
+from cairn.services.concierge.source import ensure_cairn_source
 from cairn.services.runs import RunQuery, fire_agent, get_run, list_runs
 from cairn.services.triggers import create_trigger, get_trigger
 from cairn.services.webhooks import add_webhook_source
@@ -307,7 +307,7 @@ async def test_the_scripted_concierge_of_the_docs_runs_as_documented(app: App) -
 async def test_a_new_concierge_lists_its_cairn_tools_before_the_first_question(
     app: App,
 ) -> None:
-    from cairn.services.concierge_prompt import DEFAULT_PROMPT
+    from cairn.services.concierge.prompt import DEFAULT_PROMPT
     from cairn.services.diagnosis import doctor
 
     # Made as the docs say, with the default prompt: no question has been asked yet.

@@ -76,7 +76,7 @@ def test_cairn_ask_without_a_question_is_a_one_line_error(cli: Cli) -> None:
 
 
 def test_cairn_ask_prints_the_default_concierge_prompt(cli: Cli) -> None:
-    from cairn.services.concierge_prompt import DEFAULT_PROMPT
+    from cairn.services.concierge.prompt import DEFAULT_PROMPT
 
     result = cli("ask", "--print-prompt")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cairn.services.concierge_questions import (
+from cairn.services.concierge.questions import (
     cited_run_ids,
     commands_in,
     parse_question,

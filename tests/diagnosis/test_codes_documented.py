@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def produced() -> set[str]:
     codes: set[str] = set()
-    for path in (ROOT / "src" / "cairn" / "services").glob("diagnosis*.py"):
+    for path in (ROOT / "src" / "cairn" / "services" / "diagnosis").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         codes |= set(re.findall(r'Finding\(\s*"([a-z_]+)"', text))
         codes |= set(re.findall(r'"(model_[a-z_]+)",?\n', text))  # PROVIDER_SIDE's values

@@ -18,7 +18,7 @@ from cairn.services.app import App
 from cairn.services.ingest import ingest
 from cairn.services.triggers import create_trigger
 from cairn.services.webhooks import add_webhook_source
-from cairn.wire_diagnosis import DoctorReport, Explanation
+from cairn.wire.diagnosis import DoctorReport, Explanation
 from tests.diagnosis.helpers import SANDBOX, fire, make_agent
 
 BASE = "/api/v1/sandboxes/default"

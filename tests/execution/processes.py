@@ -31,6 +31,14 @@ from tests.api.helpers import bind_loopback
 
 T = TypeVar("T")
 CAIRN = str(Path(sys.executable).parent / "cairn")
+# ``CAIRN_ACCEPTANCE=full`` runs the acceptance scenarios at the sizes the durability issue
+# names (a 5,000-event burst, a five-minute backlog); the default sizes keep the suite short.
+FULL_SCALE = os.environ.get("CAIRN_ACCEPTANCE") == "full"
+
+
+def scaled(small: int, full: int) -> int:
+    """``full`` under ``CAIRN_ACCEPTANCE=full``, else ``small``."""
+    return full if FULL_SCALE else small
 
 
 def free_port() -> int:

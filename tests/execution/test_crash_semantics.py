@@ -17,7 +17,7 @@ from cairn.services import runs as run_service
 from cairn.services.app import App
 from tests.api.conftest import Keys
 from tests.api.helpers import slow_settings
-from tests.execution.processes import Cluster, Recorder, effect_settings, eventually
+from tests.execution.processes import Cluster, Recorder, effect_settings, eventually, scaled
 
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -76,29 +76,35 @@ def test_a_killed_worker_loses_its_runs_to_the_lease_and_its_queue_to_the_surviv
 def test_a_backlog_far_longer_than_the_lease_is_never_reaped_while_lists_are_polled(
     cluster: Cluster, keys: Keys, recorder: Recorder, ledger_app: App
 ) -> None:
-    # Lease 2 s; 24 runs of 1 s on 3 slots take about 8 s: the last run waits 4 leases.
-    api = cluster.serve("--workers", "3", CAIRN_LEASE_S="2")
+    # Default size: lease 2 s; 24 runs of 1 s on 3 slots take about 8 s, so the last run
+    # waits 4 leases. Full size: the default 30 s lease; 200 runs of 10 s on 8 slots take
+    # about 250 s, the last run waiting 8 leases.
+    count, run_s, slots = scaled(24, 200), scaled(1, 10), scaled(3, 8)
+    lease_s = scaled(2, 30)
+    api_node = {"CAIRN_LEASE_S": str(lease_s)}
+    api = cluster.serve("--workers", str(slots), **api_node)
     client = cluster.client(api, keys.owner)
-    client.agents.create("steady", "x", model_settings=effect_settings(recorder.url, 1))
+    client.agents.create("steady", "x", model_settings=effect_settings(recorder.url, run_s))
     ledger_app.executor = EmbeddedBackend(ledger_app)  # accepted at once, as a node does
     fired = [
         run_service.start_fire(ledger_app, "default", "steady", {"n": n}, kind="manual").run.run_id
-        for n in range(24)
+        for n in range(count)
     ]
+    poll_s = scaled(200, 1000) / 1000
 
     async def poll_until_done() -> None:
         async with cairn.AsyncClient(api.url, api_key=keys.owner) as polling:
-            with anyio.fail_after(60):
-                while True:  # what the dashboard and an API client do, every 0.2 s
-                    page = await polling.agents.runs.list("steady", limit=100)
+            with anyio.fail_after(count * run_s / slots * 3 + 30):
+                while True:  # what the dashboard and an API client do, every poll_s
+                    page = await polling.agents.runs.list("steady", limit=count)
                     await polling.transport.call("get_status")
                     async with httpx.AsyncClient(
-                        base_url=api.url, cookies={"cairn_key": keys.owner}
+                        base_url=api.url, cookies={"cairn_key": keys.owner}, timeout=30
                     ) as web:
                         await web.get("/runs")
-                    if all(run.status in FINAL for run in page.runs) and len(page.runs) == 24:
+                    if all(run.status in FINAL for run in page.runs) and len(page.runs) == count:
                         return
-                    await anyio.sleep(0.2)
+                    await anyio.sleep(poll_s)
 
     anyio.run(poll_until_done)
     rows = cluster.runs()
@@ -106,8 +112,8 @@ def test_a_backlog_far_longer_than_the_lease_is_never_reaped_while_lists_are_pol
     waited = max(
         (rows[run_id].started_at - rows[run_id].created_at).total_seconds() for run_id in fired
     )
-    assert waited > 4, f"the backlog outlived the 2 s lease several times (waited {waited:.1f} s)"
-    assert Counter(recorder.lines()) == Counter(f"n={n}" for n in range(24))
+    assert waited > 2 * lease_s, f"the backlog outlived the lease (waited {waited:.1f} s)"
+    assert Counter(recorder.lines()) == Counter(f"n={n}" for n in range(count))
 
 
 def test_an_embedded_server_stopped_then_killed_resumes_its_queued_runs(

@@ -26,7 +26,7 @@ from cairn.store.schema import events as events_table
 from cairn.store.schema import trigger_decisions
 from tests.api.conftest import Keys
 from tests.api.helpers import Bounded, hanging_settings, slow_settings
-from tests.execution.processes import Cluster, eventually
+from tests.execution.processes import Cluster, eventually, scaled
 
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -47,9 +47,13 @@ def _ledger_events(cluster: Cluster) -> tuple[dict[str, Any], dict[str, list[Any
 def test_a_webhook_burst_is_decided_and_run_in_full_or_refused_with_retry_after(
     cluster: Cluster, keys: Keys, ledger_app: App
 ) -> None:
-    server = cluster.serve("--workers", "2", "--max-backlog", "10")
+    # Default size: 300 events against a backlog of 10 on 2 workers, so most are refused.
+    # Full size: 5,000 events against a backlog of 1,000 on 8 workers.
+    events = scaled(300, 5000)
+    server = cluster.serve("--workers", str(scaled(2, 8)), "--max-backlog", str(scaled(10, 1000)))
     client = cluster.client(server, keys.owner)
-    client.agents.create("hooked", "x", model_settings=slow_settings(turns=1, delay_s=0.3))
+    delay_s = scaled(300, 50) / 1000
+    client.agents.create("hooked", "x", model_settings=slow_settings(turns=1, delay_s=delay_s))
     hook = add_webhook_source(ledger_app, "default", "burst")
     create_trigger(ledger_app, "default", "hooked", hook.source.source_id)
     answers: dict[str, httpx.Response] = {}
@@ -77,13 +81,13 @@ def test_a_webhook_burst_is_decided_and_run_in_full_or_refused_with_retry_after(
                     except httpx.TransportError:
                         continue
 
-            with anyio.fail_after(90):
+            with anyio.fail_after(scaled(90, 600)):
                 async with anyio.create_task_group() as group:
-                    for n in range(300):
+                    for n in range(events):
                         group.start_soon(deliver, n)
 
     anyio.run(burst)
-    assert len(answers) == 300
+    assert len(answers) == events
     codes = Counter(response.status_code for response in answers.values())
     assert set(codes) <= {200, 202, 503}, codes
     assert codes[503] > 0 and codes[202] > 10, codes
@@ -103,7 +107,7 @@ def test_a_webhook_burst_is_decided_and_run_in_full_or_refused_with_retry_after(
         fired.append(decision.run_id)
     rows = eventually(
         lambda: cluster.all_final(fired),
-        within_s=120,
+        within_s=scaled(120, 600),
         what="every fired run final",
     )
     assert {rows[run_id].status for run_id in fired} == {"succeeded"}

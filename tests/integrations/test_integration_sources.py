@@ -29,7 +29,7 @@ from cairn.services.runs import fire_agent, get_run_events
 from cairn.store import connections as connection_store
 from cairn.store.schema import connections, sources
 from cairn.tools.integration import IntegrationSource
-from cairn.tools.registry import source_kinds
+from cairn.tools.kinds import source_kinds
 from tests.fakes.provider_server import FakeProvider
 
 SANDBOX = "default"

@@ -25,8 +25,8 @@ import anyio
 import pytest
 
 from cairn.domain.runs import Run, Usage
+from cairn.models.backends import model_backends
 from cairn.models.base import ModelEvent, TextDelta, ToolCallRequest, TurnEnd
-from cairn.models.registry import model_backends
 from cairn.services.app import App
 from cairn.services.sources import available_sources
 from tests.models.vendors import (

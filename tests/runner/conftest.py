@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from cairn.config import Settings
-from cairn.models.registry import model_backends
+from cairn.models.backends import model_backends
 from cairn.services.app import App
 from cairn.store import Store
-from cairn.tools.registry import source_kinds
+from cairn.tools.kinds import source_kinds
 from tests.runner import helpers
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import anyio
 import pytest
 
-from cairn.models.registry import model_backends
+from cairn.models.backends import model_backends
 from cairn.services.app import App
 from cairn.services.runs import fire_agent
 from tests.runner import helpers

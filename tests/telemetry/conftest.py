@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cairn.tools.registry import source_kinds
+from cairn.tools.kinds import source_kinds
 from tests.cli.conftest import cli  # noqa: F401  (the real entry point, for test_cli)
 from tests.runner import helpers
 from tests.telemetry.receiver import Receiver

@@ -15,8 +15,8 @@ import pytest
 
 from cairn.domain.sources import DataSource
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolSource
+from cairn.tools.kinds import source_kinds
 from cairn.tools.mcp import HealthResult, McpSource, check_health
-from cairn.tools.registry import source_kinds
 from tests.mcp_servers import ORDERS_TOOLS, HttpServer, serve_http, stdio_config
 
 CONTEXT = ToolContext()

@@ -17,7 +17,7 @@ import pytest
 from cairn.domain.sources import DataSource, SourceStatus
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSpec
 from cairn.tools.builtin import builtin_source_record
-from cairn.tools.registry import source_kinds
+from cairn.tools.kinds import source_kinds
 from cairn.tools.resolution import (
     ResolvedTools,
     allowlist_matches,

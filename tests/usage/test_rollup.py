@@ -14,6 +14,7 @@ from cairn.domain.usage import USAGE_BY, UsageCell, UsageFilter
 from cairn.services.app import App
 from cairn.services.runs import prune_runs
 from cairn.services.usage import pending_rollup, rebuild_rollup, roll_up_pending, usage
+from cairn.store import runs as run_store
 from cairn.store import usage as usage_store
 from cairn.store.schema import runs, usage_hourly
 from tests.usage.helpers import fire, hook, insert_run, make_agent
@@ -130,3 +131,46 @@ async def test_a_run_finished_by_the_runner_is_in_the_rollup_and_the_report(app:
         ("support", 3, 300, 60)
     ]
     assert [(r.key, r.runs, r.tokens) for r in report.rows] == [("support", 3, 360)]
+
+
+@pytest.mark.anyio
+async def test_final_writes_roll_each_run_up_once_exactly_as_the_raw_runs_say(app: App) -> None:
+    """The final write adds its run to the rollup itself (one upsert per table): on the
+    hour's edges, without a price, model or trigger, and when a late final write follows a
+    reaper's end that the catch-up pass had already rolled up (counted once, as rewritten)."""
+    support = await make_agent(app, "support", tokens_in=100, tokens_out=20)
+    bound = hook(app, "support", "github")
+    now = time.time()
+    aligned = now // HOUR * HOUR
+    stamps = [aligned - k * HOUR + d for k in (1, 2) for d in (-0.001, 0.0, 0.0005)]
+    written: list[Run] = []
+    for n, at in enumerate(stamps):
+        run = insert_run(
+            app,
+            support,
+            at,
+            tokens_in=10 + n,
+            tokens_out=n,
+            cost_micros=None if n % 2 else 7 * n,
+            model=None if n % 3 == 0 else "scripted:priced-1",
+            trigger_id=bound.trigger.trigger_id if n % 2 else None,
+        )
+        with app.store.begin() as conn:  # back to live, as a worker holds it
+            conn.execute(update(runs).where(runs.c.run_id == run.run_id).values(status="running"))
+        written.append(run)
+    late = written[0]
+    with app.store.begin() as conn:  # a reaper ended it and the catch-up pass rolled it up
+        conn.execute(update(runs).where(runs.c.run_id == late.run_id).values(status="failed"))
+        assert usage_store.roll_up_runs(conn, [late.run_id]) == 1
+    late.usage.tokens_in = 5000
+
+    for run in written:
+        with app.store.begin() as conn:
+            run_store.finish_run(conn, run, [])
+
+    assert pending_rollup(app) == 0
+    assert assert_identical(app, support.agent_id, bound.trigger.trigger_id) > 0
+    with app.store.connect() as conn:
+        rolled = conn.execute(usage_hourly.select()).all()
+    assert sum(r.runs for r in rolled) == len(written)
+    assert sum(r.tokens_in for r in rolled) == sum(r.usage.tokens_in for r in written)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from cairn.api.operations import JSON, Caller
 
 if TYPE_CHECKING:
-    from cairn.wire_concierge import AskRequest
+    from cairn.wire.concierge import AskRequest
 
 ASK_DOC = """Ask the Concierge in plain English ("Why didn't run run_… use any tools?").
 

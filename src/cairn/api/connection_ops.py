@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from cairn.api.operations import JSON, Caller
 
 if TYPE_CHECKING:
-    from cairn import wire_connections
+    from cairn.wire import connections as wire_connections
 
 
 def list_connections(caller: Caller) -> JSON:

@@ -34,11 +34,11 @@ SANDBOX = "/sandboxes/{sandbox}"
 
 MODEL_MODULES = {
     "wire": "cairn.wire",
-    "wire_concierge": "cairn.wire_concierge",
-    "wire_connections": "cairn.wire_connections",
-    "wire_diagnosis": "cairn.wire_diagnosis",
-    "wire_status": "cairn.wire_status",
-    "wire_usage": "cairn.wire_usage",
+    "wire_concierge": "cairn.wire.concierge",
+    "wire_connections": "cairn.wire.connections",
+    "wire_diagnosis": "cairn.wire.diagnosis",
+    "wire_status": "cairn.wire.status",
+    "wire_usage": "cairn.wire.usage",
 }
 """The modules a model name may start with (``wire_usage.Threshold``)."""
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from cairn.api.operations import JSON, Caller
 
 if TYPE_CHECKING:
-    from cairn import wire_usage
+    from cairn.wire import usage as wire_usage
 
 
 def get_usage(

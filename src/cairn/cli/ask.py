@@ -46,7 +46,7 @@ def ask(
     from cairn.errors import UsageError
 
     if print_prompt:
-        from cairn.services.concierge_prompt import DEFAULT_PROMPT
+        from cairn.services.concierge.prompt import DEFAULT_PROMPT
 
         click.echo(DEFAULT_PROMPT, nl=False)
         return

@@ -28,8 +28,11 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel
 
-from cairn import wire, wire_concierge, wire_diagnosis, wire_usage
+from cairn import wire
 from cairn.client.transport import AsyncTransport, StreamEvent, Transport
+from cairn.wire import concierge as wire_concierge
+from cairn.wire import diagnosis as wire_diagnosis
+from cairn.wire import usage as wire_usage
 
 __all__ = ["AsyncClient", "Client", "StreamEvent"]
 

@@ -40,6 +40,7 @@ from cairn.errors import (
     ToolFailure,
 )
 from cairn.ids import new_id
+from cairn.models.backends import model_backends
 from cairn.models.base import (
     Credentials,
     EnvCredentials,
@@ -51,7 +52,6 @@ from cairn.models.base import (
     ToolResultMessage,
     TurnEnd,
 )
-from cairn.models.registry import model_backends
 from cairn.pricing import PriceTable
 from cairn.runner.bus import RunBus
 from cairn.runner.messages import render_event_message

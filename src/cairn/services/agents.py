@@ -57,7 +57,7 @@ class Catalog:
 
 
 def _check_settings(settings: ModelSettings) -> None:
-    from cairn.models.registry import check_backend_name
+    from cairn.models.backends import check_backend_name
 
     check_backend_name(settings.backend)
     if settings.backend == "scripted":
@@ -180,7 +180,7 @@ async def catalog_for(app: App, agent: Agent) -> Catalog:
     from cairn.tools.resolution import resolve_tools
 
     if uses_cairn_tools(agent.tool_sources):  # stored on first need, as a question would
-        from cairn.services.concierge_source import ensure_cairn_source
+        from cairn.services.concierge.source import ensure_cairn_source
 
         ensure_cairn_source(app, agent.sandbox_id)
     async with resolve_tools(

@@ -29,7 +29,7 @@ class SandboxCredentials:
 
 def set_credential(app: App, sandbox_id: str, backend: str, api_key: str) -> dict[str, Any]:
     """Store a key for a model backend (encrypted); returns what is stored, never the key."""
-    from cairn.models.registry import check_backend_name
+    from cairn.models.backends import check_backend_name
     from cairn.store import credentials as credential_store
 
     check_backend_name(backend)

@@ -16,14 +16,17 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
+    false,
     func,
     insert,
     select,
     text,
+    true,
     update,
 )
 
 from cairn.domain.runs import (
+    FINAL_STATUSES,
     LIVE_STATUSES,
     Run,
     RunEvent,
@@ -33,7 +36,7 @@ from cairn.errors import NotFound
 from cairn.ids import id_floor
 from cairn.store.rows import run_from_row
 from cairn.store.schema import run_events, runs, workers
-from cairn.store.usage import roll_up_runs, unroll_runs
+from cairn.store.usage import roll_up_finished, roll_up_runs, unroll_runs
 
 _ROW_COLUMNS = [c for c in runs.c]
 
@@ -153,6 +156,14 @@ _SAVE_PROGRESS = (
 
 _SAVE_LIVE_PROGRESS = _SAVE_PROGRESS.where(runs.c.status.in_(LIVE_STATUSES))
 
+# The final write of a run not in the usage rollup yet, marking it rolled (its sums are
+# added in the same transaction by ``roll_up_finished``).
+_FINISH_UNROLLED = (
+    update(runs)
+    .where(runs.c.run_id == bindparam("target_run_id"), runs.c.usage_rolled == false())
+    .values({name: bindparam(name) for name in _PROGRESS_COLUMNS} | {"usage_rolled": true()})
+)
+
 
 def save_progress(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
     """Heartbeat (the lease of the worker running it): keep the live row current (status,
@@ -167,10 +178,18 @@ def save_progress(conn: Connection, run: Run, events: Sequence[RunEvent]) -> Non
 def finish_run(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
     """Write the final state of a run and its remaining events, in one transaction, and
     add it to the hourly usage rollup. It wins over a reaper that ended the run meanwhile:
-    the row then says what happened (and the rollup forgets what the reaper wrote)."""
-    unroll_runs(conn, [run.run_id])
+    the row then says what happened (and the rollup forgets what the reaper wrote).
+
+    The usual case is one update that also marks the row rolled, its events, and an upsert
+    per rollup table; only a row already rolled up (a reaper ended it) takes the general
+    path that takes it back out first."""
     values = _storable(conn, _final_values(run))
     values["target_run_id"] = run.run_id
+    if run.status in FINAL_STATUSES and conn.execute(_FINISH_UNROLLED, values).rowcount == 1:
+        append_events(conn, run.run_id, events)
+        roll_up_finished(conn, run.run_id)
+        return
+    unroll_runs(conn, [run.run_id])
     conn.execute(_SAVE_PROGRESS, values)
     append_events(conn, run.run_id, events)
     roll_up_runs(conn, [run.run_id])

@@ -6,7 +6,7 @@ An agent whose ``tool_sources`` name ``cairn`` gets these tools (advertised as
 ``usage`` and ``pause_trigger``. Every one reads the ledger or makes a reversible change;
 none destroys anything, so a model cannot delete what it misunderstood. The source's
 record is a stored source of kind ``cairn`` (made once per sandbox by
-``cairn.services.concierge_source.ensure_cairn_source``); its tools act in that record's sandbox
+``cairn.services.concierge.source.ensure_cairn_source``); its tools act in that record's sandbox
 only. It is the one tool source that calls Cairn's services (imported inside each
 operation, so listing the tools costs nothing): Cairn's API, shaped as tools.
 

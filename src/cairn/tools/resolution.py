@@ -43,8 +43,8 @@ from cairn.domain.trace import (
 )
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSource, ToolSpec
 from cairn.tools.builtin import BUILTIN_SOURCE_ID
+from cairn.tools.kinds import source_kinds
 from cairn.tools.pool import PooledSource, SessionPool
-from cairn.tools.registry import source_kinds
 from cairn.tools.wrappers import hidden_by_source, wrap_for_config
 
 DEFAULT_SOURCE_KINDS = ("builtin", "user_mcp", "integration")

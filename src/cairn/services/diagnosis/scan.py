@@ -46,7 +46,7 @@ from cairn.domain.sources import DataSource
 from cairn.domain.trace import MissingEntry, SourceSkipped, ToolResolutionTrace
 from cairn.domain.triggers import Event, Trigger, TriggerDecision
 from cairn.services.app import App
-from cairn.services.diagnosis_rules import (
+from cairn.services.diagnosis.rules import (
     RunContext,
     names,
     skip_finding,
@@ -143,7 +143,7 @@ async def scan(
 async def _catalogs(
     app: App, sandbox_id: str, agents: list[Agent], context: RunContext
 ) -> list[Finding]:
-    from cairn.services.concierge_source import ensure_cairn_source
+    from cairn.services.concierge.source import ensure_cairn_source
     from cairn.services.sources import available_sources
     from cairn.tools.cairn_ops import uses_cairn_tools
     from cairn.tools.resolution import resolve_tools

@@ -8,9 +8,9 @@ skipped *now* (so it is ``async``, like ``agent_catalog``).
 
 Entry points: ``explain_run``, ``explain_event``, ``why_not_fired`` (synchronous, ledger
 reads only) and ``doctor`` (async). The rules live beside this module: runs in
-``diagnosis_runs`` (``diagnose_run``, a pure function of the row, the events and a
-``RunContext``), events and triggers in ``diagnosis_events``, the scan in
-``diagnosis_doctor``, what they share in ``diagnosis_rules``. ``docs/diagnosis.md`` lists
+``diagnosis.runs`` (``diagnose_run``, a pure function of the row, the events and a
+``RunContext``), events and triggers in ``diagnosis.events``, the scan in
+``diagnosis.scan``, what they share in ``diagnosis.rules``. ``docs/diagnosis.md`` lists
 every finding code.
 """
 
@@ -20,8 +20,8 @@ from cairn.domain.agents import Agent
 from cairn.domain.diagnosis import DoctorReport, Explanation, Finding
 from cairn.domain.runs import Run
 from cairn.services.app import App
-from cairn.services.diagnosis_rules import RunContext
-from cairn.services.diagnosis_runs import diagnose_run
+from cairn.services.diagnosis.rules import RunContext
+from cairn.services.diagnosis.runs import diagnose_run
 
 __all__ = [
     "DoctorReport",
@@ -103,7 +103,7 @@ def _over_threshold(app: App, sandbox_id: str, run: Run) -> Finding | None:
 def explain_event(app: App, sandbox_id: str, event_id: str) -> Explanation:
     """Why event ``event_id`` fired what it fired (or nothing), from the recorded trigger
     decisions, or why its delivery was refused."""
-    from cairn.services.diagnosis_events import explain_event as explain
+    from cairn.services.diagnosis.events import explain_event as explain
 
     return explain(app, sandbox_id, event_id)
 
@@ -111,7 +111,7 @@ def explain_event(app: App, sandbox_id: str, event_id: str) -> Explanation:
 def why_not_fired(app: App, sandbox_id: str, slug: str) -> Explanation:
     """Why agent ``slug`` did (not) fire on the most recent event of any source bound to it,
     or that it has no trigger at all."""
-    from cairn.services.diagnosis_events import why_not_fired as explain
+    from cairn.services.diagnosis.events import why_not_fired as explain
 
     return explain(app, sandbox_id, slug)
 
@@ -122,6 +122,6 @@ async def doctor(
     """Scan every agent (or one) without running anything: stale allowlist entries against
     today's catalog, sources that would be skipped now, paused and quiet triggers, agents
     whose recent runs mostly fail or use no tools, runaway usage."""
-    from cairn.services.diagnosis_doctor import scan
+    from cairn.services.diagnosis.scan import scan
 
     return await scan(app, sandbox_id, slug=slug, quiet_days=quiet_days)

@@ -1,17 +1,6 @@
-"""The Concierge: questions about Cairn in plain English, answered from the ledger.
-
-``ask(app, sandbox_id, question)`` answers in one of two modes:
-
-- **agent**: when the sandbox has a Concierge agent (the agent named by
-  ``CAIRN_CONCIERGE_AGENT``, else one slugged ``concierge``) whose ``tool_sources`` name
-  ``cairn``, the question is fired at it as a ``manual`` run whose tools are Cairn's own
-  operations (``cairn.tools.cairn_ops``). The run executes in the asking task, holding the
-  grant those tools act with (the App, the sandbox, the asker's role); it is in the ledger
-  like any other, and the answer is its output, citing the run ids it names. A Concierge
-  run that fails or says nothing is answered offline instead, saying so.
-- **offline**: a deterministic interpreter (``cairn.services.concierge_questions`` reads
-  the question) that calls the services (runs, diagnosis, usage, catalogs, triggers) and
-  phrases what they return:
+"""The Concierge's offline interpreter: a deterministic reading of the question
+(``cairn.services.concierge.questions``) that calls the services (runs, diagnosis, usage,
+catalogs, triggers) and phrases what they return:
 
 ========================================================  ================================
 "Show me the last 20 runs for the support agent"          recent runs, status and outcome
@@ -35,7 +24,6 @@ The answer names things that do not exist (a run id, an agent) rather than raisi
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import time
@@ -44,17 +32,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from cairn.domain.keys import Role, role_allows
-from cairn.errors import NotFound, UsageError
+from cairn.errors import NotFound
 from cairn.services.app import App
-from cairn.services.concierge_questions import (
+from cairn.services.concierge.questions import (
     EVENT_ID,
     Question,
     cited_run_ids,
     commands_in,
-    parse_question,
     unique,
 )
-from cairn.services.concierge_source import ensure_cairn_source
 
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
@@ -62,8 +48,6 @@ if TYPE_CHECKING:
     from cairn.domain.runs import Run
 
 AnswerMode = Literal["offline", "agent"]
-CONCIERGE_ENV = "CAIRN_CONCIERGE_AGENT"
-DEFAULT_CONCIERGE_SLUG = "concierge"
 
 QUIET_OUTCOMES = ("model_chose_no_tool", "no_tools_available", "answered", "interrupted")
 READ_ONLY_TOOLS = frozenset({"clock_now", "json_extract", "regex_find"})
@@ -95,115 +79,16 @@ class Answer:
         }
 
 
-async def ask(
+async def answer_offline(
     app: App,
     sandbox_id: str,
-    question: str,
-    *,
-    role: Role = "owner",
-    offline: bool = False,
+    agents: list[Agent],
+    parsed: Question,
+    role: Role,
     confirmed: bool = False,
 ) -> Answer:
-    """Answer ``question`` about sandbox ``sandbox_id`` (see the module docstring).
-
-    ``role`` is the asker's: reversible changes (pausing a trigger) need an editor, as
-    through the API. ``offline`` skips the Concierge agent. A test fire of an agent with
-    tools that may act (anything but known read-only ones) is only described, with a
-    request to confirm, unless ``confirmed`` (``cairn ask --yes``). Raises ``UsageError`` for an
-    empty question or a misconfigured ``CAIRN_CONCIERGE_AGENT``; questions about things
-    that do not exist are answered, not raised."""
-    from cairn.services.agents import list_agents
-
-    if not question.strip():
-        raise UsageError('ask a question, e.g. cairn ask "Which agent used the most tokens today?"')
-    agents = list_agents(app, sandbox_id)
-    parsed = parse_question(question, [agent.slug for agent in agents])
-    concierge = None if offline else concierge_agent(app, sandbox_id)
-    if concierge is not None and parsed.intent != "destructive":
-        return await _ask_agent(app, sandbox_id, concierge, parsed, role)
+    """Answer ``parsed`` without a model: one handler per intent, each a complete ``Answer``."""
     return await _Interpreter(app, sandbox_id, agents, parsed, role, confirmed).answer()
-
-
-def concierge_agent(app: App, sandbox_id: str) -> Agent | None:
-    """The sandbox's Concierge agent when one is configured and active, else ``None``.
-
-    ``CAIRN_CONCIERGE_AGENT`` names it explicitly (then a missing agent, or one without
-    the ``cairn`` source, is a ``UsageError``); otherwise an agent slugged ``concierge``
-    that names ``cairn`` in its tool sources is used if there is one."""
-    from cairn.services.agents import get_agent
-    from cairn.tools.cairn_ops import uses_cairn_tools
-
-    configured = os.environ.get(CONCIERGE_ENV, "").strip()
-    slug = configured or DEFAULT_CONCIERGE_SLUG
-    try:
-        agent = get_agent(app, sandbox_id, slug)
-    except NotFound:
-        if configured:
-            raise UsageError(
-                f"{CONCIERGE_ENV} names agent {slug!r}, which sandbox {sandbox_id!r} does not "
-                f"have: create it with --tool-sources '[\"cairn\"]' or unset {CONCIERGE_ENV}"
-            ) from None
-        return None
-    if not uses_cairn_tools(agent.tool_sources):
-        if configured:
-            raise UsageError(
-                f"{CONCIERGE_ENV} names agent {slug!r}, whose tool sources do not include "
-                f"'cairn': cairn agent update {slug} --tool-sources '[\"cairn\"]'"
-            )
-        return None
-    return agent if agent.status == "active" else None
-
-
-# --- agent mode -----------------------------------------------------------------------
-
-
-async def _ask_agent(
-    app: App, sandbox_id: str, agent: Agent, parsed: Question, role: Role
-) -> Answer:
-    """Fire the Concierge agent with the question, in this task, holding the grant its
-    ``cairn`` tools act with (see ``cairn.tools.cairn_ops``)."""
-    from cairn.services.sources import available_sources
-    from cairn.tools.cairn_ops import Grant, granted
-
-    ensure_cairn_source(app, sandbox_id)
-    run = app.runner.accept(agent, parsed.hints(), kind="manual")
-    with granted(Grant(app, sandbox_id, role)):
-        run = await app.runner.execute(run, agent, available_sources(app, sandbox_id))
-    if run.status != "succeeded" or not run.output_text.strip():
-        return await _fallback(app, sandbox_id, parsed, role, run)
-    commands = commands_in(run.output_text)
-    return Answer(
-        text=run.output_text.strip(),
-        run_ids=cited_run_ids(run.output_text, exclude=run.run_id),
-        commands=[*commands, f"cairn runs show {run.run_id}"],
-        mode="agent",
-        concierge_run_id=run.run_id,
-        intent="agent",
-    )
-
-
-async def _fallback(app: App, sandbox_id: str, parsed: Question, role: Role, run: Run) -> Answer:
-    from cairn.services.agents import list_agents
-
-    why = run.error_message or f"it ended {run.status} without an answer (outcome {run.outcome})"
-    offline = await _Interpreter(
-        app, sandbox_id, list_agents(app, sandbox_id), parsed, role
-    ).answer()
-    note = (
-        f"(The Concierge agent's run {run.run_id} did not answer: {why}. "
-        "Answered by the offline interpreter instead.)"
-    )
-    return Answer(
-        text=f"{note}\n\n{offline.text}",
-        run_ids=offline.run_ids,
-        commands=[*offline.commands, f"cairn runs explain {run.run_id}"],
-        mode="offline",
-        concierge_run_id=run.run_id,
-        intent=offline.intent,
-    )
-
-
-# --- the offline interpreter ------------------------------------------------------------
 
 
 class _Interpreter:
@@ -625,8 +510,8 @@ class _Interpreter:
         )
 
     async def problems(self) -> Answer:
-        """What went wrong in the window, grouped by agent (``concierge_problems``)."""
-        from cairn.services.concierge_problems import problems_in_window
+        """What went wrong in the window, grouped by agent (``concierge.problems``)."""
+        from cairn.services.concierge.problems import problems_in_window
 
         q = self.q
         since_s = q.since_s or 86400.0

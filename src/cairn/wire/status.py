@@ -1,7 +1,7 @@
 """Wire models of ``cairn status`` (a sandbox's backlog and the workers on the ledger) and
 of the server's telemetry export.
 
-Kept beside ``cairn.wire`` so the status route owns its shape, as the other feature
+A module of ``cairn.wire`` so the status route owns its shape, as the other feature
 routes do; the OpenAPI document then tells clients what ``GET …/status`` answers.
 """
 

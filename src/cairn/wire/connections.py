@@ -1,6 +1,6 @@
 """Wire models for OAuth connections and integration sources (the API, SDK and ``--json``).
 
-Kept beside ``cairn.wire`` rather than in it so the connection routes own their shapes;
+A module of ``cairn.wire`` (not its ``__init__``) so the connection routes own their shapes;
 they follow the same rules: unknown request fields are refused, tokens are write-only.
 """
 

@@ -1,6 +1,6 @@
 """Wire models for cost-watch: usage reports, thresholds, runaway flags, enforcements.
 
-Kept beside ``cairn.wire`` so the usage routes own their shapes (as ``wire_connections``
+A module of ``cairn.wire`` so the usage routes own their shapes (as ``connections``
 does); the same rules hold: unknown request fields are refused, money is integer
 micro-units (``cost_micros``), and a cost the price table cannot estimate is ``null``,
 never 0.

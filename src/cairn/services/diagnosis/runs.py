@@ -13,7 +13,7 @@ from typing import Any
 from cairn.domain.diagnosis import Explanation, Finding, by_severity
 from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent, ToolCall
 from cairn.domain.trace import ToolResolutionTrace
-from cairn.services.diagnosis_rules import (
+from cairn.services.diagnosis.rules import (
     RunContext,
     clip,
     iso,

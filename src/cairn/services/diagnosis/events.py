@@ -26,7 +26,7 @@ from cairn.domain.sources import DataSource
 from cairn.domain.triggers import Event, Trigger, TriggerDecision
 from cairn.errors import UsageError
 from cairn.services.app import App
-from cairn.services.diagnosis_rules import clip, names, quote_json
+from cairn.services.diagnosis.rules import clip, names, quote_json
 from cairn.services.webhooks import MAX_BODY_BYTES, TOLERANCE_S
 from cairn.webhooks.base import WebhookProvider
 from cairn.webhooks.registry import get_provider

@@ -1,6 +1,6 @@
 """Wire models for the Concierge (``POST /ask``): the API, the SDK and ``cairn ask --json``.
 
-Kept beside ``cairn.wire`` (as ``cairn.wire_connections`` is) so the Concierge owns its
+A module of ``cairn.wire`` (as ``cairn.wire.connections`` is) so the Concierge owns its
 shapes; unknown request fields are refused.
 """
 
