@@ -1,7 +1,7 @@
 """Shared pieces of the API tests: a real uvicorn server on a loopback port, scripts that keep
 runs live for a while, an independent SSE reader and bounded waits.
 
-``LiveServer`` runs ``create_app`` under ``uvicorn.Server`` in a background thread (its own
+``LiveServer`` runs ``serve_app`` under ``uvicorn.Server`` in a background thread (its own
 event loop), on a socket the test binds itself, so a restart can take the very same port.
 Readiness is ``GET /healthz`` answering, polled under a deadline.
 """
@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import httpx
 import uvicorn
 
-from cairn.api.app import create_app
+from cairn.cli.serve import serve_app
 from cairn.services.app import App
 
 T = TypeVar("T")
@@ -41,7 +41,8 @@ def bind_loopback(port: int = 0) -> socket.socket:
 
 
 class LiveServer:
-    """``create_app(app, **options)`` served by uvicorn on 127.0.0.1 in a thread.
+    """``serve_app(app, **options)`` (the API and the dashboard, as ``cairn serve`` runs
+    them) served by uvicorn on 127.0.0.1 in a thread.
 
     ``graceful_timeout_s`` is how long a stop waits for open requests (live streams) before
     cutting them, as ``cairn serve`` does; the runs then get ``shutdown_grace_s``."""
@@ -55,7 +56,7 @@ class LiveServer:
         **options: Any,
     ) -> None:
         self.app = app
-        self.api = create_app(app, **options)
+        self.api = serve_app(app, **options)
         self._sock = bind_loopback(port)
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"

@@ -233,15 +233,15 @@ async def test_two_hundred_concurrent_fires_all_end_in_complete_rows(
 def test_sandboxes_and_keys_are_managed_over_the_api(launch: Launch) -> None:
     deployment = launch()
     admin = deployment.client()
-    made: dict[str, Any] = admin.transport.request(
-        "POST", "//sandboxes", json={"sandbox_id": "team-b", "name": "Team B"}
+    made: dict[str, Any] = admin.transport.call(
+        "create_sandbox", body={"sandbox_id": "team-b", "name": "Team B"}
     )
     assert made == {"sandbox_id": "team-b", "name": "Team B"}
     with pytest.raises(errors.AlreadyExists):
-        admin.transport.request("POST", "//sandboxes", json={"sandbox_id": "team-b"})
+        admin.transport.call("create_sandbox", body={"sandbox_id": "team-b"})
     with pytest.raises(errors.Forbidden):
-        deployment.client(deployment.keys.other_owner, sandbox="other").transport.request(
-            "POST", "//sandboxes", json={"sandbox_id": "team-c"}
+        deployment.client(deployment.keys.other_owner, sandbox="other").transport.call(
+            "create_sandbox", body={"sandbox_id": "team-c"}
         )
-    listed = [s["sandbox_id"] for s in admin.transport.request("GET", "//sandboxes")]
+    listed = [s["sandbox_id"] for s in admin.transport.call("list_sandboxes")]
     assert "team-b" in listed

@@ -166,9 +166,9 @@ def test_another_sandbox_sees_none_of_this_ones_things_in_its_listings(
     assert tenant_b["run_id"] not in [run.run_id for run in other.runs.list(limit=1000).runs]
     assert tenant_b["ref"] not in [source.source_id for source in other.sources.list()]
     assert tenant_b["key_id"] not in [key.key_id for key in other.keys.list()]
-    assert [s["sandbox_id"] for s in other.transport.request("GET", "//sandboxes")] == [OTHER]
+    assert [s["sandbox_id"] for s in other.transport.call("list_sandboxes")] == [OTHER]
     admin = deployment.client()
-    listed = [s["sandbox_id"] for s in admin.transport.request("GET", "//sandboxes")]
+    listed = [s["sandbox_id"] for s in admin.transport.call("list_sandboxes")]
     assert {"default", OTHER} <= set(listed), "an owner of default administers every sandbox"
     with pytest.raises(errors.NotFound):
         other.agents.get(tenant_b["slug"])
@@ -248,7 +248,7 @@ def test_keys_are_shown_once_and_stored_only_as_a_hash(deployment: Deployment) -
     key_id, _, secret = made.token.partition(".")
     assert key_id == made.key.key_id and len(secret) >= 32
     assert made.key.role == "viewer"
-    listing = owner.transport.request("GET", "/keys")
+    listing = owner.transport.call("list_keys")
     assert secret not in json.dumps(listing)
     assert all(set(item) == set(made.key.model_dump()) for item in listing)
     with deployment.app.store.connect() as conn:

@@ -123,20 +123,20 @@ def test_the_api_answers_every_role_and_scopes_answers_to_the_key_sandbox(
 def test_a_viewer_key_cannot_make_the_concierge_pause_a_trigger(served: Deployment) -> None:
     owner = served.client()
     owner.agents.create("triage", "t", tool_sources=[], model_settings={"script": TRIAGE_SCRIPT})
-    owner.transport.request("POST", "/sources/webhooks", json={"label": "github"})
-    trigger = owner.transport.request(
-        "POST", "/agents/triage/triggers", json={"data_source_id": "github"}
+    owner.transport.call("add_webhook", body={"label": "github"})
+    trigger = owner.transport.call(
+        "create_trigger", {"slug": "triage"}, {"data_source_id": "github"}
     )
     question = f"pause trigger {trigger['trigger_id']}"
 
     refused = served.client(served.keys.viewer).ask(question)
     assert "editor key" in refused.text
-    assert owner.transport.request("GET", f"/triggers/{trigger['trigger_id']}")["status"] == (
+    assert owner.transport.call("get_trigger", {"trigger_id": trigger["trigger_id"]})["status"] == (
         "active"
     )
 
     served.client(served.keys.editor).ask(question)
-    assert owner.transport.request("GET", f"/triggers/{trigger['trigger_id']}")["status"] == (
+    assert owner.transport.call("get_trigger", {"trigger_id": trigger["trigger_id"]})["status"] == (
         "paused"
     )
 

@@ -97,7 +97,7 @@ def test_a_backlog_far_longer_than_the_lease_is_never_reaped_while_lists_are_pol
             with anyio.fail_after(count * run_s / slots * 3 + 30):
                 while True:  # what the dashboard and an API client do, every poll_s
                     page = await polling.agents.runs.list("steady", limit=count)
-                    await polling.transport.request("GET", "/status")
+                    await polling.transport.call("get_status")
                     async with httpx.AsyncClient(
                         base_url=api.url, cookies={"cairn_key": keys.owner}, timeout=30
                     ) as web:

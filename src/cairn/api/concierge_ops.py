@@ -1,5 +1,4 @@
-"""The Concierge's operation, called by its HTTP route (``cairn.api.concierge_routes``) and
-by the SDK's in-process transport (``LOCAL_ROUTES``) alike.
+"""The Concierge's operation (declared in ``cairn.api.table``).
 
 Anyone who may read a sandbox may ask (a viewer too, as viewers may test-fire); what the
 Concierge then changes is checked against the asker's role: pausing a trigger needs an
@@ -8,35 +7,33 @@ editor, as it does through the API.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cairn.api.operations import JSON, Caller
-from cairn.domain.keys import require
+
+if TYPE_CHECKING:
+    from cairn.wire.concierge import AskRequest
+
+ASK_DOC = """Ask the Concierge in plain English ("Why didn't run run_… use any tools?").
+
+With a Concierge agent configured (an agent slugged ``concierge``, or named by
+``CAIRN_CONCIERGE_AGENT``, whose tool sources include ``cairn``) the agent answers with
+Cairn's own operations as its tools, and its run is in the ledger (``concierge_run_id``);
+otherwise a deterministic interpreter answers. Both answer from ledger data and cite run
+ids. Reversible changes (pausing a trigger) need an editor key; nothing is ever destroyed:
+the answer gives the command instead."""
 
 
-async def ask(caller: Caller, question: str, *, offline: bool = False, yes: bool = False) -> JSON:
-    """Answer ``question`` from the ledger (see ``cairn.services.concierge``)."""
+async def ask(caller: Caller, body: AskRequest) -> JSON:
+    """Answer the question from the ledger (see ``cairn.services.concierge``)."""
     from cairn.services.concierge import ask as answer
 
-    require(caller.principal, "viewer", "ask the Concierge")
     reply = await answer(
         caller.app,
         caller.sandbox,
-        question,
+        body.question,
         role=caller.principal.role,
-        offline=offline,
-        confirmed=yes,
+        offline=body.offline,
+        confirmed=body.yes,
     )
     return reply.to_dict()
-
-
-def _ask_route(caller: Caller, params: dict[str, Any], json: Any, match: dict[str, str]) -> Any:
-    from cairn.client.local import _body
-    from cairn.wire.concierge import AskRequest
-
-    body = _body(AskRequest, json)
-    return ask(caller, body.question, offline=body.offline, yes=body.yes)
-
-
-LOCAL_ROUTES = [("POST", "/ask", _ask_route)]
-"""In-process routes (``cairn.client.local`` adds them to its table)."""

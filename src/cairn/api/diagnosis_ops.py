@@ -1,13 +1,10 @@
-"""The ``explain`` and ``doctor`` operations, called by the HTTP routes
-(``cairn.api.diagnosis_routes``) and the SDK's in-process transport (``LOCAL_ROUTES``).
+"""The ``explain`` and ``doctor`` operations (declared in ``cairn.api.table``).
 
 All are reads: any role may call them. ``doctor`` connects to the agents' tool sources to
 list their tools, as ``agent tools`` does, and changes nothing.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from cairn.api.operations import JSON, Caller
 from cairn.errors import UsageError
@@ -34,7 +31,7 @@ def why_not_fired(caller: Caller, slug: str) -> JSON:
     return explain(caller.app, caller.sandbox, slug).to_dict()
 
 
-async def doctor(caller: Caller, agent: str | None = None, quiet_days: Any = 7) -> JSON:
+async def doctor(caller: Caller, agent: str | None = None, quiet_days: float = 7) -> JSON:
     """The sandbox scan (or one agent's)."""
     from cairn.services.diagnosis import doctor as scan
 
@@ -43,28 +40,3 @@ async def doctor(caller: Caller, agent: str | None = None, quiet_days: Any = 7) 
     except (TypeError, ValueError, OverflowError):
         raise UsageError(f"quiet_days {quiet_days!r} is not a number of days") from None
     return (await scan(caller.app, caller.sandbox, agent, days)).to_dict()
-
-
-LOCAL_ROUTES: list[tuple[str, str, Any]] = [
-    (
-        "GET",
-        r"/runs/(?P<run_id>[^/]+)/explain",
-        lambda c, p, j, m: explain_run(c, m["run_id"]),
-    ),
-    (
-        "GET",
-        r"/events/(?P<event_id>[^/]+)/explain",
-        lambda c, p, j, m: explain_event(c, m["event_id"]),
-    ),
-    (
-        "GET",
-        r"/agents/(?P<slug>[^/]+)/why-not-fired",
-        lambda c, p, j, m: why_not_fired(c, m["slug"]),
-    ),
-    (
-        "GET",
-        "/doctor",
-        lambda c, p, j, m: doctor(c, p.get("agent"), p.get("quiet_days", 7)),
-    ),
-]
-"""In-process routes for ``cairn.client.local`` (method, path regex, handler)."""

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from cairn.api.app import problem
+from cairn.api.problems import problem
 from cairn.errors import Busy
 from cairn.services.app import App
 from cairn.services.ingest import ingest, record_rejected

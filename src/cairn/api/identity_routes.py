@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from cairn.api.app import problem_responses
+from cairn.api.problems import problem_responses
 from cairn.errors import NotFound
 from cairn.services.app import App
 from cairn.services.local_identity import prove, read_identity

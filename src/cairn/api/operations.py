@@ -1,9 +1,9 @@
-"""Every API operation once, as plain functions over the services.
+"""The handlers of the API's operations, as plain functions over the services.
 
-The HTTP routes (``cairn.api.routes``) and the SDK's in-process transport
-(``cairn.client.local``) both call these, so the CLI behaves the same with or without a
-server. Each operation checks the caller's role, scopes everything to the caller's sandbox
-and returns JSON-ready data (the wire shapes of ``cairn.wire``).
+``cairn.api.table`` declares each operation once (path, role, wire models) with its
+handler here; every transport runs them through it, so the CLI behaves the same with or
+without a server. A handler scopes everything to the caller's sandbox (the table has
+checked the role) and returns JSON-ready data (the wire shapes of ``cairn.wire``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cairn.domain.keys import Principal, require
+from cairn.domain.keys import Principal
 from cairn.services import runs as run_service
 from cairn.services.app import App
 
@@ -50,7 +50,6 @@ async def create_agent(caller: Caller, body: wire.AgentCreate) -> JSON:
     from cairn.services.agents import AgentSpec
     from cairn.services.agents import create_agent as create
 
-    require(caller.principal, "editor", "create agents")
     spec = AgentSpec(
         slug=body.slug,
         system_prompt=body.system_prompt,
@@ -76,7 +75,6 @@ async def update_agent(caller: Caller, slug: str, body: wire.AgentUpdate) -> JSO
     from cairn.services.agents import AgentChanges
     from cairn.services.agents import update_agent as update
 
-    require(caller.principal, "editor", "change agents")
     given = body.model_fields_set
     changes = AgentChanges(
         name=body.name,
@@ -90,12 +88,18 @@ async def update_agent(caller: Caller, slug: str, body: wire.AgentUpdate) -> JSO
     return agent.to_dict() | {"warnings": warnings}
 
 
-def set_archived(caller: Caller, slug: str, archived: bool) -> JSON:
-    """Archive or restore an agent (editor; reversible)."""
-    from cairn.services.agents import set_archived as archive
+def archive_agent(caller: Caller, slug: str) -> JSON:
+    """Archive an agent (reversible)."""
+    from cairn.services.agents import set_archived
 
-    require(caller.principal, "editor", "archive agents")
-    return archive(caller.app, caller.sandbox, slug, archived).to_dict()
+    return set_archived(caller.app, caller.sandbox, slug, True).to_dict()
+
+
+def unarchive_agent(caller: Caller, slug: str) -> JSON:
+    """Restore an archived agent."""
+    from cairn.services.agents import set_archived
+
+    return set_archived(caller.app, caller.sandbox, slug, False).to_dict()
 
 
 async def agent_tools(caller: Caller, slug: str) -> JSON:
@@ -109,23 +113,27 @@ async def agent_tools(caller: Caller, slug: str) -> JSON:
 
 
 async def test_agent(
-    caller: Caller, slug: str, event_payload: Any, traceparent: str | None = None
+    caller: Caller, slug: str, body: wire.FireRequest, traceparent: str | None = None
 ) -> JSON:
     """Test-fire synchronously (viewers may): the finished run row."""
     run = await run_service.fire_agent(
-        caller.app, caller.sandbox, slug, event_payload, traceparent=traceparent
+        caller.app, caller.sandbox, slug, body.event_payload, traceparent=traceparent
     )
     return run.to_dict()
 
 
 async def fire_agent(
-    caller: Caller, slug: str, event_payload: Any, traceparent: str | None = None
+    caller: Caller, slug: str, body: wire.FireRequest, traceparent: str | None = None
 ) -> JSON:
     """Fire asynchronously (editor): the run id at once. Without a server's workers
     (in-process) the run executes before this returns."""
-    require(caller.principal, "editor", "fire agents")
     fire = run_service.start_fire(
-        caller.app, caller.sandbox, slug, event_payload, kind="manual", traceparent=traceparent
+        caller.app,
+        caller.sandbox,
+        slug,
+        body.event_payload,
+        kind="manual",
+        traceparent=traceparent,
     )
     if not fire.queued:
         await caller.app.runner.execute(fire.run, fire.agent, fire.available)
@@ -140,7 +148,6 @@ async def oneshot(
 ) -> JSON:
     """A one-shot turn (editor): the finished run, or ``{run_id, …}`` at once when not
     waiting. Without ``agent``, the ad-hoc ``oneshot`` agent is set up from the body."""
-    require(caller.principal, "editor", "fire agents")
     slug = body.agent or await _adhoc_agent(caller, body)
     if body.wait:
         run = await run_service.fire_agent(
@@ -193,15 +200,15 @@ async def _adhoc_agent(caller: Caller, body: wire.OneShotRequest) -> str:
     return ONESHOT_AGENT
 
 
-async def replay_run(caller: Caller, run_id: str, event_payload: Any) -> JSON:
+async def replay_run(caller: Caller, run_id: str, body: wire.ReplayRequest) -> JSON:
     """Re-fire a run's event (or an edited one) as a test run pointing back at it."""
-    run = await run_service.replay_run(caller.app, caller.sandbox, run_id, event_payload)
+    run = await run_service.replay_run(caller.app, caller.sandbox, run_id, body.event_payload)
     return run.to_dict()
 
 
-def cancel_run(caller: Caller, run_id: str) -> JSON:
-    """Cancel a live run (editor)."""
-    require(caller.principal, "editor", "cancel runs")
+async def cancel_run(caller: Caller, run_id: str) -> JSON:
+    """Cancel a live run (editor). Async so that, in the server, it runs on the event loop
+    that runs the run."""
     return run_service.cancel_run(caller.app, caller.sandbox, run_id).to_dict()
 
 
@@ -241,6 +248,30 @@ def list_runs(
     }
 
 
+def list_agent_runs(
+    caller: Caller,
+    slug: str,
+    *,
+    status: str | None = None,
+    trigger_id: str | None = None,
+    kind: str | None = None,
+    before: str | None = None,
+    since: str | None = None,
+    limit: int = 20,
+) -> JSON:
+    """A page of the agent's runs, newest first."""
+    return list_runs(
+        caller,
+        agent=slug,
+        status=status,
+        trigger_id=trigger_id,
+        kind=kind,
+        before=before,
+        since=since,
+        limit=limit,
+    )
+
+
 def get_run(caller: Caller, run_id: str) -> JSON:
     """One run row."""
     return run_service.get_run(caller.app, caller.sandbox, run_id).to_dict()
@@ -254,6 +285,11 @@ def get_trace(caller: Caller, run_id: str, agent: str | None = None) -> JSON:
     if agent is not None and run.agent_slug != agent:
         raise NotFound(f"no run {run_id!r} for agent {agent!r}")
     return run.tool_resolution_trace.to_dict() if run.tool_resolution_trace else None
+
+
+def get_agent_run_trace(caller: Caller, slug: str, run_id: str) -> JSON:
+    """The trace of one of the agent's runs (``NotFound`` for another agent's run)."""
+    return get_trace(caller, run_id, agent=slug)
 
 
 def get_events(caller: Caller, run_id: str, after: int = 0) -> JSON:
@@ -283,7 +319,6 @@ async def add_source(caller: Caller, body: wire.SourceCreate) -> JSON:
     """Register an MCP server and health-check it (editor)."""
     from cairn.services.sources import McpSourceSpec, add_mcp_source
 
-    require(caller.principal, "editor", "add sources")
     spec = McpSourceSpec(**body.model_dump())
     if spec.transport == "stdio":
         from cairn.services.sources import require_stdio_allowed
@@ -303,7 +338,6 @@ def revoke_source(caller: Caller, ref: str) -> JSON:
     """Forget a source's binding and secret (owner: it destroys the stored secret)."""
     from cairn.services.sources import revoke_source as revoke
 
-    require(caller.principal, "owner", "revoke sources")
     return revoke(caller.app, caller.sandbox, ref).to_dict()
 
 
@@ -323,35 +357,29 @@ def list_sandboxes(caller: Caller) -> JSON:
     ]
 
 
-def create_sandbox(caller: Caller, sandbox_id: str, name: str | None) -> JSON:
+def create_sandbox(caller: Caller, body: wire.SandboxCreate) -> JSON:
     """A new sandbox (owners of ``default`` only)."""
     from cairn.errors import Forbidden
     from cairn.services.access import create_sandbox as create
 
     if not (caller.principal.sandbox_id == "default" and caller.principal.role == "owner"):
         raise Forbidden("only an owner key of the 'default' sandbox can create sandboxes")
-    create(caller.app, sandbox_id, name)
-    return {"sandbox_id": sandbox_id, "name": name or sandbox_id}
+    create(caller.app, body.sandbox_id, body.name)
+    return {"sandbox_id": body.sandbox_id, "name": body.name or body.sandbox_id}
 
 
 def list_keys(caller: Caller) -> JSON:
     """The sandbox's API keys (owner)."""
     from cairn.services.access import list_keys as list_all
 
-    require(caller.principal, "owner", "list API keys")
     return [key.to_dict() for key in list_all(caller.app, caller.sandbox)]
 
 
-def create_key(caller: Caller, name: str, role: str, sandbox: str | None = None) -> JSON:
-    """A new key for the caller's sandbox (owner), or for another sandbox (admin only)."""
-    from cairn.errors import Forbidden
+def create_key(caller: Caller, body: wire.ApiKeyCreate) -> JSON:
+    """A new key for the caller's sandbox (owner)."""
     from cairn.services.access import create_key as create
 
-    require(caller.principal, "owner", "create API keys")
-    target = sandbox or caller.sandbox
-    if target != caller.sandbox and caller.principal.sandbox_id != "default":
-        raise Forbidden("only an owner key of the 'default' sandbox can make keys elsewhere")
-    key, token = create(caller.app, target, name, role)  # type: ignore[arg-type]
+    key, token = create(caller.app, caller.sandbox, body.name, body.role)
     return {"key": key.to_dict(), "token": token}
 
 
@@ -359,7 +387,6 @@ def revoke_key(caller: Caller, key_id: str) -> JSON:
     """Revoke a key of the sandbox (owner)."""
     from cairn.services.access import revoke_key as revoke
 
-    require(caller.principal, "owner", "revoke API keys")
     return revoke(caller.app, caller.sandbox, key_id).to_dict()
 
 
@@ -370,7 +397,6 @@ def create_trigger(caller: Caller, slug: str, body: wire.TriggerCreate) -> JSON:
     """Bind agent ``slug`` to a source's events (editor)."""
     from cairn.services.triggers import create_trigger as create
 
-    require(caller.principal, "editor", "create triggers")
     trigger = create(
         caller.app,
         caller.sandbox,
@@ -390,6 +416,11 @@ def list_triggers(caller: Caller, slug: str | None = None) -> JSON:
     return [t.to_dict() for t in list_all(caller.app, caller.sandbox, slug)]
 
 
+def list_agent_triggers(caller: Caller, slug: str) -> JSON:
+    """The agent's triggers."""
+    return list_triggers(caller, slug)
+
+
 def get_trigger(caller: Caller, trigger_id: str) -> JSON:
     """One trigger."""
     from cairn.services.triggers import get_trigger as get
@@ -402,7 +433,6 @@ def update_trigger(caller: Caller, trigger_id: str, body: wire.TriggerUpdate) ->
     from cairn.services.triggers import UNSET
     from cairn.services.triggers import update_trigger as update
 
-    require(caller.principal, "editor", "change triggers")
     given = body.model_fields_set
     trigger = update(
         caller.app,
@@ -420,7 +450,6 @@ def destroy_trigger(caller: Caller, trigger_id: str) -> JSON:
     """Delete a trigger for good (owner)."""
     from cairn.services.triggers import destroy_trigger as destroy
 
-    require(caller.principal, "owner", "destroy triggers")
     return destroy(caller.app, caller.sandbox, trigger_id).to_dict()
 
 
@@ -429,18 +458,11 @@ def list_events(
 ) -> JSON:
     """Events newest first, with every trigger's decision."""
     from cairn.errors import UsageError
-    from cairn.store import events as event_store
-    from cairn.store import sources as source_store
+    from cairn.services.events import list_events as list_some
 
     if not 1 <= int(limit) <= 500:
         raise UsageError(f"limit {limit} is out of range: use 1 to 500")
-    with caller.app.store.connect() as conn:
-        source_id = (
-            source_store.get_source(conn, caller.sandbox, source).source_id if source else None
-        )
-        found = event_store.list_events(
-            conn, caller.sandbox, source_id=source_id, before=before, limit=int(limit)
-        )
+    found = list_some(caller.app, caller.sandbox, source, before, int(limit))
     return {
         "events": [e.to_dict() for e in found],
         "next_before": found[-1].event_id if len(found) == int(limit) else None,
@@ -449,17 +471,15 @@ def list_events(
 
 def get_event(caller: Caller, event_id: str) -> JSON:
     """One event with every trigger's decision."""
-    from cairn.store import events as event_store
+    from cairn.services.events import get_event as get
 
-    with caller.app.store.connect() as conn:
-        return event_store.get_event(conn, caller.sandbox, event_id).to_dict()
+    return get(caller.app, caller.sandbox, event_id).to_dict()
 
 
 def add_webhook(caller: Caller, body: wire.WebhookCreate) -> JSON:
     """A webhook source (editor); its signing secret is in this response only."""
     from cairn.services.webhooks import add_webhook_source
 
-    require(caller.principal, "editor", "add sources")
     made = add_webhook_source(
         caller.app,
         caller.sandbox,
@@ -483,7 +503,6 @@ def rotate_webhook_secret(caller: Caller, ref: str, body: wire.SecretRotate) -> 
     from cairn.durations import parse_duration
     from cairn.services.webhooks import rotate_secret
 
-    require(caller.principal, "editor", "rotate source secrets")
     text = body.overlap.strip()
     overlap = timedelta(seconds=0 if text in ("0", "none") else parse_duration(text))
     rotated = rotate_secret(
@@ -497,12 +516,12 @@ def rotate_webhook_secret(caller: Caller, ref: str, body: wire.SecretRotate) -> 
     }
 
 
-def add_schedule(caller: Caller, label: str, cron: str, timezone: str) -> JSON:
+def add_schedule(caller: Caller, body: wire.ScheduleCreate) -> JSON:
     """A schedule source emitting ``schedule.tick`` (editor)."""
     from cairn.services.schedules import add_schedule_source
 
-    require(caller.principal, "editor", "add sources")
-    return add_schedule_source(caller.app, caller.sandbox, label, cron, timezone).to_dict()
+    made = add_schedule_source(caller.app, caller.sandbox, body.label, body.cron, body.timezone)
+    return made.to_dict()
 
 
 def list_credentials(caller: Caller) -> JSON:
@@ -512,18 +531,35 @@ def list_credentials(caller: Caller) -> JSON:
     return list_all(caller.app, caller.sandbox)
 
 
-def set_credential(caller: Caller, backend: str, api_key: str) -> JSON:
+def set_credential(caller: Caller, backend: str, body: wire.CredentialSet) -> JSON:
     """Store a model backend's API key for the sandbox (owner)."""
     from cairn.services.credentials import set_credential as store
 
-    require(caller.principal, "owner", "store credentials")
-    return store(caller.app, caller.sandbox, backend, api_key)
+    return store(caller.app, caller.sandbox, backend, body.api_key)
 
 
 def delete_credential(caller: Caller, backend: str) -> JSON:
     """Forget a stored key (owner)."""
     from cairn.services.credentials import delete_credential as forget
 
-    require(caller.principal, "owner", "delete credentials")
     forget(caller.app, caller.sandbox, backend)
     return {"backend": backend, "deleted": True}
+
+
+# --- status ---------------------------------------------------------------------------
+
+
+def get_status(caller: Caller) -> JSON:
+    """Backlog of the caller's sandbox, workers alive with their last heartbeat."""
+    from cairn.services.status import execution_status
+
+    return execution_status(caller.app, caller.sandbox)
+
+
+def get_telemetry(caller: Caller) -> JSON:
+    """This process's OpenTelemetry export (``cairn.telemetry.export_status``): in the
+    server, what the server sent and dropped; in-process, the calling process's own
+    exporter. Any valid key may read it: nothing in it belongs to a sandbox."""
+    from cairn.telemetry import export_status
+
+    return export_status()

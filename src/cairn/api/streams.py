@@ -18,8 +18,9 @@ import anyio
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 
-from cairn.api.app import CallerDep, problem_responses
+from cairn.api.dependencies import CallerDep
 from cairn.api.operations import Caller
+from cairn.api.problems import problem_responses
 from cairn.api.revocation import Revocable
 from cairn.domain.runs import FINAL_STATUSES, RunEvent
 from cairn.services import runs as run_service

@@ -1,5 +1,4 @@
-"""Cost-watch operations, called by the HTTP routes (``cairn.api.usage_routes``) and the
-SDK's in-process transport (``LOCAL_ROUTES``) alike.
+"""Cost-watch operations (declared in ``cairn.api.table``).
 
 Roles: viewers read usage, thresholds, runaways and enforcements; editors set and clear
 thresholds and enforce them (enforcing pauses triggers, which editors may do anyway).
@@ -7,10 +6,9 @@ thresholds and enforce them (enforcing pauses triggers, which editors may do any
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cairn.api.operations import JSON, Caller
-from cairn.domain.keys import require
 
 if TYPE_CHECKING:
     from cairn.wire import usage as wire_usage
@@ -51,7 +49,6 @@ def put_threshold(caller: Caller, slug: str, body: wire_usage.ThresholdSet) -> J
     """Set (replace) the agent's threshold (editor)."""
     from cairn.services.usage import set_threshold
 
-    require(caller.principal, "editor", "set usage thresholds")
     return set_threshold(
         caller.app,
         caller.sandbox,
@@ -66,7 +63,6 @@ def delete_threshold(caller: Caller, slug: str) -> JSON:
     """Stop watching the agent (editor)."""
     from cairn.services.usage import clear_threshold
 
-    require(caller.principal, "editor", "clear usage thresholds")
     return {"agent_slug": slug, "cleared": clear_threshold(caller.app, caller.sandbox, slug)}
 
 
@@ -88,7 +84,6 @@ def enforce(caller: Caller) -> JSON:
     """Pause the triggers of runaway agents whose threshold says so, recording why (editor)."""
     from cairn.services.usage import enforce_thresholds
 
-    require(caller.principal, "editor", "enforce usage thresholds (it pauses triggers)")
     return [flag.to_dict() for flag in enforce_thresholds(caller.app, caller.sandbox)]
 
 
@@ -102,54 +97,3 @@ def list_enforcements(caller: Caller, *, agent: str | None = None, limit: int = 
         raise UsageError(f"limit {limit} is out of range: use 1 to 500")
     found = list_all(caller.app, caller.sandbox, agent, limit=limit)
     return [enforcement.to_dict() for enforcement in found]
-
-
-def _threshold_body(json: Any) -> Any:
-    from cairn.client.local import _body
-    from cairn.wire import usage as wire_usage
-
-    return _body(wire_usage.ThresholdSet, json)
-
-
-def _usage_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The query parameters ``GET /usage`` takes (others are ignored, as by the server)."""
-    return {
-        name: str(params[name]) for name in ("since", "by", "agent", "trigger_id") if name in params
-    }
-
-
-_SLUG = r"(?P<slug>[^/]+)"
-
-LOCAL_ROUTES: list[tuple[str, str, Any]] = [
-    ("GET", "/usage", lambda c, p, j, m: get_usage(c, **_usage_params(p))),
-    ("GET", "/thresholds", lambda c, p, j, m: list_thresholds(c)),
-    ("GET", f"/agents/{_SLUG}/threshold", lambda c, p, j, m: get_threshold(c, m["slug"])),
-    (
-        "PUT",
-        f"/agents/{_SLUG}/threshold",
-        lambda c, p, j, m: put_threshold(c, m["slug"], _threshold_body(j)),
-    ),
-    ("DELETE", f"/agents/{_SLUG}/threshold", lambda c, p, j, m: delete_threshold(c, m["slug"])),
-    ("GET", "/runaways", lambda c, p, j, m: list_runaways(c)),
-    ("POST", "/runaways/enforce", lambda c, p, j, m: enforce(c)),
-    (
-        "GET",
-        "/enforcements",
-        lambda c, p, j, m: list_enforcements(
-            c, agent=p.get("agent"), limit=int(p.get("limit", 50))
-        ),
-    ),
-]
-"""In-process routes for ``cairn.client.local`` (same paths as ``usage_routes``)."""
-
-__all__ = [
-    "LOCAL_ROUTES",
-    "delete_threshold",
-    "enforce",
-    "get_threshold",
-    "get_usage",
-    "list_enforcements",
-    "list_runaways",
-    "list_thresholds",
-    "put_threshold",
-]

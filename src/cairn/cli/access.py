@@ -20,7 +20,7 @@ def sandbox() -> None:
 @pass_cli
 def create_sandbox(cli: CliContext, sandbox_id: str, name: str | None, as_json: bool) -> None:
     """Create SANDBOX_ID (an owner of 'default' may)."""
-    made = cli.request("POST", "//sandboxes", json={"sandbox_id": sandbox_id, "name": name})
+    made = cli.call("create_sandbox", body={"sandbox_id": sandbox_id, "name": name})
     if as_json:
         print_json(made)
     else:
@@ -32,7 +32,7 @@ def create_sandbox(cli: CliContext, sandbox_id: str, name: str | None, as_json: 
 @pass_cli
 def list_sandboxes(cli: CliContext, as_json: bool) -> None:
     """The sandboxes you can see."""
-    found = cli.request("GET", "//sandboxes")
+    found = cli.call("list_sandboxes")
     if as_json:
         print_json(found)
     else:
@@ -58,7 +58,7 @@ def key() -> None:
 @pass_cli
 def create_key(cli: CliContext, name: str, role: str, as_json: bool) -> None:
     """A new key; the token is printed this once and stored only as a hash."""
-    made = cli.request("POST", "/keys", json={"name": name, "role": role})
+    made = cli.call("create_key", body={"name": name, "role": role})
     if as_json:
         print_json(made)
         return
@@ -72,7 +72,7 @@ def create_key(cli: CliContext, name: str, role: str, as_json: bool) -> None:
 @pass_cli
 def list_keys(cli: CliContext, as_json: bool) -> None:
     """The sandbox's keys (never their tokens)."""
-    found = cli.request("GET", "/keys")
+    found = cli.call("list_keys")
     if as_json:
         print_json(found)
         return
@@ -90,7 +90,7 @@ def revoke_key(cli: CliContext, key_id: str, yes: bool) -> None:
     from cairn.cli.context import confirm
 
     confirm(f"revoke API key {key_id}?", yes)
-    cli.request("POST", f"/keys/{key_id}/revoke")
+    cli.call("revoke_key", key_id=key_id)
     click.echo(f"revoked key {key_id}")
 
 
@@ -109,7 +109,7 @@ def set_credential(cli: CliContext, backend: str, api_key: str | None) -> None:
     import sys
 
     key = api_key if api_key is not None else sys.stdin.readline().strip()
-    stored = cli.request("PUT", f"/credentials/{backend}", json={"api_key": key})
+    stored = cli.call("set_credential", backend=backend, body={"api_key": key})
     click.echo(f"stored a {stored['backend']} API key for sandbox {cli.sandbox}")
 
 
@@ -118,7 +118,7 @@ def set_credential(cli: CliContext, backend: str, api_key: str | None) -> None:
 @pass_cli
 def list_credentials(cli: CliContext, as_json: bool) -> None:
     """Backends with a stored key (never the keys)."""
-    found = cli.request("GET", "/credentials")
+    found = cli.call("list_credentials")
     if as_json:
         print_json(found)
         return
@@ -135,5 +135,5 @@ def remove_credential(cli: CliContext, backend: str, yes: bool) -> None:
     from cairn.cli.context import confirm
 
     confirm(f"forget the stored {backend} API key?", yes)
-    cli.request("DELETE", f"/credentials/{backend}")
+    cli.call("delete_credential", backend=backend)
     click.echo(f"removed the stored {backend} API key")

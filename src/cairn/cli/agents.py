@@ -158,7 +158,7 @@ def create(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None
     body = _body(options)
     if "system_prompt" not in body:
         raise UsageError("an agent needs a system prompt: pass --prompt or --prompt-file")
-    _print_agent(cli.request("POST", "/agents", json={"slug": slug, **body}), as_json, "created")
+    _print_agent(cli.call("create_agent", body={"slug": slug, **body}), as_json, "created")
 
 
 @agent.command("update")
@@ -175,7 +175,7 @@ def update(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None
       cairn agent update support --max-turns 4
       cairn agent update support --tool-allowlist '["orders_lookup_order"]'
     """
-    _print_agent(cli.request("PATCH", f"/agents/{slug}", json=_body(options)), as_json, "updated")
+    _print_agent(cli.call("update_agent", slug=slug, body=_body(options)), as_json, "updated")
 
 
 @agent.command("list")
@@ -185,7 +185,7 @@ def update(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None
 def list_(cli: CliContext, show_all: bool, as_json: bool) -> None:
     """List the sandbox's agents (archived ones too, marked). The archived agent behind
     'cairn run' is left out unless --all."""
-    agents = cli.request("GET", "/agents")
+    agents = cli.call("list_agents")
     if not show_all:
         agents = [a for a in agents if not (a["slug"] == "oneshot" and a["status"] == "archived")]
     if as_json:
@@ -203,7 +203,7 @@ def list_(cli: CliContext, show_all: bool, as_json: bool) -> None:
 @pass_cli
 def show(cli: CliContext, slug: str, as_json: bool) -> None:
     """Show agent SLUG's configuration."""
-    found = cli.request("GET", f"/agents/{slug}")
+    found = cli.call("get_agent", slug=slug)
     if as_json:
         print_json(found)
     else:
@@ -218,7 +218,7 @@ def show(cli: CliContext, slug: str, as_json: bool) -> None:
 @pass_cli
 def archive(cli: CliContext, slug: str) -> None:
     """Archive agent SLUG: triggers never fire it (reversible with unarchive)."""
-    cli.request("POST", f"/agents/{slug}/archive")
+    cli.call("archive_agent", slug=slug)
     click.echo(f"archived agent {slug}")
 
 
@@ -227,7 +227,7 @@ def archive(cli: CliContext, slug: str) -> None:
 @pass_cli
 def unarchive(cli: CliContext, slug: str) -> None:
     """Restore an archived agent."""
-    cli.request("POST", f"/agents/{slug}/unarchive")
+    cli.call("unarchive_agent", slug=slug)
     click.echo(f"unarchived agent {slug}")
 
 
@@ -243,7 +243,7 @@ def tools(cli: CliContext, slug: str, as_json: bool) -> None:
       cairn agent tools support
       cairn agent tools support --json
     """
-    catalog = cli.request("GET", f"/agents/{slug}/tools")
+    catalog = cli.call("agent_tools", slug=slug)
     if as_json:
         print_json(catalog)
         return
@@ -289,7 +289,7 @@ def test(
 
     payload = _payload(payload_json, event_file)
     with waiting(f"test-firing {slug}"):
-        run = cli.request("POST", f"/agents/{slug}/test", json={"event_payload": payload})
+        run = cli.call("test_agent", slug=slug, body={"event_payload": payload})
     show_run(run, as_json)
     if run["status"] != "succeeded":
         raise SystemExit(1)
@@ -316,7 +316,7 @@ def fire(
       cairn runs follow "$RUN_ID"
     """
     payload = _payload(payload_json, event_file)
-    accepted = cli.request("POST", f"/agents/{slug}/fire", json={"event_payload": payload})
+    accepted = cli.call("fire_agent", slug=slug, body={"event_payload": payload})
     if as_json:
         print_json(accepted)
     else:
@@ -366,15 +366,16 @@ def runs(
       cairn agent runs support --status failed --since 24h
       cairn agent runs support --follow
     """
-    params = {
-        "limit": limit,
-        "status": status,
-        "trigger_id": trigger_id,
-        "kind": kind,
-        "before": before,
-        "since": since,
-    }
-    page = cli.request("GET", f"/agents/{slug}/runs", params=params)
+    page = cli.call(
+        "list_agent_runs",
+        slug=slug,
+        limit=limit,
+        status=status,
+        trigger_id=trigger_id,
+        kind=kind,
+        before=before,
+        since=since,
+    )
     if as_json and not follow:
         click.echo(json.dumps(page["runs"], default=str))
         return
@@ -386,7 +387,7 @@ def runs(
         return
     from cairn.cli.render import follow_runs
 
-    follow_runs(cli.transport.stream(f"/agents/{slug}/runs/stream"), page["runs"], as_json)
+    follow_runs(cli.stream("stream_agent_runs", slug=slug), page["runs"], as_json)
 
 
 from cairn.cli.triggers import trigger  # noqa: E402 - a subgroup of ``agent``
@@ -403,4 +404,4 @@ def why_not_fired(cli: CliContext, slug: str, as_json: bool) -> None:
     decision, no trigger, or no event at all."""
     from cairn.cli.doctor import show_explanation
 
-    show_explanation(cli.request("GET", f"/agents/{slug}/why-not-fired"), as_json)
+    show_explanation(cli.call("why_not_fired", slug=slug), as_json)

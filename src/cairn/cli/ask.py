@@ -54,9 +54,7 @@ def ask(
     if not text:
         raise UsageError('ask a question, e.g. cairn ask "Which agent used the most tokens today?"')
     with waiting("Asking the Concierge…"):
-        answer = cli.request(
-            "POST", "/ask", json={"question": text, "offline": offline, "yes": yes}
-        )
+        answer = cli.call("ask", body={"question": text, "offline": offline, "yes": yes})
     if as_json:
         print_json(answer)
         return

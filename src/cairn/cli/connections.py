@@ -47,10 +47,9 @@ def add(
     """Store APP_SLUG's OAuth token, encrypted; it replaces the app's previous connection."""
     if not token:
         raise UsageError(f"pass --token or set CAIRN_CONNECT_TOKEN to connect {app_slug}")
-    made = cli.request(
-        "POST",
-        "/connections",
-        json={
+    made = cli.call(
+        "add_connection",
+        body={
             "app_slug": app_slug,
             "access_token": token,
             "expires_in_s": expires_in,
@@ -71,7 +70,7 @@ def add(
 @pass_cli
 def list_(cli: CliContext, as_json: bool) -> None:
     """The sandbox's connections, revoked ones too (never their tokens)."""
-    found = cli.request("GET", "/connections")
+    found = cli.call("list_connections")
     if as_json:
         print_json(found)
         return
@@ -102,7 +101,7 @@ def revoke(cli: CliContext, ref: str, yes: bool, as_json: bool) -> None:
     from cairn.cli.context import confirm
 
     confirm(f"revoke connection {ref} and forget its token?", yes)
-    revoked = cli.request("POST", f"/connections/{ref}/revoke")
+    revoked = cli.call("revoke_connection", ref=ref)
     if as_json:
         print_json(revoked)
     else:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from cairn.client.transport import Transport
+    from cairn.client.transport import StreamEvent, Transport
     from cairn.services.app import App
 
 
@@ -97,15 +97,14 @@ class CliContext:
         except NotFound:
             return None  # no such sandbox: the server says so
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Shorthand for ``self.transport.request``; an empty id (``runs show ''``) is bad
-        input, said as such, not an unknown route."""
-        inner = path[2:] if path.startswith("//") else path[1:]
-        if any(part.strip() == "" for part in inner.split("/")):
-            from cairn.errors import UsageError
+    def call(self, operation: str, *, body: Any = None, **params: Any) -> Any:
+        """Call an operation of the table (``cairn.api.table``) by name, with its path and
+        query parameters and its JSON body, through the transport."""
+        return self.transport.call(operation, params, body)
 
-            raise UsageError("an id or name on the command line is empty")
-        return self.transport.request(method, path, **kwargs)
+    def stream(self, operation: str, **params: Any) -> Iterator[StreamEvent]:
+        """Follow a stream operation of the table by name."""
+        return self.transport.stream(operation, params)
 
     def close(self) -> None:
         """Release connections and the database."""

@@ -99,9 +99,7 @@ def doctor(cli: CliContext, slug: str | None, quiet_days: float, as_json: bool) 
     that would be skipped now, paused or quiet triggers, agents whose recent runs mostly fail
     or use no tools, runaway usage. Exits 1 when something needs fixing."""
     with waiting("checking agents, sources and triggers…"):
-        report = cli.request(
-            "GET", "/doctor", params={"agent": slug, "quiet_days": f"{quiet_days:g}"}
-        )
+        report = cli.call("doctor", agent=slug, quiet_days=quiet_days)
     if as_json:
         print_json(report)
     else:

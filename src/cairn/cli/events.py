@@ -82,9 +82,7 @@ def list_(
     cli: CliContext, source: str | None, limit: int, before: str | None, as_json: bool
 ) -> None:
     """Recent events, newest first, each with every trigger's decision."""
-    page = cli.request(
-        "GET", "/events", params={"source": source, "limit": limit, "before": before}
-    )
+    page = cli.call("list_events", source=source, limit=limit, before=before)
     if as_json:
         print_json(page["events"])
         return
@@ -98,7 +96,7 @@ def list_(
 @pass_cli
 def show(cli: CliContext, event_id: str, as_json: bool) -> None:
     """One event: its payload and why each trigger did or did not fire."""
-    event = cli.request("GET", f"/events/{event_id}")
+    event = cli.call("get_event", event_id=event_id)
     if as_json:
         print_json(event)
         return
@@ -119,4 +117,4 @@ def explain(cli: CliContext, event_id: str, as_json: bool) -> None:
     with the command that changes it, or why the delivery was refused."""
     from cairn.cli.doctor import show_explanation
 
-    show_explanation(cli.request("GET", f"/events/{event_id}/explain"), as_json)
+    show_explanation(cli.call("explain_event", event_id=event_id), as_json)

@@ -55,12 +55,12 @@ def otlp(cli: CliContext, since: str, agent: str | None, as_json: bool) -> None:
                 params["before"] = before
             if agent:
                 params["agent"] = agent
-            page = cli.request("GET", "/runs", params=params)
+            page = cli.call("list_runs", **params)
             for row in page["runs"]:
                 if row["status"] not in FINAL_STATUSES:
                     skipped_live += 1
                     continue
-                events = cli.request("GET", f"/runs/{row['run_id']}/events")
+                events = cli.call("get_events", run_id=row["run_id"])
                 exporter.submit(run_from_dict(row), [event_from_dict(e) for e in events])
                 sent += 1
             before = page.get("next_before")
@@ -97,7 +97,7 @@ def otlp(cli: CliContext, since: str, agent: str | None, as_json: bool) -> None:
 def status(cli: CliContext, as_json: bool) -> None:
     """Whether runs are exported, where to, and how many were sent and dropped (by the
     server at CAIRN_URL; in-process, by this process)."""
-    found = cli.request("GET", "//telemetry")
+    found = cli.call("get_telemetry")
     if as_json:
         print_json(found)
         return

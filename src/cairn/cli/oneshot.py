@@ -56,10 +56,10 @@ def run(
         body["model_settings"] = settings
         body["tool_sources"] = parse_json_option(sources, "--sources")
         body["tool_allowlist"] = parse_json_option(allowlist, "--allow") or []
-    accepted = cli.request("POST", "/runs/oneshot", json=body)
+    accepted = cli.call("oneshot", body=body)
     if not as_json:
         click.echo(f"{accepted['run_id']}", err=True)
-    status = follow_events(cli.transport.stream(f"/runs/{accepted['run_id']}/stream"), as_json)
+    status = follow_events(cli.stream("stream_run", run_id=accepted["run_id"]), as_json)
     if as_json and status is None:
         click.echo(json.dumps({"run_id": accepted["run_id"]}))
     if status != "succeeded":

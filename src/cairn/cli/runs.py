@@ -51,16 +51,16 @@ def list_(
       cairn runs list --status failed --since 24h
       cairn runs list --kind oneshot --json
     """
-    params = {
-        "agent": slug,
-        "limit": limit,
-        "status": status,
-        "kind": kind,
-        "trigger_id": trigger_id,
-        "since": since,
-        "before": before,
-    }
-    page = cli.request("GET", "/runs", params=params)
+    page = cli.call(
+        "list_runs",
+        agent=slug,
+        limit=limit,
+        status=status,
+        kind=kind,
+        trigger_id=trigger_id,
+        since=since,
+        before=before,
+    )
     if as_json:
         print_json(page["runs"])
         return
@@ -83,8 +83,8 @@ def show(cli: CliContext, run_id: str, events: bool, as_json: bool) -> None:
       cairn runs show run_01j… --events
       cairn runs show run_01j… --json
     """
-    run = cli.request("GET", f"/runs/{run_id}")
-    run_events = cli.request("GET", f"/runs/{run_id}/events") if events or as_json else None
+    run = cli.call("get_run", run_id=run_id)
+    run_events = cli.call("get_events", run_id=run_id) if events or as_json else None
     if as_json:
         print_json(run | {"events": run_events or []})
         return
@@ -111,8 +111,8 @@ def follow(cli: CliContext, run_id: str, as_json: bool) -> None:
     """
     from cairn.cli.render import follow_events
 
-    cli.request("GET", f"/runs/{run_id}")  # a clear error for an unknown run
-    status = follow_events(cli.transport.stream(f"/runs/{run_id}/stream"), as_json)
+    cli.call("get_run", run_id=run_id)  # a clear error for an unknown run
+    status = follow_events(cli.stream("stream_run", run_id=run_id), as_json)
     if status != "succeeded":
         raise SystemExit(1)
 
@@ -123,7 +123,7 @@ def follow(cli: CliContext, run_id: str, as_json: bool) -> None:
 @pass_cli
 def cancel(cli: CliContext, run_id: str, as_json: bool) -> None:
     """Cancel a live run: it ends 'cancelled' and keeps the events it had."""
-    run = cli.request("POST", f"/runs/{run_id}/cancel")
+    run = cli.call("cancel_run", run_id=run_id)
     if as_json:
         print_json(run)
     else:
@@ -140,7 +140,7 @@ def replay(cli: CliContext, run_id: str, payload_json: str | None, as_json: bool
     from cairn.cli.agents import show_run
 
     payload = parse_json_option(payload_json, "--event-payload")
-    run = cli.request("POST", f"/runs/{run_id}/replay", json={"event_payload": payload})
+    run = cli.call("replay_run", run_id=run_id, body={"event_payload": payload})
     show_run(run, as_json)
     if run["status"] != "succeeded":
         raise SystemExit(1)
@@ -206,4 +206,4 @@ def explain(cli: CliContext, run_id: str, as_json: bool) -> None:
     and trace fields each finding rests on."""
     from cairn.cli.doctor import show_explanation
 
-    show_explanation(cli.request("GET", f"/runs/{run_id}/explain"), as_json)
+    show_explanation(cli.call("explain_run", run_id=run_id), as_json)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from cairn.cli.context import CliContext, pass_cli
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from cairn.services.app import App
 
 STREAMS_GRACE_S = 3
 """On shutdown, how long open requests (live streams above all) get before they are cut;
@@ -71,7 +78,6 @@ def serve(
     """
     import uvicorn
 
-    from cairn.api.app import create_app
     from cairn.services.access import local_key
 
     check_port_free(host, port)
@@ -97,7 +103,7 @@ def serve(
     ensure_identity(app.settings.home)  # the CLI checks it before sending a local key
     for sandbox_id, _name in list_sandboxes(app):
         local_key(app, sandbox_id)
-    api = create_app(
+    api = serve_app(
         app,
         workers=run_workers,
         max_backlog=max_backlog,
@@ -123,6 +129,19 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=STREAMS_GRACE_S,
     )
+
+
+def serve_app(app: App, **options: Any) -> FastAPI:
+    """What ``cairn serve`` runs: the API (``cairn.api.app.create_app(app, **options)``)
+    with the dashboard's pages mounted beside it. The API knows nothing of the dashboard;
+    the dashboard calls the same operations."""
+    from cairn.api.app import create_app
+    from cairn.web import actions, event_pages, pages
+
+    api = create_app(app, **options)
+    for router in (pages.router, event_pages.router, actions.router):
+        api.include_router(router)
+    return api
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -102,7 +102,7 @@ def add(
         "allowed_tools": allowed,
         "calls_per_minute": calls_per_minute,
     }
-    report = cli.request("POST", "/sources", json=body)
+    report = cli.call("add_source", body=body)
     if not as_json:
         click.echo(f"added source {report['source']['label']} ({report['source']['source_id']})")
     _print_health(report, as_json)
@@ -113,7 +113,7 @@ def add(
 @pass_cli
 def list_(cli: CliContext, as_json: bool) -> None:
     """Every source of the sandbox and its status."""
-    found = cli.request("GET", "/sources")
+    found = cli.call("list_sources")
     if as_json:
         print_json(found)
     else:
@@ -129,7 +129,7 @@ def list_(cli: CliContext, as_json: bool) -> None:
 @pass_cli
 def show(cli: CliContext, source_ref: str, as_json: bool) -> None:
     """One source (by id or label): configuration and status; secrets by name only."""
-    found = cli.request("GET", f"/sources/{source_ref}")
+    found = cli.call("get_source", ref=source_ref)
     if as_json:
         print_json(found)
     else:
@@ -145,7 +145,7 @@ def show(cli: CliContext, source_ref: str, as_json: bool) -> None:
 @pass_cli
 def test(cli: CliContext, source_ref: str, as_json: bool) -> None:
     """Health-check a source now (tools/list); exit 1 when it fails."""
-    report = cli.request("POST", f"/sources/{source_ref}/test")
+    report = cli.call("test_source", ref=source_ref)
     _print_health(report, as_json)
     if not report["ok"]:
         raise SystemExit(1)
@@ -160,7 +160,7 @@ def revoke(cli: CliContext, source_ref: str, yes: bool) -> None:
     from cairn.cli.context import confirm
 
     confirm(f"revoke source {source_ref} and forget its secret?", yes)
-    revoked = cli.request("POST", f"/sources/{source_ref}/revoke")
+    revoked = cli.call("revoke_source", ref=source_ref)
     click.echo(f"revoked source {revoked['label']} ({revoked['source_id']})")
 
 
@@ -187,7 +187,7 @@ def add_integration(
     """Add APP_SLUG's tools as pd_<app_slug>_<tool>; runs skip it, with the reason, until
     'cairn connection add APP_SLUG' gives it a working token."""
     body = {"app_slug": app_slug, "label": label, "provider_url": provider_url}
-    made = cli.request("POST", "/sources/integrations", json=body)
+    made = cli.call("add_integration_source", body=body)
     if as_json:
         print_json(made)
     else:

@@ -15,7 +15,7 @@ from cairn.cli.export import telemetry_line
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
     """Runs queued and running in the sandbox, and every worker with its last heartbeat."""
-    found = cli.request("GET", "/status")
+    found = cli.call("get_status")
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return

@@ -72,7 +72,7 @@ def create(
         "filter_config": _filter(filter_json),
         "rate_limit_per_hour": rate_limit,
     }
-    made = cli.request("POST", f"/agents/{slug}/triggers", json=body)
+    made = cli.call("create_trigger", slug=slug, body=body)
     if quiet:
         click.echo(made["trigger_id"])
         return
@@ -85,7 +85,7 @@ def create(
 @pass_cli
 def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
     """The triggers of SLUG (or of every agent), with fire counts."""
-    found = cli.request("GET", f"/agents/{slug}/triggers" if slug else "/triggers")
+    found = cli.call("list_agent_triggers", slug=slug) if slug else cli.call("list_triggers")
     if as_json:
         print_json(found)
         return
@@ -116,7 +116,7 @@ def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
 @pass_cli
 def show(cli: CliContext, trigger_id: str, as_json: bool) -> None:
     """One trigger, with its fire count and last fire."""
-    data = cli.request("GET", f"/triggers/{trigger_id}")
+    data = cli.call("get_trigger", trigger_id=trigger_id)
     if as_json:
         print_json(data)
         return
@@ -152,7 +152,7 @@ def update(
             body["rate_limit_per_hour"] = int(rate_limit)
         else:
             raise UsageError(f"--rate-limit takes a number or 'none', not {rate_limit!r}")
-    _print_trigger(cli.request("PATCH", f"/triggers/{trigger_id}", json=body), as_json, "updated")
+    _print_trigger(cli.call("update_trigger", trigger_id=trigger_id, body=body), as_json, "updated")
 
 
 @trigger.command("pause")
@@ -160,7 +160,7 @@ def update(
 @pass_cli
 def pause(cli: CliContext, trigger_id: str) -> None:
     """Stop firing (events are still recorded, as 'paused'); reversible."""
-    data = cli.request("PATCH", f"/triggers/{trigger_id}", json={"status": "paused"})
+    data = cli.call("update_trigger", trigger_id=trigger_id, body={"status": "paused"})
     _print_trigger(data, False, "paused")
 
 
@@ -169,7 +169,7 @@ def pause(cli: CliContext, trigger_id: str) -> None:
 @pass_cli
 def resume(cli: CliContext, trigger_id: str) -> None:
     """Fire again."""
-    data = cli.request("PATCH", f"/triggers/{trigger_id}", json={"status": "active"})
+    data = cli.call("update_trigger", trigger_id=trigger_id, body={"status": "active"})
     _print_trigger(data, False, "resumed")
 
 
@@ -182,5 +182,5 @@ def destroy(cli: CliContext, trigger_id: str, yes: bool) -> None:
     from cairn.cli.context import confirm
 
     confirm(f"destroy trigger {trigger_id}? This cannot be undone", yes)
-    cli.request("DELETE", f"/triggers/{trigger_id}")
+    cli.call("destroy_trigger", trigger_id=trigger_id)
     click.echo(f"destroyed trigger {trigger_id}")

@@ -137,8 +137,7 @@ def usage(
     if ctx.invoked_subcommand is not None:
         return
     cli: CliContext = ctx.obj
-    params = {"since": since, "by": by, "agent": agent, "trigger_id": trigger_id}
-    report = cli.request("GET", "/usage", params=params)
+    report = cli.call("get_usage", since=since, by=by, agent=agent, trigger_id=trigger_id)
     if as_json:
         print_json(report)
         return
@@ -195,7 +194,7 @@ def threshold(
     if slug is None:
         if setting or clear:
             raise UsageError("name the agent: cairn usage threshold SLUG --tokens-per-hour N")
-        found = cli.request("GET", "/thresholds")
+        found = cli.call("list_thresholds")
         if as_json:
             print_json(found)
         elif not found:
@@ -206,7 +205,7 @@ def threshold(
     if clear:
         if setting:
             raise UsageError("--clear removes the threshold: give it without limits")
-        done = cli.request("DELETE", f"/agents/{slug}/threshold")
+        done = cli.call("delete_threshold", slug=slug)
         if as_json:
             print_json(done)
         else:
@@ -218,9 +217,9 @@ def threshold(
             "cost_micros_per_hour": parse_cost(cost_per_hour) if cost_per_hour else None,
             "pause_triggers": pause,
         }
-        data = cli.request("PUT", f"/agents/{slug}/threshold", json=body)
+        data = cli.call("put_threshold", slug=slug, body=body)
     else:
-        data = cli.request("GET", f"/agents/{slug}/threshold")
+        data = cli.call("get_threshold", slug=slug)
     if as_json:
         print_json(data)
     elif data is None:
@@ -241,7 +240,7 @@ def _print_flags(flags: list[dict[str, Any]]) -> None:
 @pass_cli
 def runaways(cli: CliContext, as_json: bool) -> None:
     """Agents over their threshold in the last hour (changes nothing)."""
-    flags = cli.request("GET", "/runaways")
+    flags = cli.call("list_runaways")
     if as_json:
         print_json(flags)
     elif not flags:
@@ -256,7 +255,7 @@ def runaways(cli: CliContext, as_json: bool) -> None:
 def enforce(cli: CliContext, as_json: bool) -> None:
     """Pause the active triggers of runaway agents whose threshold has --pause, and record
     why (see 'cairn usage enforcements'). Safe to run from cron."""
-    flags = cli.request("POST", "/runaways/enforce")
+    flags = cli.call("enforce")
     if as_json:
         print_json(flags)
         return
@@ -277,7 +276,7 @@ def enforce(cli: CliContext, as_json: bool) -> None:
 @pass_cli
 def enforcements(cli: CliContext, agent: str | None, limit: int, as_json: bool) -> None:
     """Past enforcements that paused triggers, newest first, with the reason."""
-    found = cli.request("GET", "/enforcements", params={"agent": agent, "limit": limit})
+    found = cli.call("list_enforcements", agent=agent, limit=limit)
     if as_json:
         print_json(found)
         return

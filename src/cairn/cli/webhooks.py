@@ -70,7 +70,7 @@ def add(
     body: dict[str, Any] = {"label": label, "provider": provider, "signing_secret": secret}
     if options:
         body["options"] = options
-    made = cli.request("POST", "/sources/webhooks", json=body)
+    made = cli.call("add_webhook", body=body)
     base = (os.environ.get("CAIRN_PUBLIC_URL") or cli.url or "http://127.0.0.1:8765").rstrip("/")
     made["url"] = base + made["path"]
     if as_json:
@@ -101,10 +101,8 @@ def add(
 @pass_cli
 def rotate(cli: CliContext, source: str, secret: str | None, overlap: str, as_json: bool) -> None:
     """A new signing secret for SOURCE (id or label); also how a pasted secret is set."""
-    done = cli.request(
-        "POST",
-        f"/sources/{source}/rotate-secret",
-        json={"signing_secret": secret, "overlap": overlap},
+    done = cli.call(
+        "rotate_webhook_secret", ref=source, body={"signing_secret": secret, "overlap": overlap}
     )
     if as_json:
         print_json(done)
@@ -130,9 +128,7 @@ def schedule() -> None:
 @pass_cli
 def add_schedule(cli: CliContext, label: str, cron: str, timezone: str, as_json: bool) -> None:
     """A schedule source LABEL; bind triggers to it with --event-type schedule.tick."""
-    made = cli.request(
-        "POST", "/sources/schedules", json={"label": label, "cron": cron, "timezone": timezone}
-    )
+    made = cli.call("add_schedule", body={"label": label, "cron": cron, "timezone": timezone})
     if as_json:
         print_json(made)
     else:

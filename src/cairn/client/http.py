@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx
 
+from cairn.api import table
 from cairn.client.errors import error_from_problem
 from cairn.client.transport import StreamEvent
 from cairn.errors import CairnError
@@ -17,10 +18,13 @@ RECONNECT_FOR_S = 120.0
 """How long a stream keeps trying to reconnect (a server restart) before giving up."""
 
 
-def _url(sandbox: str, path: str) -> str:
-    if path.startswith("//"):
-        return "/api/v1/" + path.lstrip("/")
-    return f"/api/v1/sandboxes/{sandbox}{path}"
+def _request(
+    sandbox: str, operation: str, params: Mapping[str, Any] | None
+) -> tuple[str, str, dict[str, Any]]:
+    """The method, URL and query parameters of a call of ``operation``."""
+    op = table.operation(operation)
+    path, query = table.split_params(op, params)
+    return op.method, op.url(sandbox, path), query
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -83,28 +87,24 @@ class HttpTransport:
             base_url=base_url.rstrip("/"), headers=_headers(api_key), timeout=timeout
         )
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
+    def call(
+        self, operation: str, params: Mapping[str, Any] | None = None, body: Any = None
     ) -> Any:
         """One call; network failures become a one-line ``CairnError``."""
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        method, url, query = _request(self.sandbox, operation, params)
         try:
-            response = self._client.request(
-                method, _url(self.sandbox, path), params=clean, json=json
-            )
+            response = self._client.request(method, url, params=query, json=body)
         except httpx.HTTPError as exc:
             raise CairnError(
                 f"cannot reach the Cairn server at {self._client.base_url}: {exc}"
             ) from None
         return _decode(response)
 
-    def stream(self, path: str, *, last_event_id: str | None = None) -> Iterator[StreamEvent]:
-        """Follow an SSE path; on a dropped connection, reconnect with ``Last-Event-ID``."""
+    def stream(
+        self, operation: str, params: Mapping[str, Any], *, last_event_id: str | None = None
+    ) -> Iterator[StreamEvent]:
+        """Follow an SSE stream; on a dropped connection, reconnect with ``Last-Event-ID``."""
+        _, url, _ = _request(self.sandbox, operation, params)
         last = last_event_id
         failing_since: float | None = None
         delay = 0.1
@@ -113,9 +113,7 @@ class HttpTransport:
             if last is not None:
                 headers["Last-Event-ID"] = last
             try:
-                with self._client.stream(
-                    "GET", _url(self.sandbox, path), headers=headers, timeout=None
-                ) as response:
+                with self._client.stream("GET", url, headers=headers, timeout=None) as response:
                     if response.status_code >= 400:
                         response.read()
                         _decode(response)
@@ -158,20 +156,13 @@ class AsyncHttpTransport:
             base_url=base_url.rstrip("/"), headers=_headers(api_key), timeout=timeout
         )
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
+    async def call(
+        self, operation: str, params: Mapping[str, Any] | None = None, body: Any = None
     ) -> Any:
         """One call; network failures become a one-line ``CairnError``."""
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        method, url, query = _request(self.sandbox, operation, params)
         try:
-            response = await self._client.request(
-                method, _url(self.sandbox, path), params=clean, json=json
-            )
+            response = await self._client.request(method, url, params=query, json=body)
         except httpx.HTTPError as exc:
             raise CairnError(
                 f"cannot reach the Cairn server at {self._client.base_url}: {exc}"
@@ -179,11 +170,12 @@ class AsyncHttpTransport:
         return _decode(response)
 
     async def stream(
-        self, path: str, *, last_event_id: str | None = None
+        self, operation: str, params: Mapping[str, Any], *, last_event_id: str | None = None
     ) -> AsyncIterator[StreamEvent]:
-        """Follow an SSE path; on a dropped connection, reconnect with ``Last-Event-ID``."""
+        """Follow an SSE stream; on a dropped connection, reconnect with ``Last-Event-ID``."""
         import anyio
 
+        _, url, _ = _request(self.sandbox, operation, params)
         last = last_event_id
         failing_since: float | None = None
         delay = 0.1
@@ -193,7 +185,7 @@ class AsyncHttpTransport:
                 headers["Last-Event-ID"] = last
             try:
                 async with self._client.stream(
-                    "GET", _url(self.sandbox, path), headers=headers, timeout=None
+                    "GET", url, headers=headers, timeout=None
                 ) as response:
                     if response.status_code >= 400:
                         await response.aread()

@@ -8,53 +8,197 @@ with a URL it talks to ``cairn serve``. Errors are the ``cairn.errors`` classes:
     run = client.agents.test("support", event_payload={"title": "broken checkout"})
     page = client.agents.runs.list("support", limit=50, status="failed")
     for event in client.runs.stream(run.run_id): ...
+
+Both clients are built from one definition, as httpx builds its two clients on one base:
+each method below says once which operation of the table (``cairn.api.table``) it calls,
+with which parameters and body, and how the answer is read. The ``operation`` decorator
+then makes it a plain method on ``Client`` and a coroutine method on ``AsyncClient``, so
+the two expose the same operations with the same signatures and cannot drift apart.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
+import inspect
 import os
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from pydantic import BaseModel
 
 from cairn import wire
-from cairn.client.http import AsyncHttpTransport, HttpTransport
-from cairn.client.transport import StreamEvent, Transport
+from cairn.client.transport import AsyncTransport, StreamEvent, Transport
 from cairn.wire import concierge as wire_concierge
 from cairn.wire import diagnosis as wire_diagnosis
 from cairn.wire import usage as wire_usage
 
 __all__ = ["AsyncClient", "Client", "StreamEvent"]
 
-
-def _agent_body(
-    slug: str,
-    system_prompt: str,
-    name: str | None,
-    description: str,
-    tool_sources: list[str] | None,
-    tool_allowlist: list[str] | None,
-    model_settings: dict[str, Any] | None,
-) -> dict[str, Any]:
-    return {
-        "slug": slug,
-        "system_prompt": system_prompt,
-        "name": name,
-        "description": description,
-        "tool_sources": tool_sources,
-        "tool_allowlist": list(tool_allowlist or []),
-        "model_settings": model_settings or {},
-    }
+P = ParamSpec("P")
+R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
 
 
-def _run_params(**params: Any) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if v is not None}
+class Sync:
+    """Marks the resources of ``Client``: calls return their result."""
 
 
-class _AgentRuns:
-    def __init__(self, transport: Transport) -> None:
-        self._t = transport
+class Async:
+    """Marks the resources of ``AsyncClient``: calls return a coroutine."""
 
+
+Mode = TypeVar("Mode", Sync, Async)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[R]):
+    """One call of an operation of the table: its parameters (path and query, by name), its
+    JSON body and how the answer is read."""
+
+    operation: str
+    read: Callable[[Any], R]
+    params: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Follow(Generic[R]):
+    """One stream of the table: which events it keeps (``kinds``: all but these, or only
+    these) and how each is read."""
+
+    operation: str
+    read: Callable[[Any], R]
+    params: dict[str, Any]
+    keep: Callable[[str], bool]
+    last_event_id: str | None = None
+
+
+def one(model: type[M]) -> Callable[[Any], M]:
+    """Read an answer as ``model``."""
+    return model.model_validate
+
+
+def many(model: type[M]) -> Callable[[Any], builtins.list[M]]:
+    """Read an answer as a list of ``model``."""
+    return lambda data: [model.model_validate(item) for item in data]
+
+
+def maybe(model: type[M]) -> Callable[[Any], M | None]:
+    """Read an answer as ``model``, or ``None`` for null."""
+    return lambda data: None if data is None else model.model_validate(data)
+
+
+class Resource(Generic[Mode]):
+    """A group of operations, over a synchronous or an asynchronous transport."""
+
+    def __init__(self, transport: Transport | AsyncTransport) -> None:
+        self._transport = transport
+
+    def _perform(self, call: Call[Any]) -> Any:
+        transport = self._transport
+        result = transport.call(call.operation, call.params, call.body)
+        if inspect.isawaitable(result):
+
+            async def read() -> Any:
+                return call.read(await result)
+
+            return read()
+        return call.read(result)
+
+    def _follow(self, follow: Follow[Any]) -> Any:
+        events = self._transport.stream(
+            follow.operation, follow.params, last_event_id=follow.last_event_id
+        )
+        if isinstance(events, AsyncIterator):
+            return _follow_async(events, follow)
+        return (follow.read(e.data) for e in events if follow.keep(e.event))
+
+
+async def _follow_async(events: AsyncIterator[StreamEvent], follow: Follow[R]) -> AsyncIterator[R]:
+    async for event in events:
+        if follow.keep(event.event):
+            yield follow.read(event.data)
+
+
+class operation(Generic[P, R]):
+    """Makes a method that describes a ``Call`` into the method that performs it: on a
+    ``Client`` resource it returns the result, on an ``AsyncClient`` one a coroutine."""
+
+    def __init__(self, describe: Callable[Concatenate[Any, P], Call[R]]) -> None:
+        self.describe = describe
+        functools.update_wrapper(self, describe)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, resource: Resource[Sync], owner: Any) -> Callable[P, R]: ...
+
+    @overload
+    def __get__(self, resource: Resource[Async], owner: Any) -> Callable[P, Awaitable[R]]: ...
+
+    @overload
+    def __get__(self, resource: None, owner: Any) -> operation[P, R]: ...
+
+    def __get__(self, resource: Resource[Any] | None, owner: Any) -> Any:
+        if resource is None:
+            return self
+        describe = self.describe
+
+        @functools.wraps(describe)
+        def perform(*args: Any, **kwargs: Any) -> Any:
+            return resource._perform(describe(resource, *args, **kwargs))
+
+        perform.__signature__ = _without_self(describe)  # type: ignore[attr-defined]
+        return perform
+
+
+class streaming(Generic[P, R]):
+    """As ``operation``, for a stream: an iterator on ``Client``, an async one on
+    ``AsyncClient``."""
+
+    def __init__(self, describe: Callable[Concatenate[Any, P], Follow[R]]) -> None:
+        self.describe = describe
+        functools.update_wrapper(self, describe)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, resource: Resource[Sync], owner: Any) -> Callable[P, Iterator[R]]: ...
+
+    @overload
+    def __get__(self, resource: Resource[Async], owner: Any) -> Callable[P, AsyncIterator[R]]: ...
+
+    @overload
+    def __get__(self, resource: None, owner: Any) -> streaming[P, R]: ...
+
+    def __get__(self, resource: Resource[Any] | None, owner: Any) -> Any:
+        if resource is None:
+            return self
+        describe = self.describe
+
+        @functools.wraps(describe)
+        def follow(*args: Any, **kwargs: Any) -> Any:
+            return resource._follow(describe(resource, *args, **kwargs))
+
+        follow.__signature__ = _without_self(describe)  # type: ignore[attr-defined]
+        return follow
+
+
+def _without_self(function: Callable[..., Any]) -> inspect.Signature:
+    """The signature a bound method shows: without ``self``, returning what it performs."""
+    signature = inspect.signature(function)
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
+
+
+def _given(**params: Any) -> dict[str, Any]:
+    return {name: value for name, value in params.items() if value is not None}
+
+
+# --- the resources, once for both clients -----------------------------------------------
+
+
+class AgentRuns(Resource[Mode]):
+    """An agent's runs."""
+
+    @operation
     def list(
         self,
         slug: str,
@@ -65,9 +209,10 @@ class _AgentRuns:
         kind: str | None = None,
         before: str | None = None,
         since: str | None = None,
-    ) -> wire.RunPage:
+    ) -> Call[wire.RunPage]:
         """The agent's runs, newest first (``page.next_before`` continues)."""
-        params = _run_params(
+        params = _given(
+            slug=slug,
             limit=limit,
             status=status,
             trigger_id=trigger_id,
@@ -75,27 +220,30 @@ class _AgentRuns:
             before=before,
             since=since,
         )
-        return wire.RunPage.model_validate(
-            self._t.request("GET", f"/agents/{slug}/runs", params=params)
+        return Call("list_agent_runs", one(wire.RunPage), params)
+
+    @operation
+    def get_trace(self, slug: str, run_id: str) -> Call[wire.ToolResolutionTrace | None]:
+        """The tool-resolution trace of one of the agent's runs."""
+        params = {"slug": slug, "run_id": run_id}
+        return Call("get_agent_run_trace", maybe(wire.ToolResolutionTrace), params)
+
+    @streaming
+    def follow(self, slug: str) -> Follow[wire.RunSummary]:
+        """Runs of the agent as they start and finish; reconnects by itself. Endless."""
+        return Follow(
+            "stream_agent_runs", one(wire.RunSummary), {"slug": slug}, lambda e: e == "run"
         )
 
-    def get_trace(self, slug: str, run_id: str) -> wire.ToolResolutionTrace | None:
-        """The tool-resolution trace of one of the agent's runs."""
-        data = self._t.request("GET", f"/agents/{slug}/runs/{run_id}/trace")
-        return wire.ToolResolutionTrace.model_validate(data) if data is not None else None
 
-    def follow(self, slug: str) -> Iterator[wire.RunSummary]:
-        """Runs of the agent as they start and finish; reconnects by itself. Endless."""
-        for event in self._t.stream(f"/agents/{slug}/runs/stream"):
-            if event.event == "run":
-                yield wire.RunSummary.model_validate(event.data)
+class Agents(Resource[Mode]):
+    """Agents: create, change, archive, fire."""
 
+    def __init__(self, transport: Transport | AsyncTransport) -> None:
+        super().__init__(transport)
+        self.runs: AgentRuns[Mode] = AgentRuns(transport)
 
-class _Agents:
-    def __init__(self, transport: Transport) -> None:
-        self._t = transport
-        self.runs = _AgentRuns(transport)
-
+    @operation
     def create(
         self,
         slug: str,
@@ -103,127 +251,163 @@ class _Agents:
         *,
         name: str | None = None,
         description: str = "",
-        tool_sources: list[str] | None = None,
-        tool_allowlist: list[str] | None = None,
+        tool_sources: builtins.list[str] | None = None,
+        tool_allowlist: builtins.list[str] | None = None,
         model_settings: dict[str, Any] | None = None,
-    ) -> wire.Agent:
+    ) -> Call[wire.Agent]:
         """Create an agent; ``warnings`` on the result name stale allowlist entries."""
-        body = _agent_body(
-            slug, system_prompt, name, description, tool_sources, tool_allowlist, model_settings
-        )
-        return wire.Agent.model_validate(self._t.request("POST", "/agents", json=body))
+        body = {
+            "slug": slug,
+            "system_prompt": system_prompt,
+            "name": name,
+            "description": description,
+            "tool_sources": tool_sources,
+            "tool_allowlist": builtins.list(tool_allowlist or []),
+            "model_settings": model_settings or {},
+        }
+        return Call("create_agent", one(wire.Agent), body=body)
 
-    def list(self) -> builtins.list[wire.Agent]:
+    @operation
+    def list(self) -> Call[builtins.list[wire.Agent]]:
         """Every agent of the sandbox."""
-        return [wire.Agent.model_validate(a) for a in self._t.request("GET", "/agents")]
+        return Call("list_agents", many(wire.Agent))
 
-    def get(self, slug: str) -> wire.Agent:
+    @operation
+    def get(self, slug: str) -> Call[wire.Agent]:
         """One agent."""
-        return wire.Agent.model_validate(self._t.request("GET", f"/agents/{slug}"))
+        return Call("get_agent", one(wire.Agent), {"slug": slug})
 
-    def update(self, slug: str, **changes: Any) -> wire.Agent:
+    @operation
+    def update(self, /, slug: str, **changes: Any) -> Call[wire.Agent]:
         """Change only the named fields (``tool_sources=None`` resets to the default)."""
-        return wire.Agent.model_validate(self._t.request("PATCH", f"/agents/{slug}", json=changes))
+        return Call("update_agent", one(wire.Agent), {"slug": slug}, changes)
 
-    def archive(self, slug: str) -> wire.Agent:
+    @operation
+    def archive(self, slug: str) -> Call[wire.Agent]:
         """Archive (reversible)."""
-        return wire.Agent.model_validate(self._t.request("POST", f"/agents/{slug}/archive"))
+        return Call("archive_agent", one(wire.Agent), {"slug": slug})
 
-    def unarchive(self, slug: str) -> wire.Agent:
+    @operation
+    def unarchive(self, slug: str) -> Call[wire.Agent]:
         """Restore an archived agent."""
-        return wire.Agent.model_validate(self._t.request("POST", f"/agents/{slug}/unarchive"))
+        return Call("unarchive_agent", one(wire.Agent), {"slug": slug})
 
-    def tools(self, slug: str) -> wire.Catalog:
+    @operation
+    def tools(self, slug: str) -> Call[wire.Catalog]:
         """The tools the agent would see now, and the trace."""
-        return wire.Catalog.model_validate(self._t.request("GET", f"/agents/{slug}/tools"))
+        return Call("agent_tools", one(wire.Catalog), {"slug": slug})
 
-    def test(self, slug: str, event_payload: Any = None) -> wire.Run:
+    @operation
+    def test(self, slug: str, event_payload: Any = None) -> Call[wire.Run]:
         """Test-fire synchronously; the finished run."""
         body = {"event_payload": {} if event_payload is None else event_payload}
-        return wire.Run.model_validate(self._t.request("POST", f"/agents/{slug}/test", json=body))
+        return Call("test_agent", one(wire.Run), {"slug": slug}, body)
 
-    def fire(self, slug: str, event_payload: Any = None) -> wire.FireAccepted:
+    @operation
+    def fire(self, slug: str, event_payload: Any = None) -> Call[wire.FireAccepted]:
         """Fire asynchronously; the run id at once."""
         body = {"event_payload": {} if event_payload is None else event_payload}
-        data = self._t.request("POST", f"/agents/{slug}/fire", json=body)
-        return wire.FireAccepted.model_validate(data)
+        return Call("fire_agent", one(wire.FireAccepted), {"slug": slug}, body)
 
-    def why_not_fired(self, slug: str) -> wire_diagnosis.Explanation:
+    @operation
+    def why_not_fired(self, slug: str) -> Call[wire_diagnosis.Explanation]:
         """Why the agent did (not) fire on the last event of any source bound to it."""
-        data = self._t.request("GET", f"/agents/{slug}/why-not-fired")
-        return wire_diagnosis.Explanation.model_validate(data)
+        return Call("why_not_fired", one(wire_diagnosis.Explanation), {"slug": slug})
 
 
-class _Runs:
-    def __init__(self, transport: Transport) -> None:
-        self._t = transport
+class Runs(Resource[Mode]):
+    """Runs: read, follow, cancel, replay, explain."""
 
-    def list(self, *, agent: str | None = None, limit: int = 20, **filters: Any) -> wire.RunPage:
-        """Runs across agents, newest first (filters: status, trigger_id, kind, before, since)."""
-        params = _run_params(agent=agent, limit=limit, **filters)
-        return wire.RunPage.model_validate(self._t.request("GET", "/runs", params=params))
-
-    def get(self, run_id: str) -> wire.Run:
-        """One run."""
-        return wire.Run.model_validate(self._t.request("GET", f"/runs/{run_id}"))
-
-    def get_trace(self, run_id: str) -> wire.ToolResolutionTrace | None:
-        """The run's tool-resolution trace."""
-        data = self._t.request("GET", f"/runs/{run_id}/trace")
-        return wire.ToolResolutionTrace.model_validate(data) if data is not None else None
-
-    def events(self, run_id: str, *, after: int = 0) -> builtins.list[wire.RunEvent]:
-        """Stored events after sequence ``after``."""
-        data = self._t.request("GET", f"/runs/{run_id}/events", params={"after": after})
-        return [wire.RunEvent.model_validate(e) for e in data]
-
-    def cancel(self, run_id: str) -> wire.Run:
-        """Cancel a live run."""
-        return wire.Run.model_validate(self._t.request("POST", f"/runs/{run_id}/cancel"))
-
-    def replay(self, run_id: str, event_payload: Any = None) -> wire.Run:
-        """Re-fire the run's event (or an edited one) as a test run."""
-        data = self._t.request(
-            "POST", f"/runs/{run_id}/replay", json={"event_payload": event_payload}
+    @operation
+    def list(
+        self,
+        *,
+        agent: str | None = None,
+        limit: int = 20,
+        status: str | None = None,
+        trigger_id: str | None = None,
+        kind: str | None = None,
+        before: str | None = None,
+        since: str | None = None,
+    ) -> Call[wire.RunPage]:
+        """Runs across agents, newest first (``page.next_before`` continues)."""
+        params = _given(
+            agent=agent,
+            limit=limit,
+            status=status,
+            trigger_id=trigger_id,
+            kind=kind,
+            before=before,
+            since=since,
         )
-        return wire.Run.model_validate(data)
+        return Call("list_runs", one(wire.RunPage), params)
 
-    def oneshot(self, agent: str | None, prompt: str, **settings: Any) -> wire.Run:
+    @operation
+    def get(self, run_id: str) -> Call[wire.Run]:
+        """One run."""
+        return Call("get_run", one(wire.Run), {"run_id": run_id})
+
+    @operation
+    def get_trace(self, run_id: str) -> Call[wire.ToolResolutionTrace | None]:
+        """The run's tool-resolution trace."""
+        return Call("get_trace", maybe(wire.ToolResolutionTrace), {"run_id": run_id})
+
+    @operation
+    def events(self, run_id: str, *, after: int = 0) -> Call[builtins.list[wire.RunEvent]]:
+        """Stored events after sequence ``after``."""
+        return Call("get_events", many(wire.RunEvent), {"run_id": run_id, "after": after})
+
+    @operation
+    def cancel(self, run_id: str) -> Call[wire.Run]:
+        """Cancel a live run."""
+        return Call("cancel_run", one(wire.Run), {"run_id": run_id})
+
+    @operation
+    def replay(self, run_id: str, event_payload: Any = None) -> Call[wire.Run]:
+        """Re-fire the run's event (or an edited one) as a test run."""
+        body = {"event_payload": event_payload}
+        return Call("replay_run", one(wire.Run), {"run_id": run_id}, body)
+
+    @operation
+    def oneshot(self, /, agent: str | None, prompt: str, **settings: Any) -> Call[wire.Run]:
         """One turn of ``agent`` on ``prompt`` (``agent=None``: the ad-hoc agent, configured
         by ``model_settings=``, ``tool_sources=``, ``tool_allowlist=``)."""
         body = {"agent": agent, "prompt": prompt, **settings}
-        data = self._t.request("POST", "/runs/oneshot", json=body)
-        return wire.Run.model_validate(data)
+        return Call("oneshot", one(wire.Run), body=body)
 
-    def stream(self, run_id: str, *, after: int = 0) -> Iterator[wire.RunEvent]:
+    @streaming
+    def stream(self, run_id: str, *, after: int = 0) -> Follow[wire.RunEvent]:
         """The run's events in order, live, resuming by itself; ends when the run is final."""
-        for event in self._t.stream(f"/runs/{run_id}/stream", last_event_id=str(after)):
-            if event.event != "end":
-                yield wire.RunEvent.model_validate(event.data)
+        return Follow(
+            "stream_run", one(wire.RunEvent), {"run_id": run_id}, lambda e: e != "end", str(after)
+        )
 
-    def explain(self, run_id: str) -> wire_diagnosis.Explanation:
+    @operation
+    def explain(self, run_id: str) -> Call[wire_diagnosis.Explanation]:
         """Why the run did what it did: the cause, the fix and the fields they rest on."""
-        data = self._t.request("GET", f"/runs/{run_id}/explain")
-        return wire_diagnosis.Explanation.model_validate(data)
+        return Call("explain_run", one(wire_diagnosis.Explanation), {"run_id": run_id})
 
 
-class _Sources:
-    def __init__(self, transport: Transport) -> None:
-        self._t = transport
+class Sources(Resource[Mode]):
+    """Tool and event sources."""
 
-    def list(self) -> builtins.list[wire.Source]:
+    @operation
+    def list(self) -> Call[builtins.list[wire.Source]]:
         """Every source (builtin first)."""
-        return [wire.Source.model_validate(s) for s in self._t.request("GET", "/sources")]
+        return Call("list_sources", many(wire.Source))
 
-    def get(self, ref: str) -> wire.Source:
+    @operation
+    def get(self, ref: str) -> Call[wire.Source]:
         """One source by id or label."""
-        return wire.Source.model_validate(self._t.request("GET", f"/sources/{ref}"))
+        return Call("get_source", one(wire.Source), {"ref": ref})
 
-    def add(self, label: str, *, transport: str, **config: Any) -> wire.Health:
+    @operation
+    def add(self, /, label: str, *, transport: str, **config: Any) -> Call[wire.Health]:
         """Register an MCP server (see ``wire.SourceCreate``) and health-check it."""
         body = {"label": label, "transport": transport, **config}
-        return wire.Health.model_validate(self._t.request("POST", "/sources", json=body))
+        return Call("add_source", one(wire.Health), body=body)
 
+    @operation
     def add_webhook(
         self,
         label: str,
@@ -231,7 +415,7 @@ class _Sources:
         provider: str = "cairn",
         signing_secret: str | None = None,
         options: dict[str, Any] | None = None,
-    ) -> wire.WebhookCreated:
+    ) -> Call[wire.WebhookCreated]:
         """A webhook source for ``provider`` (see ``wire.WebhookCreate``)."""
         body = {
             "label": label,
@@ -239,51 +423,52 @@ class _Sources:
             "signing_secret": signing_secret,
             "options": options,
         }
-        made = self._t.request("POST", "/sources/webhooks", json=body)
-        return wire.WebhookCreated.model_validate(made)
+        return Call("add_webhook", one(wire.WebhookCreated), body=body)
 
+    @operation
     def rotate_secret(
         self, ref: str, *, signing_secret: str | None = None, overlap: str = "24h"
-    ) -> wire.SecretRotated:
+    ) -> Call[wire.SecretRotated]:
         """A new signing secret; the previous one verifies for ``overlap`` more."""
         body = {"signing_secret": signing_secret, "overlap": overlap}
-        done = self._t.request("POST", f"/sources/{ref}/rotate-secret", json=body)
-        return wire.SecretRotated.model_validate(done)
+        return Call("rotate_webhook_secret", one(wire.SecretRotated), {"ref": ref}, body)
 
-    def test(self, ref: str) -> wire.Health:
+    @operation
+    def test(self, ref: str) -> Call[wire.Health]:
         """Health-check now."""
-        return wire.Health.model_validate(self._t.request("POST", f"/sources/{ref}/test"))
+        return Call("test_source", one(wire.Health), {"ref": ref})
 
-    def revoke(self, ref: str) -> wire.Source:
+    @operation
+    def revoke(self, ref: str) -> Call[wire.Source]:
         """Forget the binding and its secret."""
-        return wire.Source.model_validate(self._t.request("POST", f"/sources/{ref}/revoke"))
+        return Call("revoke_source", one(wire.Source), {"ref": ref})
 
 
-class _Keys:
-    def __init__(self, transport: Transport) -> None:
-        self._t = transport
+class Keys(Resource[Mode]):
+    """The sandbox's API keys (owner)."""
 
-    def list(self) -> builtins.list[wire.ApiKey]:
+    @operation
+    def list(self) -> Call[builtins.list[wire.ApiKey]]:
         """The sandbox's keys."""
-        return [wire.ApiKey.model_validate(k) for k in self._t.request("GET", "/keys")]
+        return Call("list_keys", many(wire.ApiKey))
 
-    def create(self, name: str = "", role: str = "viewer") -> wire.ApiKeyCreated:
+    @operation
+    def create(self, name: str = "", role: str = "viewer") -> Call[wire.ApiKeyCreated]:
         """A new key; the token is shown this once."""
-        data = self._t.request("POST", "/keys", json={"name": name, "role": role})
-        return wire.ApiKeyCreated.model_validate(data)
+        body = {"name": name, "role": role}
+        return Call("create_key", one(wire.ApiKeyCreated), body=body)
 
-    def revoke(self, key_id: str) -> wire.ApiKey:
+    @operation
+    def revoke(self, key_id: str) -> Call[wire.ApiKey]:
         """Revoke a key."""
-        return wire.ApiKey.model_validate(self._t.request("POST", f"/keys/{key_id}/revoke"))
+        return Call("revoke_key", one(wire.ApiKey), {"key_id": key_id})
 
 
-class _Usage:
+class Usage(Resource[Mode]):
     """Cost-watch: ``client.usage(since="24h", by="agent")`` is the report; the methods
     manage per-agent thresholds and runaways."""
 
-    def __init__(self, transport: Transport) -> None:
-        self._t = transport
-
+    @operation
     def __call__(
         self,
         *,
@@ -291,18 +476,18 @@ class _Usage:
         by: str = "agent",
         agent: str | None = None,
         trigger_id: str | None = None,
-    ) -> wire_usage.UsageReport:
+    ) -> Call[wire_usage.UsageReport]:
         """Runs, tokens and estimated cost (micro-units) over the window ``since``, grouped
         ``by`` agent, trigger, model or hour, each row with its tokens per hour."""
-        params = _run_params(since=since, by=by, agent=agent, trigger_id=trigger_id)
-        data = self._t.request("GET", "/usage", params=params)
-        return wire_usage.UsageReport.model_validate(data)
+        params = _given(since=since, by=by, agent=agent, trigger_id=trigger_id)
+        return Call("get_usage", one(wire_usage.UsageReport), params)
 
-    def get_threshold(self, slug: str) -> wire_usage.Threshold | None:
+    @operation
+    def get_threshold(self, slug: str) -> Call[wire_usage.Threshold | None]:
         """The agent's threshold, or ``None`` when it is not watched."""
-        data = self._t.request("GET", f"/agents/{slug}/threshold")
-        return wire_usage.Threshold.model_validate(data) if data is not None else None
+        return Call("get_threshold", maybe(wire_usage.Threshold), {"slug": slug})
 
+    @operation
     def set_threshold(
         self,
         slug: str,
@@ -310,7 +495,7 @@ class _Usage:
         tokens_per_hour: int | None = None,
         cost_micros_per_hour: int | None = None,
         pause_triggers: bool = False,
-    ) -> wire_usage.Threshold:
+    ) -> Call[wire_usage.Threshold]:
         """Set (replace) the agent's limits per hour; ``pause_triggers`` lets enforcing a
         breach pause its triggers."""
         body = {
@@ -318,38 +503,76 @@ class _Usage:
             "cost_micros_per_hour": cost_micros_per_hour,
             "pause_triggers": pause_triggers,
         }
-        data = self._t.request("PUT", f"/agents/{slug}/threshold", json=body)
-        return wire_usage.Threshold.model_validate(data)
+        return Call("put_threshold", one(wire_usage.Threshold), {"slug": slug}, body)
 
-    def clear_threshold(self, slug: str) -> wire_usage.ThresholdCleared:
+    @operation
+    def clear_threshold(self, slug: str) -> Call[wire_usage.ThresholdCleared]:
         """Stop watching the agent."""
-        data = self._t.request("DELETE", f"/agents/{slug}/threshold")
-        return wire_usage.ThresholdCleared.model_validate(data)
+        return Call("delete_threshold", one(wire_usage.ThresholdCleared), {"slug": slug})
 
-    def thresholds(self) -> builtins.list[wire_usage.Threshold]:
+    @operation
+    def thresholds(self) -> Call[builtins.list[wire_usage.Threshold]]:
         """Every threshold of the sandbox."""
-        data = self._t.request("GET", "/thresholds")
-        return [wire_usage.Threshold.model_validate(t) for t in data]
+        return Call("list_thresholds", many(wire_usage.Threshold))
 
-    def runaways(self) -> builtins.list[wire_usage.RunawayFlag]:
+    @operation
+    def runaways(self) -> Call[builtins.list[wire_usage.RunawayFlag]]:
         """Agents over a threshold in the last hour (changes nothing)."""
-        data = self._t.request("GET", "/runaways")
-        return [wire_usage.RunawayFlag.model_validate(f) for f in data]
+        return Call("list_runaways", many(wire_usage.RunawayFlag))
 
-    def enforce(self) -> builtins.list[wire_usage.RunawayFlag]:
+    @operation
+    def enforce(self) -> Call[builtins.list[wire_usage.RunawayFlag]]:
         """Pause the triggers of runaway agents whose threshold says so, recording why."""
-        data = self._t.request("POST", "/runaways/enforce")
-        return [wire_usage.RunawayFlag.model_validate(f) for f in data]
+        return Call("enforce", many(wire_usage.RunawayFlag))
 
+    @operation
     def enforcements(
         self, *, agent: str | None = None, limit: int = 50
-    ) -> builtins.list[wire_usage.Enforcement]:
+    ) -> Call[builtins.list[wire_usage.Enforcement]]:
         """Enforcements that paused triggers, newest first, with their reasons."""
-        data = self._t.request("GET", "/enforcements", params=_run_params(agent=agent, limit=limit))
-        return [wire_usage.Enforcement.model_validate(e) for e in data]
+        params = _given(agent=agent, limit=limit)
+        return Call("list_enforcements", many(wire_usage.Enforcement), params)
 
 
-class Client:
+class BaseClient(Resource[Mode]):
+    """What ``Client`` and ``AsyncClient`` share: every resource and operation."""
+
+    def __init__(self, transport: Transport | AsyncTransport) -> None:
+        super().__init__(transport)
+        self.agents: Agents[Mode] = Agents(transport)
+        self.runs: Runs[Mode] = Runs(transport)
+        self.sources: Sources[Mode] = Sources(transport)
+        self.keys: Keys[Mode] = Keys(transport)
+        self.usage: Usage[Mode] = Usage(transport)
+
+    @operation
+    def ask(
+        self, question: str, *, offline: bool = False, yes: bool = False
+    ) -> Call[wire_concierge.Answer]:
+        """Ask the Concierge in plain English; the answer cites run ids and suggests
+        commands (``offline=True`` skips a configured Concierge agent; ``yes=True``
+        confirms a test fire of an agent whose tools may act)."""
+        body = {"question": question, "offline": offline, "yes": yes}
+        return Call("ask", one(wire_concierge.Answer), body=body)
+
+    @operation
+    def explain_event(self, event_id: str) -> Call[wire_diagnosis.Explanation]:
+        """Why an event fired what it fired, or nothing (each trigger's decision)."""
+        return Call("explain_event", one(wire_diagnosis.Explanation), {"event_id": event_id})
+
+    @operation
+    def doctor(
+        self, *, agent: str | None = None, quiet_days: float = 7
+    ) -> Call[wire_diagnosis.DoctorReport]:
+        """Scan for what needs fixing without running anything (``report.ok``)."""
+        params = _given(agent=agent, quiet_days=quiet_days)
+        return Call("doctor", one(wire_diagnosis.DoctorReport), params)
+
+
+# --- the two clients --------------------------------------------------------------------
+
+
+class Client(BaseClient[Sync]):
     """Synchronous SDK. ``base_url`` (or ``CAIRN_URL``) for a server, else in-process."""
 
     def __init__(
@@ -364,6 +587,8 @@ class Client:
         if transport is None:
             url = base_url or os.environ.get("CAIRN_URL")
             if url:
+                from cairn.client.http import HttpTransport
+
                 transport = HttpTransport(url, api_key or os.environ.get("CAIRN_API_KEY"), sandbox)
             else:
                 from cairn.client.local import LocalTransport
@@ -371,12 +596,8 @@ class Client:
                 from cairn.services.app import App
 
                 transport = LocalTransport(App(load_settings(sandbox=sandbox)), sandbox)
+        super().__init__(transport)
         self.transport = transport
-        self.agents = _Agents(transport)
-        self.runs = _Runs(transport)
-        self.sources = _Sources(transport)
-        self.keys = _Keys(transport)
-        self.usage = _Usage(transport)
 
     def close(self) -> None:
         """Release connections."""
@@ -388,151 +609,35 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ask(
-        self, question: str, *, offline: bool = False, yes: bool = False
-    ) -> wire_concierge.Answer:
-        """Ask the Concierge in plain English; the answer cites run ids and suggests
-        commands (``offline=True`` skips a configured Concierge agent; ``yes=True``
-        confirms a test fire of an agent whose tools may act)."""
-        body = {"question": question, "offline": offline, "yes": yes}
-        data = self.transport.request("POST", "/ask", json=body)
-        return wire_concierge.Answer.model_validate(data)
 
-    def explain_event(self, event_id: str) -> wire_diagnosis.Explanation:
-        """Why an event fired what it fired, or nothing (each trigger's decision)."""
-        data = self.transport.request("GET", f"/events/{event_id}/explain")
-        return wire_diagnosis.Explanation.model_validate(data)
-
-    def doctor(
-        self, *, agent: str | None = None, quiet_days: float = 7
-    ) -> wire_diagnosis.DoctorReport:
-        """Scan for what needs fixing without running anything (``report.ok``)."""
-        params = _run_params(agent=agent, quiet_days=quiet_days)
-        data = self.transport.request("GET", "/doctor", params=params)
-        return wire_diagnosis.DoctorReport.model_validate(data)
-
-
-class _AsyncAgentRuns:
-    def __init__(self, transport: AsyncHttpTransport) -> None:
-        self._t = transport
-
-    async def list(self, slug: str, *, limit: int = 20, **filters: Any) -> wire.RunPage:
-        """The agent's runs, newest first."""
-        params = _run_params(limit=limit, **filters)
-        data = await self._t.request("GET", f"/agents/{slug}/runs", params=params)
-        return wire.RunPage.model_validate(data)
-
-    async def get_trace(self, slug: str, run_id: str) -> wire.ToolResolutionTrace | None:
-        """The tool-resolution trace of one of the agent's runs."""
-        data = await self._t.request("GET", f"/agents/{slug}/runs/{run_id}/trace")
-        return wire.ToolResolutionTrace.model_validate(data) if data is not None else None
-
-    async def follow(self, slug: str) -> AsyncIterator[wire.RunSummary]:
-        """Runs of the agent as they start and finish; reconnects by itself. Endless."""
-        async for event in self._t.stream(f"/agents/{slug}/runs/stream"):
-            if event.event == "run":
-                yield wire.RunSummary.model_validate(event.data)
-
-
-class _AsyncAgents:
-    def __init__(self, transport: AsyncHttpTransport) -> None:
-        self._t = transport
-        self.runs = _AsyncAgentRuns(transport)
-
-    async def create(self, slug: str, system_prompt: str, **fields: Any) -> wire.Agent:
-        """Create an agent (fields as ``Client.agents.create``)."""
-        body = _agent_body(
-            slug,
-            system_prompt,
-            fields.get("name"),
-            fields.get("description", ""),
-            fields.get("tool_sources"),
-            fields.get("tool_allowlist"),
-            fields.get("model_settings"),
-        )
-        return wire.Agent.model_validate(await self._t.request("POST", "/agents", json=body))
-
-    async def list(self) -> builtins.list[wire.Agent]:
-        """Every agent of the sandbox."""
-        return [wire.Agent.model_validate(a) for a in await self._t.request("GET", "/agents")]
-
-    async def get(self, slug: str) -> wire.Agent:
-        """One agent."""
-        return wire.Agent.model_validate(await self._t.request("GET", f"/agents/{slug}"))
-
-    async def update(self, slug: str, **changes: Any) -> wire.Agent:
-        """Change only the named fields."""
-        data = await self._t.request("PATCH", f"/agents/{slug}", json=changes)
-        return wire.Agent.model_validate(data)
-
-    async def archive(self, slug: str) -> wire.Agent:
-        """Archive (reversible)."""
-        return wire.Agent.model_validate(await self._t.request("POST", f"/agents/{slug}/archive"))
-
-    async def test(self, slug: str, event_payload: Any = None) -> wire.Run:
-        """Test-fire synchronously; the finished run."""
-        body = {"event_payload": {} if event_payload is None else event_payload}
-        data = await self._t.request("POST", f"/agents/{slug}/test", json=body)
-        return wire.Run.model_validate(data)
-
-    async def fire(self, slug: str, event_payload: Any = None) -> wire.FireAccepted:
-        """Fire asynchronously; the run id at once."""
-        body = {"event_payload": {} if event_payload is None else event_payload}
-        data = await self._t.request("POST", f"/agents/{slug}/fire", json=body)
-        return wire.FireAccepted.model_validate(data)
-
-
-class _AsyncRuns:
-    def __init__(self, transport: AsyncHttpTransport) -> None:
-        self._t = transport
-
-    async def get(self, run_id: str) -> wire.Run:
-        """One run."""
-        return wire.Run.model_validate(await self._t.request("GET", f"/runs/{run_id}"))
-
-    async def cancel(self, run_id: str) -> wire.Run:
-        """Cancel a live run."""
-        return wire.Run.model_validate(await self._t.request("POST", f"/runs/{run_id}/cancel"))
-
-    async def replay(self, run_id: str, event_payload: Any = None) -> wire.Run:
-        """Re-fire the run's event (or an edited one) as a test run."""
-        data = await self._t.request(
-            "POST", f"/runs/{run_id}/replay", json={"event_payload": event_payload}
-        )
-        return wire.Run.model_validate(data)
-
-    async def stream(self, run_id: str, *, after: int = 0) -> AsyncIterator[wire.RunEvent]:
-        """The run's events in order, live, resuming by itself; ends when the run is final."""
-        async for event in self._t.stream(f"/runs/{run_id}/stream", last_event_id=str(after)):
-            if event.event != "end":
-                yield wire.RunEvent.model_validate(event.data)
-
-    async def explain(self, run_id: str) -> wire_diagnosis.Explanation:
-        """Why the run did what it did."""
-        data = await self._t.request("GET", f"/runs/{run_id}/explain")
-        return wire_diagnosis.Explanation.model_validate(data)
-
-
-class AsyncClient:
+class AsyncClient(BaseClient[Async]):
     """Asynchronous SDK over HTTP (``base_url`` or ``CAIRN_URL`` is required)."""
 
     def __init__(
-        self, base_url: str | None = None, api_key: str | None = None, *, sandbox: str | None = None
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        sandbox: str | None = None,
+        transport: AsyncTransport | None = None,
     ) -> None:
-        url = base_url or os.environ.get("CAIRN_URL")
-        if not url:
-            from cairn.errors import UsageError
+        if transport is None:
+            url = base_url or os.environ.get("CAIRN_URL")
+            if not url:
+                from cairn.errors import UsageError
 
-            raise UsageError(
-                "AsyncClient needs base_url or CAIRN_URL (the in-process mode is sync)"
+                raise UsageError(
+                    "AsyncClient needs base_url or CAIRN_URL (the in-process mode is sync)"
+                )
+            from cairn.client.http import AsyncHttpTransport
+
+            transport = AsyncHttpTransport(
+                url,
+                api_key or os.environ.get("CAIRN_API_KEY"),
+                sandbox or os.environ.get("CAIRN_SANDBOX") or "default",
             )
-        self.transport = AsyncHttpTransport(
-            url,
-            api_key or os.environ.get("CAIRN_API_KEY"),
-            sandbox or os.environ.get("CAIRN_SANDBOX") or "default",
-        )
-        self.agents = _AsyncAgents(self.transport)
-        self.runs = _AsyncRuns(self.transport)
+        super().__init__(transport)
+        self.transport = transport
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -543,19 +648,3 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    async def ask(
-        self, question: str, *, offline: bool = False, yes: bool = False
-    ) -> wire_concierge.Answer:
-        """Ask the Concierge in plain English (see ``Client.ask``)."""
-        body = {"question": question, "offline": offline, "yes": yes}
-        data = await self.transport.request("POST", "/ask", json=body)
-        return wire_concierge.Answer.model_validate(data)
-
-    async def doctor(
-        self, *, agent: str | None = None, quiet_days: float = 7
-    ) -> wire_diagnosis.DoctorReport:
-        """Scan for what needs fixing without running anything (``report.ok``)."""
-        params = _run_params(agent=agent, quiet_days=quiet_days)
-        data = await self.transport.request("GET", "/doctor", params=params)
-        return wire_diagnosis.DoctorReport.model_validate(data)

@@ -1,14 +1,17 @@
-"""How the SDK reaches Cairn: one request/stream interface, two implementations.
+"""How the SDK reaches Cairn: one interface that calls operations by name, and its
+implementations.
 
-``HttpTransport`` talks to a server (``CAIRN_URL``) with httpx; ``LocalTransport`` calls the
-same operations as the server in this process, over the local ledger, so the CLI works with
-no server started and starts fast. Both take API paths relative to
-``/api/v1/sandboxes/{sandbox}`` and return decoded JSON; both raise ``cairn.errors``.
+Every call names an operation of the table (``cairn.api.table``) with its parameters (the
+fields of its path and its query parameters, by name) and its JSON body. ``HttpTransport``
+formats the operation's URL and talks to a server (``CAIRN_URL``) with httpx;
+``LocalTransport`` runs the operation in this process over the local ledger, so the CLI
+works with no server started and starts fast. Both return decoded JSON and raise
+``cairn.errors``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,22 +30,40 @@ class Transport(Protocol):
 
     sandbox: str
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
+    def call(
+        self, operation: str, params: Mapping[str, Any] | None = None, body: Any = None
     ) -> Any:
-        """Perform one API call; ``path`` is relative to the sandbox (``/agents``) or, when
-        it starts with ``//``, to ``/api/v1`` (``//sandboxes``)."""
+        """Perform operation ``operation`` (its path and query ``params``, its ``body``)."""
         ...
 
-    def stream(self, path: str, *, last_event_id: str | None = None) -> Iterator[StreamEvent]:
-        """Follow an SSE path, reconnecting and resuming by itself until the stream ends."""
+    def stream(
+        self, operation: str, params: Mapping[str, Any], *, last_event_id: str | None = None
+    ) -> Iterator[StreamEvent]:
+        """Follow a stream operation, reconnecting and resuming by itself until it ends."""
         ...
 
     def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class AsyncTransport(Protocol):
+    """Asynchronous transport (the same calls, awaited)."""
+
+    sandbox: str
+
+    async def call(
+        self, operation: str, params: Mapping[str, Any] | None = None, body: Any = None
+    ) -> Any:
+        """Perform operation ``operation`` (its path and query ``params``, its ``body``)."""
+        ...
+
+    def stream(
+        self, operation: str, params: Mapping[str, Any], *, last_event_id: str | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Follow a stream operation, reconnecting and resuming by itself until it ends."""
+        ...
+
+    async def aclose(self) -> None:
         """Release connections."""
         ...

@@ -15,8 +15,8 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from cairn import wire
 from cairn.api import operations as ops
+from cairn.api.table import acall
 from cairn.errors import CairnError, Unauthorized
 from cairn.web import sessions, switching
 from cairn.web.pages import _error_page, _login_redirect, _parse_payload, _start_test_run
@@ -55,8 +55,8 @@ async def _set_status(
     session = None
     try:
         session, _ = await _checked(request)
-        trigger: dict[str, Any] = await anyio.to_thread.run_sync(
-            ops.update_trigger, session.caller, trigger_id, wire.TriggerUpdate(status=status)
+        trigger: dict[str, Any] = await acall(
+            "update_trigger", session.caller, {"trigger_id": trigger_id}, {"status": status}
         )
     except Unauthorized:
         return _login_redirect(request)

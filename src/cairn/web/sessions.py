@@ -6,7 +6,7 @@ cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) carries only the session's
 session expires, ends on logout, and ends when its key is revoked. A second cookie,
 ``cairn_csrf`` (random per login), is the double-submit token: the page's JavaScript echoes
 it in ``X-Cairn-CSRF`` on every POST and the dashboard's forms carry it in a hidden field;
-the API accepts the cookie on a POST only with that header (``cairn.api.app``).
+the API accepts the cookie on a POST only with that header (``cairn.api.dependencies``).
 
 The automatic local login is for the single-user embedded case, and only when the operator
 opted into it (``cairn serve --local-login`` or ``CAIRN_DASHBOARD_AUTOLOGIN=1``, on an

@@ -42,6 +42,9 @@ Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 """A prompt or other long text, within the documented limit."""
 Name = Annotated[str, Field(max_length=200)]
 
+MAX_INT32 = 2**31 - 1
+"""The largest count the ledger's integer columns hold (a larger one is refused as input)."""
+
 
 class Wire(BaseModel):
     """Base: unknown fields are refused on input, so typos fail loudly; types are strict
@@ -220,6 +223,29 @@ class RunPage(BaseModel):
     next_before: str | None
 
 
+class AgentRunFilters(BaseModel):
+    """The query parameters of an agent's run listing."""
+
+    status: RunStatus | None = None
+    trigger_id: str | None = None
+    kind: RunKind | None = None
+    before: str | None = Field(None, description="run_id cursor: runs older than it")
+    since: str | None = Field(None, description="window, e.g. 24h, 7d")
+    limit: int = Field(20, ge=1, le=1000)
+
+
+class RunFilters(AgentRunFilters):
+    """The query parameters of the sandbox's run listing."""
+
+    agent: str | None = Field(None, description="Only this agent (slug)")
+
+
+class EventsAfter(BaseModel):
+    """Where a run's stored events resume."""
+
+    after: int = Field(0, ge=0, le=MAX_INT32, description="resume after this seq")
+
+
 class RunEvent(BaseModel):
     """One event of a run's stream (``seq`` from 1)."""
 
@@ -361,7 +387,9 @@ class TriggerCreate(Wire):
     data_source_id: str = Field(description="Source id or label (webhook, schedule, integration)")
     event_type_filter: str = "*"
     filter_config: dict[str, Any] | None = None
-    rate_limit_per_hour: int | None = Field(default=None, json_schema_extra={"minimum": 1})
+    rate_limit_per_hour: int | None = Field(
+        default=None, le=MAX_INT32, json_schema_extra={"minimum": 1}
+    )
 
 
 class TriggerUpdate(Wire):
@@ -369,7 +397,9 @@ class TriggerUpdate(Wire):
 
     event_type_filter: str | None = None
     filter_config: dict[str, Any] | None = None
-    rate_limit_per_hour: int | None = Field(default=None, json_schema_extra={"minimum": 1})
+    rate_limit_per_hour: int | None = Field(
+        default=None, le=MAX_INT32, json_schema_extra={"minimum": 1}
+    )
     status: Literal["active", "paused"] | None = None
 
 
@@ -437,6 +467,14 @@ class EventPage(BaseModel):
 
     events: list[Event]
     next_before: str | None
+
+
+class EventFilters(BaseModel):
+    """The query parameters of the event listing."""
+
+    source: str | None = Field(None, description="Only this source (id or label)")
+    before: str | None = Field(None, description="event_id cursor: events older than it")
+    limit: int = Field(20, ge=1, le=500)
 
 
 class WebhookCreate(Wire):

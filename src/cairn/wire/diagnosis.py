@@ -43,3 +43,12 @@ class DoctorReport(BaseModel):
         default_factory=dict, description="How many agents, triggers, sources, runs were checked"
     )
     findings: list[Finding]
+
+
+class DoctorQuery(BaseModel):
+    """The query parameters of a doctor scan."""
+
+    agent: str | None = Field(None, description="Only this agent (slug)")
+    quiet_days: float = Field(
+        7, ge=0, le=3650, description="A trigger with no fire for this many days is quiet"
+    )

@@ -1,4 +1,5 @@
-"""Wire model of ``cairn status``: a sandbox's backlog and the workers on the ledger.
+"""Wire models of ``cairn status`` (a sandbox's backlog and the workers on the ledger) and
+of the server's telemetry export.
 
 A module of ``cairn.wire`` so the status route owns its shape, as the other feature
 routes do; the OpenAPI document then tells clients what ``GET …/status`` answers.
@@ -42,3 +43,21 @@ class ExecutionStatus(BaseModel):
     telemetry: dict[str, Any] | None = Field(
         None, description="This process's OpenTelemetry export: runs and spans sent, dropped"
     )
+
+
+class TelemetryStatus(BaseModel):
+    """Export on or off, where to, and the counters since the process started."""
+
+    enabled: bool
+    endpoint: str | None
+    detail: str | None = None
+    traces: bool = False
+    metrics: bool = False
+    capture_content: bool = False
+    runs_exported: int = 0
+    spans_exported: int = 0
+    runs_dropped: int = 0
+    spans_dropped: int = 0
+    runs_dropped_queue_full: int = 0
+    metric_exports_failed: int = 0
+    last_failure_at: str | None = None

@@ -118,3 +118,19 @@ class Enforcement(BaseModel):
     trigger_ids: list[str]
     reason: str
     enforced_at: str
+
+
+class UsageQuery(BaseModel):
+    """The query parameters of a usage report."""
+
+    since: str = Field("24h", description="Window up to now: 90m, 24h, 7d, 2w")
+    by: str = Field("agent", description="agent, trigger, model or hour")
+    agent: str | None = Field(None, description="Only this agent (slug)")
+    trigger_id: str | None = Field(None, description="Only this trigger")
+
+
+class EnforcementQuery(BaseModel):
+    """The query parameters of the enforcement listing."""
+
+    agent: str | None = Field(None, description="Only this agent (slug)")
+    limit: int = Field(50, ge=1, le=500)
