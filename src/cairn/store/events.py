@@ -105,15 +105,19 @@ def _insert_ignoring_duplicates(dialect: str) -> Any:
 def record_decision(conn: Connection, decision: TriggerDecision) -> None:
     """Store one trigger's decision about one event."""
     conn.execute(
-        insert(trigger_decisions).values(
-            event_id=decision.event_id,
-            trigger_id=decision.trigger_id,
-            decision=decision.decision,
-            detail=decision.detail,
-            run_id=decision.run_id,
-            decided_at=decision.decided_at,
-        )
+        _INSERT_DECISION,
+        {
+            "event_id": decision.event_id,
+            "trigger_id": decision.trigger_id,
+            "decision": decision.decision,
+            "detail": decision.detail,
+            "run_id": decision.run_id,
+            "decided_at": decision.decided_at,
+        },
     )
+
+
+_INSERT_DECISION = insert(trigger_decisions)
 
 
 def get_event(conn: Connection, sandbox_id: str, event_id: str) -> Event:
