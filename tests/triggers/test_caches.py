@@ -17,7 +17,7 @@ from cairn.services.access import authenticate, create_key, revoke_key
 from cairn.services.agents import AgentSpec, create_agent
 from cairn.services.app import App
 from cairn.services.caches import KEY_TTL_S, KeyCache
-from cairn.services.ingest import GroupCommit, ingest
+from cairn.services.ingest import GroupCommit, IngestResult, ingest
 from cairn.services.sources import revoke_source
 from cairn.services.triggers import create_trigger, update_trigger
 from cairn.services.webhooks import DeliveryRejected, add_webhook_source, rotate_secret, sign
@@ -204,6 +204,27 @@ async def test_one_group_commit_stores_each_event_once_and_answers_each(
     with serving.store.connect() as conn:
         queued = run_store.count_queued(conn)
     assert queued == 4, "every fired run queued with its event"
+
+
+async def test_an_event_that_cannot_be_stored_fails_alone_in_its_group_commit(
+    serving: App,
+) -> None:
+    hook = add_webhook_source(serving, "default", "gh")
+    entry = serving.caches.source_entry(hook.source.source_id)
+    assert entry is not None
+    writer = GroupCommit(serving)
+    unstorable = {"not json": object()}  # fails the batch's one INSERT
+
+    results = await asyncio.gather(
+        writer.ingest(*entry, "t", {"n": 1}, "one", None, None),
+        writer.ingest(*entry, "t", unstorable, "two", None, None),
+        writer.ingest(*entry, "t", {"n": 3}, "three", None, None),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[1], Exception)
+    assert all(isinstance(r, IngestResult) for r in (results[0], results[2])), results
+    assert sorted(s or "" for s in _stored(serving)) == ["one", "three"]
 
 
 def _stored(app: App) -> list[str | None]:

@@ -2,7 +2,6 @@
 signs (``cairn.webhooks``: Cairn's envelope, GitHub, Stripe, Slack, Linear, Standard
 Webhooks, generic HMAC).
 
-
 Answers 202 with the event id and every trigger's decision once the event is stored (200
 for providers whose retry logic wants exactly 200: Slack, Linear); 200 for a repeated
 sender event id (acknowledged, not fired again); a handshake (GitHub's ping, Slack's
@@ -10,9 +9,9 @@ url_verification) is answered as the provider expects and recorded without firin
 a missing, wrong or stale signature; 400 for a body the provider does not send (malformed,
 nested too deep, NaN); 413 for a body over the limit. Refused deliveries to a known source
 are recorded with their reason, at most a few a minute per source, the rest counted
-(``cairn.services.rejections``). When the backlog is full the answer is 503 with
-``Retry-After`` and nothing is recorded: senders retry a 5xx, never a 2xx, so a 2xx always
-means the event is decided and its runs queued.
+(``cairn.services.rejections``). When the backlog is full, a delivery that would fire a
+trigger is answered 503 with ``Retry-After`` and nothing of it is recorded: senders retry
+a 5xx, never a 2xx, so a 2xx always means the event is decided and its runs queued.
 
 The hottest route of the server, so deliveries are served by ``HookDeliveries``, an ASGI
 middleware ahead of FastAPI's routing and dependency machinery, and stored by the group
@@ -24,6 +23,7 @@ and documents the endpoint in the OpenAPI document.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +31,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cairn.api.problems import PROBLEM
+from cairn.api.problems import PROBLEM, title_for
 from cairn.domain.sources import DataSource
-from cairn.errors import Busy
+from cairn.errors import Busy, CairnError
 from cairn.services.app import App
 from cairn.services.ingest import GroupCommit, IngestResult, ingest, record_rejected
 from cairn.services.rejections import RejectionLimiter
@@ -42,6 +42,7 @@ from cairn.telemetry.context import valid_traceparent
 from cairn.webhooks import read_delivery
 
 hooks = APIRouter(tags=["webhooks"])
+log = logging.getLogger("cairn.api")
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "A repeated event id, or a handshake answered (not fired)"},
@@ -96,6 +97,8 @@ class HookDeliveries:
             )
         except _Gone:  # the sender hung up mid-body: nothing to answer, nothing recorded
             return
+        except Exception as exc:  # answered as the problem handlers behind us would
+            answer = _failed(exc, scope["path"])
         head = [
             (b"content-length", str(len(answer.body)).encode()),
             (b"content-type", answer.media_type.encode()),
@@ -257,6 +260,17 @@ def _refused(hook: HookState, source: DataSource, rejected: DeliveryRejected) ->
     title = {400: "Bad request", 401: "Unauthorized", 413: "Payload too large"}
     status = rejected.http_status
     return _problem(status, title.get(status, "Rejected"), str(rejected), "DeliveryRejected")
+
+
+def _failed(exc: Exception, path: str) -> Answer:
+    """An error out of ``deliver`` as problem+json: a ``CairnError`` by its status (the
+    ledger unreachable: 503), anything else a logged 500."""
+    if isinstance(exc, CairnError):
+        status = exc.http_status
+        retry = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Busy) else None
+        return _problem(status, title_for(status), str(exc), type(exc).__name__, retry)
+    log.exception("unexpected error on POST %s", path)
+    return _problem(500, "Internal error", f"internal error: {type(exc).__name__}", "InternalError")
 
 
 def _not_found(source_id: str) -> Answer:
