@@ -251,6 +251,14 @@ def claim_runs(
     return _claimed(conn, worker_id, now, oldest.scalar_subquery())
 
 
+def claim_run(conn: Connection, run_id: str, worker_id: str, now: datetime) -> Run | None:
+    """Move one run, named by its id, from ``queued`` to ``running`` for ``worker_id``; ``None``
+    when it is not queued (cancelled, already taken, final): the same conditional ``UPDATE``
+    as ``claim_runs``, for a backend whose queue hands out run ids (procrastinate)."""
+    claimed = _claimed(conn, worker_id, now, [run_id])
+    return claimed[0] if claimed else None
+
+
 def _claimed(conn: Connection, worker_id: str, now: datetime, which: Any) -> list[Run]:
     rows = conn.execute(
         update(runs)
