@@ -150,6 +150,31 @@ def test_a_killed_procrastinate_worker_loses_its_runs_to_the_lease_and_its_jobs_
     )
 
 
+def test_a_stopped_procrastinate_worker_finishes_its_run_and_leaves_its_jobs(
+    procrastinated: Cluster, keys: Keys, recorder: Recorder, ledger_app: App
+) -> None:
+    cluster = procrastinated
+    api = cluster.serve("--no-workers")
+    worker = cluster.worker("--concurrency", "1", "--grace", "30")
+    client = cluster.client(api, keys.owner)
+    client.agents.create("slow", "x", model_settings=effect_settings(recorder.url, 3))
+    client.agents.create("quick", "x", model_settings=effect_settings(recorder.url, 0))
+    running = client.agents.fire("slow", event_payload={"n": 0}).run_id
+    eventually(lambda: recorder.lines() == ["n=0"], within_s=30, what="the slow run started")
+    waiting = [client.agents.fire("quick", event_payload={"n": n}).run_id for n in (1, 2, 3)]
+
+    assert worker.terminate() == 0, worker.log.read_text()[-2000:]
+    rows = cluster.runs()
+    assert rows[running].status == "succeeded", "finished within the grace period"
+    assert _statuses(cluster, waiting) == dict.fromkeys(waiting, "queued")
+    assert _jobs(ledger_app, "todo") == 3, "jobs not started stay for the next worker"
+
+    cluster.worker("--concurrency", "2")
+    rows = eventually(lambda: cluster.all_final(waiting), within_s=60, what="the next worker")
+    assert {rows[run_id].status for run_id in waiting} == {"succeeded"}
+    assert Counter(recorder.lines()) == Counter(f"n={n}" for n in range(4))
+
+
 class _FailsAfterDeferring(ProcrastinateBackend):
     """Defers as the backend does, checks the job is visible inside the transaction, then
     fails the fire (a write after the defer that the database refused)."""

@@ -48,6 +48,9 @@ database with their own queues)."""
 TASK = "cairn.execute_run"
 """The procrastinate task name of a run's job; its arguments are ``{"run_id": …}``."""
 
+RESTART_PAUSE_S = 1.0
+"""The pause before a procrastinate worker that stopped by itself is started again."""
+
 FETCH_FALLBACK_S = 5.0
 """How often an idle worker looks for jobs if it missed a ``NOTIFY`` (procrastinate's
 default): the listening connection is what wakes it."""
@@ -132,38 +135,50 @@ class ProcrastinateWorker(LedgerWorker):
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Register, reap expired leases, give orphaned queued runs a job, then run the
-        procrastinate worker until ``stop``."""
-        from procrastinate.worker import Worker
-
+        procrastinate worker until ``stop`` (again after a pause if it stopped by itself:
+        procrastinate stops a worker whose listening connection or heartbeat failed, as
+        when the database goes away for a while)."""
         logging.getLogger("procrastinate").setLevel(logging.WARNING)  # a line per job is noise
         self._register()
         self.housekeep()
         self._defer_orphans()
         try:
             async with self.queue_app.open_async(), anyio.create_task_group() as group:
-                self._queue_worker = Worker(
-                    app=self.queue_app,
-                    queues=[QUEUE],
-                    name=self.worker_id,
-                    concurrency=self.concurrency,
-                    fetch_job_polling_interval=FETCH_FALLBACK_S,
-                    listen_notify=True,
-                    install_signal_handlers=False,  # `cairn worker`/`serve` handle signals
-                    delete_jobs="successful",  # the run row is the record
-                    shutdown_graceful_timeout=None,  # ``stop`` bounds the runs itself
-                    # its liveness, at the pace of the lease (see ``_retiring``)
-                    update_heartbeat_interval=max(0.5, min(self.lease_s / 3, 10.0)),
-                    stalled_worker_timeout=self.lease_s,
-                )
-                if self._stopping:
-                    self._queue_worker.stop()
                 group.start_soon(self._housekeeping)
                 group.start_soon(self._retiring)
                 task_status.started()
-                await self._queue_worker.run()
+                while not self._stopping:
+                    self._queue_worker = self._new_queue_worker()
+                    try:
+                        await self._queue_worker.run()
+                    except Exception:
+                        log.exception("the procrastinate worker failed")
+                    if not self._stopping:
+                        log.error("the procrastinate worker stopped by itself: restarting")
+                        await anyio.sleep(RESTART_PAUSE_S)
+                if self._active:  # runs that outlived the worker's own wait (``stop``)
+                    await self._idle.wait()
                 group.cancel_scope.cancel()
         finally:
             self._mark_stopped()
+
+    def _new_queue_worker(self) -> Any:
+        from procrastinate.worker import Worker
+
+        return Worker(
+            app=self.queue_app,
+            queues=[QUEUE],
+            name=self.worker_id,
+            concurrency=self.concurrency,
+            fetch_job_polling_interval=FETCH_FALLBACK_S,
+            listen_notify=True,
+            install_signal_handlers=False,  # `cairn worker` and `cairn serve` handle signals
+            delete_jobs="successful",  # the run row is the record
+            shutdown_graceful_timeout=None,  # ``stop`` bounds the runs itself
+            # its liveness, at the pace of the lease (see ``_retiring``)
+            update_heartbeat_interval=max(0.5, min(self.lease_s / 3, 10.0)),
+            stalled_worker_timeout=self.lease_s,
+        )
 
     async def stop(self, grace_s: float) -> None:
         """Take no more jobs (those not started stay for the next worker); running runs
