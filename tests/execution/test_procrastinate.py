@@ -18,6 +18,7 @@ from cairn.execution.procrastinate import QUEUE, ProcrastinateBackend
 from cairn.services import runs as run_service
 from cairn.services.app import App
 from cairn.store import jobs as job_store
+from cairn.store import workers as worker_store
 from cairn.store.engine import normalise_url
 from tests.api.conftest import Keys
 from tests.conftest import _reset_postgres
@@ -102,6 +103,23 @@ def test_fires_through_an_api_node_run_on_procrastinate_workers(
     eventually(lambda: _jobs(ledger_app) == 0, within_s=30, what="the cancelled run's job done")
     assert _statuses(cluster, [waiting]) == {waiting: "cancelled"}
     assert "n=200" not in recorder.lines(), "a cancelled queued run never executes"
+
+
+def test_serve_with_its_own_workers_runs_fires_as_procrastinate_jobs(
+    procrastinated: Cluster, keys: Keys, recorder: Recorder, ledger_app: App
+) -> None:
+    cluster = procrastinated
+    server = cluster.serve("--workers", "2")
+    client = cluster.client(server, keys.owner)
+    client.agents.create("quick", "x", model_settings=effect_settings(recorder.url, 0))
+    fired = [client.agents.fire("quick", event_payload={"n": n}).run_id for n in range(6)]
+    rows = eventually(lambda: cluster.all_final(fired), within_s=60, what="6 runs final")
+    assert {rows[run_id].status for run_id in fired} == {"succeeded"}
+    with ledger_app.store.connect() as conn:
+        assert {row.executor for row in worker_store.list_workers(conn)} == {"procrastinate"}
+    assert Counter(recorder.lines()) == Counter(f"n={n}" for n in range(6))
+    eventually(lambda: _jobs(ledger_app) == 0, within_s=30, what="succeeded jobs deleted")
+    assert server.terminate() in (0, -15)
 
 
 def test_a_killed_procrastinate_worker_loses_its_runs_to_the_lease_and_its_jobs_to_the_survivor(
