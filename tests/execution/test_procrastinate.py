@@ -5,6 +5,7 @@ job is deferred in the fire's own transaction; SQLite is refused at start."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -190,6 +191,25 @@ def test_a_stopped_procrastinate_worker_finishes_its_run_and_leaves_its_jobs(
     cluster.worker("--concurrency", "2")
     rows = eventually(lambda: cluster.all_final(waiting), within_s=60, what="the next worker")
     assert {rows[run_id].status for run_id in waiting} == {"succeeded"}
+    assert Counter(recorder.lines()) == Counter(f"n={n}" for n in range(4))
+
+
+def test_the_agent_limit_holds_across_procrastinate_workers(
+    procrastinated: Cluster, keys: Keys, recorder: Recorder
+) -> None:
+    cluster = procrastinated
+    cluster.extra_env["CAIRN_AGENT_CONCURRENCY"] = "1"
+    api = cluster.serve("--no-workers")
+    cluster.worker("--concurrency", "4")
+    cluster.worker("--concurrency", "4")
+    client = cluster.client(api, keys.owner)
+    client.agents.create("single", "x", model_settings=effect_settings(recorder.url, 0.5))
+    fired = [client.agents.fire("single", event_payload={"n": n}).run_id for n in range(4)]
+    rows = eventually(lambda: cluster.all_final(fired), within_s=90, what="4 runs final")
+    assert {rows[run_id].status for run_id in fired} == {"succeeded"}, "they waited, not dropped"
+    spans = sorted((rows[run_id].started_at, rows[run_id].finished_at) for run_id in fired)
+    for (_, ended), (started, _) in itertools.pairwise(spans):
+        assert ended <= started, f"two runs of the agent at once: {spans}"
     assert Counter(recorder.lines()) == Counter(f"n={n}" for n in range(4))
 
 

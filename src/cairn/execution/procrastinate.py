@@ -51,6 +51,10 @@ TASK = "cairn.execute_run"
 RESTART_PAUSE_S = 1.0
 """The pause before a procrastinate worker that stopped by itself is started again."""
 
+AGENT_WAIT_S = 0.5
+"""How long a run whose agent is at ``CAIRN_AGENT_CONCURRENCY`` waits in the queue (as a
+new job scheduled that far ahead) before a worker looks at it again."""
+
 FETCH_FALLBACK_S = 5.0
 """How often an idle worker looks for jobs if it missed a ``NOTIFY`` (procrastinate's
 default): the listening connection is what wakes it."""
@@ -170,7 +174,11 @@ class ProcrastinateWorker(LedgerWorker):
             queues=[QUEUE],
             name=self.worker_id,
             concurrency=self.concurrency,
-            fetch_job_polling_interval=FETCH_FALLBACK_S,
+            # runs waiting for their agent are jobs scheduled ahead, which no NOTIFY
+            # announces: look for them at the pace they become due
+            fetch_job_polling_interval=(
+                AGENT_WAIT_S if self.app.settings.agent_concurrency > 0 else FETCH_FALLBACK_S
+            ),
             listen_notify=True,
             install_signal_handlers=False,  # `cairn worker` and `cairn serve` handle signals
             delete_jobs="successful",  # the run row is the record
@@ -198,8 +206,17 @@ class ProcrastinateWorker(LedgerWorker):
                 job_store.defer_runs(conn, [run_id], queue=QUEUE, task=TASK)
             return
         with self.app.store.begin() as conn:
-            run = run_store.claim_run(conn, run_id, self.worker_id, datetime.now(UTC))
-        if run is None:
+            run = run_store.claim_run(
+                conn,
+                run_id,
+                self.worker_id,
+                datetime.now(UTC),
+                agent_limit=self.app.settings.agent_concurrency,
+            )
+            if run is True:  # its agent is at its limit: wait, in the queue, not here
+                job_store.defer_runs(conn, [run_id], queue=QUEUE, task=TASK, after_s=AGENT_WAIT_S)
+                return
+        if run is False:
             log.debug("run %s is not queued (cancelled or taken): skipped", run_id)
             return
         self._active[run.run_id] = run

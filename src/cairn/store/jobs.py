@@ -39,20 +39,28 @@ def apply_schema(conn: Connection, schema_sql: str) -> bool:
     return True
 
 
-def defer_runs(conn: Connection, run_ids: Sequence[str], *, queue: str, task: str) -> None:
+def defer_runs(
+    conn: Connection,
+    run_ids: Sequence[str],
+    *,
+    queue: str,
+    task: str,
+    after_s: float | None = None,
+) -> None:
     """One job per run on ``queue`` for ``task`` (arguments ``{"run_id": …}``), inserted in
-    the transaction of ``conn``."""
+    the transaction of ``conn``; to be taken no sooner than ``after_s`` from now if given."""
     if not run_ids:
         return
     conn.execute(
         text(
             "SELECT procrastinate_defer_jobs_v1(array_agg(ROW("
             "CAST(:queue AS varchar), CAST(:task AS varchar), 0, NULL, NULL, "
-            "jsonb_build_object('run_id', run_id), NULL"
+            "jsonb_build_object('run_id', run_id), "
+            "now() + make_interval(secs => CAST(:after_s AS double precision))"
             ")::procrastinate_job_to_defer_v1)) "
             "FROM unnest(CAST(:run_ids AS text[])) AS run_id"
         ),
-        {"queue": queue, "task": task, "run_ids": list(run_ids)},
+        {"queue": queue, "task": task, "run_ids": list(run_ids), "after_s": after_s},
     )
 
 
