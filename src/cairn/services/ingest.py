@@ -136,9 +136,10 @@ def _decide_all(
     queued: bool,
     traceparent: str | None = None,
     agents: dict[str, Agent] | None = None,
+    write: bool = True,
 ) -> list[TriggerDecision]:
-    """Every bound trigger's decision about ``event``, written on ``conn`` with the runs
-    they fire (appended to ``fired``)."""
+    """Every bound trigger's decision about ``event``, with the runs they fire (appended to
+    ``fired``); written on ``conn`` unless ``write`` is off (the caller writes them)."""
     from cairn.store import events as event_store
     from cairn.store import runs as run_store
 
@@ -147,10 +148,12 @@ def _decide_all(
         decision, fire = _decide(
             app, conn, trigger, event, queued=queued, traceparent=traceparent, agents=agents
         )
-        event_store.record_decision(conn, decision)
+        if write:
+            event_store.record_decision(conn, decision)
         decisions.append(decision)
         if fire is not None:
-            run_store.create_run(conn, fire[0])
+            if write:
+                run_store.create_run(conn, fire[0])
             fired.append(fire)
     return decisions
 
@@ -310,6 +313,7 @@ class GroupCommit:
 
     def _write(self, chunk: list[_Pending]) -> list[IngestResult | Busy | None]:
         from cairn.store import events as event_store
+        from cairn.store import runs as run_store
         from cairn.store import stamps
 
         app = self.app
@@ -317,6 +321,7 @@ class GroupCommit:
         assert executor is not None, "the group commit serves a server with an executor"
         outcomes: list[IngestResult | Busy | None] = [None] * len(chunk)
         runs: list[Run] = []
+        decided: list[TriggerDecision] = []
         with app.store.begin() as conn:
             stored: dict[str, tuple[Any, ...] | None] = {}
             bound: dict[str, list[Trigger]] = {}
@@ -355,9 +360,13 @@ class GroupCommit:
                     queued=True,
                     traceparent=item.traceparent,
                     agents=agents,
+                    write=False,
                 )
+                decided.extend(decisions)
                 runs.extend(run for run, _agent in fired)
                 outcomes[index] = IngestResult(item.event.event_id, False, decisions)
+            run_store.create_runs(conn, runs)  # the batch's, one statement each
+            event_store.record_decisions(conn, decided)
             if runs:
                 executor.enqueue(conn, runs)
         if runs:

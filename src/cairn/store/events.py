@@ -104,17 +104,24 @@ def _insert_ignoring_duplicates(dialect: str) -> Any:
 
 def record_decision(conn: Connection, decision: TriggerDecision) -> None:
     """Store one trigger's decision about one event."""
-    conn.execute(
-        _INSERT_DECISION,
-        {
-            "event_id": decision.event_id,
-            "trigger_id": decision.trigger_id,
-            "decision": decision.decision,
-            "detail": decision.detail,
-            "run_id": decision.run_id,
-            "decided_at": decision.decided_at,
-        },
-    )
+    conn.execute(_INSERT_DECISION, _decision_values(decision))
+
+
+def record_decisions(conn: Connection, batch: Sequence[TriggerDecision]) -> None:
+    """Store several decisions with one statement (the webhook group commit's)."""
+    if batch:
+        conn.execute(_INSERT_DECISION, [_decision_values(d) for d in batch])
+
+
+def _decision_values(decision: TriggerDecision) -> dict[str, Any]:
+    return {
+        "event_id": decision.event_id,
+        "trigger_id": decision.trigger_id,
+        "decision": decision.decision,
+        "detail": decision.detail,
+        "run_id": decision.run_id,
+        "decided_at": decision.decided_at,
+    }
 
 
 _INSERT_DECISION = insert(trigger_decisions)
