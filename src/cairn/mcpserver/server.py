@@ -78,7 +78,7 @@ def protocol_error(error: CairnError) -> MCPError:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str)
+    return json.dumps(value, default=str)
 
 
 def build_server(backend_of: BackendOf) -> Server[Any]:
@@ -102,7 +102,6 @@ def build_server(backend_of: BackendOf) -> Server[Any]:
             )
         return types.CallToolResult(
             content=[types.TextContent(text=_json(result))],
-            structured_content=result if isinstance(result, dict) else None,
         )
 
     async def list_resources(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from cairn.api import table
@@ -71,7 +72,10 @@ class McpTool:
         return text
 
     def input_schema(self) -> dict[str, Any]:
-        """JSON Schema of the arguments."""
+        """JSON Schema of the arguments (made once per tool)."""
+        return _schema(self.name)
+
+    def _make_schema(self) -> dict[str, Any]:
         properties: dict[str, Any] = {
             name: {"type": "string", "description": PATH_FIELDS.get(name, name)}
             for name in self.op.path_params
@@ -106,7 +110,10 @@ class McpTool:
         ``UsageError`` names an unknown argument or a value its model refuses."""
         given = dict(arguments or {})
         given.pop("with_events", None)
-        known = set(self.input_schema()["properties"])
+        model = self._argument_model()
+        known = {*self.op.path_params, *(model.model_fields if model is not None else ())}
+        if self.events:
+            known.add("with_events")
         unknown = sorted(set(given) - known)
         if unknown:
             takes = ", ".join(sorted(known)) or "no arguments"
@@ -131,6 +138,11 @@ class McpTool:
             events = await backend.call("get_events", {"run_id": params["run_id"]})
             result = {"run": result, "events": events}
         return result
+
+
+@cache
+def _schema(name: str) -> dict[str, Any]:
+    return BY_NAME[name]._make_schema()
 
 
 def _checked(tool: str, model: Any, given: dict[str, Any]) -> dict[str, Any]:
