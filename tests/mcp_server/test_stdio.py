@@ -12,6 +12,7 @@ import pytest
 from mcp import MCPError
 
 from cairn.mcpserver.tools import TOOLS
+from tests.mcp_server.calls import CALLS
 from tests.mcp_server.conftest import (
     Scene,
     cairn_command,
@@ -22,6 +23,20 @@ from tests.mcp_server.conftest import (
 )
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("bridged", [False, True], ids=["in-process", "bridged"])
+async def test_every_tool_over_stdio(scene: Scene, bridged: bool) -> None:
+    """In-process on the ledger as its operator, or bridged to the server with an editor
+    key: each tool answers as its operation does."""
+    deployment = scene.deployment
+    if bridged:
+        args, env = ("--url", deployment.url, "mcp"), {"CAIRN_API_KEY": deployment.keys.editor}
+    else:
+        args, env = ("--db", deployment.database_url, "mcp"), {}
+    async with over_stdio(deployment.home, *args, **env) as client:
+        for name, (arguments, check) in CALLS.items():
+            check(scene, json_of(await client.call_tool(name, arguments(scene))))
 
 
 async def test_on_the_local_ledger_as_its_operator(scene: Scene) -> None:
