@@ -81,11 +81,17 @@ async def test_bad_input_is_a_clear_tool_error(scene: Scene) -> None:
         unknown_arg = await client.call_tool("list_runs", {"colour": "red"})
         bad_value = await client.call_tool("list_runs", {"status": "exploded"})
         missing = await client.call_tool("show_run", {})
+        flag = await client.call_tool("show_run", {"run_id": scene.run_id, "with_events": "no"})
+        not_here = await client.call_tool("list_runs", {"with_events": True})
         unknown_tool = await client.call_tool("delete_everything", {})
     assert refusal_of(unknown_run) == "not found: no run 'run_nosuchrun' in sandbox 'default'"
     assert refusal_of(unknown_arg).startswith("bad input: list_runs takes no argument 'colour'")
     assert refusal_of(bad_value).startswith("bad input: list_runs: status: Input should be")
-    assert refusal_of(missing).startswith("bad input: get_run needs run_id")
+    assert refusal_of(missing) == (
+        "bad input: show_run needs run_id: A run id, run_… (list_runs names them)."
+    )
+    assert refusal_of(flag).startswith("bad input: show_run: with_events must be true or false")
+    assert refusal_of(not_here).startswith("bad input: list_runs takes no argument 'with_events'")
     assert refusal_of(unknown_tool).startswith("bad input: no tool 'delete_everything'")
 
 

@@ -25,12 +25,13 @@ from cairn.domain.keys import ROLES, Role, require
 from cairn.errors import UsageError
 from cairn.mcpserver.backend import Backend
 
-PATH_FIELDS: dict[str, str] = {
+FIELD_DOCS: dict[str, str] = {
     "slug": "The agent's slug (list_agents names them).",
     "run_id": "A run id, run_… (list_runs names them).",
     "trigger_id": "A trigger id, trg_… (list_triggers names them).",
+    "event_payload": "The event, as a trigger would deliver it: any JSON value.",
 }
-"""How each path field of an offered operation is described to the client."""
+"""How the path fields, and body fields their model leaves undescribed, are described."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +78,15 @@ class McpTool:
 
     def _make_schema(self) -> dict[str, Any]:
         properties: dict[str, Any] = {
-            name: {"type": "string", "description": PATH_FIELDS.get(name, name)}
+            name: {"type": "string", "description": FIELD_DOCS.get(name, name)}
             for name in self.op.path_params
         }
         model = self._argument_model()
         if model is not None:
             for name, field in model.model_json_schema().get("properties", {}).items():
                 properties[name] = _plain(field)
+                if "description" not in properties[name] and name in FIELD_DOCS:
+                    properties[name]["description"] = FIELD_DOCS[name]
         if self.events:
             properties["with_events"] = {
                 "type": "boolean",
@@ -109,19 +112,20 @@ class McpTool:
         """The operation's parameters (path and query) and body from the tool's arguments;
         ``UsageError`` names an unknown argument or a value its model refuses."""
         given = dict(arguments or {})
-        given.pop("with_events", None)
         model = self._argument_model()
         known = {*self.op.path_params, *(model.model_fields if model is not None else ())}
         if self.events:
             known.add("with_events")
+            if not isinstance(given.pop("with_events", False), bool):
+                raise UsageError(f"{self.name}: with_events must be true or false")
         unknown = sorted(set(given) - known)
         if unknown:
             takes = ", ".join(sorted(known)) or "no arguments"
             raise UsageError(f"{self.name} takes no argument {unknown[0]!r} (it takes: {takes})")
-        params = {name: given.pop(name) for name in self.op.path_params if name in given}
-        for name in self.op.path_params:
-            if not isinstance(params.get(name, ""), str):
-                raise UsageError(f"{self.name}: {name} must be a string")
+        params = {name: given.pop(name, None) for name in self.op.path_params}
+        for name, value in params.items():
+            if not isinstance(value, str) or not value.strip():
+                raise UsageError(f"{self.name} needs {name}: {FIELD_DOCS.get(name, 'a string')}")
         if self.op.query is not None:
             params |= _checked(self.name, table.resolve(self.op.query), given)
             return params, None
