@@ -4,11 +4,15 @@ wait from event to run start at half the sustained rate.
 
 Each set-up is real processes on a scratch ledger: ``cairn serve`` with its embedded
 workers on SQLite; ``cairn serve --no-workers`` with one and with two ``cairn worker``
-processes (on SQLite, and on PostgreSQL when the local server answers). The load is N
+processes (on SQLite, and on PostgreSQL when the local server answers); and on PostgreSQL
+the ``procrastinate`` backend (``CAIRN_EXECUTOR=procrastinate``) with one and two
+``cairn worker`` processes behind ``cairn serve --no-workers``. The load is N
 signed webhook deliveries at C connections to one trigger of a scripted agent that makes
 one builtin tool call (``json_extract``) and answers. Deliveries refused for back-pressure
 (503 + Retry-After) are retried by the sender after the delay, as a webhook sender does;
 "dropped" counts accepted deliveries whose run did not complete (the target is zero).
+"CPU per run" is the user+system time of the set-up's Cairn processes (not PostgreSQL's)
+over the saturating burst, divided by its runs: a figure a loaded machine bends less.
 
 Targets (issue #12): embedded ≥ 50% of the in-process runner's rate; ≥ 3x n8n's
 executions/s on this machine (n8n measured 108-185/s here; n8n is not installed, so the
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import time
@@ -88,6 +93,7 @@ class Result:
     dropped: int
     p50_ms: float | None = None
     p99_ms: float | None = None
+    cpu_ms_per_run: float | None = None
 
 
 def run(options: argparse.Namespace) -> list[Verdict]:
@@ -95,20 +101,39 @@ def run(options: argparse.Namespace) -> list[Verdict]:
     header("throughput: fired runs/s end to end, signed webhook → run finished")
     runner_rate = _runner_rate(options.runner_runs)
     note(f"in-process runner alone:  {runner_rate:8.1f} persisted runs/s (SQLite)")
-    plans: list[tuple[str, str, int]] = [
-        ("embedded, SQLite (serve + in-process workers)", "sqlite", 0),
-        ("embedded, SQLite, serve --no-workers + 1 worker process", "sqlite", 1),
-        ("embedded, SQLite, serve --no-workers + 2 worker processes", "sqlite", 2),
+    plans: list[tuple[str, str, int, str]] = [
+        ("embedded, SQLite (serve + in-process workers)", "sqlite", 0, "embedded"),
+        ("embedded, SQLite, serve --no-workers + 1 worker process", "sqlite", 1, "embedded"),
+        ("embedded, SQLite, serve --no-workers + 2 worker processes", "sqlite", 2, "embedded"),
     ]
     if not options.no_postgres and _postgres_up():
         plans += [
-            ("embedded, PostgreSQL, serve + in-process workers", "postgresql", 0),
-            ("embedded, PostgreSQL, --no-workers + 1 worker process", "postgresql", 1),
-            ("embedded, PostgreSQL, --no-workers + 2 worker processes", "postgresql", 2),
+            ("embedded, PostgreSQL, serve + in-process workers", "postgresql", 0, "embedded"),
+            ("embedded, PostgreSQL, --no-workers + 1 worker process", "postgresql", 1, "embedded"),
+            (
+                "embedded, PostgreSQL, --no-workers + 2 worker processes",
+                "postgresql",
+                2,
+                "embedded",
+            ),
+            (
+                "procrastinate, PostgreSQL, --no-workers + 1 worker process",
+                "postgresql",
+                1,
+                "procrastinate",
+            ),
+            (
+                "procrastinate, PostgreSQL, --no-workers + 2 worker processes",
+                "postgresql",
+                2,
+                "procrastinate",
+            ),
         ]
+    else:
+        note("PostgreSQL set-ups (embedded and procrastinate): skipped, no local server")
     results: list[Result] = []
-    for label, backend, worker_processes in plans:
-        with _setup(label, backend, worker_processes, options.workers) as setup:
+    for label, backend, worker_processes, executor in plans:
+        with _setup(label, backend, worker_processes, options.workers, executor) as setup:
             result = anyio.run(_measure, setup, options)
         results.append(result)
         latency = (
@@ -116,11 +141,11 @@ def run(options: argparse.Namespace) -> list[Verdict]:
             if result.p50_ms is not None and result.p99_ms is not None
             else ""
         )
+        cpu = f", CPU {result.cpu_ms_per_run:.1f} ms/run" if result.cpu_ms_per_run else ""
         note(
             f"{label}: {result.rate:7.1f} runs/s ({result.accepted} accepted, "
-            f"{result.refused} refusals retried, {result.dropped} dropped){latency}"
+            f"{result.refused} refusals retried, {result.dropped} dropped{cpu}){latency}"
         )
-    note("procrastinate backend: not measured (not built in this version; see docs/scale-out.md)")
     note("n8n reference on this machine (issue #12): 108-185 executions/s")
     embedded = results[0]
     verdicts = [
@@ -189,7 +214,9 @@ def _scratch_postgres() -> Iterator[str]:
 
 
 @contextmanager
-def _setup(label: str, backend: str, worker_processes: int, slots: int) -> Iterator[Setup]:
+def _setup(
+    label: str, backend: str, worker_processes: int, slots: int, executor: str = "embedded"
+) -> Iterator[Setup]:
     scratch_pg = _scratch_postgres() if backend == "postgresql" else _nothing()
     with scratch_dir("throughput") as home, scratch_pg as pg_url:
         url = pg_url or sqlite_url(home)
@@ -200,7 +227,7 @@ def _setup(label: str, backend: str, worker_processes: int, slots: int) -> Itera
             create_trigger(app, SANDBOX, "triage", hook.source.source_id)
         finally:
             app.close()
-        env = clean_env(CAIRN_HOME=str(home), CAIRN_DATABASE_URL=url)
+        env = clean_env(CAIRN_HOME=str(home), CAIRN_DATABASE_URL=url, CAIRN_EXECUTOR=executor)
         port = free_port()
         serve = [str(venv_script("cairn")), "serve", "--port", str(port)]
         serve += ["--no-workers"] if worker_processes else ["--workers", str(slots)]
@@ -259,11 +286,13 @@ async def _measure(setup: Setup, options: argparse.Namespace) -> Result:
         await _deliver(http, setup, "warm", 50, options.connections)
         await _wait_drained(setup, 50)
         started = time.perf_counter()
+        cpu_before = _cpu_s(setup.processes)
         accepted, refused = await _deliver(
             http, setup, "burst", options.events, options.connections
         )
         await _wait_drained(setup, 50 + accepted)
         rate = accepted / (time.perf_counter() - started)
+        cpu_ms_per_run = (_cpu_s(setup.processes) - cpu_before) * 1000 / max(1, accepted)
         dropped = _dropped(setup)
         p50 = p99 = None
         if options.latency_s > 0:
@@ -277,7 +306,20 @@ async def _measure(setup: Setup, options: argparse.Namespace) -> Result:
             p50 = statistics.median(waits)
             p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))]
             dropped = _dropped(setup)
-        return Result(setup.label, rate, accepted, refused, dropped, p50, p99)
+        return Result(setup.label, rate, accepted, refused, dropped, p50, p99, cpu_ms_per_run)
+
+
+def _cpu_s(processes: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU seconds of ``processes`` so far (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for process in processes:
+        try:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 async def _post(http: httpx.AsyncClient, setup: Setup, sender_id: str) -> httpx.Response:

@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 
 from cairn.config import Settings
-from cairn.errors import Unauthorized
+from cairn.errors import NotFound, Unauthorized
 from cairn.services.access import authenticate, create_key, revoke_key
-from cairn.services.agents import AgentSpec, create_agent
+from cairn.services.agents import AgentChanges, AgentSpec, create_agent, update_agent
 from cairn.services.app import App
 from cairn.services.caches import KEY_TTL_S, KeyCache
 from cairn.services.ingest import ingest
-from cairn.services.sources import revoke_source
+from cairn.services.sources import available_sources, revoke_source
 from cairn.services.triggers import create_trigger, update_trigger
 from cairn.services.webhooks import DeliveryRejected, add_webhook_source, rotate_secret, sign
 from cairn.store import sources as source_store
@@ -141,3 +141,39 @@ def test_a_wrong_secret_for_a_cached_key_id_is_refused(app: App) -> None:
 
     with pytest.raises(Unauthorized):
         authenticate(app, f"{key.key_id}.not-the-secret")
+
+
+async def test_a_worker_reads_the_agent_as_stored_now_changed_or_gone(app: App, other: App) -> None:
+    agent, _ = await create_agent(
+        app, "default", AgentSpec(slug="triage", system_prompt="first", tool_sources=[])
+    )
+    with app.store.connect() as conn:
+        assert app.caches.agent(conn, "default", agent.agent_id).system_prompt == "first"
+        hit = app.caches.agent(conn, "default", agent.agent_id)
+        assert app.caches.agent(conn, "default", agent.agent_id) is hit
+
+    await update_agent(other, "default", "triage", AgentChanges(system_prompt="second"))
+    with app.store.connect() as conn:
+        changed = app.caches.agent(conn, "default", agent.agent_id)
+    assert (changed.system_prompt, changed.version) == ("second", agent.version + 1)
+
+    with app.store.connect() as conn, pytest.raises(NotFound):
+        app.caches.agent(conn, "other-sandbox", agent.agent_id)
+
+
+def test_a_sandboxs_sources_are_read_again_when_any_changed(app: App, other: App) -> None:
+    hook = add_webhook_source(app, "default", "gh")
+    first = {s.label: s for s in available_sources(app, "default")}
+    first["gh"].config["mutated"] = True  # a run's copy: never seen by the next one
+    assert "mutated" not in {s.label: s for s in available_sources(app, "default")}["gh"].config
+
+    add_webhook_source(other, "default", "second")
+    rotated = rotate_secret(other, "default", "gh", overlap=timedelta(0))
+    seen = {s.label: s for s in available_sources(app, "default")}
+    assert "second" in seen
+    assert seen["gh"].secret != first["gh"].secret
+    assert rotated.secret is not None
+
+    revoke_source(other, "default", "gh")
+    assert {s.label: s.status for s in available_sources(app, "default")}["gh"] == "revoked"
+    assert hook.source.source_id in {s.source_id for s in available_sources(app, "default")}

@@ -1,21 +1,253 @@
-"""The ``procrastinate`` backend (PostgreSQL): not available in this build yet.
+"""The ``procrastinate`` backend (PostgreSQL): each accepted run is a job of procrastinate,
+the PostgreSQL-native task queue, and ``cairn worker`` runs procrastinate workers.
 
-Selecting it fails at start with a clear message rather than silently executing nothing.
+- **Accepting** a run defers its job with procrastinate's own SQL function inside the
+  fire's transaction (``cairn.store.jobs.defer_runs``): the job exists exactly when the run
+  row does, and its insert trigger's ``NOTIFY`` wakes listening workers at the commit.
+- **A worker** is a procrastinate worker (``LISTEN``/``NOTIFY``; its polling is only a
+  5-second fallback) whose one task takes a run id, claims that run in the ledger with the
+  same conditional ``UPDATE`` and lease as the ``embedded`` workers, and executes it
+  through the same code (``LedgerWorker``): a run cancelled or already taken is skipped,
+  so a run never executes twice even if it has two jobs.
+- **Crash semantics** are the ledger's (docs/ledger.md): a SIGKILLed worker's runs end
+  ``failed``/``worker_lost`` through their lease; its jobs not started were never its own
+  (procrastinate hands a worker one job per free slot) and go to the other workers; jobs
+  it had taken are ended ``failed`` by the survivors' housekeeping, and a run such a job
+  had not yet claimed gets a new job.
+- **The schema**: procrastinate's tables and functions live in the ledger's database. The
+  first process that opens this backend applies procrastinate's ``schema.sql`` when it
+  is missing (under an advisory lock); after upgrading procrastinate, apply its own
+  migrations (see docs/scale-out.md).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
+import anyio
+from anyio.abc import TaskStatus
+
+from cairn.domain.runs import Run
 from cairn.errors import UsageError
+from cairn.execution.worker import LedgerWorker
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from cairn.services.app import App
 
+log = logging.getLogger("cairn.worker")
 
-def ProcrastinateBackend(app: App) -> NoReturn:
-    """Refuses: this build has only the ``embedded`` backend."""
-    raise UsageError(
-        "CAIRN_EXECUTOR=procrastinate is not available in this build; use 'embedded' "
-        "(works on SQLite and PostgreSQL, with `cairn worker` processes for scale-out)"
+QUEUE = "cairn"
+"""The procrastinate queue Cairn's runs are deferred on (other applications may share the
+database with their own queues)."""
+
+TASK = "cairn.execute_run"
+"""The procrastinate task name of a run's job; its arguments are ``{"run_id": …}``."""
+
+RESTART_PAUSE_S = 1.0
+"""The pause before a procrastinate worker that stopped by itself is started again."""
+
+AGENT_WAIT_S = 0.5
+"""How long a run whose agent is at ``CAIRN_AGENT_CONCURRENCY`` waits in the queue (as a
+new job scheduled that far ahead) before a worker looks at it again."""
+
+FETCH_FALLBACK_S = 5.0
+"""How often an idle worker looks for jobs if it missed a ``NOTIFY`` (procrastinate's
+default): the listening connection is what wakes it."""
+
+
+def _procrastinate_missing() -> UsageError:
+    return UsageError(
+        "CAIRN_EXECUTOR=procrastinate needs the procrastinate package: "
+        "pip install 'cairn-runtime[procrastinate]'"
     )
+
+
+class ProcrastinateBackend:
+    """Runs as procrastinate jobs, on PostgreSQL."""
+
+    name = "procrastinate"
+
+    def __init__(self, app: App) -> None:
+        if app.store.dialect != "postgresql":
+            raise UsageError(
+                "CAIRN_EXECUTOR=procrastinate needs PostgreSQL (CAIRN_DATABASE_URL is "
+                f"{app.store.dialect}); use CAIRN_EXECUTOR=embedded on SQLite"
+            )
+        try:
+            from procrastinate.schema import SchemaManager
+        except ImportError as exc:
+            raise _procrastinate_missing() from exc
+        from cairn.store import jobs as job_store
+
+        self.app = app
+        with app.store.begin() as conn:
+            if not job_store.schema_present(conn) and job_store.apply_schema(
+                conn, SchemaManager.get_schema()
+            ):
+                log.warning("applied procrastinate's schema to the ledger's database")
+
+    def enqueue(self, conn: Connection, runs: Sequence[Run]) -> None:
+        """One job per run, in the fire's transaction."""
+        from cairn.store import jobs as job_store
+
+        job_store.defer_runs(conn, [run.run_id for run in runs], queue=QUEUE, task=TASK)
+
+    def accepted(self, runs: Sequence[Run]) -> None:
+        """Nothing: the job's ``NOTIFY`` reaches every worker, this process's included."""
+
+    def worker(self, *, concurrency: int) -> ProcrastinateWorker:
+        """A procrastinate worker executing this process's share of the runs."""
+        return ProcrastinateWorker(self.app, concurrency=concurrency)
+
+
+def conninfo(store_url: str) -> str:
+    """The libpq URL of the ledger (what procrastinate's psycopg pool connects with)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class ProcrastinateWorker(LedgerWorker):
+    """A procrastinate worker whose task executes runs as a ``LedgerWorker`` does: the
+    Cairn worker row, the leases and their reaping, the execution and its failure path are
+    the ledger worker's; only where run ids come from differs."""
+
+    def __init__(self, app: App, *, concurrency: int = 8) -> None:
+        super().__init__(app, concurrency=concurrency, executor="procrastinate")
+        import procrastinate
+
+        self.queue_app = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(
+                conninfo=conninfo(app.store.url),
+                min_size=1,
+                max_size=max(4, min(self.concurrency, 16)),
+            )
+        )
+        self.queue_app.task(
+            name=TASK,
+            queue=QUEUE,
+            # A job fails only if claiming its run failed (the database was away): try
+            # again, waiting 2, 4, 6 … s, for about a quarter of an hour.
+            retry=procrastinate.RetryStrategy(max_attempts=30, linear_wait=2),
+        )(self._take)
+        self._queue_worker: Any = None
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Register, reap expired leases, give orphaned queued runs a job, then run the
+        procrastinate worker until ``stop`` (again after a pause if it stopped by itself:
+        procrastinate stops a worker whose listening connection or heartbeat failed, as
+        when the database goes away for a while)."""
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)  # a line per job is noise
+        self._register()
+        self.housekeep()
+        self._defer_orphans()
+        try:
+            async with self.queue_app.open_async(), anyio.create_task_group() as group:
+                group.start_soon(self._housekeeping)
+                group.start_soon(self._retiring)
+                task_status.started()
+                while not self._stopping:
+                    self._queue_worker = self._new_queue_worker()
+                    try:
+                        await self._queue_worker.run()
+                    except Exception:
+                        log.exception("the procrastinate worker failed")
+                    if not self._stopping:
+                        log.error("the procrastinate worker stopped by itself: restarting")
+                        await anyio.sleep(RESTART_PAUSE_S)
+                if self._active:  # runs that outlived the worker's own wait (``stop``)
+                    await self._idle.wait()
+                group.cancel_scope.cancel()
+        finally:
+            self._mark_stopped()
+
+    def _new_queue_worker(self) -> Any:
+        from procrastinate.worker import Worker
+
+        return Worker(
+            app=self.queue_app,
+            queues=[QUEUE],
+            name=self.worker_id,
+            concurrency=self.concurrency,
+            # runs waiting for their agent are jobs scheduled ahead, which no NOTIFY
+            # announces: look for them at the pace they become due
+            fetch_job_polling_interval=(
+                AGENT_WAIT_S if self.app.settings.agent_concurrency > 0 else FETCH_FALLBACK_S
+            ),
+            listen_notify=True,
+            install_signal_handlers=False,  # `cairn worker` and `cairn serve` handle signals
+            delete_jobs="successful",  # the run row is the record
+            shutdown_graceful_timeout=None,  # ``stop`` bounds the runs itself
+            # its liveness, at the pace of the lease (see ``_retiring``)
+            update_heartbeat_interval=max(0.5, min(self.lease_s / 3, 10.0)),
+            stalled_worker_timeout=self.lease_s,
+        )
+
+    async def stop(self, grace_s: float) -> None:
+        """Take no more jobs (those not started stay for the next worker); running runs
+        get ``grace_s`` to finish, then are cancelled with the reason."""
+        self._stopping = True
+        if self._queue_worker is not None:
+            self._queue_worker.stop()
+        await super().stop(grace_s)
+
+    async def _take(self, run_id: str) -> None:
+        """The task: claim ``run_id`` and execute it; skip it when it is not queued."""
+        from cairn.store import jobs as job_store
+        from cairn.store import runs as run_store
+
+        if self._stopping:  # taken as the worker stopped: leave the run for the next one
+            with self.app.store.begin() as conn:
+                job_store.defer_runs(conn, [run_id], queue=QUEUE, task=TASK)
+            return
+        with self.app.store.begin() as conn:
+            run = run_store.claim_run(
+                conn,
+                run_id,
+                self.worker_id,
+                datetime.now(UTC),
+                agent_limit=self.app.settings.agent_concurrency,
+            )
+            if run is True:  # its agent is at its limit: wait, in the queue, not here
+                job_store.defer_runs(conn, [run_id], queue=QUEUE, task=TASK, after_s=AGENT_WAIT_S)
+                return
+        if run is False:
+            log.debug("run %s is not queued (cancelled or taken): skipped", run_id)
+            return
+        self._active[run.run_id] = run
+        await self._execute(run)
+
+    def _defer_orphans(self) -> None:
+        from cairn.store import jobs as job_store
+
+        with self.app.store.begin() as conn:
+            count = job_store.defer_orphans(conn, queue=QUEUE, task=TASK)
+        if count:
+            log.warning("deferred jobs for %d queued run(s) that had none", count)
+
+    async def _retiring(self) -> None:
+        """End the jobs of dead procrastinate workers (see the module docstring)."""
+        from cairn.store import jobs as job_store
+
+        silent_s = self.lease_s  # three missed procrastinate heartbeats
+        while True:
+            await anyio.sleep(max(1.0, min(self.lease_s, 10.0)))
+            try:
+                with self.app.store.begin() as conn:
+                    ended, deferred = job_store.retire_stalled_jobs(
+                        conn, queue=QUEUE, task=TASK, silent_for_s=silent_s
+                    )
+            except Exception:  # the database may be away for a while
+                log.exception("ending stalled procrastinate jobs failed")
+                continue
+            if ended:
+                log.warning(
+                    "ended %d job(s) of dead procrastinate workers; %d run(s) deferred again",
+                    ended,
+                    deferred,
+                )

@@ -166,11 +166,10 @@ class LedgerWorker:
 
     async def _execute(self, run: Run) -> None:
         from cairn.services.sources import available_sources
-        from cairn.store import agents as agent_store
 
         try:
             with self.app.store.connect() as conn:
-                agent = agent_store.get_agent_by_id(conn, run.sandbox_id, run.agent_id)
+                agent = self.app.caches.agent(conn, run.sandbox_id, run.agent_id)
             available = available_sources(self.app, run.sandbox_id)
             await self.runner.execute(run, agent, available)
         except Exception as exc:  # one run's failure must not stop the worker

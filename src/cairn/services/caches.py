@@ -7,6 +7,9 @@
   process or another, is never used with its old secret or config.
 * **Triggers** (``triggers_for``): the triggers bound to a source, checked the same way
   against the columns a decision reads.
+* **Agents** (``agent``) and **a sandbox's sources** (``sandbox_sources``): what a worker
+  reads to execute each run, checked the same way against every stored column. Integration
+  sources are never cached: their OAuth connections change apart from the source row.
 * **Secrets** (``MemoSecretBox``): decrypted secrets keyed by their ciphertext. Fernet
   ciphertexts are never reused (each seal has a fresh IV), so a changed secret is a new
   key: nothing to invalidate, nothing stale.
@@ -17,6 +20,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cairn.domain.agents import Agent
 from cairn.domain.keys import Principal
 from cairn.domain.sources import DataSource
 from cairn.domain.triggers import Trigger
@@ -106,6 +111,8 @@ class Caches:
         self.keys = KeyCache()
         self._sources: dict[str, _Entry] = {}
         self._triggers: dict[tuple[str, str], _Entry] = {}
+        self._agents: dict[str, _Entry] = {}
+        self._sandbox_sources: dict[str, _Entry] = {}
 
     def webhook_source(self, source_id: str) -> DataSource | None:
         """Source ``source_id`` with its secret, as stored right now (``None``: none such)."""
@@ -154,11 +161,54 @@ class Caches:
         self._remember(self._triggers, key, _Entry(stamp, found))
         return list(found)
 
+    def agent(self, conn: Connection, sandbox_id: str, agent_id: str) -> Agent:
+        """Agent ``agent_id`` of the sandbox as stored right now, or ``NotFound``."""
+        from cairn.errors import NotFound
+        from cairn.store import agents as agent_store
+        from cairn.store import stamps
+
+        stamp = stamps.agent_stamp(conn, sandbox_id, agent_id)
+        if stamp is None:
+            self._agents.pop(agent_id, None)
+            raise NotFound(f"no agent with id {agent_id!r} in sandbox {sandbox_id!r}")
+        hit = self._agents.get(agent_id)
+        if hit is not None and hit.stamp == stamp:
+            cached: Agent = hit.value  # frozen: safe to share
+            return cached
+        agent = agent_store.get_agent_by_id(conn, sandbox_id, agent_id)
+        self._remember(self._agents, agent_id, _Entry(stamp, agent))
+        return agent
+
+    def sandbox_sources(self, conn: Connection, sandbox_id: str) -> list[DataSource] | None:
+        """Every stored source of the sandbox with its secret, as stored right now; ``None``
+        when one of them is an integration (the caller reads them with their connections).
+        Each call gets its own copies: a run may change its sources' dicts."""
+        from cairn.store import sources as source_store
+        from cairn.store import stamps
+
+        stamp = stamps.sandbox_sources_stamp(conn, sandbox_id)
+        if any(row[1] == "integration" for row in stamp):
+            self._sandbox_sources.pop(sandbox_id, None)
+            return None
+        hit = self._sandbox_sources.get(sandbox_id)
+        if hit is None or hit.stamp != stamp:
+            found = source_store.list_sources(conn, sandbox_id, self._app.secrets)
+            hit = _Entry(stamp, found)
+            self._remember(self._sandbox_sources, sandbox_id, hit)
+        return [_copy_source(source) for source in hit.value]
+
     @staticmethod
     def _remember(table: dict[Any, _Entry], key: Any, entry: _Entry) -> None:
         if len(table) >= _MAX_ENTRIES:
             table.pop(next(iter(table)))
         table[key] = entry
+
+
+def _copy_source(source: DataSource) -> DataSource:
+    fresh = copy.copy(source)
+    fresh.config = copy.deepcopy(source.config)
+    fresh.secret = dict(source.secret)
+    return fresh
 
 
 __all__ = ["KEY_TTL_S", "Caches", "KeyCache", "MemoSecretBox"]

@@ -249,6 +249,9 @@ def available_sources(app: App, sandbox_id: str) -> list[DataSource]:
     from cairn.tools.builtin import builtin_source_record
 
     with app.store.connect() as conn:
+        cached = app.caches.sandbox_sources(conn, sandbox_id)
+        if cached is not None:
+            return [builtin_source_record(sandbox_id), *cached]
         stored = source_store.list_sources(conn, sandbox_id, app.secrets)
     if any(s.kind == "integration" for s in stored):  # they need their OAuth connections
         from cairn.services.connections import attach_connections

@@ -251,6 +251,32 @@ def claim_runs(
     return _claimed(conn, worker_id, now, oldest.scalar_subquery())
 
 
+def claim_run(
+    conn: Connection, run_id: str, worker_id: str, now: datetime, *, agent_limit: int = 0
+) -> Run | bool:
+    """Move one run, named by its id, from ``queued`` to ``running`` for ``worker_id``: the
+    same conditional ``UPDATE`` as ``claim_runs``, for a backend whose queue hands out run
+    ids (procrastinate). ``False`` when the run is not queued (cancelled, already taken,
+    final); ``True`` when it is but its agent already runs ``agent_limit`` runs (checked
+    under the same lock as ``claim_runs``, so the limit holds across both)."""
+    if agent_limit > 0:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+        agent_id = conn.execute(
+            select(runs.c.agent_id).where(runs.c.run_id == run_id, runs.c.status == "queued")
+        ).scalar_one_or_none()
+        if agent_id is None:
+            return False
+        running = conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.agent_id == agent_id, runs.c.status == "running")
+        ).scalar_one()
+        if running >= agent_limit:
+            return True
+    claimed = _claimed(conn, worker_id, now, [run_id])
+    return claimed[0] if claimed else False
+
+
 def _claimed(conn: Connection, worker_id: str, now: datetime, which: Any) -> list[Run]:
     rows = conn.execute(
         update(runs)

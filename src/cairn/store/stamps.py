@@ -32,6 +32,18 @@ _TRIGGERS = (
 )
 
 
+# Every column: a run is built from the whole agent and the whole source list.
+_AGENT = (
+    "SELECT agent_id, sandbox_id, slug, name, description, system_prompt, tool_sources, "
+    "tool_allowlist, model_settings, version, status, created_at, updated_at "
+    "FROM agents WHERE sandbox_id = {p} AND agent_id = {p}"
+)
+_SANDBOX_SOURCES = (
+    "SELECT source_id, kind, label, config, secret_ciphertext, status, status_reason, "
+    "created_at, updated_at, checked_at FROM sources WHERE sandbox_id = {p} ORDER BY source_id"
+)
+
+
 def _rows(conn: Connection, template: str, params: tuple[str, ...]) -> list[tuple[Any, ...]]:
     sql = template.format(p="?" if conn.dialect.paramstyle == "qmark" else "%s")
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -51,3 +63,14 @@ def source_stamp(conn: Connection, source_id: str) -> tuple[Any, ...] | None:
 def trigger_stamp(conn: Connection, sandbox_id: str, source_id: str) -> tuple[Any, ...]:
     """The raw decision-relevant values of every trigger bound to the source."""
     return tuple(_rows(conn, _TRIGGERS, (sandbox_id, source_id)))
+
+
+def agent_stamp(conn: Connection, sandbox_id: str, agent_id: str) -> tuple[Any, ...] | None:
+    """The raw stored row of agent ``agent_id`` (``None``: no such agent in the sandbox)."""
+    rows = _rows(conn, _AGENT, (sandbox_id, agent_id))
+    return rows[0] if rows else None
+
+
+def sandbox_sources_stamp(conn: Connection, sandbox_id: str) -> tuple[Any, ...]:
+    """The raw stored rows of every source of the sandbox, with their kinds second."""
+    return tuple(_rows(conn, _SANDBOX_SOURCES, (sandbox_id,)))
