@@ -19,6 +19,7 @@ from bench import (
     explain,
     ingest,
     list_scaling,
+    mcp_server,
     model_turn,
     pages,
     resolution,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     webhook_providers.NAME: webhook_providers,
     ingest.NAME: ingest,
     resolution.NAME: resolution,
+    mcp_server.NAME: mcp_server,
 }
 
 

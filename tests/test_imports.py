@@ -30,7 +30,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("tools", "models", "runner", "telemetry", "webhooks"), 2),
     **dict.fromkeys(("services", "execution"), 3),
     "wire": 4,  # pydantic at the edges: what the transports share, never the services
-    **dict.fromkeys(("api", "cli", "web", "client"), 5),
+    **dict.fromkeys(("api", "cli", "web", "client", "mcpserver"), 5),
 }
 """Each top-level part of ``cairn`` and its layer: a module imports its own layer or lower."""
 
@@ -38,7 +38,8 @@ TRANSPORTS: dict[str, set[str]] = {
     "api": set(),
     "web": {"api"},  # the dashboard renders the API's operations
     "client": {"api"},  # the in-process transport calls them
-    "cli": {"api", "web", "client"},  # ``cairn serve`` mounts the API and the dashboard
+    "mcpserver": {"api"},  # its tools run the table's operations
+    "cli": {"api", "web", "client", "mcpserver"},  # ``cairn serve`` mounts all three
 }
 """Which transports each transport may import (they share layer 5)."""
 
@@ -247,6 +248,9 @@ def test_imports_point_down_the_layers() -> None:
         ("cairn.services.runs", "cairn.wire", True),
         ("cairn.api.routes", "cairn.cli.main", True),
         ("cairn.web.pages", "cairn.api.operations", False),
+        ("cairn.api.app", "cairn.mcpserver.http", True),
+        ("cairn.mcpserver.tools", "cairn.cli.main", True),
+        ("cairn.mcpserver.tools", "cairn.api.table", False),
         ("cairn.services.runs", "cairn.store.runs", False),
     ],
 )

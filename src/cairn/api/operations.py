@@ -344,6 +344,12 @@ def revoke_source(caller: Caller, ref: str) -> JSON:
 # --- sandboxes and keys ---------------------------------------------------------------
 
 
+def whoami(caller: Caller) -> JSON:
+    """The caller's sandbox and role, as its key grants them."""
+    principal = caller.principal
+    return {"sandbox_id": principal.sandbox_id, "role": principal.role, "key_id": principal.key_id}
+
+
 def list_sandboxes(caller: Caller) -> JSON:
     """The caller's sandbox; owners of ``default`` (the instance's admins) see them all."""
     from cairn.services.access import list_sandboxes as list_all

@@ -211,6 +211,9 @@ OPERATIONS_LIST: tuple[Operation, ...] = (
         "connection.", tag="connections", role="editor", action="add sources",
         body="wire_connections.IntegrationSourceCreate", status=201, problems=(400, 403, 409)),
     # --- sandboxes and keys
+    _op("whoami", "GET", "/whoami", ops.whoami, "wire.Identity",
+        "The key's sandbox and role (what an MCP bridge checks before offering a tool).",
+        tag="sandboxes and keys"),
     _op("list_sandboxes", "GET", "/sandboxes", ops.list_sandboxes, "list[wire.Sandbox]",
         "The key's sandbox (an owner of ``default`` sees every sandbox).",
         tag="sandboxes and keys"),

@@ -37,6 +37,7 @@ _GROUPS = {
         "Events sources received, and every trigger's decision.",
     ),
     "run": ("cairn.cli.oneshot", "run", "Fire a one-shot agent turn from the shell."),
+    "mcp": ("cairn.cli.mcp_server", "mcp", "Serve Cairn to MCP clients on stdio (runs, doctor)."),
     "doctor": ("cairn.cli.doctor", "doctor", "Scan for what needs fixing, without running."),
     "usage": ("cairn.cli.usage", "usage", "Tokens, runs and estimated cost over a window."),
     "ask": ("cairn.cli.ask", "ask", "Ask the Concierge in plain English."),

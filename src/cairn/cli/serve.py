@@ -118,6 +118,7 @@ def serve(
         f"\n  dashboard: http://{host}:{port}/ (sandbox {cli.sandbox})"
         f"\n  export CAIRN_URL=http://{host}:{port}   # the CLI then talks to this server"
         f"\n  API docs: http://{host}:{port}/docs"
+        f"\n  MCP server: http://{host}:{port}/mcp (Authorization: Bearer <key>)"
     )
     freeze_startup_objects()
     # Live streams (a run's, an agent's endless tail) keep their connections open: without a
@@ -146,15 +147,37 @@ def freeze_startup_objects() -> None:
 
 def serve_app(app: App, **options: Any) -> FastAPI:
     """What ``cairn serve`` runs: the API (``cairn.api.app.create_app(app, **options)``)
-    with the dashboard's pages mounted beside it. The API knows nothing of the dashboard;
-    the dashboard calls the same operations."""
+    with the dashboard's pages and the MCP server (``/mcp``) mounted beside it. The API
+    knows nothing of either; both call the same operations."""
     from cairn.api.app import create_app
     from cairn.web import actions, event_pages, pages
 
     api = create_app(app, **options)
     for router in (pages.router, event_pages.router, actions.router):
         api.include_router(router)
+    mount_mcp(api, app)
     return api
+
+
+def mount_mcp(api: FastAPI, app: App) -> None:
+    """Serve ``cairn.mcpserver`` as streamable HTTP at ``/mcp``, its task group running
+    inside the API's lifespan."""
+    from contextlib import asynccontextmanager
+
+    from starlette.routing import Route
+
+    from cairn.mcpserver.http import PATH, McpEndpoint
+
+    endpoint = McpEndpoint(app)
+    api.router.routes.append(Route(PATH, endpoint, methods=["GET", "POST", "DELETE"]))
+    inner = api.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(served: Any) -> Any:
+        async with inner(served) as state, endpoint.lifespan():
+            yield state
+
+    api.router.lifespan_context = lifespan
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -1,8 +1,9 @@
 """The ``embedded`` backend: the ledger is the queue.
 
-Nothing is enqueued besides the run row itself; on PostgreSQL the fire's transaction also
-sends a ``NOTIFY`` so that idle workers elsewhere hear of it when it commits. Workers in
-the same process are woken directly.
+Nothing is enqueued besides the run row itself. Workers in the same process are woken
+directly when the fire commits; workers in other processes find the run at their next
+look at the ledger (``IDLE_POLL_S``, 50 ms, when idle; at once when they have just
+finished a run).
 """
 
 from __future__ import annotations

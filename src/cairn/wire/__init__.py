@@ -354,6 +354,14 @@ class Sandbox(BaseModel):
     name: str
 
 
+class Identity(BaseModel):
+    """Who the key calling is: its sandbox and role (``key_id`` null for the local operator)."""
+
+    sandbox_id: str
+    role: Role
+    key_id: str | None
+
+
 class SandboxCreate(Wire):
     sandbox_id: Slug
     name: Name | None = None
