@@ -60,9 +60,16 @@ def test_a_webhook_burst_is_decided_and_run_in_full_or_refused_with_retry_after(
 
     async def burst() -> None:
         limits = httpx.Limits(max_connections=32)
+        # 32 senders, each with one delivery in flight: thousands of requests queued inside
+        # httpx's pool instead cost the client quadratic time to hand out connections.
+        senders = anyio.CapacityLimiter(32)
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as http:
 
             async def deliver(n: int) -> None:
+                async with senders:
+                    await send(n)
+
+            async def send(n: int) -> None:
                 sender_id = f"burst-{n}"
                 body = json.dumps({"type": "job", "id": sender_id, "payload": {"n": n}}).encode()
                 for _attempt in range(3):  # a sender resends when the connection drops
