@@ -53,7 +53,6 @@ from contextlib import (
 )
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from types import TracebackType
 from typing import Any, Final, TextIO, cast
 from urllib.parse import urlsplit
 
@@ -190,12 +189,7 @@ class McpSource:
             raise self._failure or SourceUnavailable("error", f"{self.label}: connection lost")
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self, *, grace_s: float | None = None) -> None:
