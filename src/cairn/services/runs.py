@@ -14,6 +14,7 @@ from cairn.services.app import App
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
     from cairn.domain.sources import DataSource
+    from cairn.runner.engine import FireOptions
 
 # Store modules are imported inside the functions: ``list_runs`` on the embedded ledger
 # must not import SQLAlchemy (see ``cairn.store.sqlite_reader``).
@@ -89,29 +90,20 @@ def start_fire(
     the run."""
     from cairn.store import runs as run_store
 
+    options: FireOptions = {
+        "kind": kind,
+        "trigger_id": trigger_id,
+        "replay_of": replay_of,
+        "traceparent": traceparent,
+    }
     executor = app.executor
     if executor is None:
         agent, available = _agent_and_sources(app, sandbox_id, slug)
-        run = app.runner.accept(
-            agent,
-            event_payload,
-            kind=kind,
-            trigger_id=trigger_id,
-            replay_of=replay_of,
-            traceparent=traceparent,
-        )
+        run = app.runner.accept(agent, event_payload, **options)
         return AcceptedFire(run, agent, available, queued=False)
     app.gate.check()
     agent = _agent(app, sandbox_id, slug)
-    run = app.runner.new_run(
-        agent,
-        event_payload,
-        kind=kind,
-        trigger_id=trigger_id,
-        replay_of=replay_of,
-        start_now=False,
-        traceparent=traceparent,
-    )
+    run = app.runner.new_run(agent, event_payload, start_now=False, **options)
     with app.store.begin() as conn:
         run_store.create_run(conn, run)
         executor.enqueue(conn, [run])
