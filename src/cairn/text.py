@@ -5,6 +5,7 @@ Standard library only (the CLI's cold start imports this)."""
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,13 @@ from typing import Any
 def iso(value: Any) -> str | None:
     """A datetime in ISO 8601, anything else (``None``) as ``None``: a JSON field."""
     return value.isoformat() if isinstance(value, datetime) else None
+
+
+def record(item: Any) -> dict[str, Any]:
+    """A dataclass's fields in their order as a JSON object, datetimes in ISO 8601: the
+    shown form of a plain record (one whose fields are all shown as they are)."""
+    values = ((f.name, getattr(item, f.name)) for f in fields(item))
+    return {name: iso(value) if isinstance(value, datetime) else value for name, value in values}
 
 
 def clip(value: Any, width: int = 160) -> str:

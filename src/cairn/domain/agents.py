@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from cairn.errors import InvalidModelSettings, InvalidSlug
+from cairn.text import record
 
 AgentStatus = Literal["active", "archived"]
 
@@ -114,22 +115,8 @@ class Agent:
     updated_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form shown by ``--json`` and (later) served by the API."""
-        return {
-            "agent_id": self.agent_id,
-            "sandbox_id": self.sandbox_id,
-            "slug": self.slug,
-            "name": self.name,
-            "description": self.description,
-            "system_prompt": self.system_prompt,
-            "tool_sources": self.tool_sources,
-            "tool_allowlist": self.tool_allowlist,
-            "model_settings": self.model_settings.to_dict(),
-            "version": self.version,
-            "status": self.status,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-        }
+        """The JSON form shown by ``--json`` and served by the API."""
+        return record(self) | {"model_settings": self.model_settings.to_dict()}
 
 
 def _time(value: str | None) -> datetime | None:
