@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from cairn.errors import InvalidModelSettings, InvalidSlug
-from cairn.text import record
+from cairn.text import from_record, record
 
 AgentStatus = Literal["active", "archived"]
 
@@ -119,24 +119,11 @@ class Agent:
         return record(self) | {"model_settings": self.model_settings.to_dict()}
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def agent_from_dict(data: dict[str, Any]) -> Agent:
     """Inverse of ``Agent.to_dict`` (for clients rendering what the API returned)."""
-    return Agent(
-        agent_id=data["agent_id"],
-        sandbox_id=data["sandbox_id"],
-        slug=data["slug"],
-        name=data["name"],
-        description=data["description"],
-        system_prompt=data["system_prompt"],
-        tool_sources=data["tool_sources"],
+    return from_record(
+        Agent,
+        data,
         tool_allowlist=list(data["tool_allowlist"]),
         model_settings=ModelSettings.from_dict(data["model_settings"]),
-        version=data["version"],
-        status=data["status"],
-        created_at=_time(data.get("created_at")),
-        updated_at=_time(data.get("updated_at")),
     )

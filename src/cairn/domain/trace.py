@@ -20,7 +20,7 @@ reason              meaning
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from cairn.text import record
 
@@ -34,16 +34,7 @@ SkipReason = Literal[
     "not_found",
     "error",
 ]
-SKIP_REASONS: tuple[SkipReason, ...] = (
-    "oauth_missing",
-    "oauth_expired",
-    "unreachable",
-    "auth_refused",
-    "timeout",
-    "disabled",
-    "not_found",
-    "error",
-)
+SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
 
 
 MAX_ADVERTISED = 500
