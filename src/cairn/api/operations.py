@@ -127,17 +127,10 @@ async def fire_agent(
 ) -> JSON:
     """Fire asynchronously (editor): the run id at once. Without a server's workers
     (in-process) the run executes before this returns."""
-    fire = run_service.start_fire(
-        caller.app,
-        caller.sandbox,
-        slug,
-        body.event_payload,
-        kind="manual",
-        traceparent=traceparent,
+    run = await run_service.start_run(
+        caller.app, caller.sandbox, slug, body.event_payload, kind="manual", traceparent=traceparent
     )
-    if not fire.queued:
-        await caller.app.runner.execute(fire.run, fire.agent, fire.available)
-    return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
+    return {"run_id": run.run_id, "status": run.status, "agent_slug": slug}
 
 
 ONESHOT_AGENT = "oneshot"
@@ -154,12 +147,10 @@ async def oneshot(
             caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
         )
         return run.to_dict()
-    fire = run_service.start_fire(
+    run = await run_service.start_run(
         caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
     )
-    if not fire.queued:
-        await caller.app.runner.execute(fire.run, fire.agent, fire.available)
-    return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
+    return {"run_id": run.run_id, "status": run.status, "agent_slug": slug}
 
 
 async def _adhoc_agent(caller: Caller, body: wire.OneShotRequest) -> str:

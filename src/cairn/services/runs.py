@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent, RunFilter, RunKind, RunStatus
 from cairn.errors import UsageError
@@ -70,6 +70,17 @@ async def fire_agent(
     if not fire.queued:
         return await app.runner.execute(fire.run, fire.agent, fire.available)
     return await app.completions.wait(app, fire.run)
+
+
+async def start_run(
+    app: App, sandbox_id: str, slug: str, event_payload: Any, **options: Unpack[FireOptions]
+) -> Run:
+    """Accept a fire (``start_fire``) and return its run without waiting for it; with no
+    workers in this process (the CLI in-process) it executes here before this returns."""
+    fire = start_fire(app, sandbox_id, slug, event_payload, **options)
+    if not fire.queued:
+        await app.runner.execute(fire.run, fire.agent, fire.available)
+    return fire.run
 
 
 def start_fire(
