@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -539,22 +540,9 @@ def delete_threshold(conn: Connection, sandbox_id: str, agent_id: str) -> bool:
 
 
 def record_enforcement(conn: Connection, enforcement: Enforcement) -> None:
-    """Keep the record of a breach that paused triggers."""
-    conn.execute(
-        insert(threshold_enforcements).values(
-            enforcement_id=enforcement.enforcement_id,
-            sandbox_id=enforcement.sandbox_id,
-            agent_id=enforcement.agent_id,
-            agent_slug=enforcement.agent_slug,
-            metric=enforcement.metric,
-            value=enforcement.value,
-            threshold=enforcement.threshold,
-            window_start=enforcement.window_start,
-            trigger_ids=list(enforcement.trigger_ids),
-            reason=enforcement.reason,
-            enforced_at=enforcement.enforced_at,
-        )
-    )
+    """Keep the record of a breach that paused triggers (its fields are the table's columns)."""
+    values = asdict(enforcement) | {"trigger_ids": list(enforcement.trigger_ids)}
+    conn.execute(insert(threshold_enforcements).values(values))
 
 
 def list_enforcements(
