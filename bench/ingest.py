@@ -372,10 +372,13 @@ def serve_floor(scratch: Path, stack: str = "fast") -> Iterator[Served]:
 def cairn_factory() -> object:
     """The ASGI app ``cairn serve`` runs, for ``uvicorn --factory`` (the plain-stack rounds)."""
     from cairn.api.app import create_app
+    from cairn.cli.serve import freeze_startup_objects
     from cairn.config import load_settings
     from cairn.services.app import App
 
-    return create_app(App(load_settings()))
+    api = create_app(App(load_settings()))
+    freeze_startup_objects()  # as ``cairn serve`` does
+    return api
 
 
 # --- the ledger ---------------------------------------------------------------------------

@@ -4,10 +4,12 @@ one's memory is concerned) as well as through the first."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from cairn.config import Settings
 from cairn.errors import NotFound, Unauthorized
@@ -15,12 +17,14 @@ from cairn.services.access import authenticate, create_key, revoke_key
 from cairn.services.agents import AgentChanges, AgentSpec, create_agent, update_agent
 from cairn.services.app import App
 from cairn.services.caches import KEY_TTL_S, KeyCache
-from cairn.services.ingest import ingest
+from cairn.services.ingest import GroupCommit, IngestResult, ingest
 from cairn.services.sources import available_sources, revoke_source
 from cairn.services.triggers import create_trigger, update_trigger
 from cairn.services.webhooks import DeliveryRejected, add_webhook_source, rotate_secret, sign
+from cairn.store import runs as run_store
 from cairn.store import sources as source_store
 from cairn.store.engine import open_store
+from cairn.store.schema import events as events_table
 from cairn.webhooks import read_delivery
 
 pytestmark = pytest.mark.anyio
@@ -141,6 +145,91 @@ def test_a_wrong_secret_for_a_cached_key_id_is_refused(app: App) -> None:
 
     with pytest.raises(Unauthorized):
         authenticate(app, f"{key.key_id}.not-the-secret")
+
+
+@pytest.fixture
+def serving(app: App) -> Iterator[App]:
+    """``app`` with the execution backend a server opens (the group commit queues for it)."""
+    from cairn.execution import open_executor
+
+    app.executor = open_executor(app)
+    yield app
+
+
+async def test_the_group_commit_stores_nothing_verified_with_a_source_changed_since(
+    serving: App, other: App
+) -> None:
+    hook = add_webhook_source(serving, "default", "gh")
+    entry = serving.caches.source_entry(hook.source.source_id)
+    assert entry is not None
+    writer = GroupCommit(serving)
+
+    rotate_secret(other, "default", "gh", overlap=timedelta(0))  # after the verification
+    stale = await writer.ingest(*entry, "t", {"n": 1}, "one", None, None)
+    revoke_source(other, "default", "gh")
+    cached = serving.caches.source_entry(hook.source.source_id)
+    assert cached is not None and cached[1] == entry[1], "the cache alone has not seen it"
+    revoked = await writer.ingest(*cached, "t", {"n": 2}, "two", None, None)
+
+    assert (stale, revoked) == (None, None), "sent back to be verified again"
+    assert _stored(serving) == []
+    fresh = serving.caches.source_entry(hook.source.source_id, fresh=True)
+    assert fresh is not None and fresh[0].status == "revoked"
+
+
+async def test_one_group_commit_stores_each_event_once_and_answers_each(
+    serving: App,
+) -> None:
+    hook = add_webhook_source(serving, "default", "gh")
+    await create_agent(serving, "default", AgentSpec(slug="triage", system_prompt="t"))
+    create_trigger(serving, "default", "triage", "gh", event_type_filter="issue.opened")
+    entry = serving.caches.source_entry(hook.source.source_id)
+    assert entry is not None
+    writer = GroupCommit(serving)
+    senders = ["a", "b", "a", None, "c", "b"]  # two repeated within the batch
+
+    results = await asyncio.gather(
+        *(
+            writer.ingest(*entry, "issue.opened", {"n": n}, s, None, None)
+            for n, s in enumerate(senders)
+        )
+    )
+
+    assert all(r is not None for r in results)
+    done = [r for r in results if r is not None]
+    assert [r.duplicate for r in done] == [False, False, True, False, False, True]
+    assert done[2].event_id == done[0].event_id and done[5].event_id == done[1].event_id
+    assert [[d.decision for d in r.decisions] for r in done if not r.duplicate] == [["fired"]] * 4
+    assert sorted(s or "" for s in _stored(serving)) == ["", "a", "b", "c"]
+    with serving.store.connect() as conn:
+        queued = run_store.count_queued(conn)
+    assert queued == 4, "every fired run queued with its event"
+
+
+async def test_an_event_that_cannot_be_stored_fails_alone_in_its_group_commit(
+    serving: App,
+) -> None:
+    hook = add_webhook_source(serving, "default", "gh")
+    entry = serving.caches.source_entry(hook.source.source_id)
+    assert entry is not None
+    writer = GroupCommit(serving)
+    unstorable = {"not json": object()}  # fails the batch's one INSERT
+
+    results = await asyncio.gather(
+        writer.ingest(*entry, "t", {"n": 1}, "one", None, None),
+        writer.ingest(*entry, "t", unstorable, "two", None, None),
+        writer.ingest(*entry, "t", {"n": 3}, "three", None, None),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[1], Exception)
+    assert all(isinstance(r, IngestResult) for r in (results[0], results[2])), results
+    assert sorted(s or "" for s in _stored(serving)) == ["one", "three"]
+
+
+def _stored(app: App) -> list[str | None]:
+    with app.store.connect() as conn:
+        return [row.sender_event_id for row in conn.execute(select(events_table))]
 
 
 async def test_a_worker_reads_the_agent_as_stored_now_changed_or_gone(app: App, other: App) -> None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from cairn.services.webhooks import MAX_BODY_BYTES, sign
+from cairn.services.app import App
+from cairn.services.sources import revoke_source
+from cairn.services.webhooks import MAX_BODY_BYTES, rotate_secret, sign
+from cairn.store import open_store
 from tests.triggers.conftest import Server
 
 SCRIPT = {"turns": [{"text": "Triaging {{event.title}}"}]}
@@ -215,3 +219,51 @@ def test_an_unknown_source_is_a_404_and_no_trigger_means_no_decision(server: Ser
         hook = api.post("/sources/webhooks", json={"label": "lonely"}).json()
     lonely = post(server.url + hook["path"], hook["signing_secret"], {"type": "x.y"})
     assert lonely.status_code == 202 and lonely.json()["decisions"] == []
+
+
+def test_a_source_rotated_or_revoked_elsewhere_is_never_used_with_its_old_secret(
+    server: Server,
+) -> None:
+    url, secret, trigger_id = setup(server)
+    first = post(url, secret, {"type": "issue.opened", "id": "n1", "payload": {"n": 1}})
+    assert first.status_code == 202, first.text  # the server has the source cached now
+    other = App(server.app.settings, open_store(server.app.settings.database_url))
+    try:
+        rotated = rotate_secret(other, "default", "gh", overlap=timedelta(0))
+        assert rotated.secret is not None
+        old = post(url, secret, {"type": "issue.opened", "id": "n2", "payload": {"n": 2}})
+        new = post(url, rotated.secret, {"type": "issue.opened", "id": "n3", "payload": {"n": 3}})
+        revoke_source(other, "default", "gh")
+        gone = post(url, rotated.secret, {"type": "issue.opened", "id": "n4", "payload": {"n": 4}})
+    finally:
+        other.close()
+
+    assert old.status_code == 401 and "signature" in old.json()["detail"], old.text
+    assert new.status_code == 202, new.text
+    assert [d["decision"] for d in new.json()["decisions"]] == ["fired"]
+    assert gone.status_code == 404, gone.text
+    with server.api() as api:
+        events = api.get("/events", params={"limit": 50}).json()["events"]
+    accepted = sorted(e["sender_event_id"] for e in events if e["status"] == "accepted")
+    assert accepted == ["n1", "n3"]
+    assert len(wait_for_runs(server, trigger_id, 2)) == 2
+
+
+def test_concurrent_deliveries_are_each_stored_decided_and_answered_once(server: Server) -> None:
+    url, secret, trigger_id = setup(server)
+
+    def send(index: int) -> httpx.Response:  # 40 distinct events, each sent twice
+        event = {"type": "issue.opened", "id": f"e-{index % 40}", "payload": {"n": index}}
+        return post(url, secret, event)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(send, range(80)))
+
+    assert sorted(a.status_code for a in answers) == [200] * 40 + [202] * 40
+    by_sender: dict[str, set[str]] = {}
+    for index, answer in enumerate(answers):
+        by_sender.setdefault(f"e-{index % 40}", set()).add(answer.json()["event_id"])
+    assert all(len(ids) == 1 for ids in by_sender.values()), "a repeat names the first event"
+    fired = [a for a in answers if a.status_code == 202]
+    assert all([d["decision"] for d in a.json()["decisions"]] == ["fired"] for a in fired)
+    assert len(wait_for_runs(server, trigger_id, 40)) == 40

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from cairn import __version__
 from cairn.api import docs_routes, identity_routes
-from cairn.api.hooks import hooks
+from cairn.api.hooks import HookDeliveries, hooks
 from cairn.api.intake import IntakeLimits
 from cairn.api.problems import add_problem_handlers
 from cairn.api.routes import operation_routes
@@ -92,6 +92,7 @@ def create_app(
     api.state.cairn = cairn
     add_problem_handlers(api)
     api.add_middleware(IntakeLimits, cookie_name=SESSION_COOKIE)
+    api.add_middleware(HookDeliveries)  # outermost: webhook deliveries skip the routing
     api.include_router(hooks)  # first: the hottest route is matched before any other
     api.include_router(operation_routes())
     api.include_router(streams)

@@ -43,6 +43,11 @@ _TITLES = {
 }
 
 
+def title_for(status: int) -> str:
+    """The problem title of an HTTP status."""
+    return _TITLES.get(status, "Error")
+
+
 async def _cairn_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.CairnError)
     status = exc.http_status

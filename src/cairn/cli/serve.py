@@ -120,6 +120,7 @@ def serve(
         f"\n  API docs: http://{host}:{port}/docs"
         f"\n  MCP server: http://{host}:{port}/mcp (Authorization: Bearer <key>)"
     )
+    freeze_startup_objects()
     # Live streams (a run's, an agent's endless tail) keep their connections open: without a
     # bound, uvicorn would wait for them forever on SIGTERM and never stop the workers.
     uvicorn.run(
@@ -130,6 +131,18 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=STREAMS_GRACE_S,
     )
+
+
+def freeze_startup_objects() -> None:
+    """Move everything loaded so far (modules, the app, the routes: ~175,000 objects) out
+    of the garbage collector's sight. They live as long as the server, and a full
+    collection walking them took 160-200 ms on the 2-core bench machine, a pause every
+    request in flight waited through (the webhook p99); after ``gc.freeze`` it walks only
+    what serving created."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def serve_app(app: App, **options: Any) -> FastAPI:

@@ -1,10 +1,13 @@
 """In-memory caches of what the hot paths read, owned by the ``App`` (``app.caches``).
 
-* **Sources** (``webhook_source``): a webhook delivery needs the source's config and its
-  decrypted signing secret. The cache keeps the decrypted ``DataSource`` beside the raw
-  stored values it came from (``cairn.store.stamps``) and re-reads those values, one plain
-  statement, before every use: a source updated, re-keyed or revoked by anyone, in this
-  process or another, is never used with its old secret or config.
+* **Sources** (``webhook_source``, ``source_entry``): a webhook delivery needs the source's
+  config and its decrypted signing secret. The cache keeps the decrypted ``DataSource``
+  beside the raw stored values it came from (``cairn.store.stamps``), and those values are
+  read again, one plain statement, before the source is relied on: by ``webhook_source``
+  at once, by the webhook route's group commit inside the transaction that stores the
+  event (a delivery verified with a source that has changed since is verified again with
+  the new one). A source updated, re-keyed or revoked by anyone, in this process or
+  another, is never used with its old secret or config.
 * **Triggers** (``triggers_for``): the triggers bound to a source, checked the same way
   against the columns a decision reads.
 * **Agents** (``agent``) and **a sandbox's sources** (``sandbox_sources``): what a worker
@@ -116,27 +119,42 @@ class Caches:
 
     def webhook_source(self, source_id: str) -> DataSource | None:
         """Source ``source_id`` with its secret, as stored right now (``None``: none such)."""
+        found = self.source_entry(source_id, fresh=True)
+        return None if found is None else found[0]
+
+    def source_entry(
+        self, source_id: str, *, fresh: bool = False
+    ) -> tuple[DataSource, tuple[Any, ...]] | None:
+        """Source ``source_id`` with its secret, and the stamp it was built from
+        (``cairn.store.stamps``). ``fresh``: as stored right now (one statement, more on a
+        change); otherwise the cached one when there is one, *unchecked*: the caller must
+        compare its stamp with ``stamps.source_stamp`` inside the transaction that uses it
+        (the group commit of ``cairn.services.ingest`` does, once per batch)."""
         from cairn.store import sources as source_store
         from cairn.store import stamps
 
         app = self._app
         if "\x00" in source_id:  # no stored id has one, and PostgreSQL refuses it in text
             return None
+        hit = self._sources.get(source_id)
+        if hit is not None and not fresh:
+            return hit.value, hit.stamp
         with app.store.connect() as conn:
             stamp = stamps.source_stamp(conn, source_id)
             if stamp is None:
                 self._sources.pop(source_id, None)
                 return None
-            hit = self._sources.get(source_id)
             if hit is not None and hit.stamp == stamp:
                 cached: DataSource = hit.value
-                return cached
+                return cached, stamp
             source = source_store.find_source(conn, source_id, app.secrets)
-        if source is not None:
-            # Keyed by what was read first: if the row changed in between, the next use
-            # sees a different stamp and reloads.
-            self._remember(self._sources, source_id, _Entry(stamp, source))
-        return source
+        if source is None:
+            self._sources.pop(source_id, None)
+            return None
+        # Keyed by what was read first: if the row changed in between, the next check
+        # sees a different stamp and reloads.
+        self._remember(self._sources, source_id, _Entry(stamp, source))
+        return source, stamp
 
     def triggers_for(
         self, sandbox_id: str, source_id: str, conn: Connection | None = None

@@ -11,6 +11,7 @@ same sender event id is acknowledged and not decided again.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from cairn.domain.triggers import (
     event_type_matches,
     filter_mismatch,
 )
+from cairn.errors import Busy
 from cairn.ids import new_id
 from cairn.services.app import App
 
@@ -88,7 +90,6 @@ async def ingest(
     delivery arrived (provider, delivery id, type source), kept with the event; the runs
     it fires keep the delivery's ``traceparent``."""
     from cairn.store import events as event_store
-    from cairn.store import runs as run_store
 
     executor = app.executor
     if executor is not None:
@@ -109,16 +110,9 @@ async def ingest(
         if existing is not None:
             return IngestResult(existing, duplicate=True)
         bound = app.caches.triggers_for(source.sandbox_id, source.source_id, conn)
-        decisions = []
-        for trigger in bound:
-            decision, fire = _decide(
-                app, conn, trigger, event, queued=executor is not None, traceparent=traceparent
-            )
-            event_store.record_decision(conn, decision)
-            decisions.append(decision)
-            if fire is not None:
-                run_store.create_run(conn, fire[0])
-                fired.append(fire)
+        decisions = _decide_all(
+            app, conn, bound, event, fired, queued=executor is not None, traceparent=traceparent
+        )
         if fired and executor is not None:
             executor.enqueue(conn, [run for run, _agent in fired])
     if executor is not None:
@@ -132,6 +126,38 @@ async def ingest(
     return IngestResult(event.event_id, duplicate=False, decisions=decisions)
 
 
+def _decide_all(
+    app: App,
+    conn: Connection,
+    bound: list[Trigger],
+    event: Event,
+    fired: list[tuple[Run, Agent]],
+    *,
+    queued: bool,
+    traceparent: str | None = None,
+    agents: dict[str, Agent] | None = None,
+    write: bool = True,
+) -> list[TriggerDecision]:
+    """Every bound trigger's decision about ``event``, with the runs they fire (appended to
+    ``fired``); written on ``conn`` unless ``write`` is off (the caller writes them)."""
+    from cairn.store import events as event_store
+    from cairn.store import runs as run_store
+
+    decisions = []
+    for trigger in bound:
+        decision, fire = _decide(
+            app, conn, trigger, event, queued=queued, traceparent=traceparent, agents=agents
+        )
+        if write:
+            event_store.record_decision(conn, decision)
+        decisions.append(decision)
+        if fire is not None:
+            if write:
+                run_store.create_run(conn, fire[0])
+            fired.append(fire)
+    return decisions
+
+
 def _decide(
     app: App,
     conn: Connection,
@@ -140,8 +166,10 @@ def _decide(
     *,
     queued: bool,
     traceparent: str | None = None,
+    agents: dict[str, Agent] | None = None,
 ) -> tuple[TriggerDecision, tuple[Run, Agent] | None]:
-    """One trigger's decision, and the run it fires (not yet written)."""
+    """One trigger's decision, and the run it fires (not yet written). ``agents``: the
+    agents already read in this transaction, by id (a group commit reads each once)."""
     from cairn.store import agents as agent_store
     from cairn.store import triggers as trigger_store
 
@@ -154,7 +182,11 @@ def _decide(
 
     if trigger.status == "paused":
         return decided("paused"), None
-    agent = agent_store.get_agent_by_id(conn, trigger.sandbox_id, trigger.agent_id)
+    agent = None if agents is None else agents.get(trigger.agent_id)
+    if agent is None:
+        agent = agent_store.get_agent_by_id(conn, trigger.sandbox_id, trigger.agent_id)
+        if agents is not None:
+            agents[trigger.agent_id] = agent
     if agent.status == "archived":
         return decided("agent_archived", {"agent": agent.slug}), None
     if not event_type_matches(trigger.event_type_filter, event.event_type):
@@ -178,3 +210,177 @@ def _decide(
         traceparent=traceparent,
     )
     return decided("fired", {"event_type": event.event_type}, run.run_id), (run, agent)
+
+
+# --- group commit: the webhook route's writer ---------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A verified delivery waiting for the next group commit."""
+
+    source: DataSource
+    stamp: tuple[Any, ...]
+    event: Event
+    traceparent: str | None
+    done: asyncio.Future[IngestResult | Busy | None]
+
+
+class GroupCommit:
+    """Stores webhook events several to a transaction, each answered after its commit.
+
+    A delivery is verified first, with the source as cached (``Caches.source_entry``), and
+    then handed to ``ingest``, which waits. The deliveries handed over while the event loop
+    is busy with others are written together at its next turn: ONE transaction reads each
+    source's stored values once (a source that changed since its deliveries were verified
+    sends them back to be verified again, nothing written), checks the backlog for the
+    events that may fire, inserts the events with one statement and decides each one with
+    every bound trigger, its fired runs ``queued`` in the same transaction. Only after the
+    commit is any of them answered, so a 2xx still means stored, decided and queued. The
+    commit, the statements and the source check are paid once per batch instead of once
+    per event. A batch that fails is written again one event per transaction, so one bad
+    event fails alone. Needs a running executor (``app.executor``): the server's case.
+    """
+
+    def __init__(self, app: App, max_batch: int = 256) -> None:
+        self.app = app
+        self.max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._scheduled = False
+
+    async def ingest(
+        self,
+        source: DataSource,
+        stamp: tuple[Any, ...],
+        event_type: str,
+        payload: Any,
+        sender_event_id: str | None,
+        delivery: DeliveryFacts | None,
+        traceparent: str | None,
+    ) -> IngestResult | None:
+        """Store the event once its batch commits; ``None``: the source's stored values are
+        no longer ``stamp`` (verify the delivery again with the source as stored now).
+        Raises ``Busy`` (nothing written) when the event may fire and the backlog is full."""
+        loop = asyncio.get_running_loop()
+        event = Event(
+            event_id=new_id("evt"),
+            sandbox_id=source.sandbox_id,
+            source_id=source.source_id,
+            event_type=event_type,
+            payload=payload,
+            sender_event_id=sender_event_id,
+            received_at=datetime.now(UTC),
+            delivery=delivery,
+        )
+        done: asyncio.Future[IngestResult | Busy | None] = loop.create_future()
+        self._pending.append(_Pending(source, stamp, event, traceparent, done))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        outcome = await done
+        if isinstance(outcome, Busy):
+            raise outcome
+        return outcome
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch = [p for p in self._pending if not p.done.cancelled()]  # gone: not written
+        self._pending = []
+        for start in range(0, len(batch), self.max_batch):
+            chunk = batch[start : start + self.max_batch]
+            try:
+                self._commit(chunk)
+            except BaseException as exc:  # never leave a request waiting
+                for item in chunk:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+    def _commit(self, chunk: list[_Pending]) -> None:
+        try:
+            outcomes = self._write(chunk)
+        except Exception as exc:
+            if len(chunk) > 1:  # one bad event must not fail the others: each alone
+                for item in chunk:
+                    self._commit([item])
+            elif not chunk[0].done.done():
+                chunk[0].done.set_exception(exc)
+            return
+        for item, outcome in zip(chunk, outcomes, strict=True):
+            if not item.done.done():
+                item.done.set_result(outcome)
+
+    def _write(self, chunk: list[_Pending]) -> list[IngestResult | Busy | None]:
+        from cairn.store import events as event_store
+        from cairn.store import runs as run_store
+        from cairn.store import stamps
+
+        app = self.app
+        executor = app.executor
+        assert executor is not None, "the group commit serves a server with an executor"
+        outcomes: list[IngestResult | Busy | None] = [None] * len(chunk)
+        runs: list[Run] = []
+        decided: list[TriggerDecision] = []
+        with app.store.begin() as conn:
+            stored: dict[str, tuple[Any, ...] | None] = {}
+            bound: dict[str, list[Trigger]] = {}
+            admitted: list[int] = []
+            for index, item in enumerate(chunk):
+                source = item.source
+                sid = source.source_id
+                if sid not in stored:
+                    stored[sid] = stamps.source_stamp(conn, sid)
+                if stored[sid] != item.stamp:
+                    continue  # changed since it was verified: None, verify again
+                if sid not in bound:
+                    bound[sid] = app.caches.triggers_for(source.sandbox_id, sid, conn)
+                may_fire = _may_fire(bound[sid], item.event)
+                if may_fire:
+                    try:
+                        app.gate.check(may_fire)
+                    except Busy as busy:
+                        outcomes[index] = busy  # before anything of it is written
+                        continue
+                admitted.append(index)
+            existing = event_store.insert_events(conn, [chunk[i].event for i in admitted])
+            agents: dict[str, Agent] = {}
+            for index, repeated in zip(admitted, existing, strict=True):
+                item = chunk[index]
+                if repeated is not None:
+                    outcomes[index] = IngestResult(repeated, duplicate=True)
+                    continue
+                fired: list[tuple[Run, Agent]] = []
+                decisions = _decide_all(
+                    app,
+                    conn,
+                    bound[item.source.source_id],
+                    item.event,
+                    fired,
+                    queued=True,
+                    traceparent=item.traceparent,
+                    agents=agents,
+                    write=False,
+                )
+                decided.extend(decisions)
+                runs.extend(run for run, _agent in fired)
+                outcomes[index] = IngestResult(item.event.event_id, False, decisions)
+            run_store.create_runs(conn, runs)  # the batch's, one statement each
+            event_store.record_decisions(conn, decided)
+            if runs:
+                executor.enqueue(conn, runs)
+        if runs:
+            executor.accepted(runs)
+        return outcomes
+
+
+def _may_fire(bound: list[Trigger], event: Event) -> int:
+    """How many of the bound triggers may fire for ``event`` (an upper bound: the agent
+    may be archived, the rate limit reached), for the backlog check before it is written."""
+    return sum(
+        1
+        for trigger in bound
+        if trigger.status != "paused"
+        and event_type_matches(trigger.event_type_filter, event.event_type)
+        and filter_mismatch(trigger.filter_config, event.payload) is None
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cairn.domain.agents import Agent, ModelSettings
@@ -72,11 +72,15 @@ def get_agent(conn: Connection, sandbox_id: str, slug: str) -> Agent:
     return _to_agent(row)
 
 
+_BY_ID = select(agents).where(
+    agents.c.sandbox_id == bindparam("in_sandbox"), agents.c.agent_id == bindparam("wanted_id")
+)
+"""Built once: every fired event reads its agent by id."""
+
+
 def get_agent_by_id(conn: Connection, sandbox_id: str, agent_id: str) -> Agent:
     """The agent with ``agent_id`` in the sandbox, or ``NotFound``."""
-    row = conn.execute(
-        select(agents).where(agents.c.sandbox_id == sandbox_id, agents.c.agent_id == agent_id)
-    ).first()
+    row = conn.execute(_BY_ID, {"in_sandbox": sandbox_id, "wanted_id": agent_id}).first()
     if row is None:
         raise NotFound(f"no agent with id {agent_id!r} in sandbox {sandbox_id!r}")
     return _to_agent(row)

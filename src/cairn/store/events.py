@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,23 +37,47 @@ def insert_event(conn: Connection, event: Event) -> str | None:
     # One statement on the hot path: ON CONFLICT DO NOTHING (SQLite and PostgreSQL) rather
     # than a savepoint around a failing insert; the statement is built once per dialect
     # and the values passed apart, which spares SQLAlchemy rebuilding it per event.
-    inserted = conn.execute(
-        _insert_ignoring_duplicates(conn.dialect.name),
-        {
-            "event_id": event.event_id,
-            "sandbox_id": event.sandbox_id,
-            "source_id": event.source_id,
-            "sender_event_id": event.sender_event_id,
-            "event_type": event.event_type,
-            "payload": event.payload,
-            "status": event.status,
-            "reject_reason": event.reject_reason,
-            "received_at": event.received_at,
-            "delivery": event.delivery.to_dict() if event.delivery else None,
-        },
-    )
+    inserted = conn.execute(_insert_ignoring_duplicates(conn.dialect.name), _event_values(event))
     if inserted.first() is not None:
         return None
+    return _existing(conn, event)
+
+
+def insert_events(conn: Connection, batch: Sequence[Event]) -> list[str | None]:
+    """Store several events with one statement (a group commit); for each, in order, what
+    ``insert_event`` returns: ``None`` when stored, or the id of the event already stored
+    with its sender event id (a retry, also when repeated within ``batch``)."""
+    if len(batch) == 1:
+        return [insert_event(conn, batch[0])]
+    if not batch:
+        return []
+    # Executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues");
+    # the ids returned are the rows inserted, a conflict returns nothing.
+    stored = set(
+        conn.execute(
+            _insert_ignoring_duplicates(conn.dialect.name), [_event_values(e) for e in batch]
+        ).scalars()
+    )
+    return [None if e.event_id in stored else _existing(conn, e) for e in batch]
+
+
+def _event_values(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "sandbox_id": event.sandbox_id,
+        "source_id": event.source_id,
+        "sender_event_id": event.sender_event_id,
+        "event_type": event.event_type,
+        "payload": event.payload,
+        "status": event.status,
+        "reject_reason": event.reject_reason,
+        "received_at": event.received_at,
+        "delivery": event.delivery.to_dict() if event.delivery else None,
+    }
+
+
+def _existing(conn: Connection, event: Event) -> str:
+    """The id of the event stored with ``event``'s sender event id (it was not inserted)."""
     existing = conn.execute(
         select(events.c.event_id).where(
             events.c.source_id == event.source_id,
@@ -79,16 +104,27 @@ def _insert_ignoring_duplicates(dialect: str) -> Any:
 
 def record_decision(conn: Connection, decision: TriggerDecision) -> None:
     """Store one trigger's decision about one event."""
-    conn.execute(
-        insert(trigger_decisions).values(
-            event_id=decision.event_id,
-            trigger_id=decision.trigger_id,
-            decision=decision.decision,
-            detail=decision.detail,
-            run_id=decision.run_id,
-            decided_at=decision.decided_at,
-        )
-    )
+    conn.execute(_INSERT_DECISION, _decision_values(decision))
+
+
+def record_decisions(conn: Connection, batch: Sequence[TriggerDecision]) -> None:
+    """Store several decisions with one statement (the webhook group commit's)."""
+    if batch:
+        conn.execute(_INSERT_DECISION, [_decision_values(d) for d in batch])
+
+
+def _decision_values(decision: TriggerDecision) -> dict[str, Any]:
+    return {
+        "event_id": decision.event_id,
+        "trigger_id": decision.trigger_id,
+        "decision": decision.decision,
+        "detail": decision.detail,
+        "run_id": decision.run_id,
+        "decided_at": decision.decided_at,
+    }
+
+
+_INSERT_DECISION = insert(trigger_decisions)
 
 
 def get_event(conn: Connection, sandbox_id: str, event_id: str) -> Event:

@@ -108,6 +108,16 @@ _INSERT_RUN = insert(runs)
 
 def create_run(conn: Connection, run: Run) -> None:
     """Insert a run as accepted (``queued``, or ``running`` when it starts at once)."""
+    conn.execute(_INSERT_RUN, _new_run_values(conn, run))
+
+
+def create_runs(conn: Connection, batch: Sequence[Run]) -> None:
+    """Insert several accepted runs with one statement (the webhook group commit's)."""
+    if batch:
+        conn.execute(_INSERT_RUN, [_new_run_values(conn, run) for run in batch])
+
+
+def _new_run_values(conn: Connection, run: Run) -> dict[str, Any]:
     values = _final_values(run)
     values.update(
         run_id=run.run_id,
@@ -123,7 +133,7 @@ def create_run(conn: Connection, run: Run) -> None:
         replay_of=run.replay_of,
         traceparent=run.traceparent,
     )
-    conn.execute(_INSERT_RUN, _storable(conn, values))
+    return _storable(conn, values)
 
 
 def append_events(conn: Connection, run_id: str, events: Sequence[RunEvent]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, case, delete, insert, or_, select, update
 
 from cairn.domain.triggers import Trigger
 from cairn.errors import NotFound
@@ -106,13 +107,25 @@ def claim_fire(conn: Connection, trigger_id: str, now: datetime) -> bool:
     One conditional UPDATE on the trigger's own row decides it: concurrent claims serialise
     on that row (PostgreSQL re-checks the condition on the row it waited for; SQLite has one
     writer), so a cap of 10 lets exactly 10 through, however many arrive at once."""
-    window_over = or_(
-        triggers.c.window_started_at.is_(None), triggers.c.window_started_at <= now - WINDOW
-    )
     result = conn.execute(
+        _claim_statement(), {"claimed_id": trigger_id, "now": now, "window_start": now - WINDOW}
+    )
+    return bool(result.rowcount)
+
+
+@functools.cache
+def _claim_statement() -> Any:
+    """``claim_fire``'s UPDATE, built once (it runs for every fired event)."""
+    moment = triggers.c.window_started_at.type
+    now = bindparam("now", type_=moment)
+    window_over = or_(
+        triggers.c.window_started_at.is_(None),
+        triggers.c.window_started_at <= bindparam("window_start", type_=moment),
+    )
+    return (
         update(triggers)
         .where(
-            triggers.c.trigger_id == trigger_id,
+            triggers.c.trigger_id == bindparam("claimed_id"),
             or_(
                 triggers.c.rate_limit_per_hour.is_(None),
                 window_over,
@@ -126,7 +139,6 @@ def claim_fire(conn: Connection, trigger_id: str, now: datetime) -> bool:
             last_fired_at=now,
         )
     )
-    return bool(result.rowcount)
 
 
 def _case_window(condition: Any, when_over: Any, otherwise: Any) -> Any:
