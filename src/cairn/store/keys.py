@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from cairn.domain.keys import ApiKey
 from cairn.errors import NotFound
+from cairn.store.rows import row_record
 from cairn.store.schema import api_keys
 
 
@@ -20,15 +21,7 @@ def digest(secret: str) -> str:
 
 
 def _to_key(row: Row[Any]) -> ApiKey:
-    return ApiKey(
-        row.key_id,
-        row.sandbox_id,
-        row.name,
-        row.role,
-        row.created_at,
-        row.last_used_at,
-        row.revoked_at,
-    )
+    return row_record(ApiKey, row)
 
 
 def create_key(conn: Connection, key: ApiKey, secret: str) -> None:

@@ -50,6 +50,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from cairn.domain.runs import FINAL_STATUSES
 from cairn.domain.usage import BUCKET_S, Enforcement, UsageCell, UsageFilter, UsageThreshold
 from cairn.ids import id_floor, id_time_ms
+from cairn.store.rows import row_record
 from cairn.store.schema import (
     agents,
     runs,
@@ -462,15 +463,8 @@ def _upsert(
 
 
 def _to_threshold(row: Row[Any]) -> UsageThreshold:
-    return UsageThreshold(
-        sandbox_id=row.sandbox_id,
-        agent_id=row.agent_id,
-        agent_slug=row.slug,
-        tokens_per_hour=row.tokens_per_hour,
-        cost_micros_per_hour=row.cost_micros_per_hour,
-        pause_triggers=bool(row.pause_triggers),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+    return row_record(
+        UsageThreshold, row, agent_slug=row.slug, pause_triggers=bool(row.pause_triggers)
     )
 
 
