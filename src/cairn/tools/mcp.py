@@ -67,6 +67,7 @@ from mcp.client.streamable_http import streamable_http_client
 from cairn.domain.sources import DataSource
 from cairn.domain.tools import ToolSpec
 from cairn.domain.trace import SkipReason
+from cairn.text import record
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
 
 logger = logging.getLogger(__name__)
@@ -114,13 +115,7 @@ class HealthResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "ok": self.ok,
-            "reason": self.reason,
-            "message": self.message,
-            "tool_names": self.tool_names,
-            "duration_ms": round(self.duration_ms, 3),
-        }
+        return record(self) | {"duration_ms": round(self.duration_ms, 3)}
 
 
 @dataclass(slots=True)

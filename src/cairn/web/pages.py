@@ -351,12 +351,7 @@ async def runs_summary(request: Request) -> Response:
     return await guarded_async(request, build)
 
 
-@router.get("/")
-def home(request: Request) -> Response:
-    """The dashboard opens on the runs."""
-    return guarded(request, partial(_runs_page, request))
-
-
+@router.get("/")  # the dashboard opens on the runs
 @router.get("/runs")
 def runs_page(request: Request) -> Response:
     """Recent runs across agents, filtered, searchable by id, updated live."""

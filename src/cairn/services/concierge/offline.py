@@ -42,7 +42,7 @@ from cairn.services.concierge.questions import (
     commands_in,
     unique,
 )
-from cairn.text import clip, plural
+from cairn.text import clip, plural, record
 
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
@@ -71,14 +71,7 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the API response, ``cairn ask --json``)."""
-        return {
-            "text": self.text,
-            "run_ids": self.run_ids,
-            "commands": self.commands,
-            "mode": self.mode,
-            "concierge_run_id": self.concierge_run_id,
-            "intent": self.intent,
-        }
+        return record(self)
 
 
 async def answer_offline(
