@@ -50,15 +50,8 @@ async def create_agent(caller: Caller, body: wire.AgentCreate) -> JSON:
     from cairn.services.agents import AgentSpec
     from cairn.services.agents import create_agent as create
 
-    spec = AgentSpec(
-        slug=body.slug,
-        system_prompt=body.system_prompt,
-        name=body.name,
-        description=body.description,
-        tool_sources=body.tool_sources,
-        tool_allowlist=body.tool_allowlist,
-        model_settings=ModelSettings.from_dict(body.model_settings),
-    )
+    settings = ModelSettings.from_dict(body.model_settings)
+    spec = AgentSpec(**body.model_dump(exclude={"model_settings"}), model_settings=settings)
     agent, warnings = await create(caller.app, caller.sandbox, spec)
     return agent.to_dict() | {"warnings": warnings}
 
@@ -75,15 +68,8 @@ async def update_agent(caller: Caller, slug: str, body: wire.AgentUpdate) -> JSO
     from cairn.services.agents import AgentChanges
     from cairn.services.agents import update_agent as update
 
-    given = body.model_fields_set
-    changes = AgentChanges(
-        name=body.name,
-        description=body.description,
-        system_prompt=body.system_prompt,
-        tool_sources=body.tool_sources if "tool_sources" in given else "UNSET",
-        tool_allowlist=body.tool_allowlist,
-        model_settings=body.model_settings,
-    )
+    sources = body.tool_sources if "tool_sources" in body.model_fields_set else "UNSET"
+    changes = AgentChanges(**body.model_dump(exclude={"tool_sources"}), tool_sources=sources)
     agent, warnings = await update(caller.app, caller.sandbox, slug, changes)
     return agent.to_dict() | {"warnings": warnings}
 
