@@ -548,18 +548,12 @@ def list_enforcements(
         query = query.where(threshold_enforcements.c.agent_id == agent_id)
     rows = conn.execute(query.order_by(threshold_enforcements.c.enforcement_id.desc()).limit(limit))
     return [
-        Enforcement(
-            enforcement_id=row.enforcement_id,
-            sandbox_id=row.sandbox_id,
-            agent_id=row.agent_id,
-            agent_slug=row.agent_slug,
-            metric=row.metric,
+        row_record(
+            Enforcement,
+            row,
             value=int(row.value),
             threshold=int(row.threshold),
-            window_start=row.window_start,
             trigger_ids=tuple(row.trigger_ids or ()),
-            reason=row.reason,
-            enforced_at=row.enforced_at,
         )
         for row in rows
     ]
