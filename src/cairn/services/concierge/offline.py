@@ -86,24 +86,16 @@ async def answer_offline(
     return await _Interpreter(app, sandbox_id, agents, parsed, role, confirmed).answer()
 
 
+@dataclass(slots=True)
 class _Interpreter:
-    """Routes a parsed question to one handler; each returns a complete ``Answer``."""
+    """Routes a parsed question (``q``) to one handler; each returns a complete ``Answer``."""
 
-    def __init__(
-        self,
-        app: App,
-        sandbox_id: str,
-        agents: list[Agent],
-        parsed: Question,
-        role: Role,
-        confirmed: bool = False,
-    ) -> None:
-        self.app = app
-        self.sandbox_id = sandbox_id
-        self.agents = agents
-        self.q = parsed
-        self.role = role
-        self.confirmed = confirmed
+    app: App
+    sandbox_id: str
+    agents: list[Agent]
+    q: Question
+    role: Role
+    confirmed: bool = False
 
     async def answer(self) -> Answer:
         q = self.q
