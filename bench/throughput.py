@@ -130,7 +130,8 @@ def run(options: argparse.Namespace) -> list[Verdict]:
             ),
         ]
     else:
-        note("PostgreSQL set-ups (embedded and procrastinate): skipped, no local server")
+        why = "--no-postgres" if options.no_postgres else "no local server answers"
+        note(f"PostgreSQL set-ups (embedded and procrastinate): skipped ({why})")
     results: list[Result] = []
     for label, backend, worker_processes, executor in plans:
         with _setup(label, backend, worker_processes, options.workers, executor) as setup:

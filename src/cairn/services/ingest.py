@@ -170,7 +170,6 @@ def _decide(
 ) -> tuple[TriggerDecision, tuple[Run, Agent] | None]:
     """One trigger's decision, and the run it fires (not yet written). ``agents``: the
     agents already read in this transaction, by id (a group commit reads each once)."""
-    from cairn.store import agents as agent_store
     from cairn.store import triggers as trigger_store
 
     now = datetime.now(UTC)
@@ -184,7 +183,7 @@ def _decide(
         return decided("paused"), None
     agent = None if agents is None else agents.get(trigger.agent_id)
     if agent is None:
-        agent = agent_store.get_agent_by_id(conn, trigger.sandbox_id, trigger.agent_id)
+        agent = app.caches.agent(conn, trigger.sandbox_id, trigger.agent_id)
         if agents is not None:
             agents[trigger.agent_id] = agent
     if agent.status == "archived":
