@@ -5,13 +5,39 @@ Standard library only (the CLI's cold start imports this)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def iso(value: Any) -> str | None:
     """A datetime in ISO 8601, anything else (``None``) as ``None``: a JSON field."""
     return value.isoformat() if isinstance(value, datetime) else None
+
+
+def record(item: Any) -> dict[str, Any]:
+    """A dataclass's fields in their order as a JSON object, datetimes in ISO 8601: the
+    shown form of a plain record (one whose fields are all shown as they are)."""
+    values = ((f.name, getattr(item, f.name)) for f in fields(item))
+    return {name: iso(value) if isinstance(value, datetime) else value for name, value in values}
+
+
+def from_record(kind: type[T], data: Mapping[str, Any], **given: Any) -> T:
+    """Inverse of ``record``: the dataclass ``kind`` from its shown form, its datetime fields
+    read from ISO 8601, ``given`` taken as they are, and a field ``data`` lacks left to its
+    default (for clients rendering what the API returned)."""
+    values = dict(given)
+    for item in fields(kind):  # type: ignore[arg-type]
+        if item.name in values or item.name not in data:
+            continue
+        value = data[item.name]
+        if value and "datetime" in str(item.type):  # annotations are strings here
+            value = datetime.fromisoformat(value)
+        values[item.name] = value
+    return kind(**values)
 
 
 def clip(value: Any, width: int = 160) -> str:

@@ -26,15 +26,7 @@ def add_connection(caller: Caller, body: wire_connections.ConnectionCreate) -> J
     """Store an app's OAuth token, encrypted (editor); the response omits the token."""
     from cairn.services.connections import add_connection as add
 
-    return add(
-        caller.app,
-        caller.sandbox,
-        body.app_slug,
-        body.access_token,
-        expires_in_s=body.expires_in_s,
-        account_label=body.account_label,
-        refresh_token=body.refresh_token,
-    ).to_dict()
+    return add(caller.app, caller.sandbox, **body.model_dump()).to_dict()
 
 
 def revoke_connection(caller: Caller, ref: str) -> JSON:
@@ -48,10 +40,4 @@ def add_integration_source(caller: Caller, body: wire_connections.IntegrationSou
     """Register an OAuth'd app as a tool source (editor)."""
     from cairn.services.connections import add_integration_source as add
 
-    return add(
-        caller.app,
-        caller.sandbox,
-        body.app_slug,
-        label=body.label,
-        provider_url=body.provider_url,
-    ).to_dict()
+    return add(caller.app, caller.sandbox, **body.model_dump()).to_dict()

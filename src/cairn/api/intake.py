@@ -11,17 +11,11 @@ its body: authentication is checked before the input is judged. Webhook deliveri
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cairn.domain.limits import MAX_REQUEST_BYTES, loads
 from cairn.errors import InvalidJSON
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGI = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 FORM_LIMIT_BYTES = 64 * 1024
 """The dashboard's forms (login, test fire) are small."""
@@ -44,7 +38,7 @@ async def _answer(send: Send, status: int, title: str, detail: str, error: str) 
 class IntakeLimits:
     """Wraps the API application (see the module docstring)."""
 
-    def __init__(self, app: ASGI, cookie_name: str) -> None:
+    def __init__(self, app: ASGIApp, cookie_name: str) -> None:
         self.app = app
         self.cookie = cookie_name.encode()
 

@@ -50,15 +50,8 @@ async def create_agent(caller: Caller, body: wire.AgentCreate) -> JSON:
     from cairn.services.agents import AgentSpec
     from cairn.services.agents import create_agent as create
 
-    spec = AgentSpec(
-        slug=body.slug,
-        system_prompt=body.system_prompt,
-        name=body.name,
-        description=body.description,
-        tool_sources=body.tool_sources,
-        tool_allowlist=body.tool_allowlist,
-        model_settings=ModelSettings.from_dict(body.model_settings),
-    )
+    settings = ModelSettings.from_dict(body.model_settings)
+    spec = AgentSpec(**body.model_dump(exclude={"model_settings"}), model_settings=settings)
     agent, warnings = await create(caller.app, caller.sandbox, spec)
     return agent.to_dict() | {"warnings": warnings}
 
@@ -75,15 +68,8 @@ async def update_agent(caller: Caller, slug: str, body: wire.AgentUpdate) -> JSO
     from cairn.services.agents import AgentChanges
     from cairn.services.agents import update_agent as update
 
-    given = body.model_fields_set
-    changes = AgentChanges(
-        name=body.name,
-        description=body.description,
-        system_prompt=body.system_prompt,
-        tool_sources=body.tool_sources if "tool_sources" in given else "UNSET",
-        tool_allowlist=body.tool_allowlist,
-        model_settings=body.model_settings,
-    )
+    sources = body.tool_sources if "tool_sources" in body.model_fields_set else "UNSET"
+    changes = AgentChanges(**body.model_dump(exclude={"tool_sources"}), tool_sources=sources)
     agent, warnings = await update(caller.app, caller.sandbox, slug, changes)
     return agent.to_dict() | {"warnings": warnings}
 
@@ -127,17 +113,10 @@ async def fire_agent(
 ) -> JSON:
     """Fire asynchronously (editor): the run id at once. Without a server's workers
     (in-process) the run executes before this returns."""
-    fire = run_service.start_fire(
-        caller.app,
-        caller.sandbox,
-        slug,
-        body.event_payload,
-        kind="manual",
-        traceparent=traceparent,
+    run = await run_service.start_run(
+        caller.app, caller.sandbox, slug, body.event_payload, kind="manual", traceparent=traceparent
     )
-    if not fire.queued:
-        await caller.app.runner.execute(fire.run, fire.agent, fire.available)
-    return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
+    return {"run_id": run.run_id, "status": run.status, "agent_slug": slug}
 
 
 ONESHOT_AGENT = "oneshot"
@@ -154,12 +133,10 @@ async def oneshot(
             caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
         )
         return run.to_dict()
-    fire = run_service.start_fire(
+    run = await run_service.start_run(
         caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
     )
-    if not fire.queued:
-        await caller.app.runner.execute(fire.run, fire.agent, fire.available)
-    return {"run_id": fire.run.run_id, "status": fire.run.status, "agent_slug": slug}
+    return {"run_id": run.run_id, "status": run.status, "agent_slug": slug}
 
 
 async def _adhoc_agent(caller: Caller, body: wire.OneShotRequest) -> str:

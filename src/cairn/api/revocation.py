@@ -11,20 +11,12 @@ closed socket is what made asyncio log ``socket.send() raised exception.`` by th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 import anyio
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cairn.domain.keys import Principal
 from cairn.services.app import App
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGI = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CHECK_S = 0.4
 """How often an open stream re-checks its key or session (well under a second)."""
@@ -34,7 +26,7 @@ REVOKED_FRAME = b'event: revoked\ndata: {"detail": "the key or session was revok
 class Revocable(Response):
     """``inner`` (an ASGI response) for as long as ``principal`` holds."""
 
-    def __init__(self, inner: ASGI, app: App, principal: Principal) -> None:
+    def __init__(self, inner: ASGIApp, app: App, principal: Principal) -> None:
         super().__init__()
         self.inner = inner
         self.app = app

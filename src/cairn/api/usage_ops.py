@@ -49,14 +49,7 @@ def put_threshold(caller: Caller, slug: str, body: wire_usage.ThresholdSet) -> J
     """Set (replace) the agent's threshold (editor)."""
     from cairn.services.usage import set_threshold
 
-    return set_threshold(
-        caller.app,
-        caller.sandbox,
-        slug,
-        tokens_per_hour=body.tokens_per_hour,
-        cost_micros_per_hour=body.cost_micros_per_hour,
-        pause_triggers=body.pause_triggers,
-    ).to_dict()
+    return set_threshold(caller.app, caller.sandbox, slug, **body.model_dump()).to_dict()
 
 
 def delete_threshold(caller: Caller, slug: str) -> JSON:

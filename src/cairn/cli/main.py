@@ -16,37 +16,29 @@ import click
 from cairn.errors import CairnError
 
 _GROUPS = {
-    "agent": ("cairn.cli.agents", "agent", "Create, inspect, test and list the runs of agents."),
-    "runs": ("cairn.cli.runs", "runs", "Inspect and prune runs in the ledger."),
-    "source": ("cairn.cli.sources", "source", "Register and check tool sources (MCP servers)."),
-    "demo": ("cairn.cli.demo", "demo", "Load the demo sandbox: example agents and runs."),
-    "serve": ("cairn.cli.serve", "serve", "Run the HTTP API, workers and live streams."),
-    "worker": ("cairn.cli.worker", "worker", "Execute queued runs (scale-out workers)."),
-    "status": ("cairn.cli.status", "status", "Backlog, workers alive, oldest queued run."),
-    "sandbox": ("cairn.cli.access", "sandbox", "Create and list sandboxes."),
-    "key": ("cairn.cli.access", "key", "Create, list and revoke API keys."),
-    "credential": ("cairn.cli.access", "credential", "Model-backend API keys for the sandbox."),
-    "connection": (
-        "cairn.cli.connections",
-        "connection",
-        "OAuth connections for integration sources.",
-    ),
-    "events": (
-        "cairn.cli.events",
-        "events",
-        "Events sources received, and every trigger's decision.",
-    ),
-    "run": ("cairn.cli.oneshot", "run", "Fire a one-shot agent turn from the shell."),
-    "mcp": ("cairn.cli.mcp_server", "mcp", "Serve Cairn to MCP clients on stdio (runs, doctor)."),
-    "doctor": ("cairn.cli.doctor", "doctor", "Scan for what needs fixing, without running."),
-    "usage": ("cairn.cli.usage", "usage", "Tokens, runs and estimated cost over a window."),
-    "ask": ("cairn.cli.ask", "ask", "Ask the Concierge in plain English."),
+    "agent": ("cairn.cli.agents", "Create, inspect, test and list the runs of agents."),
+    "runs": ("cairn.cli.runs", "Inspect and prune runs in the ledger."),
+    "source": ("cairn.cli.sources", "Register and check tool sources (MCP servers)."),
+    "demo": ("cairn.cli.demo", "Load the demo sandbox: example agents and runs."),
+    "serve": ("cairn.cli.serve", "Run the HTTP API, workers and live streams."),
+    "worker": ("cairn.cli.worker", "Execute queued runs (scale-out workers)."),
+    "status": ("cairn.cli.status", "Backlog, workers alive, oldest queued run."),
+    "sandbox": ("cairn.cli.access", "Create and list sandboxes."),
+    "key": ("cairn.cli.access", "Create, list and revoke API keys."),
+    "credential": ("cairn.cli.access", "Model-backend API keys for the sandbox."),
+    "connection": ("cairn.cli.connections", "OAuth connections for integration sources."),
+    "events": ("cairn.cli.events", "Events sources received, and every trigger's decision."),
+    "run": ("cairn.cli.oneshot", "Fire a one-shot agent turn from the shell."),
+    "mcp": ("cairn.cli.mcp_server", "Serve Cairn to MCP clients on stdio (runs, doctor)."),
+    "doctor": ("cairn.cli.doctor", "Scan for what needs fixing, without running."),
+    "usage": ("cairn.cli.usage", "Tokens, runs and estimated cost over a window."),
+    "ask": ("cairn.cli.ask", "Ask the Concierge in plain English."),
     "export": (
         "cairn.cli.export",
-        "export",
         "Send runs to OpenTelemetry (OTLP); what was exported and dropped.",
     ),
 }
+"""Each command: the module that defines it under the same name, and its line of help."""
 
 
 SERVER_MODULES = frozenset(
@@ -68,11 +60,11 @@ class LazyGroup(click.Group):
             return None
         import importlib
 
-        command: click.Command = getattr(importlib.import_module(entry[0]), entry[1])
+        command: click.Command = getattr(importlib.import_module(entry[0]), cmd_name)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, _GROUPS[name][2]) for name in self.list_commands(ctx)]
+        rows = [(name, _GROUPS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

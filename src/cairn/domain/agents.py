@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from cairn.errors import InvalidModelSettings, InvalidSlug
+from cairn.text import from_record, record
 
 AgentStatus = Literal["active", "archived"]
 
@@ -114,42 +115,15 @@ class Agent:
     updated_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form shown by ``--json`` and (later) served by the API."""
-        return {
-            "agent_id": self.agent_id,
-            "sandbox_id": self.sandbox_id,
-            "slug": self.slug,
-            "name": self.name,
-            "description": self.description,
-            "system_prompt": self.system_prompt,
-            "tool_sources": self.tool_sources,
-            "tool_allowlist": self.tool_allowlist,
-            "model_settings": self.model_settings.to_dict(),
-            "version": self.version,
-            "status": self.status,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-        }
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+        """The JSON form shown by ``--json`` and served by the API."""
+        return record(self) | {"model_settings": self.model_settings.to_dict()}
 
 
 def agent_from_dict(data: dict[str, Any]) -> Agent:
     """Inverse of ``Agent.to_dict`` (for clients rendering what the API returned)."""
-    return Agent(
-        agent_id=data["agent_id"],
-        sandbox_id=data["sandbox_id"],
-        slug=data["slug"],
-        name=data["name"],
-        description=data["description"],
-        system_prompt=data["system_prompt"],
-        tool_sources=data["tool_sources"],
+    return from_record(
+        Agent,
+        data,
         tool_allowlist=list(data["tool_allowlist"]),
         model_settings=ModelSettings.from_dict(data["model_settings"]),
-        version=data["version"],
-        status=data["status"],
-        created_at=_time(data.get("created_at")),
-        updated_at=_time(data.get("updated_at")),
     )

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from cairn.errors import Forbidden
+from cairn.text import record
 
 Role = Literal["viewer", "editor", "owner"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "owner")
@@ -36,15 +37,7 @@ class ApiKey:
 
     def to_dict(self) -> dict[str, Any]:
         """Shown form."""
-        return {
-            "key_id": self.key_id,
-            "sandbox_id": self.sandbox_id,
-            "name": self.name,
-            "role": self.role,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-        }
+        return record(self)
 
 
 @dataclass(frozen=True, slots=True)

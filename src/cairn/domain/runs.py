@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from cairn.domain.trace import ToolResolutionTrace
-from cairn.text import iso
+from cairn.text import from_record, iso
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 RunKind = Literal["trigger", "manual", "test", "oneshot"]
@@ -252,24 +252,12 @@ class RunFilter:
     limit: int = 20
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def run_from_dict(data: dict[str, Any]) -> Run:
     """Inverse of ``Run.to_dict`` (for clients rendering what the API returned)."""
     trace = data.get("tool_resolution_trace")
-    return Run(
-        run_id=data["run_id"],
-        sandbox_id=data["sandbox_id"],
-        agent_id=data["agent_id"],
-        agent_slug=data["agent_slug"],
-        agent_version=data["agent_version"],
-        kind=data["kind"],
-        status=data["status"],
-        event_payload=data.get("event_payload"),
-        trigger_id=data.get("trigger_id"),
-        outcome=data.get("outcome"),
+    return from_record(
+        Run,
+        data,
         output_text=data.get("output_text") or "",
         tool_calls=[ToolCall.from_dict(c) for c in data.get("tool_calls") or []],
         usage=Usage(
@@ -278,21 +266,10 @@ def run_from_dict(data: dict[str, Any]) -> Run:
             data.get("cache_read_tokens", 0),
             data.get("cache_write_tokens", 0),
         ),
-        cost_micros=data.get("cost_micros"),
-        duration_ms=data.get("duration_ms"),
-        error_message=data.get("error_message"),
-        error_type=data.get("error_type"),
         tool_resolution_trace=ToolResolutionTrace.from_dict(trace) if trace else None,
-        model=data.get("model"),
-        created_at=_time(data.get("created_at")),
-        started_at=_time(data.get("started_at")),
-        finished_at=_time(data.get("finished_at")),
-        heartbeat_at=_time(data.get("heartbeat_at")),
-        replay_of=data.get("replay_of"),
-        traceparent=data.get("traceparent"),
     )
 
 
 def event_from_dict(data: dict[str, Any]) -> RunEvent:
     """Inverse of ``RunEvent.to_dict``."""
-    return RunEvent(data["seq"], data["kind"], data["data"], _time(data.get("created_at")))
+    return from_record(RunEvent, data)

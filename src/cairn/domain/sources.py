@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from cairn.text import from_record
+
 SourceStatus = Literal["active", "error", "revoked"]
 
 
@@ -49,22 +51,7 @@ class DataSource:
 
 def source_from_dict(data: dict[str, Any]) -> DataSource:
     """Inverse of ``DataSource.to_dict`` (without the secret, which is never shown)."""
-
-    def time(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value) if value else None
-
-    return DataSource(
-        source_id=data["source_id"],
-        sandbox_id=data["sandbox_id"],
-        kind=data["kind"],
-        label=data["label"],
-        config=dict(data["config"]),
-        status=data["status"],
-        status_reason=data.get("status_reason"),
-        created_at=time(data.get("created_at")),
-        updated_at=time(data.get("updated_at")),
-        checked_at=time(data.get("checked_at")),
-    )
+    return from_record(DataSource, data, config=dict(data["config"]))
 
 
 CAIRN_SOURCE = "cairn"

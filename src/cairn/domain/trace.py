@@ -20,7 +20,9 @@ reason              meaning
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from cairn.text import record
 
 SkipReason = Literal[
     "oauth_missing",
@@ -32,16 +34,7 @@ SkipReason = Literal[
     "not_found",
     "error",
 ]
-SKIP_REASONS: tuple[SkipReason, ...] = (
-    "oauth_missing",
-    "oauth_expired",
-    "unreachable",
-    "auth_refused",
-    "timeout",
-    "disabled",
-    "not_found",
-    "error",
-)
+SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
 
 
 MAX_ADVERTISED = 500
@@ -66,13 +59,8 @@ class SourceResolved:
         """JSON form. ``hidden_by_source``: tools the source's own allowed-tools list removed.
         ``cold_start_ms``: what connecting cost this resolution (starting a server, the
         handshake); ``None`` when it used a warm session or connects to nothing."""
-        return {
-            "source_id": self.source_id,
-            "kind": self.kind,
-            "label": self.label,
-            "tool_count": self.tool_count,
+        return record(self) | {
             "duration_ms": round(self.duration_ms, 3),
-            "hidden_by_source": self.hidden_by_source,
             "cold_start_ms": None if self.cold_start_ms is None else round(self.cold_start_ms, 3),
         }
 
@@ -89,13 +77,7 @@ class SourceSkipped:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "source_id": self.source_id,
-            "kind": self.kind,
-            "label": self.label,
-            "reason": self.reason,
-            "message": self.message,
-        }
+        return record(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +91,7 @@ class MissingEntry:
     def to_dict(self) -> dict[str, Any]:
         """JSON form. ``possibly_from_skipped`` names a skipped source whose namespace the
         entry carries: the tool may be real, its source just did not build this time."""
-        return {
-            "entry": self.entry,
-            "suggestions": self.suggestions,
-            "possibly_from_skipped": self.possibly_from_skipped,
-        }
+        return record(self)
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from cairn.text import iso
+from cairn.text import iso, record
 
 UsageBy = Literal["agent", "trigger", "model", "hour"]
 USAGE_BY: tuple[UsageBy, ...] = ("agent", "trigger", "model", "hour")
@@ -165,16 +165,7 @@ class UsageThreshold:
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form."""
-        return {
-            "sandbox_id": self.sandbox_id,
-            "agent_id": self.agent_id,
-            "agent_slug": self.agent_slug,
-            "tokens_per_hour": self.tokens_per_hour,
-            "cost_micros_per_hour": self.cost_micros_per_hour,
-            "pause_triggers": self.pause_triggers,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
+        return record(self)
 
 
 def format_micros(micros: int) -> str:
@@ -250,16 +241,4 @@ class Enforcement:
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form."""
-        return {
-            "enforcement_id": self.enforcement_id,
-            "sandbox_id": self.sandbox_id,
-            "agent_id": self.agent_id,
-            "agent_slug": self.agent_slug,
-            "metric": self.metric,
-            "value": self.value,
-            "threshold": self.threshold,
-            "window_start": iso(self.window_start),
-            "trigger_ids": list(self.trigger_ids),
-            "reason": self.reason,
-            "enforced_at": iso(self.enforced_at),
-        }
+        return record(self) | {"trigger_ids": list(self.trigger_ids)}

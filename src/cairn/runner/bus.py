@@ -51,10 +51,6 @@ class RunBus:
         self._runs: dict[str, _LiveRun] = {}
         self._agents: dict[tuple[str, str], list[MemoryObjectSendStream[dict[str, Any]]]] = {}
 
-    def run_queued(self, run: Run) -> None:
-        """A run waits in this process's queue: followers can subscribe before it starts."""
-        self._runs.setdefault(run.run_id, _LiveRun())
-
     def run_started(self, run: Run) -> None:
         """A run began executing here; its events will follow."""
         self._runs.setdefault(run.run_id, _LiveRun())

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import anyio
 
@@ -115,6 +115,15 @@ class _Recorder:
         return events
 
 
+class FireOptions(TypedDict, total=False):
+    """What a fire's row says of its cause: keyword arguments of ``Runner.new_run``."""
+
+    kind: Required[RunKind]
+    trigger_id: str | None
+    replay_of: str | None
+    traceparent: str | None
+
+
 class Runner:
     """Fires agents in this process. One per process; safe to share between tasks."""
 
@@ -185,31 +194,16 @@ class Runner:
         agent: Agent,
         event_payload: Any,
         *,
-        kind: RunKind,
-        trigger_id: str | None = None,
         start_now: bool = True,
-        replay_of: str | None = None,
-        traceparent: str | None = None,
+        **options: Unpack[FireOptions],
     ) -> Run:
         """Write the run row for a fire that was accepted; it exists before anything runs."""
-        run = self.new_run(
-            agent,
-            event_payload,
-            kind=kind,
-            trigger_id=trigger_id,
-            start_now=start_now,
-            replay_of=replay_of,
-            traceparent=traceparent,
-        )
+        run = self.new_run(agent, event_payload, start_now=start_now, **options)
         with self.store.begin() as conn:
             run_store.create_run(conn, run)
         if self.bus is not None:
             self.bus.summary(run)
         return run
-
-    def live_run_ids(self) -> list[str]:
-        """Runs executing in this process now."""
-        return list(self._live)
 
     def cancel(self, run_id: str, reason: str | None = None) -> bool:
         """Cancel a run live in this process (``reason`` goes into its error message);

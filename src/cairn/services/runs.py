@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent, RunFilter, RunKind, RunStatus
 from cairn.errors import UsageError
@@ -14,6 +14,7 @@ from cairn.services.app import App
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
     from cairn.domain.sources import DataSource
+    from cairn.runner.engine import FireOptions
 
 # Store modules are imported inside the functions: ``list_runs`` on the embedded ledger
 # must not import SQLAlchemy (see ``cairn.store.sqlite_reader``).
@@ -71,6 +72,17 @@ async def fire_agent(
     return await app.completions.wait(app, fire.run)
 
 
+async def start_run(
+    app: App, sandbox_id: str, slug: str, event_payload: Any, **options: Unpack[FireOptions]
+) -> Run:
+    """Accept a fire (``start_fire``) and return its run without waiting for it; with no
+    workers in this process (the CLI in-process) it executes here before this returns."""
+    fire = start_fire(app, sandbox_id, slug, event_payload, **options)
+    if not fire.queued:
+        await app.runner.execute(fire.run, fire.agent, fire.available)
+    return fire.run
+
+
 def start_fire(
     app: App,
     sandbox_id: str,
@@ -89,29 +101,20 @@ def start_fire(
     the run."""
     from cairn.store import runs as run_store
 
+    options: FireOptions = {
+        "kind": kind,
+        "trigger_id": trigger_id,
+        "replay_of": replay_of,
+        "traceparent": traceparent,
+    }
     executor = app.executor
     if executor is None:
         agent, available = _agent_and_sources(app, sandbox_id, slug)
-        run = app.runner.accept(
-            agent,
-            event_payload,
-            kind=kind,
-            trigger_id=trigger_id,
-            replay_of=replay_of,
-            traceparent=traceparent,
-        )
+        run = app.runner.accept(agent, event_payload, **options)
         return AcceptedFire(run, agent, available, queued=False)
     app.gate.check()
     agent = _agent(app, sandbox_id, slug)
-    run = app.runner.new_run(
-        agent,
-        event_payload,
-        kind=kind,
-        trigger_id=trigger_id,
-        replay_of=replay_of,
-        start_now=False,
-        traceparent=traceparent,
-    )
+    run = app.runner.new_run(agent, event_payload, start_now=False, **options)
     with app.store.begin() as conn:
         run_store.create_run(conn, run)
         executor.enqueue(conn, [run])

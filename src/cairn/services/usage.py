@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from cairn.domain.usage import (
@@ -319,18 +320,7 @@ def enforce_thresholds(
                         enforced_at=datetime.now(UTC),
                     ),
                 )
-        enforced.extend(
-            RunawayFlag(
-                slug=flag.slug,
-                metric=flag.metric,
-                value=flag.value,
-                threshold=flag.threshold,
-                window_start=flag.window_start,
-                pause_triggers=True,
-                paused_trigger_ids=paused,
-            )
-            for flag in agent_flags
-        )
+        enforced.extend(replace(flag, paused_trigger_ids=paused) for flag in agent_flags)
     return enforced
 
 

@@ -13,21 +13,13 @@ from sqlalchemy import Row, insert, or_, select, update
 from cairn.domain.connections import Connection
 from cairn.errors import NotFound
 from cairn.store.crypto import SecretBox
+from cairn.store.rows import row_record
 from cairn.store.schema import connections
 
 
 def _to_connection(row: Row[Any], box: SecretBox | None) -> Connection:
-    return Connection(
-        connection_id=row.connection_id,
-        sandbox_id=row.sandbox_id,
-        app_slug=row.app_slug,
-        account_label=row.account_label,
-        status=row.status,
-        expires_at=row.expires_at,
-        token=box.open(row.token_ciphertext) if box else {},
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    token = box.open(row.token_ciphertext) if box else {}
+    return row_record(Connection, row, token=token)
 
 
 def create_connection(conn: DbConnection, connection: Connection, box: SecretBox) -> Connection:

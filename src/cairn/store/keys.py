@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from cairn.domain.keys import ApiKey
 from cairn.errors import NotFound
+from cairn.store.rows import row_record
 from cairn.store.schema import api_keys
 
 
@@ -20,29 +22,12 @@ def digest(secret: str) -> str:
 
 
 def _to_key(row: Row[Any]) -> ApiKey:
-    return ApiKey(
-        row.key_id,
-        row.sandbox_id,
-        row.name,
-        row.role,
-        row.created_at,
-        row.last_used_at,
-        row.revoked_at,
-    )
+    return row_record(ApiKey, row)
 
 
 def create_key(conn: Connection, key: ApiKey, secret: str) -> None:
-    """Store a key with the digest of its secret."""
-    conn.execute(
-        insert(api_keys).values(
-            key_id=key.key_id,
-            sandbox_id=key.sandbox_id,
-            name=key.name,
-            role=key.role,
-            secret_sha256=digest(secret),
-            created_at=key.created_at,
-        )
-    )
+    """Store a key (its fields are columns) with the digest of its secret."""
+    conn.execute(insert(api_keys).values(asdict(key) | {"secret_sha256": digest(secret)}))
 
 
 def verify_key(conn: Connection, key_id: str, secret: str) -> ApiKey | None:

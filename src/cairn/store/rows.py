@@ -3,10 +3,21 @@ plain ``sqlite3`` reader of ``cairn.store.sqlite_reader``). Imports no database 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import fields
+from typing import Any, TypeVar
 
 from cairn.domain.runs import Run, ToolCall, Usage
 from cairn.domain.trace import ToolResolutionTrace
+
+T = TypeVar("T")
+
+
+def row_record(kind: type[T], row: Any, **given: Any) -> T:
+    """The dataclass ``kind`` from a row that has a column for each of its fields, but for
+    ``given`` (fields stored otherwise, or decoded on the way)."""
+    names = (item.name for item in fields(kind))  # type: ignore[arg-type]
+    return kind(**{name: getattr(row, name) for name in names if name not in given}, **given)
+
 
 RUN_COLUMNS = (
     "run_id",

@@ -93,15 +93,3 @@ def revoke_session(conn: Connection, session_id: str) -> None:
         .where(browser_sessions.c.session_id == session_id, browser_sessions.c.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
-
-
-def delete_expired_sessions(conn: Connection, before: datetime) -> int:
-    """Forget sessions that expired or were revoked before ``before``; how many."""
-    from sqlalchemy import delete
-
-    result = conn.execute(
-        delete(browser_sessions).where(
-            or_(browser_sessions.c.expires_at < before, browser_sessions.c.revoked_at < before)
-        )
-    )
-    return int(result.rowcount or 0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +50,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from cairn.domain.runs import FINAL_STATUSES
 from cairn.domain.usage import BUCKET_S, Enforcement, UsageCell, UsageFilter, UsageThreshold
 from cairn.ids import id_floor, id_time_ms
+from cairn.store.rows import row_record
 from cairn.store.schema import (
     agents,
     runs,
@@ -153,45 +155,24 @@ def _raw(
     ``pending``: only those not in the rollup yet (read through their partial index)."""
     if until is not None and until <= since:
         return []
-    bucket = (_hour(runs.c.created_at, where.bucket_s) - first).label("bucket")
-    key = _group_key(where)
-    columns: list[Any] = [
-        bucket,
+    sums = [
         func.count().label("runs"),
         func.coalesce(func.sum(runs.c.tokens_in), 0).label("tokens_in"),
         func.coalesce(func.sum(runs.c.tokens_out), 0).label("tokens_out"),
         func.sum(runs.c.cost_micros).label("cost_micros"),
         func.count(runs.c.cost_micros).label("priced_runs"),
     ]
-    if key is not None:
-        columns.insert(0, key.label("key"))
-    query = select(*columns).where(
-        runs.c.sandbox_id == where.sandbox_id, runs.c.run_id >= id_floor("run", since)
-    )
+    conditions = [runs.c.sandbox_id == where.sandbox_id, runs.c.run_id >= id_floor("run", since)]
     if until is not None:
-        query = query.where(runs.c.run_id < id_floor("run", until))
+        conditions.append(runs.c.run_id < id_floor("run", until))
     if pending:
-        query = query.where(runs.c.usage_rolled == false())
+        conditions.append(runs.c.usage_rolled == false())
     if where.agent_id is not None:
-        query = query.where(runs.c.agent_id == where.agent_id)
+        conditions.append(runs.c.agent_id == where.agent_id)
     if where.trigger_id is not None:
-        query = query.where(runs.c.trigger_id == where.trigger_id)
-    query = query.group_by(*([key] if key is not None else []), bucket)
-    rows = [tuple(row) for row in conn.execute(query).all()]
-    if key is None:
-        rows = [(None, *row) for row in rows]
-    return [
-        UsageCell(
-            key=group,
-            bucket=int(at),
-            runs=int(count),
-            tokens_in=int(t_in),
-            tokens_out=int(t_out),
-            cost_micros=int(cost) if cost is not None else None,
-            priced_runs=int(priced),
-        )
-        for group, at, count, t_in, t_out, cost, priced in rows
-    ]
+        conditions.append(runs.c.trigger_id == where.trigger_id)
+    bucket = (_hour(runs.c.created_at, where.bucket_s) - first).label("bucket")
+    return _cells(conn, _group_key(where), bucket, sums, conditions)
 
 
 def _rolled(
@@ -201,31 +182,35 @@ def _rolled(
     per-agent table when the question allows it (far fewer rows)."""
     narrow = where.by in ("agent", "hour") and where.trigger_id is None
     table = usage_hourly_agents if narrow else usage_hourly
-    bucket = (table.c.hour - first).label("bucket")
-    key = _rollup_key(where, table)
-    columns: list[Any] = [
-        bucket,
-        func.sum(table.c.runs).label("runs"),
-        func.sum(table.c.tokens_in).label("tokens_in"),
-        func.sum(table.c.tokens_out).label("tokens_out"),
-        func.sum(table.c.cost_micros).label("cost_micros"),
-        func.sum(table.c.priced_runs).label("priced_runs"),
-    ]
-    if key is not None:
-        columns.insert(0, key.label("key"))
-    query = select(*columns).where(
+    sums = [func.sum(table.c[name]).label(name) for name in _SUMS]
+    conditions = [
         table.c.sandbox_id == where.sandbox_id,
         table.c.id_hour >= full_from,
         table.c.id_hour < full_to,
-    )
+    ]
     if where.agent_id is not None:
-        query = query.where(table.c.agent_id == where.agent_id)
+        conditions.append(table.c.agent_id == where.agent_id)
     if where.trigger_id is not None:
-        query = query.where(usage_hourly.c.trigger_key == where.trigger_id)
-    query = query.group_by(*([key] if key is not None else []), bucket)
-    # Fetched at once as plain tuples: a long window is thousands of cells, and per-row
-    # result objects were most of its time.
-    rows = [tuple(row) for row in conn.execute(query).all()]
+        conditions.append(usage_hourly.c.trigger_key == where.trigger_id)
+    bucket = (table.c.hour - first).label("bucket")
+    return _cells(conn, _rollup_key(where, table), bucket, sums, conditions)
+
+
+def _cells(
+    conn: Connection,
+    key: ColumnElement[Any] | None,
+    bucket: Any,
+    sums: list[Any],
+    conditions: list[Any],
+) -> list[UsageCell]:
+    """``sums`` (runs, tokens in and out, cost, priced runs) per group ``key`` (``None``: one
+    group) and ``bucket`` over the rows ``conditions`` select. The rollup keeps "" for no
+    trigger or model, read back as ``None``; cost is ``None`` where no run was priced.
+    Fetched at once as plain tuples: a long window is thousands of cells, and per-row result
+    objects were most of its time."""
+    keys = [key] if key is not None else []
+    query = select(*(k.label("key") for k in keys), bucket, *sums).where(*conditions)
+    rows = [tuple(row) for row in conn.execute(query.group_by(*keys, bucket)).all()]
     if key is None:
         rows = [(None, *row) for row in rows]
     return [
@@ -478,15 +463,8 @@ def _upsert(
 
 
 def _to_threshold(row: Row[Any]) -> UsageThreshold:
-    return UsageThreshold(
-        sandbox_id=row.sandbox_id,
-        agent_id=row.agent_id,
-        agent_slug=row.slug,
-        tokens_per_hour=row.tokens_per_hour,
-        cost_micros_per_hour=row.cost_micros_per_hour,
-        pause_triggers=bool(row.pause_triggers),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+    return row_record(
+        UsageThreshold, row, agent_slug=row.slug, pause_triggers=bool(row.pause_triggers)
     )
 
 
@@ -556,22 +534,9 @@ def delete_threshold(conn: Connection, sandbox_id: str, agent_id: str) -> bool:
 
 
 def record_enforcement(conn: Connection, enforcement: Enforcement) -> None:
-    """Keep the record of a breach that paused triggers."""
-    conn.execute(
-        insert(threshold_enforcements).values(
-            enforcement_id=enforcement.enforcement_id,
-            sandbox_id=enforcement.sandbox_id,
-            agent_id=enforcement.agent_id,
-            agent_slug=enforcement.agent_slug,
-            metric=enforcement.metric,
-            value=enforcement.value,
-            threshold=enforcement.threshold,
-            window_start=enforcement.window_start,
-            trigger_ids=list(enforcement.trigger_ids),
-            reason=enforcement.reason,
-            enforced_at=enforcement.enforced_at,
-        )
-    )
+    """Keep the record of a breach that paused triggers (its fields are the table's columns)."""
+    values = asdict(enforcement) | {"trigger_ids": list(enforcement.trigger_ids)}
+    conn.execute(insert(threshold_enforcements).values(values))
 
 
 def list_enforcements(
@@ -583,18 +548,12 @@ def list_enforcements(
         query = query.where(threshold_enforcements.c.agent_id == agent_id)
     rows = conn.execute(query.order_by(threshold_enforcements.c.enforcement_id.desc()).limit(limit))
     return [
-        Enforcement(
-            enforcement_id=row.enforcement_id,
-            sandbox_id=row.sandbox_id,
-            agent_id=row.agent_id,
-            agent_slug=row.agent_slug,
-            metric=row.metric,
+        row_record(
+            Enforcement,
+            row,
             value=int(row.value),
             threshold=int(row.threshold),
-            window_start=row.window_start,
             trigger_ids=tuple(row.trigger_ids or ()),
-            reason=row.reason,
-            enforced_at=row.enforced_at,
         )
         for row in rows
     ]

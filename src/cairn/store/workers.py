@@ -8,12 +8,13 @@ these rows, decide what is reaped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from cairn.domain.runs import LIVE_STATUSES
+from cairn.store.rows import row_record
 from cairn.store.schema import runs, workers
 
 
@@ -44,20 +45,11 @@ class BacklogRow:
 
 
 def register_worker(conn: Connection, row: WorkerRow) -> None:
-    """Record a worker that starts (a restarted id replaces its old row)."""
+    """Record a worker that starts (a restarted id replaces its old row); ``running`` is
+    counted from the runs (``list_workers``), not stored."""
     conn.execute(delete(workers).where(workers.c.worker_id == row.worker_id))
-    conn.execute(
-        insert(workers).values(
-            worker_id=row.worker_id,
-            host=row.host,
-            pid=row.pid,
-            concurrency=row.concurrency,
-            executor=row.executor,
-            started_at=row.started_at,
-            heartbeat_at=row.heartbeat_at,
-            stopped_at=None,
-        )
-    )
+    columns = {name: value for name, value in asdict(row).items() if name != "running"}
+    conn.execute(insert(workers).values(columns | {"stopped_at": None}))
 
 
 def beat_worker(conn: Connection, worker_id: str, now: datetime) -> None:
@@ -91,20 +83,7 @@ def list_workers(conn: Connection) -> list[WorkerRow]:
         )
     }
     rows = conn.execute(select(workers).order_by(workers.c.heartbeat_at.desc()))
-    return [
-        WorkerRow(
-            row.worker_id,
-            row.host,
-            row.pid,
-            row.concurrency,
-            row.executor,
-            row.started_at,
-            row.heartbeat_at,
-            row.stopped_at,
-            int(holding.get(row.worker_id, 0)),
-        )
-        for row in rows
-    ]
+    return [row_record(WorkerRow, row, running=holding.get(row.worker_id, 0)) for row in rows]
 
 
 def backlog(conn: Connection, sandbox_id: str | None = None) -> list[BacklogRow]:

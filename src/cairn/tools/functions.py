@@ -5,7 +5,6 @@ handler per tool, and every failure handed back to the model as the call's error
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from cairn.domain.runs import ToolErrorKind
@@ -45,12 +44,7 @@ class FunctionSource:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         return None
 
     async def list_tools(self) -> list[ToolSpec]:

@@ -37,7 +37,6 @@ reasons. No message ever carries the token.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 from cairn.domain.sources import DataSource
@@ -78,15 +77,10 @@ class IntegrationSource:
         self._inner = inner
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         inner, self._inner = self._inner, None
         if inner is not None:
-            await inner.__aexit__(exc_type, exc, tb)
+            await inner.__aexit__(*exc_info)
 
     async def list_tools(self) -> list[ToolSpec]:
         """The app's tools under the provider's names (the namespace wrapper prefixes them)."""

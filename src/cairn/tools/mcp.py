@@ -53,7 +53,6 @@ from contextlib import (
 )
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from types import TracebackType
 from typing import Any, Final, TextIO, cast
 from urllib.parse import urlsplit
 
@@ -68,6 +67,7 @@ from mcp.client.streamable_http import streamable_http_client
 from cairn.domain.sources import DataSource
 from cairn.domain.tools import ToolSpec
 from cairn.domain.trace import SkipReason
+from cairn.text import record
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
 
 logger = logging.getLogger(__name__)
@@ -115,13 +115,7 @@ class HealthResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "ok": self.ok,
-            "reason": self.reason,
-            "message": self.message,
-            "tool_names": self.tool_names,
-            "duration_ms": round(self.duration_ms, 3),
-        }
+        return record(self) | {"duration_ms": round(self.duration_ms, 3)}
 
 
 @dataclass(slots=True)
@@ -190,12 +184,7 @@ class McpSource:
             raise self._failure or SourceUnavailable("error", f"{self.label}: connection lost")
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self, *, grace_s: float | None = None) -> None:

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 import anyio
@@ -116,12 +115,7 @@ class PooledSource:
     async def __aenter__(self) -> PooledSource:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.release()
 
     def release(self) -> None:
@@ -184,12 +178,7 @@ class SessionPool:
         self._group.start_soon(self._maintain)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         assert self._group is not None and self._stack is not None
         self._closing = True  # no new background tasks: they would be cancelled unstarted
         self._group.cancel_scope.cancel()
@@ -201,7 +190,7 @@ class SessionPool:
                 for session in sessions:
                     closing.start_soon(self._close, session)
         stack, self._stack, self._group, self._loop = self._stack, None, None, None
-        await stack.__aexit__(exc_type, exc, tb)
+        await stack.__aexit__(*exc_info)
 
     @staticmethod
     def accepts(record: DataSource) -> bool:

@@ -101,6 +101,11 @@ def _skip(source: DataSource, reason: SkipReason, message: str) -> SourceSkipped
     return SourceSkipped(source.source_id, source.kind, source.label, reason, message)
 
 
+def _too_slow(source: DataSource, timeout_s: float) -> SourceSkipped:
+    message = f"{source.label}: did not list its tools within {timeout_s:g} s"
+    return _skip(source, "timeout", message)
+
+
 def allowlist_matches(entry: str, name: str) -> bool:
     """Whether an allowlist entry admits a tool name (exact, or a shell-style pattern)."""
     if any(ch in entry for ch in "*?["):
@@ -261,11 +266,7 @@ async def _lease_source(
                 leased.append(lease)
                 await _use_lease(slot, lease)
         if scope.cancelled_caught and slot.source is None:
-            slot.skip = _skip(
-                record,
-                "timeout",
-                f"{record.label}: did not list its tools within {context.resolve_timeout_s:g} s",
-            )
+            slot.skip = _too_slow(record, context.resolve_timeout_s)
     finally:
         slot.duration_ms = (time.perf_counter() - started) * 1000
         slot.ready.set()
@@ -342,11 +343,7 @@ async def _hold_source(slot: _Slot, context: ToolContext, close: anyio.Event) ->
                 finally:
                     await _close_quietly(slot.source)
         if scope.cancelled_caught and slot.source is None:
-            slot.skip = _skip(
-                record,
-                "timeout",
-                f"{record.label}: did not list its tools within {context.resolve_timeout_s:g} s",
-            )
+            slot.skip = _too_slow(record, context.resolve_timeout_s)
     finally:
         slot.ready.set()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from types import TracebackType
 from typing import Any
 
 from cairn.domain.tools import ToolSpec
@@ -29,13 +28,8 @@ class _Wrapper:
         await self.inner.__aenter__()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.inner.__aexit__(exc_type, exc, tb)
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.inner.__aexit__(*exc_info)
 
     async def list_tools(self) -> list[ToolSpec]:
         return await self.inner.list_tools()

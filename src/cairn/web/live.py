@@ -15,19 +15,14 @@ runs the page shows as live (``watch``). Duplicates are harmless: the page upser
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from starlette.types import Receive, Scope, Send
 
 from cairn.errors import NotFound
 from cairn.services.app import App
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 RESCAN_S = 5.0
 """How often the stream looks for new agents (and sends a keep-alive comment)."""

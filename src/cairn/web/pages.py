@@ -351,12 +351,7 @@ async def runs_summary(request: Request) -> Response:
     return await guarded_async(request, build)
 
 
-@router.get("/")
-def home(request: Request) -> Response:
-    """The dashboard opens on the runs."""
-    return guarded(request, partial(_runs_page, request))
-
-
+@router.get("/")  # the dashboard opens on the runs
 @router.get("/runs")
 def runs_page(request: Request) -> Response:
     """Recent runs across agents, filtered, searchable by id, updated live."""
@@ -595,13 +590,10 @@ async def _start_test_run(
 ) -> str:
     from cairn.services import runs as run_service
 
-    app = session.caller.app
-    fire = run_service.start_fire(
-        app, session.sandbox, slug, payload, kind="test", replay_of=replay_of
+    run = await run_service.start_run(
+        session.caller.app, session.sandbox, slug, payload, kind="test", replay_of=replay_of
     )
-    if not fire.queued:  # no workers (not under ``cairn serve``): run it here
-        await app.runner.execute(fire.run, fire.agent, fire.available)
-    return fire.run.run_id
+    return run.run_id
 
 
 # --- usage ---------------------------------------------------------------------------------

@@ -174,16 +174,7 @@ def _scan_outcome(
     cursor: str | None = filters.before or None
     scanned = 0
     while scanned < SCAN_LIMIT:
-        page: dict[str, Any] = ops.list_runs(
-            caller,
-            agent=filters.agent or None,
-            status=filters.status or None,
-            trigger_id=filters.trigger or None,
-            kind=filters.kind or None,
-            since=filters.since or None,
-            before=cursor,
-            limit=SCAN_BATCH,
-        )
+        page = _list(caller, filters, cursor, SCAN_BATCH)
         for run in page["runs"]:
             scanned += 1
             cursor = run["run_id"]
@@ -196,7 +187,10 @@ def _scan_outcome(
     return found, cursor
 
 
-def _list(caller: ops.Caller, filters: RunFilters, before: str | None) -> dict[str, Any]:
+def _list(
+    caller: ops.Caller, filters: RunFilters, before: str | None, limit: int = PAGE_SIZE
+) -> dict[str, Any]:
+    """A page of the runs the filters ask for (the outcome filter aside), older than ``before``."""
     page: dict[str, Any] = ops.list_runs(
         caller,
         agent=filters.agent or None,
@@ -205,7 +199,7 @@ def _list(caller: ops.Caller, filters: RunFilters, before: str | None) -> dict[s
         kind=filters.kind or None,
         since=filters.since or None,
         before=before,
-        limit=PAGE_SIZE,
+        limit=limit,
     )
     return page
 

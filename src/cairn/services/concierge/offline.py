@@ -42,7 +42,7 @@ from cairn.services.concierge.questions import (
     commands_in,
     unique,
 )
-from cairn.text import clip, plural
+from cairn.text import clip, plural, record
 
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
@@ -71,14 +71,7 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the API response, ``cairn ask --json``)."""
-        return {
-            "text": self.text,
-            "run_ids": self.run_ids,
-            "commands": self.commands,
-            "mode": self.mode,
-            "concierge_run_id": self.concierge_run_id,
-            "intent": self.intent,
-        }
+        return record(self)
 
 
 async def answer_offline(
@@ -93,24 +86,16 @@ async def answer_offline(
     return await _Interpreter(app, sandbox_id, agents, parsed, role, confirmed).answer()
 
 
+@dataclass(slots=True)
 class _Interpreter:
-    """Routes a parsed question to one handler; each returns a complete ``Answer``."""
+    """Routes a parsed question (``q``) to one handler; each returns a complete ``Answer``."""
 
-    def __init__(
-        self,
-        app: App,
-        sandbox_id: str,
-        agents: list[Agent],
-        parsed: Question,
-        role: Role,
-        confirmed: bool = False,
-    ) -> None:
-        self.app = app
-        self.sandbox_id = sandbox_id
-        self.agents = agents
-        self.q = parsed
-        self.role = role
-        self.confirmed = confirmed
+    app: App
+    sandbox_id: str
+    agents: list[Agent]
+    q: Question
+    role: Role
+    confirmed: bool = False
 
     async def answer(self) -> Answer:
         q = self.q
