@@ -340,10 +340,18 @@ async def _post(http: httpx.AsyncClient, setup: Setup, sender_id: str) -> httpx.
 
 
 async def _send_until_accepted(http: httpx.AsyncClient, setup: Setup, sender_id: str) -> int:
-    """Deliver; on 503 wait Retry-After and resend (what a webhook sender does)."""
-    refusals = 0
+    """Deliver; on 503 wait Retry-After and resend, and resend when the connection drops
+    (what a webhook sender does; a resent event that was stored is answered 200)."""
+    refusals = dropped = 0
     while True:
-        response = await _post(http, setup, sender_id)
+        try:
+            response = await _post(http, setup, sender_id)
+        except httpx.TransportError:
+            # An idle keep-alive connection the server closed just as it was reused.
+            dropped += 1
+            if dropped > 3:
+                raise
+            continue
         if response.status_code in (200, 202):
             return refusals
         if response.status_code != 503:
