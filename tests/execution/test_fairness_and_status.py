@@ -77,3 +77,44 @@ def test_cairn_status_shows_the_backlog_and_the_oldest_queued_run(
     assert shown["executor"] == "embedded" and shown["lease_s"] == 30
     human = CliRunner().invoke(cli, ["--db", app.settings.database_url, "status"])
     assert "2 queued, 0 running" in human.output and first.run_id in human.output
+
+
+async def test_on_postgresql_a_fire_in_another_process_wakes_an_idle_worker_at_once(
+    app: App, database_url: str
+) -> None:
+    """The worker below would look at the ledger only once a minute on its own; the fire
+    through a second ``App`` (another process, as far as the worker knows) reaches it
+    through the fire transaction's NOTIFY."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("NOTIFY is PostgreSQL's; on SQLite idle workers poll")
+    from cairn.execution.worker import LedgerWorker
+    from cairn.store.engine import open_store
+
+    await _agent(app, "default", "woken")
+    other = App(app.settings, open_store(app.settings.database_url))
+    other.executor = EmbeddedBackend(other)
+    worker = LedgerWorker(app, concurrency=1, idle_poll_s=60, listen=True)
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                await group.start(worker.run)
+                for _ in range(400):  # until its connection has sent LISTEN
+                    if _listening(app):
+                        break
+                    await anyio.sleep(0.05)
+                fired = run_service.start_fire(other, "default", "woken", {}, kind="manual").run
+                done = await app.completions.wait(app, fired)
+                await worker.stop(10)
+    finally:
+        other.close()
+    assert done.status == "succeeded"
+
+
+def _listening(app: App) -> bool:
+    from sqlalchemy import text
+
+    from cairn.store.notify import CHANNEL
+
+    with app.store.connect() as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE query = :listen"
+        return bool(conn.execute(text(query), {"listen": f"LISTEN {CHANNEL}"}).scalar())

@@ -1,9 +1,10 @@
 """The ``embedded`` backend: the ledger is the queue.
 
 Nothing is enqueued besides the run row itself. Workers in the same process are woken
-directly when the fire commits; workers in other processes find the run at their next
-look at the ledger (``IDLE_POLL_S``, 50 ms, when idle; at once when they have just
-finished a run).
+directly when the fire commits. On PostgreSQL the fire's transaction also sends a
+``NOTIFY`` (``cairn.store.notify``) that wakes idle workers in other processes when it
+commits; on SQLite they find the run at their next look at the ledger (``IDLE_POLL_S``,
+50 ms, when idle; at once when they have just finished a run).
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ class EmbeddedBackend:
         self.local: list[LedgerWorker] = []
 
     def enqueue(self, conn: Connection, runs: Sequence[Run]) -> None:
-        """The committed row is the job: nothing more to write."""
+        """The committed row is the job; on PostgreSQL, announce it to other processes."""
+        from cairn.store.notify import announce_runs
+
+        if runs:
+            announce_runs(conn)
 
     def accepted(self, runs: Sequence[Run]) -> None:
         """Wake this process's workers."""
@@ -39,6 +44,6 @@ class EmbeddedBackend:
 
     def worker(self, *, concurrency: int) -> LedgerWorker:
         """A ledger worker of this process (woken by this process's fires)."""
-        made = LedgerWorker(self.app, concurrency=concurrency, executor=self.name)
+        made = LedgerWorker(self.app, concurrency=concurrency, executor=self.name, listen=True)
         self.local.append(made)
         return made

@@ -26,6 +26,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from cairn.domain.runs import Run
 from cairn.services.app import App
+from cairn.store.notify import listens
 
 log = logging.getLogger("cairn.worker")
 
@@ -49,8 +50,10 @@ class LedgerWorker:
         concurrency: int = 8,
         executor: str = "embedded",
         idle_poll_s: float = IDLE_POLL_S,
+        listen: bool = False,
     ) -> None:
         self.app = app
+        self.listen = listen
         self.runner = app.runner
         self.concurrency = max(1, concurrency)
         self.executor = executor
@@ -78,6 +81,8 @@ class LedgerWorker:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._housekeeping)
+                if self.listen and listens(self.app.store.url):
+                    group.start_soon(self._listen)
                 task_status.started()
                 await self._dispatch(group)
                 if self._active:
@@ -196,6 +201,19 @@ class LedgerWorker:
             log.exception("run %s could not be marked failed", run.run_id)
         if self.runner.bus is not None:
             self.runner.bus.run_finished(run)
+
+    async def _listen(self) -> None:
+        """Wake at each announcement of queued runs (PostgreSQL's NOTIFY from another
+        process's fire); the idle poll still finds them should this connection be down."""
+        from cairn.store.notify import run_announcements
+
+        while True:
+            try:
+                async for _ in run_announcements(self.app.store.url):
+                    self.wake()
+            except Exception:  # the database is away: listen again shortly
+                log.warning("listening for queued runs failed; retrying", exc_info=True)
+            await anyio.sleep(1.0)
 
     async def _housekeeping(self) -> None:
         interval = max(0.2, min(self.lease_s / 3, 5.0))
