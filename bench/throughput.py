@@ -8,9 +8,11 @@ processes (on SQLite, and on PostgreSQL when the local server answers); and on P
 the ``procrastinate`` backend (``CAIRN_EXECUTOR=procrastinate``) with one and two
 ``cairn worker`` processes behind ``cairn serve --no-workers``. The load is N
 signed webhook deliveries at C connections to one trigger of a scripted agent that makes
-one builtin tool call (``json_extract``) and answers. Deliveries refused for back-pressure
-(503 + Retry-After) are retried by the sender after the delay, as a webhook sender does;
-"dropped" counts accepted deliveries whose run did not complete (the target is zero).
+one builtin tool call (``json_extract``) and answers. The burst is sent by ``wrk`` (each event
+signed in advance, sent once; ``--load httpx`` sends it from an httpx client in this
+process instead, which retries a 503 after its Retry-After as a webhook sender does, and
+itself takes about a core at these rates); "dropped" counts accepted deliveries whose run
+did not complete (the target is zero).
 "CPU per run" is the user+system time of the set-up's Cairn processes (not PostgreSQL's)
 over the saturating burst, divided by its runs: a figure a loaded machine bends less.
 
@@ -68,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=8, help="slots per worker process")
     parser.add_argument("--runner-runs", type=int, default=500)
     parser.add_argument("--latency-s", type=float, default=5.0, help="half-load phase length")
+    parser.add_argument(
+        "--load",
+        choices=["wrk", "httpx"],
+        default="wrk",
+        help="the burst's sender: wrk (C, pre-signed events; the default) or an httpx client "
+        "in this process (which takes about a core of its own at these rates)",
+    )
     parser.add_argument("--no-postgres", action="store_true")
 
 
@@ -143,9 +152,10 @@ def run(options: argparse.Namespace) -> list[Verdict]:
             else ""
         )
         cpu = f", CPU {result.cpu_ms_per_run:.1f} ms/run" if result.cpu_ms_per_run else ""
+        refusals = "not accepted" if options.load == "wrk" else "refusals retried"
         note(
             f"{label}: {result.rate:7.1f} runs/s ({result.accepted} accepted, "
-            f"{result.refused} refusals retried, {result.dropped} dropped{cpu}){latency}"
+            f"{result.refused} {refusals}, {result.dropped} dropped{cpu}){latency}"
         )
     note("n8n reference on this machine (issue #12): 108-185 executions/s")
     embedded = results[0]
@@ -288,9 +298,12 @@ async def _measure(setup: Setup, options: argparse.Namespace) -> Result:
         await _wait_drained(setup, 50)
         started = time.perf_counter()
         cpu_before = _cpu_s(setup.processes)
-        accepted, refused = await _deliver(
-            http, setup, "burst", options.events, options.connections
-        )
+        if options.load == "wrk":
+            accepted, refused = await anyio.to_thread.run_sync(_burst_with_wrk, setup, options)
+        else:
+            accepted, refused = await _deliver(
+                http, setup, "burst", options.events, options.connections
+            )
         await _wait_drained(setup, 50 + accepted)
         rate = accepted / (time.perf_counter() - started)
         cpu_ms_per_run = (_cpu_s(setup.processes) - cpu_before) * 1000 / max(1, accepted)
@@ -449,3 +462,80 @@ def _as_time(value: object) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
+
+
+_WRK_COUNTED = """
+-- wrk calls request() once to check it before sending: let that call take a copy of the
+-- first event, so the first event is still sent (at worst twice: a repeat is answered 200).
+local build = init
+init = function(args)
+  build(args)
+  table.insert(requests, 1, requests[1])
+end
+local answered = 0
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered == #bodies then
+    local marker = io.open(%s, "w")
+    marker:write("done")
+    marker:close()
+    wrk.thread:stop()
+  end
+end
+"""
+
+
+def _burst_with_wrk(setup: Setup, options: argparse.Namespace) -> tuple[int, int]:
+    """The burst sent by ``wrk`` (one thread, ``--connections`` connections): each event
+    signed in advance and sent once, in order. wrk runs for its whole ``-d`` even when its
+    thread stops, so the script marks a file at the last answer and wrk is stopped then.
+    Returns (accepted, refused): a refusal (503 when the backlog is full) is not resent."""
+    from bench.ingest import _lua_string, ensure_wrk, write_script
+
+    wrk = ensure_wrk()
+    bodies = [
+        json.dumps(
+            {"type": "order.created", "id": f"burst-{n}", "payload": {"order_id": f"burst-{n}"}}
+        ).encode()
+        for n in range(options.events)
+    ]
+    with scratch_dir("wrk") as scratch:
+        script, marker = scratch / "burst.lua", scratch / "answered"
+        write_script(script, setup.hook.path, bodies, setup.hook.secret or "")
+        # Past the last event the script would start over: it repeats the last instead.
+        script.write_text(
+            script.read_text()
+            .replace("if n > #requests then n = 1 end", "")
+            .replace("return requests[n]", "return requests[math.min(n, #requests)]")
+            + _WRK_COUNTED % _lua_string(str(marker))
+        )
+        argv = [wrk, "-t1", f"-c{options.connections}", "-d600s", "--timeout", "30s"]
+        sender = subprocess.Popen(
+            [*argv, "-s", str(script), setup.api],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 600
+            while not marker.exists() and sender.poll() is None:
+                if time.monotonic() > deadline:
+                    raise BenchError("wrk did not send the burst within 600 s")
+                time.sleep(0.02)
+            if sender.poll() is not None and not marker.exists():
+                error = sender.stderr.read().decode() if sender.stderr else ""
+                raise BenchError(f"wrk failed ({sender.returncode}): {error.strip()[-300:]}")
+            # The last answer may have been a repeat while an earlier event is still in
+            # flight: give those a moment to be answered before wrk goes.
+            settle = time.monotonic() + 5
+            while _burst_stored(setup) < options.events and time.monotonic() < settle:
+                time.sleep(0.05)
+        finally:
+            sender.terminate()
+            sender.wait(10)
+    accepted = _burst_stored(setup)
+    return accepted, options.events - accepted
+
+
+def _burst_stored(setup: Setup) -> int:
+    ((value,),) = _query(setup, "SELECT count(*) FROM events WHERE sender_event_id LIKE 'burst-%'")
+    return int(str(value))
