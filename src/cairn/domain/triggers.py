@@ -27,10 +27,11 @@ that field of each (``issue.labels.name`` is every label's name).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from cairn.domain.deliveries import DeliveryFacts
+from cairn.domain.sources import DataSource
 from cairn.text import iso
 
 TriggerStatus = Literal["active", "paused"]
@@ -113,6 +114,29 @@ class Event:
     received_at: datetime | None = None
     decisions: list[TriggerDecision] | None = None
     delivery: DeliveryFacts | None = None
+
+    @classmethod
+    def received_now(
+        cls,
+        source: DataSource,
+        event_type: str | None,
+        payload: Any,
+        sender_event_id: str | None,
+        delivery: DeliveryFacts | None,
+    ) -> Event:
+        """A delivery to ``source`` accepted just now, under a new event id."""
+        from cairn.ids import new_id
+
+        return cls(
+            event_id=new_id("evt"),
+            sandbox_id=source.sandbox_id,
+            source_id=source.source_id,
+            event_type=event_type,
+            payload=payload,
+            sender_event_id=sender_event_id,
+            received_at=datetime.now(UTC),
+            delivery=delivery,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form, with the decisions when loaded."""

@@ -94,16 +94,7 @@ async def ingest(
     executor = app.executor
     if executor is not None:
         app.gate.check()
-    event = Event(
-        event_id=new_id("evt"),
-        sandbox_id=source.sandbox_id,
-        source_id=source.source_id,
-        event_type=event_type,
-        payload=payload,
-        sender_event_id=sender_event_id,
-        received_at=datetime.now(UTC),
-        delivery=delivery,
-    )
+    event = Event.received_now(source, event_type, payload, sender_event_id, delivery)
     fired: list[tuple[Run, Agent]] = []
     with app.store.begin() as conn:
         existing = event_store.insert_event(conn, event)
@@ -261,16 +252,7 @@ class GroupCommit:
         no longer ``stamp`` (verify the delivery again with the source as stored now).
         Raises ``Busy`` (nothing written) when the event may fire and the backlog is full."""
         loop = asyncio.get_running_loop()
-        event = Event(
-            event_id=new_id("evt"),
-            sandbox_id=source.sandbox_id,
-            source_id=source.source_id,
-            event_type=event_type,
-            payload=payload,
-            sender_event_id=sender_event_id,
-            received_at=datetime.now(UTC),
-            delivery=delivery,
-        )
+        event = Event.received_now(source, event_type, payload, sender_event_id, delivery)
         done: asyncio.Future[IngestResult | Busy | None] = loop.create_future()
         self._pending.append(_Pending(source, stamp, event, traceparent, done))
         if not self._scheduled:

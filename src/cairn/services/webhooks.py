@@ -210,17 +210,8 @@ def record_handshake(
     no trigger decides: it shows the sender reached Cairn and signed correctly."""
     from cairn.store import events as event_store
 
-    event = Event(
-        event_id=new_id("evt"),
-        sandbox_id=source.sandbox_id,
-        source_id=source.source_id,
-        event_type=event_type,
-        payload=payload,
-        sender_event_id=sender_event_id,
-        received_at=datetime.now(UTC),
-        delivery=delivery,
-        decisions=[],
-    )
+    event = Event.received_now(source, event_type, payload, sender_event_id, delivery)
+    event.decisions = []
     with app.store.begin() as conn:
         existing = event_store.insert_event(conn, event)
     return Answered(existing or event.event_id, existing is not None)
