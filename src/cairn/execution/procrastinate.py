@@ -105,13 +105,6 @@ class ProcrastinateBackend:
         return ProcrastinateWorker(self.app, concurrency=concurrency)
 
 
-def conninfo(store_url: str) -> str:
-    """The libpq URL of the ledger (what procrastinate's psycopg pool connects with)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 class ProcrastinateWorker(LedgerWorker):
     """A procrastinate worker whose task executes runs as a ``LedgerWorker`` does: the
     Cairn worker row, the leases and their reaping, the execution and its failure path are
@@ -121,9 +114,11 @@ class ProcrastinateWorker(LedgerWorker):
         super().__init__(app, concurrency=concurrency, executor="procrastinate")
         import procrastinate
 
+        from cairn.store.notify import libpq_url
+
         self.queue_app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
-                conninfo=conninfo(app.store.url),
+                conninfo=libpq_url(app.store.url),
                 min_size=1,
                 max_size=max(4, min(self.concurrency, 16)),
             )

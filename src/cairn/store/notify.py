@@ -27,14 +27,19 @@ def listens(store_url: str) -> bool:
     return store_url.startswith(("postgresql", "postgres:"))
 
 
+def libpq_url(store_url: str) -> str:
+    """The ledger's URL as libpq (psycopg's own connections, procrastinate's pool) takes it."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 async def run_announcements(store_url: str) -> AsyncIterator[None]:
     """One item per notification that runs were queued, on a connection of its own;
     ends with an exception when that connection is lost (the caller reconnects)."""
     import psycopg
-    from sqlalchemy.engine import make_url
 
-    libpq = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    async with await psycopg.AsyncConnection.connect(libpq, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(libpq_url(store_url), autocommit=True) as conn:
         await conn.execute(f"LISTEN {CHANNEL}")
         async for _notification in conn.notifies():
             yield None
