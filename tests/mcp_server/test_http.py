@@ -161,3 +161,40 @@ async def test_a_revoked_key_stops_working_at_once(scene: Scene) -> None:
         response = await http.post(scene.url, json=ping, headers=headers)
     assert response.status_code == 401
     assert response.json()["detail"] == "unknown or revoked API key"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": {"p": "'
+         + b"a" * (1 << 21) + b'"}}', 413, "byte limit"),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": ' + b"[" * 64 + b"]" * 64 + b"}",
+         400, "deep"),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": {"n": NaN}}', 400, "NaN"),
+    ],
+    ids=["oversized", "too-deep", "nan"],
+)  # fmt: skip
+def test_mcp_bodies_are_held_to_the_api_intake_limits(
+    scene: Scene, body: bytes, status: int, detail: str
+) -> None:
+    """The same size, depth and NaN limits as ``/api/`` (a test-fire may carry what the API
+    takes: up to 1 MiB, not the dashboard forms' 64 KiB)."""
+    headers = {
+        "Authorization": f"Bearer {scene.deployment.keys.owner}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    response = httpx.post(scene.url, content=body, headers=headers, timeout=10)
+    assert response.status_code == status
+    assert detail.lower() in response.json()["detail"].lower()
+
+
+def test_an_mcp_body_larger_than_a_form_but_within_the_api_limit_is_served(scene: Scene) -> None:
+    headers = {
+        "Authorization": f"Bearer {scene.deployment.keys.owner}",
+        "Accept": "application/json, text/event-stream",
+    }
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_": "a" * 200_000}}
+    response = httpx.post(scene.url, json=call, headers=headers, timeout=10)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["result"]["tools"]

@@ -4,7 +4,8 @@ An ASGI middleware, so that no route can forget it: a body over ``MAX_REQUEST_BY
 answers 413 (from ``Content-Length`` before reading, or as soon as the stream passes it);
 JSON nested deeper than ``MAX_DEPTH`` or holding ``NaN``/``Infinity`` answers 400, each
 naming the limit. A call to ``/api/`` without any credentials answers 401 first, whatever
-its body: authentication is checked before the input is judged. Webhook deliveries
+its body: authentication is checked before the input is judged. The MCP endpoint
+(``/mcp``, JSON-RPC) is held to the same JSON limits as ``/api/``. Webhook deliveries
 (``/hooks/``) are left to their route, which records every refusal (``cairn.api.hooks``).
 """
 
@@ -17,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cairn.domain.limits import MAX_REQUEST_BYTES, loads
 from cairn.errors import InvalidJSON
 
+MCP_PATH = "/mcp"
+"""Where ``cairn serve`` mounts the MCP server (``cairn.mcpserver.http.PATH``)."""
 FORM_LIMIT_BYTES = 64 * 1024
 """The dashboard's forms (login, test fire) are small."""
 
@@ -65,7 +68,8 @@ class IntakeLimits:
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
-        limit = MAX_REQUEST_BYTES if api else FORM_LIMIT_BYTES
+        json_body = api or path == MCP_PATH or path.startswith(MCP_PATH + "/")
+        limit = MAX_REQUEST_BYTES if json_body else FORM_LIMIT_BYTES
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await _too_large(send, int(declared), limit)
@@ -85,7 +89,7 @@ class IntakeLimits:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if api and body.strip():
+        if json_body and body.strip():
             try:
                 loads(body, "the request body")
             except InvalidJSON as refused:

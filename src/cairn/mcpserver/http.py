@@ -20,6 +20,7 @@ import anyio
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from cairn.api.dependencies import bearer_token
+from cairn.api.intake import MCP_PATH
 from cairn.domain.keys import Principal
 from cairn.errors import CairnError
 from cairn.mcpserver.backend import TableBackend
@@ -27,7 +28,7 @@ from cairn.mcpserver.server import Context, build_server
 from cairn.services.access import authenticate
 from cairn.services.app import App
 
-PATH = "/mcp"
+PATH = MCP_PATH
 PRINCIPAL = "cairn.principal"
 """The ASGI scope key the authenticated principal travels under."""
 
