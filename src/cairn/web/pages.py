@@ -32,11 +32,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from cairn.api import operations as ops
+from cairn.api.streams import follow_runs, sse_response
 from cairn.domain.runs import FINAL_STATUSES, RUN_KINDS, RUN_STATUSES
 from cairn.errors import CairnError, Forbidden, InvalidJSON, NotFound, Unauthorized, UsageError
 from cairn.services import diagnosis, usage
 from cairn.web import sessions, switching, views
-from cairn.web.live import SandboxRunStream
+from cairn.web.live import catch_up
 from cairn.web.run_lists import (
     OUTCOME_CHOICES,
     PAGE_SIZE,
@@ -367,12 +368,10 @@ def runs_live(request: Request, after: str | None = None, watch: str = "") -> Re
         return JSONResponse({"detail": str(error)}, status_code=401)
     app = sessions.cairn_of(request)
     watched = [run_id for run_id in watch.split(",") if RUN_ID.match(run_id)]
-    stream = SandboxRunStream(
-        app, session.sandbox, after if after and RUN_ID.match(after) else None, watched
-    )
-    from cairn.api.revocation import Revocable
-
-    return Revocable(stream, app, session.caller.principal)
+    since = after if after and RUN_ID.match(after) else None
+    missed = partial(catch_up, app, session.sandbox, since, watched)
+    frames = follow_runs(app, session.sandbox, None, missed)
+    return sse_response(frames, app, session.caller.principal)
 
 
 def _run_page(request: Request, session: Session, run_id: str) -> Response:
