@@ -65,6 +65,12 @@ class LedgerWorker:
         self._stopping = False
         self._idle = anyio.Event()
 
+    @property
+    def listener_name(self) -> str:
+        """The ``application_name`` of this worker's LISTEN connection (PostgreSQL keeps
+        63 bytes of it)."""
+        return f"cairn worker {self.worker_id}"[:63]
+
     def wake(self) -> None:
         """Runs were accepted in this process: look for them now."""
         self._signal.set()
@@ -204,7 +210,7 @@ class LedgerWorker:
 
         while True:
             try:
-                async for _ in run_announcements(self.app.store.url):
+                async for _ in run_announcements(self.app.store.url, self.listener_name):
                     self.wake()
             except Exception:  # the database is away: listen again shortly
                 log.warning("listening for queued runs failed; retrying", exc_info=True)
