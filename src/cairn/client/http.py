@@ -84,8 +84,14 @@ class _Resume:
         return delay
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+def _client_options(base_url: str, api_key: str | None, timeout: float) -> dict[str, Any]:
+    """The httpx client's settings: the server, the key as a bearer token, the timeout."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return {"base_url": base_url.rstrip("/"), "headers": headers, "timeout": timeout}
+
+
+def _unreachable(client: httpx.Client | httpx.AsyncClient, exc: httpx.HTTPError) -> CairnError:
+    return CairnError(f"cannot reach the Cairn server at {client.base_url}: {exc}")
 
 
 class HttpTransport:
@@ -95,9 +101,7 @@ class HttpTransport:
         self, base_url: str, api_key: str | None, sandbox: str = "default", timeout: float = 60.0
     ) -> None:
         self.sandbox = sandbox
-        self._client = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=_headers(api_key), timeout=timeout
-        )
+        self._client = httpx.Client(**_client_options(base_url, api_key, timeout))
 
     def call(
         self, operation: str, params: Mapping[str, Any] | None = None, body: Any = None
@@ -107,9 +111,7 @@ class HttpTransport:
         try:
             response = self._client.request(method, url, params=query, json=body)
         except httpx.HTTPError as exc:
-            raise CairnError(
-                f"cannot reach the Cairn server at {self._client.base_url}: {exc}"
-            ) from None
+            raise _unreachable(self._client, exc) from None
         return _decode(response)
 
     def stream(
@@ -145,9 +147,7 @@ class AsyncHttpTransport:
         self, base_url: str, api_key: str | None, sandbox: str = "default", timeout: float = 60.0
     ) -> None:
         self.sandbox = sandbox
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=_headers(api_key), timeout=timeout
-        )
+        self._client = httpx.AsyncClient(**_client_options(base_url, api_key, timeout))
 
     async def call(
         self, operation: str, params: Mapping[str, Any] | None = None, body: Any = None
@@ -157,9 +157,7 @@ class AsyncHttpTransport:
         try:
             response = await self._client.request(method, url, params=query, json=body)
         except httpx.HTTPError as exc:
-            raise CairnError(
-                f"cannot reach the Cairn server at {self._client.base_url}: {exc}"
-            ) from None
+            raise _unreachable(self._client, exc) from None
         return _decode(response)
 
     async def stream(

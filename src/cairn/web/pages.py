@@ -208,9 +208,15 @@ def diagnosed(
 def login_page(request: Request, next: str | None = None) -> Response:
     """The login form; when the operator opted into the local login, a local browser is
     offered the configured sandbox too."""
+    return _login_form(request, sessions.safe_next(next))
+
+
+def _login_form(request: Request, target: str, refused: CairnError | None = None) -> Response:
+    """The login page (again, with why the last try was refused)."""
     local = sessions.local_sandboxes(request)
+    status, message = (refused.http_status, str(refused)) if refused else (200, None)
     return render(
-        request, None, "login.html", next=sessions.safe_next(next), local=local, message=None
+        request, None, "login.html", status=status, next=target, local=local, message=message
     )
 
 
@@ -238,15 +244,7 @@ async def login(request: Request) -> Response:
             )
             token = await anyio.to_thread.run_sync(open_session, app, principal)
     except (Unauthorized, Forbidden) as error:
-        return render(
-            request,
-            None,
-            "login.html",
-            status=error.http_status,
-            next=target,
-            local=local,
-            message=str(error),
-        )
+        return _login_form(request, target, error)
     response = RedirectResponse(target, status_code=303)
     sessions.set_login_cookies(request, response, token, sessions.new_csrf())
     return response
