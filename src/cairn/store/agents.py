@@ -10,43 +10,18 @@ from sqlalchemy.exc import IntegrityError
 
 from cairn.domain.agents import Agent, ModelSettings
 from cairn.errors import AlreadyExists, NotFound
+from cairn.store.rows import record_values, row_record
 from cairn.store.schema import agents
 
 
 def _to_agent(row: Row[Any]) -> Agent:
-    return Agent(
-        agent_id=row.agent_id,
-        sandbox_id=row.sandbox_id,
-        slug=row.slug,
-        name=row.name,
-        description=row.description,
-        system_prompt=row.system_prompt,
-        tool_sources=row.tool_sources,
-        tool_allowlist=list(row.tool_allowlist or []),
-        model_settings=ModelSettings.from_dict(row.model_settings or {}),
-        version=row.version,
-        status=row.status,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    settings = ModelSettings.from_dict(row.model_settings or {})
+    allowlist = list(row.tool_allowlist or [])
+    return row_record(Agent, row, tool_allowlist=allowlist, model_settings=settings)
 
 
 def _values(agent: Agent) -> dict[str, Any]:
-    return {
-        "agent_id": agent.agent_id,
-        "sandbox_id": agent.sandbox_id,
-        "slug": agent.slug,
-        "name": agent.name,
-        "description": agent.description,
-        "system_prompt": agent.system_prompt,
-        "tool_sources": agent.tool_sources,
-        "tool_allowlist": agent.tool_allowlist,
-        "model_settings": agent.model_settings.to_dict(),
-        "version": agent.version,
-        "status": agent.status,
-        "created_at": agent.created_at,
-        "updated_at": agent.updated_at,
-    }
+    return record_values(agents, agent, model_settings=agent.model_settings.to_dict())
 
 
 def create_agent(conn: Connection, agent: Agent) -> Agent:

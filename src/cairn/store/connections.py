@@ -13,7 +13,7 @@ from sqlalchemy import Row, insert, or_, select, update
 from cairn.domain.connections import Connection
 from cairn.errors import NotFound
 from cairn.store.crypto import SecretBox
-from cairn.store.rows import row_record
+from cairn.store.rows import record_values, row_record
 from cairn.store.schema import connections
 
 
@@ -25,19 +25,11 @@ def _to_connection(row: Row[Any], box: SecretBox | None) -> Connection:
 def create_connection(conn: DbConnection, connection: Connection, box: SecretBox) -> Connection:
     """Insert ``connection`` with its token sealed."""
     now = datetime.now(UTC)
-    conn.execute(
-        insert(connections).values(
-            connection_id=connection.connection_id,
-            sandbox_id=connection.sandbox_id,
-            app_slug=connection.app_slug,
-            account_label=connection.account_label,
-            token_ciphertext=box.seal(connection.token),
-            expires_at=connection.expires_at,
-            status=connection.status,
-            created_at=now,
-            updated_at=now,
-        )
+    sealed = box.seal(connection.token)
+    values = record_values(
+        connections, connection, token_ciphertext=sealed, created_at=now, updated_at=now
     )
+    conn.execute(insert(connections).values(values))
     connection.created_at = connection.updated_at = now
     return connection
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -54,20 +54,21 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection inside a transaction that commits on success and rolls back on error."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise StoreError(f"database error on {redact_url(self.url)}: {exc.orig}") from exc
-        except DataError as exc:
-            raise _refused_value(exc) from exc
+        with self._errors(), self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection for reads (no explicit transaction)."""
+        with self._errors(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The database's failures as Cairn's: unreachable (``StoreError``), or a value it
+        refuses (``UsageError``, see ``_refused_value``)."""
         try:
-            with self.engine.connect() as conn:
-                yield conn
+            yield
         except OperationalError as exc:
             raise StoreError(f"database error on {redact_url(self.url)}: {exc.orig}") from exc
         except DataError as exc:
@@ -76,8 +77,6 @@ class Store:
     def check_writable(self) -> None:
         """``StoreError`` in one line unless this process can write the ledger (a server on a
         read-only ledger would otherwise fail at its first write, after saying it serves)."""
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             with self.engine.begin() as conn:
                 conn.execute(text("UPDATE sandboxes SET name = name WHERE 1 = 0"))
@@ -146,15 +145,10 @@ def create_store_engine(url: str) -> Engine:
 def current_revision(conn: Connection) -> str | None:
     """The Alembic revision recorded in the database, or ``None`` for an empty database."""
     try:
-        with conn.begin_nested() if conn.in_transaction() else _nullcontext():
+        with conn.begin_nested() if conn.in_transaction() else nullcontext():
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except (OperationalError, ProgrammingError):
         return None
-
-
-@contextmanager
-def _nullcontext() -> Iterator[None]:
-    yield None
 
 
 def migrate(store: Store) -> None:

@@ -13,22 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from cairn.domain.deliveries import delivery_from_dict
 from cairn.domain.triggers import Event, TriggerDecision
 from cairn.errors import NotFound
+from cairn.store.rows import record_values, row_record
 from cairn.store.schema import events, trigger_decisions
 
 
 def _to_event(row: Row[Any]) -> Event:
-    return Event(
-        event_id=row.event_id,
-        sandbox_id=row.sandbox_id,
-        source_id=row.source_id,
-        event_type=row.event_type,
-        payload=row.payload,
-        status=row.status,
-        sender_event_id=row.sender_event_id,
-        reject_reason=row.reject_reason,
-        received_at=row.received_at,
-        delivery=delivery_from_dict(row.delivery),
-    )
+    return row_record(Event, row, decisions=None, delivery=delivery_from_dict(row.delivery))
 
 
 def insert_event(conn: Connection, event: Event) -> str | None:
@@ -62,18 +52,8 @@ def insert_events(conn: Connection, batch: Sequence[Event]) -> list[str | None]:
 
 
 def _event_values(event: Event) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "sandbox_id": event.sandbox_id,
-        "source_id": event.source_id,
-        "sender_event_id": event.sender_event_id,
-        "event_type": event.event_type,
-        "payload": event.payload,
-        "status": event.status,
-        "reject_reason": event.reject_reason,
-        "received_at": event.received_at,
-        "delivery": event.delivery.to_dict() if event.delivery else None,
-    }
+    delivery = event.delivery.to_dict() if event.delivery else None
+    return record_values(events, event, delivery=delivery)
 
 
 def _existing(conn: Connection, event: Event) -> str:
@@ -104,24 +84,13 @@ def _insert_ignoring_duplicates(dialect: str) -> Any:
 
 def record_decision(conn: Connection, decision: TriggerDecision) -> None:
     """Store one trigger's decision about one event."""
-    conn.execute(_INSERT_DECISION, _decision_values(decision))
+    conn.execute(_INSERT_DECISION, record_values(trigger_decisions, decision))
 
 
 def record_decisions(conn: Connection, batch: Sequence[TriggerDecision]) -> None:
     """Store several decisions with one statement (the webhook group commit's)."""
     if batch:
-        conn.execute(_INSERT_DECISION, [_decision_values(d) for d in batch])
-
-
-def _decision_values(decision: TriggerDecision) -> dict[str, Any]:
-    return {
-        "event_id": decision.event_id,
-        "trigger_id": decision.trigger_id,
-        "decision": decision.decision,
-        "detail": decision.detail,
-        "run_id": decision.run_id,
-        "decided_at": decision.decided_at,
-    }
+        conn.execute(_INSERT_DECISION, [record_values(trigger_decisions, d) for d in batch])
 
 
 _INSERT_DECISION = insert(trigger_decisions)
@@ -146,10 +115,7 @@ def decisions_for(conn: Connection, event_id: str) -> list[TriggerDecision]:
         .where(trigger_decisions.c.event_id == event_id)
         .order_by(trigger_decisions.c.trigger_id)
     )
-    return [
-        TriggerDecision(r.event_id, r.trigger_id, r.decision, r.detail, r.run_id, r.decided_at)
-        for r in rows
-    ]
+    return [row_record(TriggerDecision, row) for row in rows]
 
 
 def list_events(
@@ -207,7 +173,4 @@ def recent_decisions(
         .order_by(trigger_decisions.c.decided_at.desc())
         .limit(limit)
     )
-    return [
-        TriggerDecision(r.event_id, r.trigger_id, r.decision, r.detail, r.run_id, r.decided_at)
-        for r in rows
-    ]
+    return [row_record(TriggerDecision, row) for row in rows]

@@ -19,6 +19,15 @@ def row_record(kind: type[T], row: Any, **given: Any) -> T:
     return kind(**{name: getattr(row, name) for name in names if name not in given}, **given)
 
 
+def record_values(table: Any, item: Any, **given: Any) -> dict[str, Any]:
+    """The inverse of ``row_record``: the values of ``table``'s columns from the dataclass
+    ``item``, each column that one of its fields names, then ``given`` (columns stored
+    otherwise, or encoded on the way)."""
+    names = {field.name for field in fields(item)}
+    columns = (column.name for column in table.columns)
+    return {name: getattr(item, name) for name in columns if name in names} | given
+
+
 RUN_COLUMNS = (
     "run_id",
     "sandbox_id",

@@ -11,23 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from cairn.domain.sources import DataSource, validate_label
 from cairn.errors import AlreadyExists, NotFound
 from cairn.store.crypto import SecretBox
+from cairn.store.rows import record_values, row_record
 from cairn.store.schema import sources
 
 
 def _to_source(row: Row[Any], box: SecretBox | None) -> DataSource:
-    return DataSource(
-        source_id=row.source_id,
-        sandbox_id=row.sandbox_id,
-        kind=row.kind,
-        label=row.label,
-        config=dict(row.config or {}),
-        status=row.status,
-        status_reason=row.status_reason,
-        secret=box.open(row.secret_ciphertext) if box else {},
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        checked_at=row.checked_at,
-    )
+    secret = box.open(row.secret_ciphertext) if box else {}
+    return row_record(DataSource, row, config=dict(row.config or {}), secret=secret)
 
 
 def create_source(conn: Connection, source: DataSource, box: SecretBox) -> DataSource:
@@ -35,23 +25,13 @@ def create_source(conn: Connection, source: DataSource, box: SecretBox) -> DataS
     unusable one ``UsageError`` (``validate_label``: every kind of source goes through here)."""
     validate_label(source.label)
     now = datetime.now(UTC)
+    sealed = box.seal(source.secret)
+    values = record_values(
+        sources, source, secret_ciphertext=sealed, created_at=now, updated_at=now
+    )
     try:
         with conn.begin_nested():
-            conn.execute(
-                insert(sources).values(
-                    source_id=source.source_id,
-                    sandbox_id=source.sandbox_id,
-                    kind=source.kind,
-                    label=source.label,
-                    config=source.config,
-                    secret_ciphertext=box.seal(source.secret),
-                    status=source.status,
-                    status_reason=source.status_reason,
-                    created_at=now,
-                    updated_at=now,
-                    checked_at=source.checked_at,
-                )
-            )
+            conn.execute(insert(sources).values(values))
     except IntegrityError:
         raise AlreadyExists(
             f"a source labelled {source.label!r} already exists in sandbox {source.sandbox_id!r}"

@@ -10,27 +10,14 @@ from sqlalchemy import Connection, Row, bindparam, case, delete, insert, or_, se
 
 from cairn.domain.triggers import Trigger
 from cairn.errors import NotFound
+from cairn.store.rows import record_values, row_record
 from cairn.store.schema import agents, triggers
 
 WINDOW = timedelta(hours=1)
 
 
 def _to_trigger(row: Row[Any]) -> Trigger:
-    return Trigger(
-        trigger_id=row.trigger_id,
-        sandbox_id=row.sandbox_id,
-        agent_id=row.agent_id,
-        data_source_id=row.data_source_id,
-        event_type_filter=row.event_type_filter,
-        filter_config=row.filter_config,
-        rate_limit_per_hour=row.rate_limit_per_hour,
-        status=row.status,
-        fire_count=row.fire_count,
-        last_fired_at=row.last_fired_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        agent_slug=row.slug,
-    )
+    return row_record(Trigger, row, agent_slug=row.slug)
 
 
 def _select() -> Any:
@@ -39,22 +26,9 @@ def _select() -> Any:
 
 def create_trigger(conn: Connection, trigger: Trigger) -> None:
     """Insert a trigger."""
-    conn.execute(
-        insert(triggers).values(
-            trigger_id=trigger.trigger_id,
-            sandbox_id=trigger.sandbox_id,
-            agent_id=trigger.agent_id,
-            data_source_id=trigger.data_source_id,
-            event_type_filter=trigger.event_type_filter,
-            filter_config=trigger.filter_config,
-            rate_limit_per_hour=trigger.rate_limit_per_hour,
-            status=trigger.status,
-            fire_count=0,
-            window_fires=0,
-            created_at=trigger.created_at,
-            updated_at=trigger.updated_at,
-        )
-    )
+    # A new trigger has not fired yet, whatever the object says.
+    values = record_values(triggers, trigger, fire_count=0, last_fired_at=None, window_fires=0)
+    conn.execute(insert(triggers).values(values))
 
 
 def get_trigger(conn: Connection, sandbox_id: str, trigger_id: str) -> Trigger:
