@@ -13,6 +13,7 @@ says "stale Slack timestamp" rather than a generic 401.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping, Sequence
@@ -200,6 +201,14 @@ class WebhookProvider:
             "secret (a tampered body, or the sender signs with another secret)",
         )
 
+    def matching(self, incoming: Incoming, expected: Sequence[str], offered: Sequence[str]) -> int:
+        """The index of the first secret whose signature is among ``offered``
+        (``first_match``), or the ``bad_signature`` refusal."""
+        used = first_match(expected, offered)
+        if used is None:
+            raise self.bad_signature(incoming)
+        return used
+
     def json_value(self, incoming: Incoming, raw: bytes | str, what: str) -> Any:
         """``raw`` parsed within Cairn's JSON limits (depth, no NaN), or a ``malformed``
         refusal naming the limit it broke (``cairn.domain.limits``)."""
@@ -227,3 +236,8 @@ def first_match(expected: Sequence[str], offered: Sequence[str]) -> int | None:
             if hmac.compare_digest(want.encode(), candidate.encode()):
                 return index
     return None
+
+
+def hex_hmac(secret: str, message: bytes) -> str:
+    """The hex HMAC-SHA256 of ``message`` under ``secret``: how most senders sign."""
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()

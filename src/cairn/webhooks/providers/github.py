@@ -13,13 +13,11 @@ Both content types GitHub offers are read (``application/json`` and the form-enc
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
-from cairn.webhooks.base import Delivery, Incoming, Reply, WebhookProvider, first_match
+from cairn.webhooks.base import Delivery, Incoming, Reply, WebhookProvider, hex_hmac
 
 
 class GitHubProvider(WebhookProvider):
@@ -41,14 +39,8 @@ class GitHubProvider(WebhookProvider):
     def verify(self, incoming: Incoming, secrets: Sequence[str], options: Mapping[str, Any]) -> int:
         """``sha256=`` + hex HMAC-SHA256 of the raw body, with any of the secrets."""
         signature = self.required(incoming, self.signature_header)
-        expected = [
-            "sha256=" + hmac.new(s.encode(), incoming.body, hashlib.sha256).hexdigest()
-            for s in secrets
-        ]
-        used = first_match(expected, [signature.strip()])
-        if used is None:
-            raise self.bad_signature(incoming)
-        return used
+        expected = ["sha256=" + hex_hmac(s, incoming.body) for s in secrets]
+        return self.matching(incoming, expected, [signature.strip()])
 
     def parse(self, incoming: Incoming, options: Mapping[str, Any]) -> Delivery:
         """``X-GitHub-Event`` + the payload's ``action``; the GUID is the sender id."""

@@ -11,12 +11,10 @@ without firing. Linear counts any answer but 200 as a failure, so accepted deliv
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cairn.webhooks.base import Delivery, Incoming, WebhookProvider, first_match
+from cairn.webhooks.base import Delivery, Incoming, WebhookProvider, hex_hmac
 
 
 class LinearProvider(WebhookProvider):
@@ -36,13 +34,8 @@ class LinearProvider(WebhookProvider):
         so its age is checked in ``parse`` (which ``receive`` always runs next), and the
         body is parsed once."""
         signature = self.required(incoming, self.signature_header)
-        expected = [
-            hmac.new(s.encode(), incoming.body, hashlib.sha256).hexdigest() for s in secrets
-        ]
-        used = first_match(expected, [signature.strip().lower()])
-        if used is None:
-            raise self.bad_signature(incoming)
-        return used
+        expected = [hex_hmac(s, incoming.body) for s in secrets]
+        return self.matching(incoming, expected, [signature.strip().lower()])
 
     def parse(self, incoming: Incoming, options: Mapping[str, Any]) -> Delivery:
         """``webhookTimestamp`` within a minute, then ``type`` + ``.`` + ``action``; the

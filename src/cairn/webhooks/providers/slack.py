@@ -16,12 +16,10 @@ Accepted deliveries are answered 200: Slack expects a 2xx within three seconds.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cairn.webhooks.base import Delivery, Incoming, Reply, WebhookProvider, first_match
+from cairn.webhooks.base import Delivery, Incoming, Reply, WebhookProvider, hex_hmac
 
 
 class SlackProvider(WebhookProvider):
@@ -45,11 +43,8 @@ class SlackProvider(WebhookProvider):
         signature = self.required(incoming, self.signature_header)
         self.check_age(incoming, timestamp)
         base = b"v0:" + timestamp.encode() + b":" + incoming.body
-        expected = ["v0=" + hmac.new(s.encode(), base, hashlib.sha256).hexdigest() for s in secrets]
-        used = first_match(expected, [signature.strip()])
-        if used is None:
-            raise self.bad_signature(incoming)
-        return used
+        expected = ["v0=" + hex_hmac(s, base) for s in secrets]
+        return self.matching(incoming, expected, [signature.strip()])
 
     def parse(self, incoming: Incoming, options: Mapping[str, Any]) -> Delivery:
         """See the module docstring for the three outer types."""

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cairn.errors import UsageError
-from cairn.webhooks.base import Delivery, Incoming, WebhookProvider, first_match
+from cairn.webhooks.base import Delivery, Incoming, WebhookProvider
 
 
 def _key(secret: str) -> bytes:
@@ -76,10 +76,7 @@ class StandardProvider(WebhookProvider):
             for s in secrets
         ]
         offered = [item.split(",", 1)[1] for item in signature.split() if item.startswith("v1,")]
-        used = first_match(expected, offered)
-        if used is None:
-            raise self.bad_signature(incoming)
-        return used
+        return self.matching(incoming, expected, offered)
 
     def parse(self, incoming: Incoming, options: Mapping[str, Any]) -> Delivery:
         """The body's ``type``; ``webhook-id`` is the sender id."""

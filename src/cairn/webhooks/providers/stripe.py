@@ -10,13 +10,11 @@ days, so a retry is acknowledged without firing again.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cairn.errors import UsageError
-from cairn.webhooks.base import Delivery, Incoming, WebhookProvider, first_match
+from cairn.webhooks.base import Delivery, Incoming, WebhookProvider, hex_hmac
 
 
 class StripeProvider(WebhookProvider):
@@ -52,11 +50,8 @@ class StripeProvider(WebhookProvider):
             )
         self.check_age(incoming, stamps[0])
         signed = stamps[0].encode() + b"." + incoming.body
-        expected = [hmac.new(s.encode(), signed, hashlib.sha256).hexdigest() for s in secrets]
-        used = first_match(expected, offered)
-        if used is None:
-            raise self.bad_signature(incoming)
-        return used
+        expected = [hex_hmac(s, signed) for s in secrets]
+        return self.matching(incoming, expected, offered)
 
     def parse(self, incoming: Incoming, options: Mapping[str, Any]) -> Delivery:
         """An Event object: ``type`` (``invoice.paid``), ``id`` (``evt_…``), the whole body
