@@ -112,6 +112,11 @@ def _number(name: str, default: float) -> float:
         raise UsageError(f"{name}={raw!r} is not a number") from None
 
 
+def _names(name: str) -> tuple[str, ...]:
+    """A comma-separated list, its blanks dropped."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
 def load_settings(*, database_url: str | None = None, sandbox: str | None = None) -> Settings:
     """Settings from the environment, with command-line overrides applied."""
     home = default_home()
@@ -125,20 +130,17 @@ def load_settings(*, database_url: str | None = None, sandbox: str | None = None
                 f"({exc.strerror}): point it at a directory"
             ) from None
         url = f"sqlite:///{home / 'cairn.db'}"
-    hosts = os.environ.get("CAIRN_HTTP_ALLOWED_HOSTS", "")
     return Settings(
         home=home,
         database_url=url,
         sandbox=sandbox or os.environ.get("CAIRN_SANDBOX") or "default",
         retention_days=int(_number("CAIRN_RETENTION_DAYS", 30)),
-        http_allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
+        http_allowed_hosts=_names("CAIRN_HTTP_ALLOWED_HOSTS"),
         resolve_timeout_s=_number("CAIRN_RESOLVE_TIMEOUT_S", 10.0),
         connect_url=os.environ.get("CAIRN_CONNECT_URL") or None,
         min_schedule_interval_s=_number("CAIRN_MIN_SCHEDULE_INTERVAL_S", 60.0),
         dashboard_autologin=os.environ.get("CAIRN_DASHBOARD_AUTOLOGIN", "") in ("1", "true", "yes"),
-        stdio_commands=tuple(
-            c.strip() for c in os.environ.get("CAIRN_STDIO_COMMANDS", "").split(",") if c.strip()
-        ),
+        stdio_commands=_names("CAIRN_STDIO_COMMANDS"),
         lease_s=_number("CAIRN_LEASE_S", 30.0),
         executor=os.environ.get("CAIRN_EXECUTOR") or "embedded",
         max_backlog=int(_number("CAIRN_MAX_BACKLOG", 10_000)),

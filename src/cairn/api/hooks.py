@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +61,10 @@ async def receive(source_id: str, request: Request) -> Response:
     ``{"type": "issue.opened", "id": "<sender id>", "payload": {…}}`` with
     ``X-Cairn-Timestamp`` and ``X-Cairn-Signature``)."""
     answer = await deliver(
-        _hook_state(request.app.state), source_id, request.headers, lambda: _read(request)
+        _hook_state(request.app.state),
+        source_id,
+        request.headers,
+        lambda: _read(request.headers, request.stream()),
     )
     return Response(answer.body, answer.status, answer.headers, answer.media_type)
 
@@ -93,7 +96,7 @@ class HookDeliveries:
                 _hook_state(scope["app"].state),
                 source_id,
                 headers,
-                lambda: _read_asgi(headers, receive),
+                lambda: _read(headers, _asgi_chunks(receive)),
             )
         except _Gone:  # the sender hung up mid-body: nothing to answer, nothing recorded
             return
@@ -277,11 +280,16 @@ def _not_found(source_id: str) -> Answer:
     return _problem(404, "Not found", f"no webhook source {source_id!r}", "NotFound")
 
 
-async def _read(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    _check_declared(declared)
+async def _read(headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> bytes:
+    """The body, refused (413) past ``MAX_BODY_BYTES``: by its declared length before it
+    is read, else as soon as it passes it."""
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise DeliveryRejected(
+            f"body of {declared} bytes is over the {MAX_BODY_BYTES} byte limit", 413
+        )
     body = b""
-    async for chunk in request.stream():
+    async for chunk in chunks:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise DeliveryRejected(f"body is over the {MAX_BODY_BYTES} byte limit", 413)
@@ -292,23 +300,12 @@ class _Gone(Exception):
     """The sender disconnected before its body was complete."""
 
 
-async def _read_asgi(headers: Mapping[str, str], receive: Receive) -> bytes:
-    _check_declared(headers.get("content-length"))
-    body = b""
+async def _asgi_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body's chunks as ASGI delivers them; ``_Gone`` if the sender hangs up first."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise _Gone
-        chunk: bytes = message.get("body", b"")
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise DeliveryRejected(f"body is over the {MAX_BODY_BYTES} byte limit", 413)
+        yield message.get("body", b"")
         if not message.get("more_body", False):
-            return body
-
-
-def _check_declared(declared: str | None) -> None:
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise DeliveryRejected(
-            f"body of {declared} bytes is over the {MAX_BODY_BYTES} byte limit", 413
-        )
+            return

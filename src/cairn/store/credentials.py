@@ -5,34 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select
 
 from cairn.errors import NotFound
 from cairn.store.crypto import SecretBox
-from cairn.store.schema import credentials
+from cairn.store.schema import credentials, update_or_insert
 
 
 def set_credential(
     conn: Connection, sandbox_id: str, backend: str, api_key: str, box: SecretBox
 ) -> None:
     """Store (or replace) the sandbox's key for ``backend``."""
-    now = datetime.now(UTC)
-    sealed = box.seal({"api_key": api_key})
-    where = (credentials.c.sandbox_id == sandbox_id) & (credentials.c.backend == backend)
-    if conn.execute(select(credentials.c.backend).where(where)).first() is None:
-        conn.execute(
-            insert(credentials).values(
-                sandbox_id=sandbox_id,
-                backend=backend,
-                secret_ciphertext=sealed,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    else:
-        conn.execute(
-            update(credentials).where(where).values(secret_ciphertext=sealed, updated_at=now)
-        )
+    key = {"sandbox_id": sandbox_id, "backend": backend}
+    sealed = {"secret_ciphertext": box.seal({"api_key": api_key})}
+    update_or_insert(conn, credentials, key, sealed, datetime.now(UTC))
 
 
 def api_key(conn: Connection, sandbox_id: str, backend: str, box: SecretBox) -> str | None:

@@ -68,6 +68,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Dialect,
     Float,
@@ -80,6 +81,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    insert,
+    update,
 )
 from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
@@ -418,3 +421,14 @@ browser_sessions = Table(
     Column("revoked_at", UTCDateTime(), nullable=True),
     Index(None, "key_id"),
 )
+
+
+def update_or_insert(
+    conn: Connection, table: Table, key: dict[str, Any], values: dict[str, Any], now: datetime
+) -> None:
+    """Set ``values`` (and ``updated_at``) on the row of ``table`` whose columns are ``key``,
+    or insert that row, created ``now``, when there is none."""
+    values = values | {"updated_at": now}
+    where = (table.c[name] == value for name, value in key.items())
+    if not conn.execute(update(table).where(*where).values(values)).rowcount:
+        conn.execute(insert(table).values(key | values | {"created_at": now}))

@@ -55,6 +55,7 @@ from cairn.store.schema import (
     agents,
     runs,
     threshold_enforcements,
+    update_or_insert,
     usage_hourly,
     usage_hourly_agents,
     usage_thresholds,
@@ -285,14 +286,8 @@ def roll_up_runs(
     if not rows:
         return 0
     _apply(conn, rows, sign=1)
-    ids = [row.run_id for row in rows]
-    for chunk in range(0, len(ids), 1000):
-        conn.execute(
-            update(runs)
-            .where(runs.c.run_id.in_(ids[chunk : chunk + 1000]))
-            .values(usage_rolled=True)
-        )
-    return len(ids)
+    _mark_rolled(conn, [row.run_id for row in rows], rolled=True)
+    return len(rows)
 
 
 def roll_up_finished(conn: Connection, run_ids: Sequence[str]) -> None:
@@ -362,11 +357,14 @@ def unroll_runs(conn: Connection, run_ids: Sequence[str]) -> None:
     rows = conn.execute(query).all()
     if rows:
         _apply(conn, rows, sign=-1)
-        conn.execute(
-            update(runs)
-            .where(runs.c.run_id.in_([row.run_id for row in rows]))
-            .values(usage_rolled=False)
-        )
+        _mark_rolled(conn, [row.run_id for row in rows], rolled=False)
+
+
+def _mark_rolled(conn: Connection, ids: list[str], *, rolled: bool) -> None:
+    """Set ``usage_rolled`` on these runs, a thousand ids to a statement."""
+    for chunk in range(0, len(ids), 1000):
+        batch = ids[chunk : chunk + 1000]
+        conn.execute(update(runs).where(runs.c.run_id.in_(batch)).values(usage_rolled=rolled))
 
 
 def rebuild_rollup(conn: Connection) -> None:
@@ -479,30 +477,13 @@ def _thresholds() -> Any:
 
 def put_threshold(conn: Connection, threshold: UsageThreshold) -> None:
     """Set the agent's threshold (replacing any it had)."""
-    now = datetime.now(UTC)
+    key = {"sandbox_id": threshold.sandbox_id, "agent_id": threshold.agent_id}
     values = {
         "tokens_per_hour": threshold.tokens_per_hour,
         "cost_micros_per_hour": threshold.cost_micros_per_hour,
         "pause_triggers": threshold.pause_triggers,
-        "updated_at": now,
     }
-    changed = conn.execute(
-        update(usage_thresholds)
-        .where(
-            usage_thresholds.c.sandbox_id == threshold.sandbox_id,
-            usage_thresholds.c.agent_id == threshold.agent_id,
-        )
-        .values(values)
-    )
-    if not changed.rowcount:
-        conn.execute(
-            insert(usage_thresholds).values(
-                agent_id=threshold.agent_id,
-                sandbox_id=threshold.sandbox_id,
-                created_at=now,
-                **values,
-            )
-        )
+    update_or_insert(conn, usage_thresholds, key, values, datetime.now(UTC))
 
 
 def get_threshold(conn: Connection, sandbox_id: str, agent_id: str) -> UsageThreshold | None:
