@@ -71,15 +71,13 @@ def _existing(conn: Connection, event: Event) -> str:
 
 @functools.cache
 def _insert_ignoring_duplicates(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects import postgresql, sqlite
 
-        return pg_insert(events).on_conflict_do_nothing().returning(events.c.event_id)
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(events).on_conflict_do_nothing().returning(events.c.event_id)
-    return insert(events).returning(events.c.event_id)
+    upserts: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+    upsert = upserts.get(dialect)
+    if upsert is None:
+        return insert(events).returning(events.c.event_id)
+    return upsert(events).on_conflict_do_nothing().returning(events.c.event_id)
 
 
 def record_decision(conn: Connection, decision: TriggerDecision) -> None:

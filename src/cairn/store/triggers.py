@@ -107,16 +107,12 @@ def _claim_statement() -> Any:
             ),
         )
         .values(
-            window_fires=_case_window(window_over, 1, triggers.c.window_fires + 1),
-            window_started_at=_case_window(window_over, now, triggers.c.window_started_at),
+            window_fires=case((window_over, 1), else_=triggers.c.window_fires + 1),
+            window_started_at=case((window_over, now), else_=triggers.c.window_started_at),
             fire_count=triggers.c.fire_count + 1,
             last_fired_at=now,
         )
     )
-
-
-def _case_window(condition: Any, when_over: Any, otherwise: Any) -> Any:
-    return case((condition, when_over), else_=otherwise)
 
 
 def window_of(conn: Connection, trigger_id: str) -> dict[str, Any]:
