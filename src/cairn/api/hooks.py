@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.api.problems import PROBLEM, title_for
 from cairn.domain.sources import DataSource
@@ -69,19 +70,12 @@ async def receive(source_id: str, request: Request) -> Response:
     return Response(answer.body, answer.status, answer.headers, answer.media_type)
 
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGI = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
 class HookDeliveries:
     """ASGI middleware answering ``POST /hooks/{source_id}`` itself (``deliver``) and
     passing everything else on. Added to the FastAPI application, so ``scope["app"]`` is
     that application and its ``state.cairn`` the ``App``."""
 
-    def __init__(self, app: ASGI) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
