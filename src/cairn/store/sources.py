@@ -84,11 +84,7 @@ def set_source_status(
         values["checked_at"] = now
     if forget_secret:
         values["secret_ciphertext"] = None
-    conn.execute(
-        update(sources)
-        .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
-        .values(**values)
-    )
+    _update(conn, sandbox_id, source_id, values)
 
 
 def find_source(conn: Connection, source_id: str, box: SecretBox) -> DataSource | None:
@@ -101,11 +97,7 @@ def set_source_config(
     conn: Connection, sandbox_id: str, source_id: str, config: dict[str, Any]
 ) -> None:
     """Replace a source's (non-secret) config."""
-    conn.execute(
-        update(sources)
-        .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
-        .values(config=config, updated_at=datetime.now(UTC))
-    )
+    _update(conn, sandbox_id, source_id, {"config": config, "updated_at": datetime.now(UTC)})
 
 
 def set_source_secret(
@@ -117,11 +109,13 @@ def set_source_secret(
     box: SecretBox,
 ) -> None:
     """Replace a source's sealed secret and its config together (a webhook secret rotation)."""
-    conn.execute(
-        update(sources)
-        .where(sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
-        .values(secret_ciphertext=box.seal(secret), config=config, updated_at=datetime.now(UTC))
-    )
+    values = {"secret_ciphertext": box.seal(secret), "config": config}
+    _update(conn, sandbox_id, source_id, values | {"updated_at": datetime.now(UTC)})
+
+
+def _update(conn: Connection, sandbox_id: str, source_id: str, values: dict[str, Any]) -> None:
+    where = (sources.c.sandbox_id == sandbox_id, sources.c.source_id == source_id)
+    conn.execute(update(sources).where(*where).values(values))
 
 
 def sources_of_kind(conn: Connection, kind: str) -> list[DataSource]:

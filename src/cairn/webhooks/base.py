@@ -145,11 +145,8 @@ class WebhookProvider:
         refusal: Refusal | None = None,
     ) -> DeliveryFacts:
         """The delivery facts, with the provider's headers that matter."""
-        kept = {}
-        for name in self.kept_headers:
-            value = incoming.header(name)
-            if value is not None:
-                kept[name] = value[:200]
+        headers = ((name, incoming.header(name)) for name in self.kept_headers)
+        kept = {name: value[:200] for name, value in headers if value is not None}
         return DeliveryFacts(self.name, delivery_id, type_from, kept, handshake, refusal)
 
     def refuse(
