@@ -546,6 +546,11 @@ class BaseClient(Resource[Mode]):
         self.usage: Usage[Mode] = Usage(transport)
 
     @operation
+    def whoami(self) -> Call[wire.Identity]:
+        """The key's sandbox and role (the local operator: owner, ``key_id`` null)."""
+        return Call("whoami", one(wire.Identity))
+
+    @operation
     def ask(
         self, question: str, *, offline: bool = False, yes: bool = False
     ) -> Call[wire_concierge.Answer]:
