@@ -39,11 +39,8 @@ def _finding_lines(finding: dict[str, Any], *, with_subject: bool) -> list[Any]:
     return lines
 
 
-def show_explanation(explanation: dict[str, Any], as_json: bool) -> None:
+def show_explanation(explanation: dict[str, Any]) -> None:
     """Print an explanation: the summary, then each finding with its fix and evidence."""
-    if as_json:
-        print_json(explanation)
-        return
     from rich.text import Text
 
     from cairn.cli.render import console
