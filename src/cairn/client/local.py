@@ -57,14 +57,11 @@ class LocalTransport:
         from cairn.domain.runs import FINAL_STATUSES
 
         while True:
+            run = ops.get_run(self.caller, run_id)  # before its events: a final run has them all
             for event in ops.get_events(self.caller, run_id, last):
                 last = event["seq"]
                 yield StreamEvent(str(event["seq"]), event["kind"], event)
-            run = ops.get_run(self.caller, run_id)
             if run["status"] in FINAL_STATUSES:
-                for event in ops.get_events(self.caller, run_id, last):
-                    last = event["seq"]
-                    yield StreamEvent(str(event["seq"]), event["kind"], event)
                 yield StreamEvent(
                     None,
                     "end",

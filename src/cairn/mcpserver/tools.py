@@ -170,9 +170,7 @@ def _checked(tool: str, model: Any, given: dict[str, Any]) -> dict[str, Any]:
     try:
         checked = model.model_validate(given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise UsageError(f"{tool}: {where}: {first['msg']}") from None
+        raise UsageError(f"{tool}: {table.first_error(exc)}") from None
     values: dict[str, Any] = checked.model_dump(include=set(given))
     return values
 
