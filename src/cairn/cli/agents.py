@@ -79,20 +79,12 @@ def _prompt(prompt: str | None, prompt_file: Path | None) -> str | None:
     return prompt
 
 
+SETTINGS = ("backend", "model", "temperature", "max_tokens", "max_turns", "timeout_s", "base_url")
+"""The model settings given by an option of the same name."""
+
+
 def _settings_changes(options: dict[str, Any]) -> dict[str, Any]:
-    changes = {
-        key: options[key]
-        for key in (
-            "backend",
-            "model",
-            "temperature",
-            "max_tokens",
-            "max_turns",
-            "timeout_s",
-            "base_url",
-        )
-        if options.get(key) is not None
-    }
+    changes = {key: options[key] for key in SETTINGS if options.get(key) is not None}
     if options.get("script_json") is not None:
         changes["script"] = parse_json_option(options["script_json"], "--script")
     if options.get("script_file") is not None:

@@ -111,11 +111,8 @@ class CliContext:
         """Release connections and the database."""
         if self._transport is not None:
             self._transport.close()  # in-process, this closes the app too
-        if self._app is not None and not self._transport_owns_app():
+        if self._app is not None and (self._transport is None or self.url):
             self._app.close()
-
-    def _transport_owns_app(self) -> bool:
-        return self._transport is not None and not self.url
 
 
 pass_cli = click.make_pass_decorator(CliContext)

@@ -275,35 +275,28 @@ def _summary_line(summary: dict[str, Any]) -> Text:
 
 def follow_runs(stream: Any, recent: list[dict[str, Any]], as_json: bool) -> None:
     """``cairn agent runs --follow``: the recent runs, then each run as it starts and ends."""
-    import json as json_module
 
-    for run in reversed(recent):
+    def show(run: dict[str, Any]) -> None:
         if as_json:
-            print(json_module.dumps(run, default=str), flush=True)
+            print(json.dumps(run, default=str), flush=True)
         else:
             console.print(_summary_line(run))
+
+    for run in reversed(recent):
+        show(run)
     if not as_json:
         console.print("[dim]following; Ctrl-C to stop[/]")
     for event in stream:
-        if event.event != "run":
-            continue
-        if as_json:
-            print(json_module.dumps(event.data, default=str), flush=True)
-        else:
-            console.print(_summary_line(event.data))
+        if event.event == "run":
+            show(event.data)
 
 
 def follow_events(stream: Any, as_json: bool) -> str | None:
     """``cairn runs follow``: text as it streams, tool calls and results; returns the final
     status from the ``end`` event."""
-    import json as json_module
-
     for event in stream:
         if as_json:
-            print(
-                json_module.dumps({"event": event.event, "data": event.data}, default=str),
-                flush=True,
-            )
+            print(json.dumps({"event": event.event, "data": event.data}, default=str), flush=True)
             if event.event == "end":
                 return str(event.data.get("status"))
             continue

@@ -66,6 +66,11 @@ def _when(iso: str) -> str:
     return iso.replace("T", " ")[:16]
 
 
+def _counts(row: dict[str, Any]) -> list[str]:
+    """A row's runs, tokens in and out, and estimated cost, as the report's cells."""
+    return [f"{row['runs']:,}", f"{row['tokens_in']:,}", f"{row['tokens_out']:,}", _cost(row)]
+
+
 def usage_table(report: dict[str, Any], since: str) -> None:
     """The report for people: a row per group with its sparkline, then the totals."""
     from cairn.cli.render import Table, console
@@ -90,23 +95,9 @@ def usage_table(report: dict[str, Any], since: str) -> None:
     peak = max((row["tokens"] for row in rows), default=0)
     for row in rows:
         line = spark(row["tokens"], peak) if by == "hour" else sparkline(row["series"])
-        table.add_row(
-            _label(by, row["key"]),
-            f"{row['runs']:,}",
-            f"{row['tokens_in']:,}",
-            f"{row['tokens_out']:,}",
-            _cost(row),
-            line,
-        )
+        table.add_row(_label(by, row["key"]), *_counts(row), line)
     table.add_section()
-    table.add_row(
-        "[bold]total[/]",
-        f"{totals['runs']:,}",
-        f"{totals['tokens_in']:,}",
-        f"{totals['tokens_out']:,}",
-        _cost(totals),
-        sparkline(totals["series"]),
-    )
+    table.add_row("[bold]total[/]", *_counts(totals), sparkline(totals["series"]))
     console.print(table)
     if totals["unpriced_runs"]:
         console.print(
