@@ -59,6 +59,36 @@ async def test_a_waiting_sandbox_gets_a_slot_before_another_sandboxs_flood_drain
     )
 
 
+async def test_a_sandbox_arriving_mid_flood_gets_the_next_free_slot(app: App) -> None:
+    """The worker trusts "only the flood waits" for ``idle_poll_s`` (60 s here); a run of
+    another sandbox accepted in this process makes it look again at once."""
+    from cairn.execution.worker import LedgerWorker
+
+    create_sandbox(app, "small", "Small tenant")
+    await _agent(app, "default", "flood")
+    await _agent(app, "small", "single")
+    backend = EmbeddedBackend(app)
+    app.executor = backend
+    flood = [
+        run_service.start_fire(app, "default", "flood", {"n": n}, kind="manual").run
+        for n in range(12)
+    ]
+    worker = LedgerWorker(app, concurrency=2, idle_poll_s=60)
+    backend.local.append(worker)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            await group.start(worker.run)
+            await app.completions.wait(app, flood[2])  # the flood holds both slots
+            late = run_service.start_fire(app, "small", "single", {}, kind="manual").run
+            done = await app.completions.wait(app, late)
+            await worker.stop(10)
+    assert done.status == "succeeded"
+    assert done.started_at is not None and late.created_at is not None
+    starts = [run_service.get_run(app, "default", run.run_id).started_at for run in flood]
+    before_it = [s for s in starts if s and late.created_at < s < done.started_at]
+    assert len(before_it) <= 1, f"{len(before_it)} flood runs took a slot before it"
+
+
 def test_cairn_status_shows_the_backlog_and_the_oldest_queued_run(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,7 +129,7 @@ async def test_on_postgresql_a_fire_in_another_process_wakes_an_idle_worker_at_o
             async with anyio.create_task_group() as group:
                 await group.start(worker.run)
                 for _ in range(400):  # until its connection has sent LISTEN
-                    if _listening(app):
+                    if _listening(app, worker.listener_name):
                         break
                     await anyio.sleep(0.05)
                 fired = run_service.start_fire(other, "default", "woken", {}, kind="manual").run
@@ -110,11 +140,17 @@ async def test_on_postgresql_a_fire_in_another_process_wakes_an_idle_worker_at_o
     assert done.status == "succeeded"
 
 
-def _listening(app: App) -> bool:
+def _listening(app: App, listener: str) -> bool:
+    """Whether the worker's own connection has sent LISTEN (other tests' and sessions'
+    listeners on the same server do not count)."""
     from sqlalchemy import text
 
     from cairn.store.notify import CHANNEL
 
     with app.store.connect() as conn:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE query = :listen"
-        return bool(conn.execute(text(query), {"listen": f"LISTEN {CHANNEL}"}).scalar())
+        query = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE query = :listen AND application_name = :listener"
+        )
+        params = {"listen": f"LISTEN {CHANNEL}", "listener": listener}
+        return bool(conn.execute(text(query), params).scalar())
