@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 T = TypeVar("T")
 
@@ -58,6 +59,18 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     if word.endswith("y") and word[-2:-1] not in ("a", "e", "o", "u"):
         return f"{count} {word[:-1]}ies"
     return f"{count} {word}s"
+
+
+def bare_url(url: str) -> str:
+    """``url`` without user info, query or fragment (an IPv6 host in brackets): where
+    requests go, safe to print."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def names(items: list[str], limit: int = 6) -> str:

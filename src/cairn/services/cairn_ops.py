@@ -52,6 +52,7 @@ from cairn.domain.sources import CAIRN_SOURCE, uses_cairn_tools
 from cairn.domain.tools import ToolSpec
 from cairn.domain.usage import USAGE_BY
 from cairn.errors import CairnError
+from cairn.text import iso
 from cairn.tools.base import ToolOutput
 from cairn.tools.functions import FunctionSource, ToolCallError
 
@@ -357,7 +358,7 @@ def run_brief(run: Run) -> dict[str, Any]:
         "duration_ms": round(run.duration_ms, 1) if run.duration_ms is not None else None,
         "error_message": run.error_message,
         "output_excerpt": output[:EXCERPT_CHARS] + ("…" if len(output) > EXCERPT_CHARS else ""),
-        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "created_at": iso(run.created_at),
     }
 
 

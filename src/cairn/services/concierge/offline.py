@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cairn.domain.keys import Role, role_allows
 from cairn.domain.runs import NO_OP_OUTCOMES
+from cairn.domain.triggers import TriggerStatus
 from cairn.errors import NotFound
 from cairn.services.app import App
 from cairn.services.concierge.questions import EVENT_ID, Question, cited_run_ids, commands_in
@@ -503,7 +504,7 @@ class _Interpreter:
             intent="doctor",
         )
 
-    async def set_triggers(self, status: Literal["active", "paused"]) -> Answer:
+    async def set_triggers(self, status: TriggerStatus) -> Answer:
         from cairn.services.triggers import list_triggers, update_trigger
 
         verb, intent = (

@@ -27,6 +27,7 @@ from cairn.domain.triggers import Event, Trigger, TriggerDecision
 from cairn.errors import UsageError
 from cairn.services.app import App
 from cairn.services.diagnosis.rules import quote_json
+from cairn.services.triggers import EVENT_SOURCE_KINDS
 from cairn.services.webhooks import MAX_BODY_BYTES, TOLERANCE_S
 from cairn.text import capitalised, clip, names
 from cairn.webhooks.base import WebhookProvider
@@ -99,7 +100,7 @@ def why_not_fired(app: App, sandbox_id: str, slug: str) -> Explanation:
             event_sources = [
                 s
                 for s in source_store.list_sources(conn, sandbox_id)
-                if s.kind in ("webhook", "schedule", "integration") and s.status != "revoked"
+                if s.kind in EVENT_SOURCE_KINDS and s.status != "revoked"
             ]
             finding = _no_trigger_for_agent(agent, event_sources)
             return Explanation(slug, f"{slug} never fires: {finding.cause}", [finding], "agent")
