@@ -99,7 +99,7 @@ async def test_on_postgresql_a_fire_in_another_process_wakes_an_idle_worker_at_o
             async with anyio.create_task_group() as group:
                 await group.start(worker.run)
                 for _ in range(400):  # until its connection has sent LISTEN
-                    if _listening(app):
+                    if _listening(app, worker.listener_name):
                         break
                     await anyio.sleep(0.05)
                 fired = run_service.start_fire(other, "default", "woken", {}, kind="manual").run
@@ -110,11 +110,17 @@ async def test_on_postgresql_a_fire_in_another_process_wakes_an_idle_worker_at_o
     assert done.status == "succeeded"
 
 
-def _listening(app: App) -> bool:
+def _listening(app: App, listener: str) -> bool:
+    """Whether the worker's own connection has sent LISTEN (other tests' and sessions'
+    listeners on the same server do not count)."""
     from sqlalchemy import text
 
     from cairn.store.notify import CHANNEL
 
     with app.store.connect() as conn:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE query = :listen"
-        return bool(conn.execute(text(query), {"listen": f"LISTEN {CHANNEL}"}).scalar())
+        query = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE query = :listen AND application_name = :listener"
+        )
+        params = {"listen": f"LISTEN {CHANNEL}", "listener": listener}
+        return bool(conn.execute(text(query), params).scalar())

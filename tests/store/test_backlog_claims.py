@@ -77,3 +77,25 @@ def test_the_agent_limit_holds_back_extra_runs_and_other_sandboxes_can_be_prefer
     with store.begin() as conn:
         preferred = run_store.claim_runs(conn, "w", now, 1, exclude_sandboxes=["default"])
     assert [run.sandbox_id for run in preferred] == ["team-b"]
+
+
+def test_queued_elsewhere_sees_a_waiting_run_of_any_other_sandbox_only(store: Store) -> None:
+    """Sandboxes sorting before, between and after the busy ones are each found; runs of
+    the busy sandboxes, and runs of others that are not queued, are not."""
+    busy = [make_agent(store, "flood", sandbox_id=s) for s in ("m-busy", "t-busy")]
+    insert(store, [make_run(agent, status="queued") for agent in busy for _ in range(5)])
+    full = ["t-busy", "m-busy"]
+    with store.begin() as conn:
+        assert not run_store.queued_elsewhere(conn, full)
+        assert run_store.queued_elsewhere(conn, ["m-busy"]), "t-busy waits"
+    for sandbox in ("a-before", "p-between", "z-after"):
+        other = make_agent(store, "one", sandbox_id=sandbox)
+        insert(store, [make_run(other, status="succeeded"), make_run(other, status="running")])
+        with store.begin() as conn:
+            assert not run_store.queued_elsewhere(conn, full), f"{sandbox}: nothing queued"
+        waiting = make_run(other, status="queued")
+        insert(store, [waiting])
+        with store.begin() as conn:
+            assert run_store.queued_elsewhere(conn, full), f"{sandbox} waits"
+            run_store.claim_runs(conn, "w", datetime.now(UTC), 1, exclude_sandboxes=full)
+            assert not run_store.queued_elsewhere(conn, full), f"{sandbox} was taken"

@@ -65,6 +65,12 @@ class LedgerWorker:
         self._stopping = False
         self._idle = anyio.Event()
 
+    @property
+    def listener_name(self) -> str:
+        """The ``application_name`` of this worker's LISTEN connection (PostgreSQL keeps
+        63 bytes of it)."""
+        return f"cairn worker {self.worker_id}"[:63]
+
     def wake(self) -> None:
         """Runs were accepted in this process: look for them now."""
         self._signal.set()
@@ -131,9 +137,10 @@ class LedgerWorker:
             self._signal = anyio.Event()
 
     def _claim(self, free: int) -> list[Run]:
-        """Claim up to ``free`` runs, fairly: in steps no bigger than what the busiest
-        sandbox may still take, skipping sandboxes at their share; when only they have
-        runs waiting, they get the rest (no slot idles while work waits)."""
+        """Claim up to ``free`` runs, fairly: while other sandboxes have runs waiting, in
+        steps no bigger than what the busiest sandbox may still take, skipping sandboxes at
+        their share; when only they have runs waiting, they get the rest (no slot idles
+        while work waits)."""
         from cairn.store import runs as run_store
 
         settings = self.app.settings
@@ -143,9 +150,12 @@ class LedgerWorker:
         claimed: list[Run] = []
         while free > len(claimed):
             full = [sandbox for sandbox, count in held.items() if count >= share]
-            step = max(1, share - max(held.values(), default=0))
-            want = min(free - len(claimed), step)
             with self.app.store.begin() as conn:
+                if full and not run_store.queued_elsewhere(conn, full):
+                    full, want = [], free - len(claimed)  # nobody else waits: the rest
+                else:
+                    step = max(1, share - max(held.values(), default=0))
+                    want = min(free - len(claimed), step)
                 batch = run_store.claim_runs(
                     conn,
                     self.worker_id,
@@ -154,15 +164,6 @@ class LedgerWorker:
                     exclude_sandboxes=full,
                     agent_limit=settings.agent_concurrency,
                 )
-                if len(batch) < want and full:  # nobody else waits: use the rest
-                    batch += run_store.claim_runs(
-                        conn,
-                        self.worker_id,
-                        now,
-                        free - len(claimed) - len(batch),
-                        agent_limit=settings.agent_concurrency,
-                    )
-                    want = free - len(claimed)
             claimed += batch
             held.update(run.sandbox_id for run in batch)
             if len(batch) < want:
@@ -209,7 +210,7 @@ class LedgerWorker:
 
         while True:
             try:
-                async for _ in run_announcements(self.app.store.url):
+                async for _ in run_announcements(self.app.store.url, self.listener_name):
                     self.wake()
             except Exception:  # the database is away: listen again shortly
                 log.warning("listening for queued runs failed; retrying", exc_info=True)

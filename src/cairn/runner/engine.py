@@ -20,6 +20,7 @@ from typing import Any, Required, TypedDict, Unpack
 
 import anyio
 
+from cairn.batches import LoopBatch
 from cairn.domain.agents import Agent
 from cairn.domain.runs import (
     Run,
@@ -155,6 +156,16 @@ class Runner:
         self._live: dict[str, anyio.CancelScope] = {}
         self._failure_reasons: dict[str, str | None] = {}  # run_id -> ModelError.reason
         self._cancel_reasons: dict[str, str] = {}  # run_id -> why it was cancelled
+        self._final_writes: LoopBatch[tuple[Run, list[RunEvent]], None] = LoopBatch(
+            self._write_final
+        )
+
+    def _write_final(self, finishes: list[tuple[Run, list[RunEvent]]]) -> list[None]:
+        """The final rows of the runs that ended in one turn of the event loop, in one
+        transaction (``run_store.finish_runs``): under load, runs end together."""
+        with self.store.begin() as conn:
+            run_store.finish_runs(conn, finishes)
+        return [None] * len(finishes)
 
     def new_run(
         self,
@@ -245,7 +256,8 @@ class Runner:
         finally:
             heartbeat.stop()
             self._live.pop(run.run_id, None)
-            self._finalise(run, recorder, started, final_stop, agent)
+            with anyio.CancelScope(shield=True):  # the final row is written, whatever
+                await self._finalise(run, recorder, started, final_stop, agent)
         return run
 
     async def fire(
@@ -300,7 +312,7 @@ class Runner:
         if cancel_asked:
             self.cancel(run.run_id)
 
-    def _finalise(
+    async def _finalise(
         self, run: Run, recorder: _Recorder, started: float, stop: str, agent: Agent
     ) -> None:
         now = datetime.now(UTC)
@@ -342,8 +354,7 @@ class Runner:
                     "turns": recorder.turns,
                 },
             )
-        with self.store.begin() as conn:
-            run_store.finish_run(conn, run, recorder.take())
+        await self._final_writes.submit((run, recorder.take()))
         if self.bus is not None:
             self.bus.run_finished(run)
         if recorder.history is not None and self.observer is not None:

@@ -11,11 +11,11 @@ same sender event id is acknowledged and not decided again.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cairn.batches import LoopBatch
 from cairn.domain.agents import Agent
 from cairn.domain.deliveries import DeliveryFacts
 from cairn.domain.runs import Run
@@ -213,7 +213,6 @@ class _Pending:
     stamp: tuple[Any, ...]
     event: Event
     traceparent: str | None
-    done: asyncio.Future[IngestResult | Busy | None]
 
 
 class GroupCommit:
@@ -234,9 +233,9 @@ class GroupCommit:
 
     def __init__(self, app: App, max_batch: int = 256) -> None:
         self.app = app
-        self.max_batch = max_batch
-        self._pending: list[_Pending] = []
-        self._scheduled = False
+        self._batch: LoopBatch[_Pending, IngestResult | Busy | None] = LoopBatch(
+            self._write, max_batch
+        )
 
     async def ingest(
         self,
@@ -251,46 +250,11 @@ class GroupCommit:
         """Store the event once its batch commits; ``None``: the source's stored values are
         no longer ``stamp`` (verify the delivery again with the source as stored now).
         Raises ``Busy`` (nothing written) when the event may fire and the backlog is full."""
-        loop = asyncio.get_running_loop()
         event = Event.received_now(source, event_type, payload, sender_event_id, delivery)
-        done: asyncio.Future[IngestResult | Busy | None] = loop.create_future()
-        self._pending.append(_Pending(source, stamp, event, traceparent, done))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        outcome = await done
+        outcome = await self._batch.submit(_Pending(source, stamp, event, traceparent))
         if isinstance(outcome, Busy):
             raise outcome
         return outcome
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch = [p for p in self._pending if not p.done.cancelled()]  # gone: not written
-        self._pending = []
-        for start in range(0, len(batch), self.max_batch):
-            chunk = batch[start : start + self.max_batch]
-            try:
-                self._commit(chunk)
-            except BaseException as exc:  # never leave a request waiting
-                for item in chunk:
-                    if not item.done.done():
-                        item.done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-
-    def _commit(self, chunk: list[_Pending]) -> None:
-        try:
-            outcomes = self._write(chunk)
-        except Exception as exc:
-            if len(chunk) > 1:  # one bad event must not fail the others: each alone
-                for item in chunk:
-                    self._commit([item])
-            elif not chunk[0].done.done():
-                chunk[0].done.set_exception(exc)
-            return
-        for item, outcome in zip(chunk, outcomes, strict=True):
-            if not item.done.done():
-                item.done.set_result(outcome)
 
     def _write(self, chunk: list[_Pending]) -> list[IngestResult | Busy | None]:
         from cairn.store import events as event_store

@@ -34,12 +34,15 @@ def libpq_url(store_url: str) -> str:
     return make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def run_announcements(store_url: str) -> AsyncIterator[None]:
-    """One item per notification that runs were queued, on a connection of its own;
-    ends with an exception when that connection is lost (the caller reconnects)."""
+async def run_announcements(store_url: str, listener: str) -> AsyncIterator[None]:
+    """One item per notification that runs were queued, on a connection of its own (named
+    ``listener`` in ``pg_stat_activity.application_name``, so an operator sees whose it
+    is); ends with an exception when that connection is lost (the caller reconnects)."""
     import psycopg
 
-    async with await psycopg.AsyncConnection.connect(libpq_url(store_url), autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(store_url), autocommit=True, application_name=listener
+    ) as conn:
         await conn.execute(f"LISTEN {CHANNEL}")
         async for _notification in conn.notifies():
             yield None

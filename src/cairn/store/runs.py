@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import (
@@ -32,7 +33,7 @@ from cairn.domain.runs import (
     RunEvent,
     RunFilter,
 )
-from cairn.errors import NotFound
+from cairn.errors import Conflict, NotFound
 from cairn.ids import id_floor
 from cairn.store.rows import run_from_row
 from cairn.store.schema import run_events, runs, workers
@@ -138,21 +139,25 @@ def _new_run_values(conn: Connection, run: Run) -> dict[str, Any]:
 
 def append_events(conn: Connection, run_id: str, events: Sequence[RunEvent]) -> None:
     """Persist events of a run (their ``seq`` already assigned by the runner)."""
-    if events:
-        now = datetime.now(UTC)
-        conn.execute(
-            insert(run_events),
-            [
-                {
-                    "run_id": run_id,
-                    "seq": e.seq,
-                    "kind": e.kind,
-                    "data": e.data,
-                    "created_at": e.created_at or now,
-                }
-                for e in events
-            ],
-        )
+    _append_events_of(conn, [(run_id, events)])
+
+
+def _append_events_of(conn: Connection, batch: Sequence[tuple[str, Sequence[RunEvent]]]) -> None:
+    """The events of several runs, with one statement."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "run_id": run_id,
+            "seq": e.seq,
+            "kind": e.kind,
+            "data": e.data,
+            "created_at": e.created_at or now,
+        }
+        for run_id, events in batch
+        for e in events
+    ]
+    if rows:
+        conn.execute(insert(run_events), rows)
 
 
 # One statement object for every progress write: SQLAlchemy caches its compiled form, where
@@ -197,12 +202,31 @@ def finish_run(conn: Connection, run: Run, events: Sequence[RunEvent]) -> None:
     values["target_run_id"] = run.run_id
     if run.status in FINAL_STATUSES and conn.execute(_FINISH_UNROLLED, values).rowcount == 1:
         append_events(conn, run.run_id, events)
-        roll_up_finished(conn, run.run_id)
+        roll_up_finished(conn, [run.run_id])
         return
     unroll_runs(conn, [run.run_id])
     conn.execute(_SAVE_PROGRESS, values)
     append_events(conn, run.run_id, events)
     roll_up_runs(conn, [run.run_id])
+
+
+def finish_runs(conn: Connection, finishes: Sequence[tuple[Run, Sequence[RunEvent]]]) -> None:
+    """``finish_run`` for several runs in one transaction (the runs of a process that end
+    in the same turn of the event loop): the final rows with one batched update, their
+    events with one insert, the rollup's upserts batched. When a row of the batch was
+    ended meanwhile (a reaper rolled it up), ``Conflict`` is raised: the caller rolls back
+    and writes each run alone, where ``finish_run`` takes its general path."""
+    if len(finishes) == 1 or any(run.status not in FINAL_STATUSES for run, _ in finishes):
+        for run, events in finishes:
+            finish_run(conn, run, events)
+        return
+    values = [_storable(conn, _final_values(run)) for run, _events in finishes]
+    for row, (run, _events) in zip(values, finishes, strict=True):
+        row["target_run_id"] = run.run_id
+    if conn.execute(_FINISH_UNROLLED, values).rowcount != len(values):
+        raise Conflict("a run of the batch was ended meanwhile; write each run alone")
+    _append_events_of(conn, [(run.run_id, events) for run, events in finishes])
+    roll_up_finished(conn, [run.run_id for run, _events in finishes])
 
 
 def request_cancel(conn: Connection, run_id: str) -> None:
@@ -261,6 +285,32 @@ def claim_runs(
         picked = list(conn.execute(oldest.with_for_update(skip_locked=True)).scalars())
         return _claimed(conn, worker_id, now, picked) if picked else []
     return _claimed(conn, worker_id, now, oldest.scalar_subquery())
+
+
+def queued_elsewhere(conn: Connection, sandboxes: Sequence[str]) -> bool:
+    """Whether a sandbox other than ``sandboxes`` has a run waiting. One seek of the index
+    on (status, sandbox_id) per gap between them, so the answer costs the same however
+    long their own backlog is (a claim that excluded them found nothing only by walking
+    all of it)."""
+    bounds: list[str | None] = [None, *sorted(set(sandboxes)), None]
+    for low, high in pairwise(bounds):
+        if low is None and high is None:
+            statement, params = _QUEUED_ANY, {}
+        elif low is None:
+            statement, params = _QUEUED_BELOW, {"high": high}
+        elif high is None:
+            statement, params = _QUEUED_ABOVE, {"low": low}
+        else:
+            statement, params = _QUEUED_BETWEEN, {"low": low, "high": high}
+        if conn.execute(statement, params).first() is not None:
+            return True
+    return False
+
+
+_QUEUED_ANY = select(runs.c.sandbox_id).where(runs.c.status == "queued").limit(1)
+_QUEUED_BELOW = _QUEUED_ANY.where(runs.c.sandbox_id < bindparam("high"))
+_QUEUED_ABOVE = _QUEUED_ANY.where(runs.c.sandbox_id > bindparam("low"))
+_QUEUED_BETWEEN = _QUEUED_ABOVE.where(runs.c.sandbox_id < bindparam("high"))
 
 
 def claim_run(

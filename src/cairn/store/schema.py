@@ -200,6 +200,7 @@ runs = Table(
     Index(None, "sandbox_id", "trigger_id", "run_id"),
     Index(None, "status", "heartbeat_at"),
     Index(None, "status", "run_id"),
+    Index(None, "status", "sandbox_id"),  # who else has runs waiting (a worker's share)
 )
 
 workers = Table(

@@ -2,4 +2,4 @@
 
 Kept apart from the engine so readers that never import SQLAlchemy can check it too."""
 
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
