@@ -55,6 +55,7 @@ from typing import Any
 
 import anyio
 import httpx
+from httpx_sse import aconnect_sse
 
 from bench._common import (
     BenchError,
@@ -69,7 +70,6 @@ from bench._common import (
 )
 from bench._ledger import SANDBOX, create_agents, populate
 from cairn import wire
-from cairn.client.http import _SSEParser
 from cairn.domain.agents import ModelSettings
 from cairn.services.access import create_key
 from cairn.services.agents import AgentSpec, create_agent
@@ -402,21 +402,18 @@ async def _follow_one(client: httpx.AsyncClient, order: str, turns: int) -> Foll
 async def _follow(client: httpx.AsyncClient, run_id: str, turns: int) -> Followed:
     """Follow a streamer run to the ``end`` event, and check what came."""
     path = f"{PREFIX}/runs/{run_id}/stream"
-    async with client.stream("GET", path, headers={"Accept": "text/event-stream"}) as response:
+    async with aconnect_sse(client, "GET", path) as source:
         followed = Followed(run_id, time.time())
+        response = source.response
         if response.status_code != 200:
             await response.aread()
             raise BenchError(f"stream answered {response.status_code}: {response.text}")
-        parser = _SSEParser()
-        async for line in response.aiter_lines():
-            event = parser.feed(line)
-            if event is None:
-                continue
+        async for event in source.aiter_sse():
             now = time.time()
             if event.event == "end":
-                followed.end = event.data
+                followed.end = event.json()
                 break
-            data = event.data
+            data = event.json()
             followed.received.append(
                 (int(data["seq"]), str(data["kind"]), _timestamp(data["created_at"]), now)
             )

@@ -65,7 +65,7 @@ POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m bench throughput``."""
-    parser.add_argument("--events", type=int, default=1500, help="deliveries per set-up")
+    parser.add_argument("--events", type=int, default=3000, help="deliveries per set-up")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=8, help="slots per worker process")
     parser.add_argument("--runner-runs", type=int, default=500)

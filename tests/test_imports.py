@@ -23,7 +23,18 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        ("domain", "errors", "ids", "durations", "registry", "config", "pricing", "demo", "text"),
+        (
+            "domain",
+            "errors",
+            "ids",
+            "durations",
+            "registry",
+            "config",
+            "pricing",
+            "demo",
+            "text",
+            "batches",
+        ),
         0,
     ),
     "store": 1,

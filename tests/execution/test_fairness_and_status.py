@@ -59,6 +59,36 @@ async def test_a_waiting_sandbox_gets_a_slot_before_another_sandboxs_flood_drain
     )
 
 
+async def test_a_sandbox_arriving_mid_flood_gets_the_next_free_slot(app: App) -> None:
+    """The worker trusts "only the flood waits" for ``idle_poll_s`` (60 s here); a run of
+    another sandbox accepted in this process makes it look again at once."""
+    from cairn.execution.worker import LedgerWorker
+
+    create_sandbox(app, "small", "Small tenant")
+    await _agent(app, "default", "flood")
+    await _agent(app, "small", "single")
+    backend = EmbeddedBackend(app)
+    app.executor = backend
+    flood = [
+        run_service.start_fire(app, "default", "flood", {"n": n}, kind="manual").run
+        for n in range(12)
+    ]
+    worker = LedgerWorker(app, concurrency=2, idle_poll_s=60)
+    backend.local.append(worker)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            await group.start(worker.run)
+            await app.completions.wait(app, flood[2])  # the flood holds both slots
+            late = run_service.start_fire(app, "small", "single", {}, kind="manual").run
+            done = await app.completions.wait(app, late)
+            await worker.stop(10)
+    assert done.status == "succeeded"
+    assert done.started_at is not None and late.created_at is not None
+    starts = [run_service.get_run(app, "default", run.run_id).started_at for run in flood]
+    before_it = [s for s in starts if s and late.created_at < s < done.started_at]
+    assert len(before_it) <= 1, f"{len(before_it)} flood runs took a slot before it"
+
+
 def test_cairn_status_shows_the_backlog_and_the_oldest_queued_run(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ closed socket is what made asyncio log ``socket.send() raised exception.`` by th
 from __future__ import annotations
 
 import anyio
+from sse_starlette import ServerSentEvent
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,7 +21,9 @@ from cairn.services.app import App
 
 CHECK_S = 0.4
 """How often an open stream re-checks its key or session (well under a second)."""
-REVOKED_FRAME = b'event: revoked\ndata: {"detail": "the key or session was revoked"}\n\n'
+REVOKED_FRAME = ServerSentEvent(
+    '{"detail": "the key or session was revoked"}', event="revoked", sep="\n"
+).encode()
 
 
 class Revocable(Response):

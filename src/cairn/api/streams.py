@@ -1,48 +1,63 @@
 """Server-Sent Events: one run's events, and an agent's runs as they start and finish.
 
 A run stream sends every event with its sequence number as the SSE ``id``. A client that
-reconnects with ``Last-Event-ID`` gets exactly what it missed, then the live tail: events
-of a run live in this process come from the in-process bus (no database lag), anything
-else from the ledger. A stream of a finished run replays it and closes with an ``end``
-event. Comments keep idle connections open through proxies. A stream ends (``revoked``) within a
-second of its key's revocation (``cairn.api.revocation``).
+reconnects with ``Last-Event-ID`` gets exactly what it missed, then the live tail
+(``follow_run``, which the SDK's in-process transport follows too). A stream of a finished
+run replays it and closes with an ``end`` event. Comments keep idle connections open through
+proxies. A stream ends (``revoked``) within a second of its key's revocation
+(``cairn.api.revocation``). sse-starlette writes the frames; on ``cairn serve``'s SIGTERM it
+also ends every open stream at once, so that shutdown does not wait on endless tails.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from cairn.api.dependencies import CallerDep
 from cairn.api.operations import Caller
 from cairn.api.problems import problem_responses
 from cairn.api.revocation import Revocable
-from cairn.domain.runs import FINAL_STATUSES, RunEvent
+from cairn.domain.keys import Principal
+from cairn.domain.runs import FINAL_STATUSES
 from cairn.services import runs as run_service
+from cairn.services.app import App
 
 streams = APIRouter(prefix="/api/v1/sandboxes/{sandbox}", tags=["streams"])
 
 KEEPALIVE_S = 15.0
 POLL_S = 0.2  # for runs executing in another process
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "An SSE stream"},
     **problem_responses(),  # answered before the stream starts
 }
+Frame = tuple[str | None, str, Any]
+"""One event to send: its SSE ``id`` (or ``None``), its name and its data (JSON)."""
 
 
-def _frame(event: str, data: Any, event_id: str | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+def sse_event(event_id: str | None, event: str, data: Any) -> ServerSentEvent:
+    """One SSE frame, its data as JSON, lines ending in ``\\n``."""
+    return ServerSentEvent(json.dumps(data, default=str), event=event, id=event_id, sep="\n")
 
 
-def _event_frame(event: RunEvent) -> str:
-    return _frame(event.kind, event.to_dict(), str(event.seq))
+def sse_response(frames: AsyncIterator[Frame], app: App, principal: Principal) -> Response:
+    """``frames`` as ``text/event-stream``, kept alive by comments, ended when ``principal``
+    is revoked."""
+    stream = EventSourceResponse(
+        (sse_event(*frame) async for frame in frames),
+        headers={"Cache-Control": "no-cache"},
+        sep="\n",
+        ping=KEEPALIVE_S,
+        ping_message_factory=lambda: ServerSentEvent(comment="keep-alive", sep="\n"),
+    )
+    return Revocable(stream, app, principal)
 
 
 MAX_SEQ = 2**31 - 1
@@ -68,43 +83,35 @@ async def stream_run(
     """Every event of the run in order (SSE ``id`` = seq), then ``end`` when it is final."""
     run_service.get_run(caller.app, caller.sandbox, run_id)  # 404 before streaming starts
     start = _resume_point(last_event_id, after)
-    stream = StreamingResponse(
-        _run_frames(caller, run_id, start), media_type="text/event-stream", headers=SSE_HEADERS
-    )
-    return Revocable(stream, caller.app, caller.principal)
+    frames = follow_run(caller.app, caller.sandbox, run_id, start)
+    return sse_response(frames, caller.app, caller.principal)
 
 
-async def _run_frames(caller: Caller, run_id: str, last: int) -> AsyncIterator[str]:
-    bus = caller.app.bus
+async def follow_run(app: App, sandbox: str, run_id: str, last: int) -> AsyncIterator[Frame]:
+    """The run's events after seq ``last`` as they happen, then ``end`` once it is final.
+
+    While the run executes in this process its events come from the in-process bus (the
+    ledger lags by up to a heartbeat), with no gap and no duplicate; otherwise from the
+    ledger, polled while another process runs it. The ledger writes a run's final status
+    with its last events, so events read after a final status are all of them."""
     while True:
-        follow = bus.follow_run(run_id, last) if bus is not None else None
+        follow = app.bus.follow_run(run_id, last) if app.bus is not None else None
         if follow is not None:
             history, receive = follow
-            for event in history:
-                yield _event_frame(event)
-                last = event.seq
             with receive:
-                while True:
-                    with anyio.move_on_after(KEEPALIVE_S) as idle:
-                        try:
-                            event = await receive.receive()
-                        except anyio.EndOfStream:
-                            break
-                    if idle.cancelled_caught:
-                        yield ": keep-alive\n\n"
-                        continue
+                for event in history:
+                    yield str(event.seq), event.kind, event.to_dict()
+                    last = event.seq
+                async for event in receive:  # until the run finishes (or lags behind)
                     if event.seq > last:
-                        yield _event_frame(event)
+                        yield str(event.seq), event.kind, event.to_dict()
                         last = event.seq
-        for event in run_service.get_run_events(caller.app, caller.sandbox, run_id, last):
-            yield _event_frame(event)
+        run = run_service.get_run(app, sandbox, run_id)
+        for event in run_service.get_run_events(app, sandbox, run_id, last):
+            yield str(event.seq), event.kind, event.to_dict()
             last = event.seq
-        run = run_service.get_run(caller.app, caller.sandbox, run_id)
         if run.status in FINAL_STATUSES:
-            for event in run_service.get_run_events(caller.app, caller.sandbox, run_id, last):
-                yield _event_frame(event)
-                last = event.seq
-            yield _frame("end", {"run_id": run_id, "status": run.status, "outcome": run.outcome})
+            yield None, "end", {"run_id": run_id, "status": run.status, "outcome": run.outcome}
             return
         if follow is None:
             await anyio.sleep(POLL_S)
@@ -122,39 +129,38 @@ async def stream_agent_runs(
     from cairn.services.agents import get_agent
 
     agent = get_agent(caller.app, caller.sandbox, slug)
-    bus = caller.app.bus
-    assert bus is not None, "agent streams are served by `cairn serve` only"
-    receive = bus.follow_agent(caller.sandbox, agent.agent_id)
-    missed = _missed_runs(caller, slug, last_event_id)
-
-    async def frames() -> AsyncIterator[str]:
-        from cairn.runner.bus import run_summary
-
-        try:
-            with receive:
-                for run in missed:
-                    yield _frame("run", run_summary(run), run.run_id)
-                while True:
-                    with anyio.move_on_after(KEEPALIVE_S) as idle:
-                        summary = await receive.receive()
-                    if idle.cancelled_caught:
-                        yield ": keep-alive\n\n"
-                        continue
-                    yield _frame("run", summary, summary["run_id"])
-        finally:
-            bus.forget_agent_followers(caller.sandbox, agent.agent_id)
-
-    stream = StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
-    return Revocable(stream, caller.app, caller.principal)
+    missed = partial(_missed_runs, caller, slug, last_event_id)
+    frames = follow_runs(caller.app, caller.sandbox, agent.agent_id, missed)
+    return sse_response(frames, caller.app, caller.principal)
 
 
-def _missed_runs(caller: Caller, slug: str, last_seen: str | None) -> list[Any]:
+async def follow_runs(
+    app: App, sandbox: str, agent_id: str | None, missed: Callable[[], list[dict[str, Any]]]
+) -> AsyncIterator[Frame]:
+    """``run`` frames of the agent's runs (every agent's, for ``None``) as they are queued,
+    start and finish, after the summaries of ``missed()``: what the client may have missed,
+    read once following has begun, so that no run falls in between."""
+    bus = app.bus
+    assert bus is not None, "live tails are served by `cairn serve` only"
+    receive = bus.follow_agent(sandbox, agent_id)
+    try:
+        with receive:
+            for summary in await anyio.to_thread.run_sync(missed):
+                yield summary["run_id"], "run", summary
+            async for summary in receive:
+                yield summary["run_id"], "run", summary
+    finally:
+        bus.forget_agent_followers(sandbox, agent_id)
+
+
+def _missed_runs(caller: Caller, slug: str, last_seen: str | None) -> list[dict[str, Any]]:
     """Live runs, plus (after a reconnect) the runs made since ``last_seen``, oldest first."""
+    from cairn.runner.bus import run_summary
+
     query = run_service.RunQuery(agent_slug=slug, limit=200)
     recent = run_service.list_runs(caller.app, caller.sandbox, query)
-    chosen = [
-        run
-        for run in recent
+    return [
+        run_summary(run)
+        for run in reversed(recent)
         if run.status not in FINAL_STATUSES or (last_seen is not None and run.run_id > last_seen)
     ]
-    return list(reversed(chosen))

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 
 from cairn.api import table
 from cairn.client.errors import error_from_problem
@@ -39,41 +40,58 @@ def _decode(response: httpx.Response) -> Any:
     return response.json()
 
 
-class _SSEParser:
-    """Incremental ``text/event-stream`` parser (WHATWG rules for id, event, data)."""
+class _Resume:
+    """A followed stream across its reconnections: the last event id seen (sent back as
+    ``Last-Event-ID``), and how long reconnecting has failed (a server restart)."""
 
-    def __init__(self) -> None:
-        self.last_id: str | None = None
-        self._event = "message"
-        self._data: list[str] = []
+    def __init__(self, base_url: httpx.URL, last: str | None) -> None:
+        self.base_url = base_url
+        self.last = last
+        self.failing_since: float | None = None
+        self.delay = 0.1
 
-    def feed(self, line: str) -> StreamEvent | None:
-        if line == "":
-            if not self._data:
-                self._event = "message"
-                return None
-            raw = "\n".join(self._data)
-            event, self._event, self._data = self._event, "message", []
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                data = raw
-            return StreamEvent(self.last_id, event, data)
-        if line.startswith(":"):
-            return None
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "id":
-            self.last_id = value
-        elif field == "event":
-            self._event = value
-        elif field == "data":
-            self._data.append(value)
-        return None
+    def request(self) -> dict[str, Any]:
+        """``connect_sse``'s keyword arguments for the next connection."""
+        headers = {"Last-Event-ID": self.last} if self.last is not None else {}
+        return {"headers": headers, "timeout": None}
+
+    def connected(self) -> None:
+        """The server answered: the next failure starts a new countdown."""
+        self.failing_since, self.delay = None, 0.1
+
+    def event(self, sse: ServerSentEvent) -> StreamEvent:
+        """``sse`` as the SDK's event (its data decoded from JSON), remembered to resume
+        after, unless it is the ``end`` marker."""
+        try:
+            data = json.loads(sse.data)
+        except ValueError:
+            data = sse.data
+        if sse.id and sse.event != "end":
+            self.last = sse.id
+        return StreamEvent(sse.id or self.last, sse.event, data)
+
+    def failed(self) -> float:
+        """The connection broke or was refused: how long to wait before trying again, or
+        ``CairnError`` once that has failed for ``RECONNECT_FOR_S``."""
+        now = time.monotonic()
+        self.failing_since = self.failing_since or now
+        if now - self.failing_since > RECONNECT_FOR_S:
+            raise CairnError(
+                f"lost the stream from {self.base_url} and could not "
+                f"reconnect for {RECONNECT_FOR_S:g} s"
+            ) from None
+        delay, self.delay = self.delay, min(self.delay * 2, 2.0)
+        return delay
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+def _client_options(base_url: str, api_key: str | None, timeout: float) -> dict[str, Any]:
+    """The httpx client's settings: the server, the key as a bearer token, the timeout."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return {"base_url": base_url.rstrip("/"), "headers": headers, "timeout": timeout}
+
+
+def _unreachable(client: httpx.Client | httpx.AsyncClient, exc: httpx.HTTPError) -> CairnError:
+    return CairnError(f"cannot reach the Cairn server at {client.base_url}: {exc}")
 
 
 class HttpTransport:
@@ -83,9 +101,7 @@ class HttpTransport:
         self, base_url: str, api_key: str | None, sandbox: str = "default", timeout: float = 60.0
     ) -> None:
         self.sandbox = sandbox
-        self._client = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=_headers(api_key), timeout=timeout
-        )
+        self._client = httpx.Client(**_client_options(base_url, api_key, timeout))
 
     def call(
         self, operation: str, params: Mapping[str, Any] | None = None, body: Any = None
@@ -95,9 +111,7 @@ class HttpTransport:
         try:
             response = self._client.request(method, url, params=query, json=body)
         except httpx.HTTPError as exc:
-            raise CairnError(
-                f"cannot reach the Cairn server at {self._client.base_url}: {exc}"
-            ) from None
+            raise _unreachable(self._client, exc) from None
         return _decode(response)
 
     def stream(
@@ -105,40 +119,21 @@ class HttpTransport:
     ) -> Iterator[StreamEvent]:
         """Follow an SSE stream; on a dropped connection, reconnect with ``Last-Event-ID``."""
         _, url, _ = _request(self.sandbox, operation, params)
-        last = last_event_id
-        failing_since: float | None = None
-        delay = 0.1
+        resume = _Resume(self._client.base_url, last_event_id)
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if last is not None:
-                headers["Last-Event-ID"] = last
             try:
-                with self._client.stream("GET", url, headers=headers, timeout=None) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        _decode(response)
-                    failing_since, delay = None, 0.1
-                    parser = _SSEParser()
-                    parser.last_id = last
-                    for line in response.iter_lines():
-                        event = parser.feed(line)
-                        if event is None:
-                            continue
-                        if event.id is not None and event.event != "end":
-                            last = event.id
+                with connect_sse(self._client, "GET", url, **resume.request()) as source:
+                    if source.response.status_code >= 400:
+                        source.response.read()
+                        _decode(source.response)
+                    resume.connected()
+                    for sse in source.iter_sse():
+                        event = resume.event(sse)
                         yield event
                         if event.event == "end":
                             return
-            except (httpx.TransportError, httpx.RemoteProtocolError):
-                now = time.monotonic()
-                failing_since = failing_since or now
-                if now - failing_since > RECONNECT_FOR_S:
-                    raise CairnError(
-                        f"lost the stream from {self._client.base_url} and could not "
-                        f"reconnect for {RECONNECT_FOR_S:g} s"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+            except httpx.TransportError:
+                time.sleep(resume.failed())
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -152,9 +147,7 @@ class AsyncHttpTransport:
         self, base_url: str, api_key: str | None, sandbox: str = "default", timeout: float = 60.0
     ) -> None:
         self.sandbox = sandbox
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=_headers(api_key), timeout=timeout
-        )
+        self._client = httpx.AsyncClient(**_client_options(base_url, api_key, timeout))
 
     async def call(
         self, operation: str, params: Mapping[str, Any] | None = None, body: Any = None
@@ -164,9 +157,7 @@ class AsyncHttpTransport:
         try:
             response = await self._client.request(method, url, params=query, json=body)
         except httpx.HTTPError as exc:
-            raise CairnError(
-                f"cannot reach the Cairn server at {self._client.base_url}: {exc}"
-            ) from None
+            raise _unreachable(self._client, exc) from None
         return _decode(response)
 
     async def stream(
@@ -176,42 +167,21 @@ class AsyncHttpTransport:
         import anyio
 
         _, url, _ = _request(self.sandbox, operation, params)
-        last = last_event_id
-        failing_since: float | None = None
-        delay = 0.1
+        resume = _Resume(self._client.base_url, last_event_id)
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if last is not None:
-                headers["Last-Event-ID"] = last
             try:
-                async with self._client.stream(
-                    "GET", url, headers=headers, timeout=None
-                ) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        _decode(response)
-                    failing_since, delay = None, 0.1
-                    parser = _SSEParser()
-                    parser.last_id = last
-                    async for line in response.aiter_lines():
-                        event = parser.feed(line)
-                        if event is None:
-                            continue
-                        if event.id is not None and event.event != "end":
-                            last = event.id
+                async with aconnect_sse(self._client, "GET", url, **resume.request()) as source:
+                    if source.response.status_code >= 400:
+                        await source.response.aread()
+                        _decode(source.response)
+                    resume.connected()
+                    async for sse in source.aiter_sse():
+                        event = resume.event(sse)
                         yield event
                         if event.event == "end":
                             return
-            except (httpx.TransportError, httpx.RemoteProtocolError):
-                now = time.monotonic()
-                failing_since = failing_since or now
-                if now - failing_since > RECONNECT_FOR_S:
-                    raise CairnError(
-                        f"lost the stream from {self._client.base_url} and could not "
-                        f"reconnect for {RECONNECT_FOR_S:g} s"
-                    ) from None
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+            except httpx.TransportError:
+                await anyio.sleep(resume.failed())
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cairn.api import operations as ops
 from cairn.api import table
 from cairn.api.operations import Caller
 from cairn.client.transport import StreamEvent
@@ -54,24 +53,16 @@ class LocalTransport:
         raise NotFound(f"{operation!r} is not a stream")
 
     def _run_stream(self, run_id: str, last: int) -> Iterator[StreamEvent]:
-        from cairn.domain.runs import FINAL_STATUSES
+        """The server's run stream (``cairn.api.streams.follow_run``), followed on an event
+        loop of its own in a worker thread."""
+        from anyio.from_thread import start_blocking_portal
 
-        while True:
-            for event in ops.get_events(self.caller, run_id, last):
-                last = event["seq"]
-                yield StreamEvent(str(event["seq"]), event["kind"], event)
-            run = ops.get_run(self.caller, run_id)
-            if run["status"] in FINAL_STATUSES:
-                for event in ops.get_events(self.caller, run_id, last):
-                    last = event["seq"]
-                    yield StreamEvent(str(event["seq"]), event["kind"], event)
-                yield StreamEvent(
-                    None,
-                    "end",
-                    {"run_id": run_id, "status": run["status"], "outcome": run["outcome"]},
-                )
-                return
-            time.sleep(POLL_S)
+        from cairn.api.streams import follow_run
+
+        with start_blocking_portal() as portal:
+            frames = follow_run(self.app, self.sandbox, run_id, last)
+            while (frame := portal.call(anext, frames, None)) is not None:
+                yield StreamEvent(*frame)
 
     def _agent_stream(self, slug: str, last_seen: str | None) -> Iterator[StreamEvent]:
         from cairn.runner.bus import run_summary

@@ -39,8 +39,9 @@ class EmbeddedBackend:
 
     def accepted(self, runs: Sequence[Run]) -> None:
         """Wake this process's workers."""
+        sandboxes = {run.sandbox_id for run in runs}
         for worker in self.local:
-            worker.wake()
+            worker.wake(sandboxes)
 
     def worker(self, *, concurrency: int) -> LedgerWorker:
         """A ledger worker of this process (woken by this process's fires)."""

@@ -8,7 +8,9 @@ a queued run: nobody holds those). Claims are one conditional ``UPDATE`` per bat
 
 Fairness: one sandbox holds at most ``sandbox_share`` of this worker's slots while the
 ledger has runs of other sandboxes waiting (when nothing else waits it may take them
-all), and ``agent_concurrency`` bounds one agent's runs across every worker.
+all; a worker looks again at most every ``idle_poll_s``, and at once when its process
+accepts a run of another sandbox), and ``agent_concurrency`` bounds one agent's runs
+across every worker.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import math
 import os
 import secrets
 import socket
+import time
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -27,6 +32,9 @@ from anyio.abc import TaskGroup, TaskStatus
 from cairn.domain.runs import Run
 from cairn.services.app import App
 from cairn.store.notify import listens
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger("cairn.worker")
 
@@ -64,6 +72,8 @@ class LedgerWorker:
         self._signal = anyio.Event()
         self._stopping = False
         self._idle = anyio.Event()
+        self._alone: frozenset[str] = frozenset()  # the only sandboxes with runs waiting
+        self._alone_until = 0.0  # ... as last seen, trusted until then (monotonic)
 
     @property
     def listener_name(self) -> str:
@@ -71,8 +81,10 @@ class LedgerWorker:
         63 bytes of it)."""
         return f"cairn worker {self.worker_id}"[:63]
 
-    def wake(self) -> None:
-        """Runs were accepted in this process: look for them now."""
+    def wake(self, sandboxes: Iterable[str] = ()) -> None:
+        """Runs (of ``sandboxes``) were accepted in this process: look for them now."""
+        if not self._alone.issuperset(sandboxes):
+            self._alone_until = 0.0  # someone new waits: ask the ledger again
         self._signal.set()
 
     @property
@@ -151,7 +163,7 @@ class LedgerWorker:
         while free > len(claimed):
             full = [sandbox for sandbox, count in held.items() if count >= share]
             with self.app.store.begin() as conn:
-                if full and not run_store.queued_elsewhere(conn, full):
+                if full and self._only_they_wait(conn, full):
                     full, want = [], free - len(claimed)  # nobody else waits: the rest
                 else:
                     step = max(1, share - max(held.values(), default=0))
@@ -169,6 +181,20 @@ class LedgerWorker:
             if len(batch) < want:
                 break
         return claimed
+
+    def _only_they_wait(self, conn: Connection, full: list[str]) -> bool:
+        """Whether only ``full`` sandboxes have runs waiting. Asked of the ledger at most
+        every ``idle_poll_s`` (at once again when this process accepts a run of another
+        sandbox), so a flood of one sandbox does not pay a look per claim; a run of another
+        sandbox queued by another process waits at most that long for its share."""
+        from cairn.store import runs as run_store
+
+        if self._alone.issubset(full) and time.monotonic() < self._alone_until:
+            return True
+        if run_store.queued_elsewhere(conn, full):
+            return False
+        self._alone, self._alone_until = frozenset(full), time.monotonic() + self.idle_poll_s
+        return True
 
     async def _execute(self, run: Run) -> None:
         from cairn.services.sources import available_sources

@@ -49,7 +49,10 @@ class RunBus:
 
     def __init__(self) -> None:
         self._runs: dict[str, _LiveRun] = {}
-        self._agents: dict[tuple[str, str], list[MemoryObjectSendStream[dict[str, Any]]]] = {}
+        # Keyed by (sandbox, agent), and by (sandbox, None) for every agent of the sandbox.
+        self._agents: dict[
+            tuple[str, str | None], list[MemoryObjectSendStream[dict[str, Any]]]
+        ] = {}
 
     def run_started(self, run: Run) -> None:
         """A run began executing here; its events will follow."""
@@ -90,25 +93,26 @@ class RunBus:
         return [e for e in live.history if e.seq > after_seq], receive
 
     def summary(self, run: Run) -> None:
-        """Tell the agent's followers about a run's new status."""
-        key = (run.sandbox_id, run.agent_id)
+        """Tell the agent's followers, and the sandbox's, about a run's new status."""
         data = run_summary(run)
-        for stream in list(self._agents.get(key, [])):
-            try:
-                stream.send_nowait(data)
-            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._agents[key].remove(stream)
-                stream.close()
+        for key in ((run.sandbox_id, run.agent_id), (run.sandbox_id, None)):
+            for stream in list(self._agents.get(key, [])):
+                try:
+                    stream.send_nowait(data)
+                except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self._agents[key].remove(stream)
+                    stream.close()
 
     def follow_agent(
-        self, sandbox_id: str, agent_id: str
+        self, sandbox_id: str, agent_id: str | None
     ) -> MemoryObjectReceiveStream[dict[str, Any]]:
-        """A stream of run summaries for one agent, from now on."""
+        """A stream of run summaries for one agent (every agent of the sandbox, agents
+        created later included, for ``None``), from now on."""
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](SUBSCRIBER_BUFFER)
         self._agents.setdefault((sandbox_id, agent_id), []).append(send)
         return receive
 
-    def forget_agent_followers(self, sandbox_id: str, agent_id: str) -> None:
+    def forget_agent_followers(self, sandbox_id: str, agent_id: str | None) -> None:
         """Drop the agent's followers that went away (receiving end closed). Called when a
         tail disconnects: an agent that rarely runs would otherwise keep them forever."""
         key = (sandbox_id, agent_id)

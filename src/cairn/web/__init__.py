@@ -4,7 +4,6 @@
 ``event_pages`` the events and their trigger decisions (``/events``), ``actions`` the
 reversible writes (replay a run, pause or resume a trigger), ``run_lists`` the runs list's
 bounded queries, ``sessions`` the cookie login, ``views`` the pure functions that shape
-ledger data for the templates, ``live`` the sandbox-wide stream of runs. Everything the
-browser loads is served from ``templates/`` and ``static/`` in this package: no build step,
-no CDN, works offline.
+ledger data for the templates. Everything the browser loads is served from
+``templates/`` and ``static/`` in this package: no build step, no CDN, works offline.
 """

@@ -9,6 +9,7 @@ goes through the trigger operation, which checks the editor role.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import anyio
@@ -17,53 +18,53 @@ from fastapi.responses import RedirectResponse, Response
 
 from cairn.api import operations as ops
 from cairn.api.table import acall
-from cairn.errors import CairnError, Unauthorized
 from cairn.web import sessions, switching
-from cairn.web.pages import _error_page, _login_redirect, _parse_payload, _start_test_run
+from cairn.web.pages import _parse_payload, _start_test_run, guarded
+from cairn.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 
 
-async def _checked(request: Request) -> tuple[sessions.Session, dict[str, str]]:
-    session = await anyio.to_thread.run_sync(sessions.current_session, request)
-    fields = await sessions.form_fields(request)
-    sessions.check_csrf(session, request, fields.get("csrf"))
-    return session, fields
+async def _posted(
+    request: Request, act: Callable[[Session, dict[str, str]], Awaitable[Response]]
+) -> Response:
+    """A CSRF-checked form post: ``act`` with the session and the form's fields (to the
+    login page without a session, an error page for a ``CairnError``)."""
+
+    async def build(session: Session) -> Response:
+        fields = await sessions.form_fields(request)
+        sessions.check_csrf(session, request, fields.get("csrf"))
+        return await act(session, fields)
+
+    return await guarded(request, build)
 
 
 @router.post("/runs/{run_id}/replay")
 async def replay(request: Request, run_id: str) -> Response:
     """Fire the run's agent again on the (edited) payload as a test run pointing back at
     this one, and open it."""
-    session = None
-    try:
-        session, fields = await _checked(request)
+
+    async def act(session: Session, fields: dict[str, str]) -> Response:
         run: dict[str, Any] = await anyio.to_thread.run_sync(ops.get_run, session.caller, run_id)
         text = fields.get("event_payload")
         payload = run["event_payload"] if text is None else _parse_payload(text)
         new_id = await _start_test_run(session, run["agent_slug"], payload, replay_of=run_id)
-    except Unauthorized:
-        return _login_redirect(request)
-    except CairnError as error:
-        return _error_page(request, session, error)
-    return RedirectResponse(f"/runs/{new_id}", status_code=303)
+        return RedirectResponse(f"/runs/{new_id}", status_code=303)
+
+    return await _posted(request, act)
 
 
 async def _set_status(
     request: Request, trigger_id: str, status: Literal["active", "paused"]
 ) -> Response:
-    session = None
-    try:
-        session, _ = await _checked(request)
+    async def act(session: Session, _: dict[str, str]) -> Response:
         trigger: dict[str, Any] = await acall(
             "update_trigger", session.caller, {"trigger_id": trigger_id}, {"status": status}
         )
-    except Unauthorized:
-        return _login_redirect(request)
-    except CairnError as error:
-        return _error_page(request, session, error)
-    slug = trigger.get("agent_slug") or ""
-    return RedirectResponse(f"/agents/{slug}#trigger-{trigger_id}", status_code=303)
+        slug = trigger.get("agent_slug") or ""
+        return RedirectResponse(f"/agents/{slug}#trigger-{trigger_id}", status_code=303)
+
+    return await _posted(request, act)
 
 
 @router.post("/triggers/{trigger_id}/pause")
@@ -81,15 +82,12 @@ async def resume_trigger(request: Request, trigger_id: str) -> Response:
 @router.post("/sandbox")
 async def switch_sandbox(request: Request) -> Response:
     """Open the chosen sandbox (admins and the local operator only) and go on to ``next``."""
-    session = None
-    try:
-        session, fields = await _checked(request)
+
+    async def act(session: Session, fields: dict[str, str]) -> Response:
         response = RedirectResponse(sessions.safe_next(fields.get("next")), status_code=303)
         await anyio.to_thread.run_sync(
             switching.switch, request, session, fields.get("sandbox", ""), response
         )
-    except Unauthorized:
-        return _login_redirect(request)
-    except CairnError as error:
-        return _error_page(request, session, error)
-    return response
+        return response
+
+    return await _posted(request, act)

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cairn.api import operations as ops
-from cairn.errors import CairnError, NotFound, UsageError
+from cairn.errors import NotFound, UsageError
 from cairn.services import diagnosis
-from cairn.web.pages import guarded, render
+from cairn.web.pages import diagnosed, guarded, render
 from cairn.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
@@ -61,16 +61,9 @@ def _events_page(request: Request, session: Session) -> Response:
 
 
 @router.get("/events")
-def events_page(request: Request) -> Response:
+async def events_page(request: Request) -> Response:
     """Events newest first, with rejected deliveries and each trigger's decision."""
-    return guarded(request, partial(_events_page, request))
-
-
-def _event_explanation(session: Session, event_id: str) -> dict[str, Any] | None:
-    try:
-        return diagnosis.explain_event(session.caller.app, session.sandbox, event_id).to_dict()
-    except CairnError:
-        return None
+    return await guarded(request, partial(_events_page, request))
 
 
 def _event_page(request: Request, session: Session, event_id: str) -> Response:
@@ -84,12 +77,12 @@ def _event_page(request: Request, session: Session, event_id: str) -> Response:
         event=event,
         sources=_sources(caller),
         triggers=triggers,
-        explanation=_event_explanation(session, event_id),
+        explanation=diagnosed(diagnosis.explain_event, session, event_id),
     )
 
 
 @router.get("/events/{event_id}")
-def event_page(request: Request, event_id: str) -> Response:
+async def event_page(request: Request, event_id: str) -> Response:
     """One event: its payload, every trigger's decision (with the run it fired) and the
     plain-English explanation."""
-    return guarded(request, lambda session: _event_page(request, session, event_id))
+    return await guarded(request, lambda session: _event_page(request, session, event_id))

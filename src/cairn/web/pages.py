@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import cache, partial
 from importlib import resources
 from typing import Any
@@ -32,11 +33,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from cairn.api import operations as ops
+from cairn.api.streams import follow_runs, sse_response
 from cairn.domain.runs import FINAL_STATUSES, RUN_KINDS, RUN_STATUSES
 from cairn.errors import CairnError, Forbidden, InvalidJSON, NotFound, Unauthorized, UsageError
 from cairn.services import diagnosis, usage
+from cairn.services.app import App
 from cairn.web import sessions, switching, views
-from cairn.web.live import SandboxRunStream
 from cairn.web.run_lists import (
     OUTCOME_CHOICES,
     PAGE_SIZE,
@@ -169,31 +171,34 @@ def _error_page(request: Request, session: Session | None, error: CairnError) ->
     return render(request, session, "error.html", status=error.http_status, error=error)
 
 
-def guarded(request: Request, build: Callable[[Session], Response]) -> Response:
-    """Run a page builder with the session: to the login page without one, an error page
-    for a ``CairnError``."""
-    try:
-        session = sessions.current_session(request)
-    except Unauthorized:
-        return _login_redirect(request)
-    try:
-        return build(session)
-    except CairnError as error:
-        return _error_page(request, session, error)
-
-
-async def guarded_async(
-    request: Request, build: Callable[[Session], Awaitable[Response]]
-) -> Response:
-    """``guarded`` for builders that await (the catalog, the usage report, test fires)."""
+async def guarded(request: Request, build: Callable[[Session], Any]) -> Response:
+    """Run a page builder with the session (it returns the page, or awaits it): to the
+    login page without one, an error page for a ``CairnError``. A builder that does not
+    await (most read the ledger and render) runs in a worker thread."""
     try:
         session = await anyio.to_thread.run_sync(sessions.current_session, request)
     except Unauthorized:
         return _login_redirect(request)
     try:
-        return await build(session)
+        if inspect.iscoroutinefunction(build):
+            page: Response = await build(session)
+        else:
+            page = await anyio.to_thread.run_sync(build, session)
+        return page
     except CairnError as error:
-        return _error_page(request, session, error)
+        return await anyio.to_thread.run_sync(_error_page, request, session, error)
+
+
+def diagnosed(
+    explain: Callable[[App, str, str], Any], session: Session, subject: str
+) -> dict[str, Any] | None:
+    """What ``explain`` (of ``cairn.services.diagnosis``) says about ``subject``, or ``None``
+    when it cannot be said (the agent is gone, say)."""
+    try:
+        found: dict[str, Any] = explain(session.caller.app, session.sandbox, subject).to_dict()
+    except CairnError:
+        return None
+    return found
 
 
 # --- login ---------------------------------------------------------------------------------
@@ -203,9 +208,15 @@ async def guarded_async(
 def login_page(request: Request, next: str | None = None) -> Response:
     """The login form; when the operator opted into the local login, a local browser is
     offered the configured sandbox too."""
+    return _login_form(request, sessions.safe_next(next))
+
+
+def _login_form(request: Request, target: str, refused: CairnError | None = None) -> Response:
+    """The login page (again, with why the last try was refused)."""
     local = sessions.local_sandboxes(request)
+    status, message = (refused.http_status, str(refused)) if refused else (200, None)
     return render(
-        request, None, "login.html", next=sessions.safe_next(next), local=local, message=None
+        request, None, "login.html", status=status, next=target, local=local, message=message
     )
 
 
@@ -233,15 +244,7 @@ async def login(request: Request) -> Response:
             )
             token = await anyio.to_thread.run_sync(open_session, app, principal)
     except (Unauthorized, Forbidden) as error:
-        return render(
-            request,
-            None,
-            "login.html",
-            status=error.http_status,
-            next=target,
-            local=local,
-            message=str(error),
-        )
+        return _login_form(request, target, error)
     response = RedirectResponse(target, status_code=303)
     sessions.set_login_cookies(request, response, token, sessions.new_csrf())
     return response
@@ -344,35 +347,57 @@ def _summary_fragment(request: Request, session: Session) -> Response:
 async def runs_summary(request: Request) -> Response:
     """The runs page's summary strip, as a fragment: it aggregates the whole window (every
     run of the last day, say), so the list shows first and this follows."""
-
-    async def build(session: Session) -> Response:
-        return await anyio.to_thread.run_sync(_summary_fragment, request, session)
-
-    return await guarded_async(request, build)
+    return await guarded(request, partial(_summary_fragment, request))
 
 
 @router.get("/")  # the dashboard opens on the runs
 @router.get("/runs")
-def runs_page(request: Request) -> Response:
+async def runs_page(request: Request) -> Response:
     """Recent runs across agents, filtered, searchable by id, updated live."""
-    return guarded(request, partial(_runs_page, request))
+    return await guarded(request, partial(_runs_page, request))
 
 
 @router.get("/runs/live")
 def runs_live(request: Request, after: str | None = None, watch: str = "") -> Response:
-    """The sandbox's runs as they are queued, start and finish (SSE ``run`` events)."""
+    """The sandbox's runs as they are queued, start and finish (SSE ``run`` events).
+
+    The API streams one agent's runs; a browser holds at most six connections to a host,
+    so a page of many agents cannot open one each: this follows the whole sandbox, agents
+    created while it is open included. It first sends what the page may have missed between
+    rendering and connecting: the runs newer than the newest one on the page (``after``),
+    and the current state of the runs the page shows as live (``watch``). Duplicates are
+    harmless: the page upserts by id."""
     try:
         session = sessions.current_session(request)
     except Unauthorized as error:
         return JSONResponse({"detail": str(error)}, status_code=401)
     app = sessions.cairn_of(request)
     watched = [run_id for run_id in watch.split(",") if RUN_ID.match(run_id)]
-    stream = SandboxRunStream(
-        app, session.sandbox, after if after and RUN_ID.match(after) else None, watched
-    )
-    from cairn.api.revocation import Revocable
+    since = after if after and RUN_ID.match(after) else None
+    missed = partial(_catch_up, session.caller, since, watched)
+    frames = follow_runs(app, session.sandbox, None, missed)
+    return sse_response(frames, app, session.caller.principal)
 
-    return Revocable(stream, app, session.caller.principal)
+
+def _catch_up(caller: ops.Caller, after: str | None, watch: list[str]) -> list[dict[str, Any]]:
+    """Summaries of the runs made after ``after`` (oldest first) and of the ``watch`` runs."""
+    from cairn.runner.bus import run_summary
+    from cairn.services import runs as run_service
+
+    app, sandbox = caller.app, caller.sandbox
+    found: dict[str, dict[str, Any]] = {}
+    if after:
+        newest = run_service.list_runs(app, sandbox, run_service.RunQuery(limit=100))
+        for run in reversed(newest):
+            if run.run_id > after:
+                found[run.run_id] = run_summary(run)
+    for run_id in watch[:100]:
+        try:
+            run = run_service.get_run(app, sandbox, run_id)
+        except NotFound:
+            continue
+        found[run.run_id] = run_summary(run)
+    return list(found.values())
 
 
 def _run_page(request: Request, session: Session, run_id: str) -> Response:
@@ -420,22 +445,23 @@ def _event_of(caller: ops.Caller, run: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @router.get("/runs/{run_id}/explanation")
-def run_explanation(request: Request, run_id: str) -> Response:
+async def run_explanation(request: Request, run_id: str) -> Response:
     """``cairn runs explain`` as a fragment of the run page: the diagnosis may aggregate
     the agent's usage of the hour (a runaway's cost), so the page does not wait for it."""
 
     def build(session: Session) -> Response:
         run = ops.get_run(session.caller, run_id)
-        found = _explanation(session, run)
+        final = run["status"] in FINAL_STATUSES  # nothing to explain while it runs
+        found = diagnosed(diagnosis.explain_run, session, run_id) if final else None
         return render(request, session, "_explanation_fragment.html", explanation=found)
 
-    return guarded(request, build)
+    return await guarded(request, build)
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: str) -> Response:
+async def run_page(request: Request, run_id: str) -> Response:
     """One run: the row, the timeline of its events, the trace, the explanation."""
-    return guarded(request, lambda session: _run_page(request, session, run_id))
+    return await guarded(request, lambda session: _run_page(request, session, run_id))
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -459,9 +485,9 @@ def _agents_page(request: Request, session: Session) -> Response:
 
 
 @router.get("/agents")
-def agents_page(request: Request) -> Response:
+async def agents_page(request: Request) -> Response:
     """Every agent with its model, sources, triggers and last run."""
-    return guarded(request, partial(_agents_page, request))
+    return await guarded(request, partial(_agents_page, request))
 
 
 HEALTH_RUNS = 20
@@ -498,26 +524,17 @@ def _agent_page(
         runs=runs[:10],
         health=views.health_counts(runs),
         health_runs=runs,
-        why=_why_not_fired(session, slug) if triggers else None,
+        why=diagnosed(diagnosis.why_not_fired, session, slug) if triggers else None,
         can_edit=caller.principal.role in ("editor", "owner"),
         example=typed,
         payload_error=payload_error,
     )
 
 
-def _why_not_fired(session: Session, slug: str) -> dict[str, Any] | None:
-    """``cairn agent why-not-fired``'s answer (its last event, every trigger's decision),
-    or ``None`` when it cannot be said (the agent is gone)."""
-    try:
-        return diagnosis.why_not_fired(session.caller.app, session.sandbox, slug).to_dict()
-    except CairnError:
-        return None
-
-
 @router.get("/agents/{slug}")
-def agent_page(request: Request, slug: str) -> Response:
+async def agent_page(request: Request, slug: str) -> Response:
     """One agent: settings, triggers, recent runs, a test-fire form; the catalog follows."""
-    return guarded(request, lambda session: _agent_page(request, session, slug))
+    return await guarded(request, lambda session: _agent_page(request, session, slug))
 
 
 @router.get("/agents/{slug}/catalog")
@@ -535,7 +552,7 @@ async def agent_catalog(request: Request, slug: str) -> Response:
             trace=views.trace_view(catalog["trace"]),
         )
 
-    return await guarded_async(request, build)
+    return await guarded(request, build)
 
 
 @router.post("/agents/{slug}/test-fire")
@@ -618,17 +635,6 @@ async def _concurrently(calls: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     return results
 
 
-def _explanation(session: Session, run: dict[str, Any]) -> dict[str, Any] | None:
-    """What ``cairn explain`` says about a finished run (``None`` while it runs). It reads
-    the ledger only, so it is cheap."""
-    if run["status"] not in FINAL_STATUSES:
-        return None
-    try:
-        return diagnosis.explain_run(session.caller.app, session.sandbox, run["run_id"]).to_dict()
-    except CairnError:
-        return None
-
-
 async def _usage_page(request: Request, session: Session) -> Response:
     window = request.query_params.get("window", "24h")
     chosen = next((w for w in USAGE_WINDOWS if w[0] == window), USAGE_WINDOWS[0])
@@ -656,4 +662,4 @@ async def _usage_page(request: Request, session: Session) -> Response:
 @router.get("/usage")
 async def usage_page(request: Request) -> Response:
     """Tokens and estimated cost over time by agent, the top spenders, runaway flags."""
-    return await guarded_async(request, partial(_usage_page, request))
+    return await guarded(request, partial(_usage_page, request))

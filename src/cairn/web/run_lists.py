@@ -9,7 +9,7 @@ or one usage aggregate, whatever the number of runs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,23 +36,13 @@ class RunFilters:
     kind: str = ""
     since: str = ""
     q: str = ""
+    outcome: str = ""
     before: str = ""
     trail: str = ""
-    outcome: str = ""
 
     def query(self, **changes: str) -> str:
         """This filter set as a query string, with ``changes``, empty values left out."""
-        values = {
-            "agent": self.agent,
-            "status": self.status,
-            "trigger": self.trigger,
-            "kind": self.kind,
-            "since": self.since,
-            "q": self.q,
-            "outcome": self.outcome,
-            "before": self.before,
-            "trail": self.trail,
-        } | changes
+        values = asdict(self) | changes
         return urlencode({k: v for k, v in values.items() if v})
 
     def next_query(self, next_before: str) -> str:

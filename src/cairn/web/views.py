@@ -469,32 +469,27 @@ class TraceView:
     present: bool
     verdict: Verdict
     headline: str
-    notes: list[str]
-    sources: list[SourceLine]
-    advertised: list[str]
-    filtered_out: list[str]
-    missing: list[dict[str, Any]]
-    conflicts: list[str]
-    duration_ms: float | None
+    notes: list[str] = field(default_factory=list)
+    sources: list[SourceLine] = field(default_factory=list)
+    advertised: list[str] = field(default_factory=list)
+    filtered_out: list[str] = field(default_factory=list)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    duration_ms: float | None = None
 
 
 def trace_view(trace: dict[str, Any] | None, *, live: bool = False) -> TraceView:
     """Lay out ``trace`` so the silent no-op is obvious: ``bad`` when the model was shown no
     tool at all, ``warn`` when a source was skipped or an allowlist entry is stale."""
     if not trace:
+        if live:
+            return TraceView(
+                False,
+                "warn",
+                "Resolving tools: the trace appears here once the sources have answered.",
+            )
         return TraceView(
-            False,
-            "warn",
-            "Resolving tools: the trace appears here once the sources have answered."
-            if live
-            else "No trace: the run ended before its tools were resolved (see the error).",
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-            None,
+            False, "warn", "No trace: the run ended before its tools were resolved (see the error)."
         )
     sources = [
         SourceLine(
