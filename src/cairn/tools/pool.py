@@ -47,8 +47,8 @@ from cairn.tools.mcp import McpSource
 
 SessionState = Literal["starting", "ready", "dead", "failed"]
 POOLED_KINDS = frozenset({"user_mcp"})
-CLOSE_S = 10.0  # to close a session the pool lets go
 """Integration sources are not pooled: their OAuth token is checked on every connect."""
+CLOSE_S = 10.0  # to close a session the pool lets go
 
 
 @dataclass(frozen=True, slots=True)
