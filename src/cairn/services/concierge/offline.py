@@ -474,8 +474,7 @@ class _Interpreter:
         from cairn.services.concierge.problems import problems_in_window
 
         q = self.q
-        since_s = q.since_s or 86400.0
-        window = q.window or "in the last 24 hours"
+        since_s, window = q.since_s or 86400.0, q.window or "in the last 24 hours"
         found = problems_in_window(
             self.app, self.sandbox_id, since_s=since_s, until=q.until, agent=q.agent
         )

@@ -29,7 +29,7 @@ from cairn.services.app import App
 from cairn.services.diagnosis.rules import quote_json
 from cairn.services.triggers import EVENT_SOURCE_KINDS
 from cairn.services.webhooks import MAX_BODY_BYTES, TOLERANCE_S
-from cairn.text import capitalised, clip, names
+from cairn.text import capitalised, clip, names, unique
 from cairn.webhooks.base import WebhookProvider
 from cairn.webhooks.registry import get_provider
 
@@ -105,17 +105,15 @@ def why_not_fired(app: App, sandbox_id: str, slug: str) -> Explanation:
             finding = _no_trigger_for_agent(agent, event_sources)
             return Explanation(slug, f"{slug} never fires: {finding.cause}", [finding], "agent")
         latest: Event | None = None
-        for source_id in dict.fromkeys(t.data_source_id for t in triggers):
+        source_ids = unique(t.data_source_id for t in triggers)
+        for source_id in source_ids:
             found = event_store.list_events(conn, sandbox_id, source_id=source_id, limit=1)
             if found and (latest is None or found[0].event_id > latest.event_id):
                 latest = found[0]
         if latest is None:
-            sources = {}
-            for source_id in dict.fromkeys(t.data_source_id for t in triggers):
-                try:
-                    sources[source_id] = source_store.get_source(conn, sandbox_id, source_id)
-                except Exception:  # a deleted source: named by id below
-                    continue
+            stored = {s.source_id: s for s in source_store.list_sources(conn, sandbox_id)}
+            # A deleted source is named by its id.
+            sources = {sid: stored[sid] for sid in source_ids if sid in stored}
             finding = _no_events(agent, triggers, sources)
             findings = [finding, *_paused_now(triggers, set())]
             return Explanation(
