@@ -15,6 +15,8 @@ import pytest
 import cairn
 from cairn.api.table import OPERATIONS
 from cairn.client import sdk
+from cairn.client.local import LocalTransport
+from cairn.services.app import App
 
 
 def _surface(client: object, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -75,3 +77,8 @@ def test_every_sdk_method_calls_an_operation_of_the_table() -> None:
     named = re.findall(r'(?:Call|Follow)\(\s*"(\w+)"', source)
     assert len(named) > 40
     assert set(named) <= set(OPERATIONS), set(named) - set(OPERATIONS)
+
+
+def test_whoami_says_whose_the_caller_is(app: App) -> None:
+    who = cairn.Client(transport=LocalTransport(app, "default")).whoami()
+    assert (who.sandbox_id, who.role, who.key_id) == ("default", "owner", None)

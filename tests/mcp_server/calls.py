@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cairn import wire
 from tests.mcp_server.conftest import Scene
 
 Check = Callable[[Scene, Any], None]
@@ -22,6 +23,8 @@ def _catalog(scene: Scene, found: Any) -> None:
 def _runs(scene: Scene, found: Any) -> None:
     assert scene.run_id in [run["run_id"] for run in found["runs"]]
     assert {(run["agent_slug"], run["kind"]) for run in found["runs"]} == {(scene.slug, "test")}
+    summary = set(wire.RunSummary.model_fields)  # compact rows: show_run has the whole one
+    assert all(set(run) == summary for run in found["runs"]), found["runs"][0]
 
 
 def _run(scene: Scene, found: Any) -> None:

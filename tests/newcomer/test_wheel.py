@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CORE_MODULES = (
     "httpx",
+    "httpx_sse",
     "httpcore",
     "h11",
     "idna",
@@ -45,8 +46,8 @@ CORE_MODULES = (
     "pygments",
     "platformdirs",
 )
-"""The core: what ``cairn.Client`` over HTTP needs (httpx, anyio, pydantic) and what the
-command needs to start (click, rich, platformdirs), with their own dependencies."""
+"""The core: what ``cairn.Client`` over HTTP needs (httpx, httpx-sse, anyio, pydantic) and
+what the command needs to start (click, rich, platformdirs), with their own dependencies."""
 
 
 def _build_wheel(tmp_path: Path) -> Path:

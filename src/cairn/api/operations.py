@@ -17,6 +17,7 @@ from cairn.services.app import App
 
 if TYPE_CHECKING:
     from cairn import wire
+    from cairn.domain.runs import Run
 
 JSON = Any
 
@@ -116,7 +117,12 @@ async def fire_agent(
     run = await run_service.start_run(
         caller.app, caller.sandbox, slug, body.event_payload, kind="manual", traceparent=traceparent
     )
-    return {"run_id": run.run_id, "status": run.status, "agent_slug": slug}
+    return _accepted(run)
+
+
+def _accepted(run: Run) -> JSON:
+    """A fire accepted: the run to follow (``wire.FireAccepted``)."""
+    return {"run_id": run.run_id, "status": run.status, "agent_slug": run.agent_slug}
 
 
 ONESHOT_AGENT = "oneshot"
@@ -128,15 +134,11 @@ async def oneshot(
     """A one-shot turn (editor): the finished run, or ``{run_id, …}`` at once when not
     waiting. Without ``agent``, the ad-hoc ``oneshot`` agent is set up from the body."""
     slug = body.agent or await _adhoc_agent(caller, body)
-    if body.wait:
-        run = await run_service.fire_agent(
-            caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
-        )
-        return run.to_dict()
-    run = await run_service.start_run(
+    fire = run_service.fire_agent if body.wait else run_service.start_run
+    run = await fire(
         caller.app, caller.sandbox, slug, body.prompt, kind="oneshot", traceparent=traceparent
     )
-    return {"run_id": run.run_id, "status": run.status, "agent_slug": slug}
+    return run.to_dict() if body.wait else _accepted(run)
 
 
 async def _adhoc_agent(caller: Caller, body: wire.OneShotRequest) -> str:

@@ -19,7 +19,7 @@ import string
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from cairn.api import concierge_ops, connection_ops, diagnosis_ops, usage_ops
@@ -27,6 +27,9 @@ from cairn.api import operations as ops
 from cairn.api.operations import Caller
 from cairn.domain.keys import Role, require
 from cairn.errors import NotFound, UsageError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 PREFIX = "/api/v1"
@@ -87,20 +90,7 @@ class Operation:
         return PREFIX + self.path.format(sandbox=quote(sandbox, safe=""), **values)
 
 
-def _op(
-    name: str,
-    method: Method,
-    path: str,
-    handler: Callable[..., Any] | None,
-    response: str,
-    doc: str,
-    *,
-    tag: str,
-    **options: Any,
-) -> Operation:
-    return Operation(name, method, path, handler, response, doc, tag, **options)
-
-
+_op = Operation  # the table's rows are long enough without the full name
 S = SANDBOX
 OPERATIONS_LIST: tuple[Operation, ...] = (
     # --- agents
@@ -392,9 +382,14 @@ def validate_body(op: Operation, body: Any) -> Any:
     try:
         return resolve(op.body).model_validate(body if body is not None else {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidJSON(f"{where}: {first['msg']}" if where else first["msg"]) from None
+        raise InvalidJSON(first_error(exc)) from None
+
+
+def first_error(exc: ValidationError) -> str:
+    """A model's refusal in one line: where (a dotted path) and what, of its first error."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
 
 
 def invoke(op: Operation, caller: Caller, arguments: Mapping[str, Any]) -> Any:

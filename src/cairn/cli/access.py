@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from cairn.cli.context import CliContext, pass_cli, print_json
+from cairn.cli.context import CliContext, output, pass_cli, print_json
 from cairn.domain.keys import ROLES
 
 
@@ -16,28 +18,24 @@ def sandbox() -> None:
 @sandbox.command("create")
 @click.argument("sandbox_id")
 @click.option("--name", help="A display name (default: the id).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(lambda made: click.echo(f"created sandbox {made['sandbox_id']}"))
 @pass_cli
-def create_sandbox(cli: CliContext, sandbox_id: str, name: str | None, as_json: bool) -> None:
+def create_sandbox(cli: CliContext, sandbox_id: str, name: str | None) -> Any:
     """Create SANDBOX_ID (an owner of 'default' may)."""
-    made = cli.call("create_sandbox", body={"sandbox_id": sandbox_id, "name": name})
-    if as_json:
-        print_json(made)
-    else:
-        click.echo(f"created sandbox {made['sandbox_id']}")
+    return cli.call("create_sandbox", body={"sandbox_id": sandbox_id, "name": name})
+
+
+def _sandbox_lines(found: list[dict[str, Any]]) -> None:
+    for item in found:
+        click.echo(f"{item['sandbox_id']}\t{item['name']}")
 
 
 @sandbox.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(_sandbox_lines)
 @pass_cli
-def list_sandboxes(cli: CliContext, as_json: bool) -> None:
+def list_sandboxes(cli: CliContext) -> Any:
     """The sandboxes you can see."""
-    found = cli.call("list_sandboxes")
-    if as_json:
-        print_json(found)
-    else:
-        for item in found:
-            click.echo(f"{item['sandbox_id']}\t{item['name']}")
+    return cli.call("list_sandboxes")
 
 
 @click.group()
@@ -67,18 +65,18 @@ def create_key(cli: CliContext, name: str, role: str, as_json: bool) -> None:
     click.echo(made["token"])
 
 
-@key.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-@pass_cli
-def list_keys(cli: CliContext, as_json: bool) -> None:
-    """The sandbox's keys (never their tokens)."""
-    found = cli.call("list_keys")
-    if as_json:
-        print_json(found)
-        return
+def _key_lines(found: list[dict[str, Any]]) -> None:
     for item in found:
         state = f"revoked {item['revoked_at']}" if item["revoked_at"] else "active"
         click.echo(f"{item['key_id']}\t{item['role']}\t{state}\t{item['name']}")
+
+
+@key.command("list")
+@output(_key_lines)
+@pass_cli
+def list_keys(cli: CliContext) -> Any:
+    """The sandbox's keys (never their tokens)."""
+    return cli.call("list_keys")
 
 
 @key.command("revoke")
@@ -113,17 +111,17 @@ def set_credential(cli: CliContext, backend: str, api_key: str | None) -> None:
     click.echo(f"stored a {stored['backend']} API key for sandbox {cli.sandbox}")
 
 
-@credential.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-@pass_cli
-def list_credentials(cli: CliContext, as_json: bool) -> None:
-    """Backends with a stored key (never the keys)."""
-    found = cli.call("list_credentials")
-    if as_json:
-        print_json(found)
-        return
+def _credential_lines(found: list[dict[str, Any]]) -> None:
     for item in found:
         click.echo(f"{item['backend']}\tstored {item['updated_at'][:19]}")
+
+
+@credential.command("list")
+@output(_credential_lines)
+@pass_cli
+def list_credentials(cli: CliContext) -> Any:
+    """Backends with a stored key (never the keys)."""
+    return cli.call("list_credentials")
 
 
 @credential.command("remove")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,14 @@ import click
 
 from cairn.cli.context import (
     CliContext,
+    option_set,
+    output,
     parse_json_option,
     pass_cli,
     print_json,
     read_text_file,
 )
-from cairn.domain.runs import RUN_KINDS, RUN_STATUSES
+from cairn.cli.runs import run_filters, show_run
 from cairn.errors import InvalidJSON, UsageError
 
 
@@ -24,35 +27,31 @@ def agent() -> None:
     """Create, inspect, test and list the runs of agents."""
 
 
-def _settings_options(function: Any) -> Any:
-    options = [
-        click.option("--backend", help="Model backend: scripted, anthropic, openai, google."),
-        click.option("--model", help="Model name for the backend."),
-        click.option("--temperature", type=float, help="Sampling temperature."),
-        click.option("--max-tokens", type=int, help="Output tokens per model turn at most."),
-        click.option("--max-turns", type=int, help="Model turns before the run fails."),
-        click.option("--timeout-s", type=float, help="Seconds before the run fails."),
-        click.option("--base-url", help="OpenAI-compatible server URL."),
-        click.option("--script", "script_json", help="Scripted-backend script, JSON."),
-        click.option(
-            "--script-file",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Scripted-backend script, a JSON file (docs/scripted.md).",
-        ),
-        click.option("--tool-sources", help='JSON list of source kinds/ids, or "default".'),
-        click.option("--tool-allowlist", help="JSON list of tool names (or patterns); [] = all."),
-        click.option("--prompt", help="System prompt text."),
-        click.option(
-            "--prompt-file",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="System prompt from a file.",
-        ),
-        click.option("--name", help="A display name."),
-        click.option("--description", help="What the agent is for."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+_settings_options = option_set(
+    click.option("--backend", help="Model backend: scripted, anthropic, openai, google."),
+    click.option("--model", help="Model name for the backend."),
+    click.option("--temperature", type=float, help="Sampling temperature."),
+    click.option("--max-tokens", type=int, help="Output tokens per model turn at most."),
+    click.option("--max-turns", type=int, help="Model turns before the run fails."),
+    click.option("--timeout-s", type=float, help="Seconds before the run fails."),
+    click.option("--base-url", help="OpenAI-compatible server URL."),
+    click.option("--script", "script_json", help="Scripted-backend script, JSON."),
+    click.option(
+        "--script-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Scripted-backend script, a JSON file (docs/scripted.md).",
+    ),
+    click.option("--tool-sources", help='JSON list of source kinds/ids, or "default".'),
+    click.option("--tool-allowlist", help="JSON list of tool names (or patterns); [] = all."),
+    click.option("--prompt", help="System prompt text."),
+    click.option(
+        "--prompt-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="System prompt from a file.",
+    ),
+    click.option("--name", help="A display name."),
+    click.option("--description", help="What the agent is for."),
+)
 
 
 def _string_list(value: str | None, what: str) -> list[str] | None:
@@ -80,20 +79,12 @@ def _prompt(prompt: str | None, prompt_file: Path | None) -> str | None:
     return prompt
 
 
+SETTINGS = ("backend", "model", "temperature", "max_tokens", "max_turns", "timeout_s", "base_url")
+"""The model settings given by an option of the same name."""
+
+
 def _settings_changes(options: dict[str, Any]) -> dict[str, Any]:
-    changes = {
-        key: options[key]
-        for key in (
-            "backend",
-            "model",
-            "temperature",
-            "max_tokens",
-            "max_turns",
-            "timeout_s",
-            "base_url",
-        )
-        if options.get(key) is not None
-    }
+    changes = {key: options[key] for key in SETTINGS if options.get(key) is not None}
     if options.get("script_json") is not None:
         changes["script"] = parse_json_option(options["script_json"], "--script")
     if options.get("script_file") is not None:
@@ -180,37 +171,24 @@ def update(cli: CliContext, /, slug: str, as_json: bool, **options: Any) -> None
 
 @agent.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Also the internal 'oneshot' agent.")
-@click.option("--json", "as_json", is_flag=True, help="Print the agents as JSON.")
+@output("render.agents_table", help="Print the agents as JSON.")
 @pass_cli
-def list_(cli: CliContext, show_all: bool, as_json: bool) -> None:
+def list_(cli: CliContext, show_all: bool) -> Any:
     """List the sandbox's agents (archived ones too, marked). The archived agent behind
     'cairn run' is left out unless --all."""
     agents = cli.call("list_agents")
-    if not show_all:
-        agents = [a for a in agents if not (a["slug"] == "oneshot" and a["status"] == "archived")]
-    if as_json:
-        print_json(agents)
-    else:
-        from cairn.cli.render import agents_table
-        from cairn.domain.agents import agent_from_dict
-
-        agents_table([agent_from_dict(a) for a in agents])
+    if show_all:
+        return agents
+    return [a for a in agents if not (a["slug"] == "oneshot" and a["status"] == "archived")]
 
 
 @agent.command("show")
 @click.argument("slug")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output("render.agent_detail")
 @pass_cli
-def show(cli: CliContext, slug: str, as_json: bool) -> None:
+def show(cli: CliContext, slug: str) -> Any:
     """Show agent SLUG's configuration."""
-    found = cli.call("get_agent", slug=slug)
-    if as_json:
-        print_json(found)
-    else:
-        from cairn.cli.render import agent_detail
-        from cairn.domain.agents import agent_from_dict
-
-        agent_detail(agent_from_dict(found))
+    return cli.call("get_agent", slug=slug)
 
 
 @agent.command("archive")
@@ -233,9 +211,9 @@ def unarchive(cli: CliContext, slug: str) -> None:
 
 @agent.command("tools")
 @click.argument("slug")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output("render.catalog")
 @pass_cli
-def tools(cli: CliContext, slug: str, as_json: bool) -> None:
+def tools(cli: CliContext, slug: str) -> Any:
     """The tools SLUG would see right now, and why (without running it).
 
     \b
@@ -243,19 +221,7 @@ def tools(cli: CliContext, slug: str, as_json: bool) -> None:
       cairn agent tools support
       cairn agent tools support --json
     """
-    catalog = cli.call("agent_tools", slug=slug)
-    if as_json:
-        print_json(catalog)
-        return
-    from cairn.cli.render import console, trace_view
-    from cairn.domain.trace import ToolResolutionTrace
-
-    if catalog["tools"]:
-        for tool in catalog["tools"]:
-            console.print(f"[bold]{tool['name']}[/]  {tool['description']}")
-    else:
-        console.print("[bold red]no tools would be advertised[/]")
-    trace_view(ToolResolutionTrace.from_dict(catalog["trace"]))
+    return cli.call("agent_tools", slug=slug)
 
 
 def _payload(payload_json: str, event_file: Path | None) -> Any:
@@ -265,14 +231,18 @@ def _payload(payload_json: str, event_file: Path | None) -> Any:
     return parse_json_option(payload_json, "--event-payload")
 
 
+def _event_options(event: str) -> Callable[[Any], Any]:
+    """``--event-payload`` and ``--event-file``, for ``event`` (the fake event, the event)."""
+    path = click.Path(exists=True, dir_okay=False, path_type=Path)
+    return option_set(
+        click.option("--event-payload", "payload_json", default="{}", help=f"{event}, JSON."),
+        click.option("--event-file", type=path, help=f"{event} from a JSON file."),
+    )
+
+
 @agent.command("test")
 @click.argument("slug")
-@click.option("--event-payload", "payload_json", default="{}", help="The fake event, JSON.")
-@click.option(
-    "--event-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The fake event from a JSON file.",
-)
+@_event_options("The fake event")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
 def test(
@@ -297,17 +267,10 @@ def test(
 
 @agent.command("fire")
 @click.argument("slug")
-@click.option("--event-payload", "payload_json", default="{}", help="The event, JSON.")
-@click.option(
-    "--event-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The event from a JSON file.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@_event_options("The event")
+@output(lambda accepted: click.echo(accepted["run_id"]))
 @pass_cli
-def fire(
-    cli: CliContext, slug: str, payload_json: str, event_file: Path | None, as_json: bool
-) -> None:
+def fire(cli: CliContext, slug: str, payload_json: str, event_file: Path | None) -> Any:
     """Fire SLUG without waiting (a manual run); prints the run id to follow.
 
     \b
@@ -316,49 +279,16 @@ def fire(
       cairn runs follow "$RUN_ID"
     """
     payload = _payload(payload_json, event_file)
-    accepted = cli.call("fire_agent", slug=slug, body={"event_payload": payload})
-    if as_json:
-        print_json(accepted)
-    else:
-        click.echo(accepted["run_id"])
-
-
-def show_run(run: dict[str, Any], as_json: bool) -> None:
-    """Print a run row (shared with ``cairn runs``)."""
-    if as_json:
-        print_json(run)
-        return
-    from cairn.cli.render import run_detail
-    from cairn.domain.runs import run_from_dict
-
-    run_detail(run_from_dict(run))
+    return cli.call("fire_agent", slug=slug, body={"event_payload": payload})
 
 
 @agent.command("runs")
 @click.argument("slug")
-@click.option(
-    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Runs per page."
-)
-@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs in this status.")
-@click.option("--trigger", "trigger_id", help="Only runs fired by this trigger id.")
-@click.option("--kind", type=click.Choice(RUN_KINDS), help="Only runs of this kind.")
-@click.option("--since", help="Only runs newer than this, e.g. 24h, 7d.")
-@click.option("--before", help="Cursor: runs older than this run_id (the next page).")
+@run_filters
 @click.option("--follow", is_flag=True, help="Keep showing runs as they start and finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @pass_cli
-def runs(
-    cli: CliContext,
-    slug: str,
-    limit: int,
-    status: Any,
-    trigger_id: str | None,
-    kind: Any,
-    since: str | None,
-    before: str | None,
-    follow: bool,
-    as_json: bool,
-) -> None:
+def runs(cli: CliContext, /, slug: str, follow: bool, as_json: bool, **filters: Any) -> None:
     """Recent runs of SLUG, newest first ('--follow': then live).
 
     \b
@@ -366,24 +296,14 @@ def runs(
       cairn agent runs support --status failed --since 24h
       cairn agent runs support --follow
     """
-    page = cli.call(
-        "list_agent_runs",
-        slug=slug,
-        limit=limit,
-        status=status,
-        trigger_id=trigger_id,
-        kind=kind,
-        before=before,
-        since=since,
-    )
+    page = cli.call("list_agent_runs", slug=slug, **filters)
     if as_json and not follow:
         click.echo(json.dumps(page["runs"], default=str))
         return
     if not follow:
         from cairn.cli.render import runs_table
-        from cairn.domain.runs import run_from_dict
 
-        runs_table([run_from_dict(r) for r in page["runs"]], limit)
+        runs_table(page["runs"], filters["limit"])
         return
     from cairn.cli.render import follow_runs
 
@@ -397,11 +317,9 @@ agent.add_command(trigger)
 
 @agent.command("why-not-fired")
 @click.argument("slug")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output("doctor.show_explanation")
 @pass_cli
-def why_not_fired(cli: CliContext, slug: str, as_json: bool) -> None:
+def why_not_fired(cli: CliContext, slug: str) -> Any:
     """Why SLUG did (not) fire on the last event of any source bound to it: each trigger's
     decision, no trigger, or no event at all."""
-    from cairn.cli.doctor import show_explanation
-
-    show_explanation(cli.call("why_not_fired", slug=slug), as_json)
+    return cli.call("why_not_fired", slug=slug)

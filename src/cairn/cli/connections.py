@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli, print_json
+from cairn.cli.context import CliContext, output, pass_cli
 from cairn.errors import UsageError
 
 
@@ -25,6 +25,11 @@ def _expiry(item: dict[str, Any]) -> str:
     return ("expired " if item["expired"] else "expires ") + str(item["expires_at"])
 
 
+def _connected(made: dict[str, Any]) -> None:
+    account = f" as {made['account_label']}" if made["account_label"] else ""
+    click.echo(f"connected {made['app_slug']}{account} ({made['connection_id']}, {_expiry(made)})")
+
+
 @connection.command("add")
 @click.argument("app_slug")
 @click.option(
@@ -34,46 +39,24 @@ def _expiry(item: dict[str, Any]) -> str:
 )
 @click.option("--expires-in", type=int, help="Seconds the token is valid from now.")
 @click.option("--account", default="", help="Whose account it is, for people.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(_connected)
 @pass_cli
 def add(
-    cli: CliContext,
-    app_slug: str,
-    token: str | None,
-    expires_in: int | None,
-    account: str,
-    as_json: bool,
-) -> None:
+    cli: CliContext, app_slug: str, token: str | None, expires_in: int | None, account: str
+) -> Any:
     """Store APP_SLUG's OAuth token, encrypted; it replaces the app's previous connection."""
     if not token:
         raise UsageError(f"pass --token or set CAIRN_CONNECT_TOKEN to connect {app_slug}")
-    made = cli.call(
-        "add_connection",
-        body={
-            "app_slug": app_slug,
-            "access_token": token,
-            "expires_in_s": expires_in,
-            "account_label": account,
-        },
-    )
-    if as_json:
-        print_json(made)
-        return
-    account_part = f" as {made['account_label']}" if made["account_label"] else ""
-    click.echo(
-        f"connected {made['app_slug']}{account_part} ({made['connection_id']}, {_expiry(made)})"
-    )
+    body = {
+        "app_slug": app_slug,
+        "access_token": token,
+        "expires_in_s": expires_in,
+        "account_label": account,
+    }
+    return cli.call("add_connection", body=body)
 
 
-@connection.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-@pass_cli
-def list_(cli: CliContext, as_json: bool) -> None:
-    """The sandbox's connections, revoked ones too (never their tokens)."""
-    found = cli.call("list_connections")
-    if as_json:
-        print_json(found)
-        return
+def _connection_lines(found: list[dict[str, Any]]) -> None:
     if not found:
         click.echo("no connections; add one with 'cairn connection add APP --token …'")
     for item in found:
@@ -90,19 +73,23 @@ def list_(cli: CliContext, as_json: bool) -> None:
         )
 
 
+@connection.command("list")
+@output(_connection_lines)
+@pass_cli
+def list_(cli: CliContext) -> Any:
+    """The sandbox's connections, revoked ones too (never their tokens)."""
+    return cli.call("list_connections")
+
+
 @connection.command("revoke")
 @click.argument("ref")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(lambda gone: click.echo(f"revoked connection {gone['connection_id']} ({gone['app_slug']})"))
 @pass_cli
-def revoke(cli: CliContext, ref: str, yes: bool, as_json: bool) -> None:
+def revoke(cli: CliContext, ref: str, yes: bool) -> Any:
     """Revoke connection REF (an id, or an app slug: its active connection) and forget its
     token; the app's integration sources are skipped until it is connected again."""
     from cairn.cli.context import confirm
 
     confirm(f"revoke connection {ref} and forget its token?", yes)
-    revoked = cli.call("revoke_connection", ref=ref)
-    if as_json:
-        print_json(revoked)
-    else:
-        click.echo(f"revoked connection {revoked['connection_id']} ({revoked['app_slug']})")
+    return cli.call("revoke_connection", ref=ref)

@@ -7,9 +7,10 @@ the SDK's in-process transport runs the same operations over the local ledger.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,11 +111,8 @@ class CliContext:
         """Release connections and the database."""
         if self._transport is not None:
             self._transport.close()  # in-process, this closes the app too
-        if self._app is not None and not self._transport_owns_app():
+        if self._app is not None and (self._transport is None or self.url):
             self._app.close()
-
-    def _transport_owns_app(self) -> bool:
-        return self._transport is not None and not self.url
 
 
 pass_cli = click.make_pass_decorator(CliContext)
@@ -146,6 +144,44 @@ def server_is_ours(url: str, secret: bytes) -> bool:
 def print_json(data: Any) -> None:
     """Machine-readable output: stable, indented JSON on stdout."""
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def output(
+    view: str | Callable[[Any], None], *, help: str = "Print JSON, for scripts."
+) -> Callable[[Callable[..., Any]], Callable[..., None]]:
+    """The ``--json`` flag of a command that returns what it shows: with ``--json`` the
+    result is printed as JSON for scripts, else ``view`` shows it to people. A view named
+    ``"module.function"`` (of ``cairn.cli``) is imported only then, so rich stays off the
+    cold path of ``--json``."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def show(*args: Any, as_json: bool, **kwargs: Any) -> None:
+            result = command(*args, **kwargs)
+            if as_json:
+                print_json(result)
+            elif isinstance(view, str):
+                import importlib
+
+                module, _, name = view.rpartition(".")
+                getattr(importlib.import_module(f"cairn.cli.{module}"), name)(result)
+            else:
+                view(result)
+
+        return click.option("--json", "as_json", is_flag=True, help=help)(show)
+
+    return decorate
+
+
+def option_set(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Several click options as one decorator, in the order given (the order of --help)."""
+
+    def apply(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return apply
 
 
 def parse_json_option(value: str | None, what: str) -> Any:

@@ -17,42 +17,40 @@ from cairn.cli.context import CliContext, pass_cli, print_json, waiting
 _MARKS = {"error": ("✗", "bold red"), "warning": ("!", "bold yellow"), "info": ("·", "green")}
 
 
-def _finding_lines(finding: dict[str, Any], *, with_subject: bool) -> list[Any]:
+def _print_findings(findings: list[dict[str, Any]], *, with_subject: bool) -> None:
+    """Each finding: its severity and code, the cause, the fix, then its evidence."""
     from rich.text import Text
 
-    mark, style = _MARKS.get(finding["severity"], ("?", ""))
-    head = Text(f"{mark} ", style=style)
-    head.append(finding["severity"], style=style)
-    head.append(f"  {finding['code']}", style="bold")
-    if with_subject and finding.get("subject"):
-        head.append(f"  [{finding['subject']}]")
-    lines: list[Any] = [head, Text("  " + finding["cause"])]
-    fix = Text("  fix: ", style="bold")
-    fix.append(finding["fix"])
-    lines.append(fix)
-    for key, value in (finding.get("evidence") or {}).items():
-        shown = value if isinstance(value, str) else json.dumps(value, default=str)
-        shown = " ".join(shown.split())
-        if len(shown) > 140:
-            shown = shown[:139] + "…"
-        lines.append(Text(f"    {key}: {shown}", style="dim"))
-    return lines
+    from cairn.cli.render import console
+
+    for finding in findings:
+        mark, style = _MARKS.get(finding["severity"], ("?", ""))
+        head = Text(f"{mark} ", style=style)
+        head.append(finding["severity"], style=style)
+        head.append(f"  {finding['code']}", style="bold")
+        if with_subject and finding.get("subject"):
+            head.append(f"  [{finding['subject']}]")
+        fix = Text("  fix: ", style="bold")
+        fix.append(finding["fix"])
+        console.print()
+        for line in (head, Text("  " + finding["cause"]), fix):
+            console.print(line)
+        for key, value in (finding.get("evidence") or {}).items():
+            shown = value if isinstance(value, str) else json.dumps(value, default=str)
+            shown = " ".join(shown.split())
+            if len(shown) > 140:
+                shown = shown[:139] + "…"
+            console.print(Text(f"    {key}: {shown}", style="dim"))
 
 
-def show_explanation(explanation: dict[str, Any], as_json: bool) -> None:
+def show_explanation(explanation: dict[str, Any]) -> None:
     """Print an explanation: the summary, then each finding with its fix and evidence."""
-    if as_json:
-        print_json(explanation)
-        return
     from rich.text import Text
 
     from cairn.cli.render import console
 
     console.print(Text(explanation["summary"], style="bold"))
-    for finding in explanation["findings"]:
-        console.print()
-        for line in _finding_lines(finding, with_subject=False):
-            console.print(line)
+    _print_findings(explanation["findings"], with_subject=False)
 
 
 def show_report(report: dict[str, Any]) -> None:
@@ -77,10 +75,7 @@ def show_report(report: dict[str, Any]) -> None:
                 style="bold red",
             )
         )
-    for finding in report["findings"]:
-        console.print()
-        for line in _finding_lines(finding, with_subject=True):
-            console.print(line)
+    _print_findings(report["findings"], with_subject=True)
 
 
 @click.command("doctor")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli, print_json
+from cairn.cli.context import CliContext, output, pass_cli
 
 
 @click.group()
@@ -51,6 +51,11 @@ def _arrival(event: dict[str, Any]) -> str | None:
     return said
 
 
+def _print_events(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        _print_event(event)
+
+
 def _print_event(event: dict[str, Any]) -> None:
     head = f"{event['event_id']}  {event['received_at'][:19] if event['received_at'] else ''}  "
     arrival = _arrival(event)
@@ -76,30 +81,14 @@ def _print_event(event: dict[str, Any]) -> None:
     "--limit", default=20, show_default=True, type=click.IntRange(1, 500), help="Events per page."
 )
 @click.option("--before", help="Cursor: events older than this event_id.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(_print_events)
 @pass_cli
-def list_(
-    cli: CliContext, source: str | None, limit: int, before: str | None, as_json: bool
-) -> None:
+def list_(cli: CliContext, source: str | None, limit: int, before: str | None) -> Any:
     """Recent events, newest first, each with every trigger's decision."""
-    page = cli.call("list_events", source=source, limit=limit, before=before)
-    if as_json:
-        print_json(page["events"])
-        return
-    for event in page["events"]:
-        _print_event(event)
+    return cli.call("list_events", source=source, limit=limit, before=before)["events"]
 
 
-@events.command("show")
-@click.argument("event_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-@pass_cli
-def show(cli: CliContext, event_id: str, as_json: bool) -> None:
-    """One event: its payload and why each trigger did or did not fire."""
-    event = cli.call("get_event", event_id=event_id)
-    if as_json:
-        print_json(event)
-        return
+def _event_detail(event: dict[str, Any]) -> None:
     _print_event(event)
     if event["payload"] is not None:
         import json
@@ -108,13 +97,20 @@ def show(cli: CliContext, event_id: str, as_json: bool) -> None:
         click.echo(json.dumps(event["payload"], indent=2, default=str))
 
 
+@events.command("show")
+@click.argument("event_id")
+@output(_event_detail)
+@pass_cli
+def show(cli: CliContext, event_id: str) -> Any:
+    """One event: its payload and why each trigger did or did not fire."""
+    return cli.call("get_event", event_id=event_id)
+
+
 @events.command("explain")
 @click.argument("event_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output("doctor.show_explanation")
 @pass_cli
-def explain(cli: CliContext, event_id: str, as_json: bool) -> None:
+def explain(cli: CliContext, event_id: str) -> Any:
     """Why EVENT_ID fired what it fired, or nothing: each trigger's decision in plain English
     with the command that changes it, or why the delivery was refused."""
-    from cairn.cli.doctor import show_explanation
-
-    show_explanation(cli.call("explain_event", event_id=event_id), as_json)
+    return cli.call("explain_event", event_id=event_id)

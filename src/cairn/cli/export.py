@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli, print_json
+from cairn.cli.context import CliContext, output, pass_cli, print_json
 
 PAGE = 1000
 
@@ -92,16 +92,12 @@ def otlp(cli: CliContext, since: str, agent: str | None, as_json: bool) -> None:
 
 
 @export.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(lambda found: click.echo(telemetry_line(found)))
 @pass_cli
-def status(cli: CliContext, as_json: bool) -> None:
+def status(cli: CliContext) -> Any:
     """Whether runs are exported, where to, and how many were sent and dropped (by the
     server at CAIRN_URL; in-process, by this process)."""
-    found = cli.call("get_telemetry")
-    if as_json:
-        print_json(found)
-        return
-    click.echo(telemetry_line(found))
+    return cli.call("get_telemetry")
 
 
 def telemetry_line(found: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ command runs, never by ``cairn mcp --help``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -83,21 +84,17 @@ async def _serve_remote(transport: AsyncHttpTransport, read_only: bool) -> None:
         await transport.aclose()
 
 
+@dataclass(frozen=True, slots=True)
 class RemoteBackend:
     """The MCP server's backend over the SDK's HTTP transport: each operation of the table
-    is sent to the server, which checks the key again."""
+    is sent to the server, which checks the key again. ``principal`` is the key's sandbox
+    and role (capped by ``--read-only``)."""
 
-    def __init__(self, transport: AsyncHttpTransport, principal: Principal) -> None:
-        self._transport = transport
-        self._principal = principal
-
-    @property
-    def principal(self) -> Principal:
-        """The key's sandbox and role (capped by ``--read-only``)."""
-        return self._principal
+    transport: AsyncHttpTransport
+    principal: Principal
 
     async def call(
         self, operation: str, params: Mapping[str, Any] | None = None, body: Any = None
     ) -> Any:
         """The operation, over HTTP."""
-        return await self._transport.call(operation, params, body)
+        return await self.transport.call(operation, params, body)

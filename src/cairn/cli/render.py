@@ -1,4 +1,6 @@
-"""Rendering for people: tables, the run view and the trace, with rich (imported here only)."""
+"""Rendering for people: tables, the run view and the trace, with rich (imported here only).
+
+Each view takes the JSON an operation answered with, as ``--json`` prints it."""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from cairn.domain.agents import Agent
-from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent
-from cairn.domain.sources import DataSource
+from cairn.domain.agents import agent_from_dict
+from cairn.domain.runs import LIVE_STATUSES, event_from_dict, run_from_dict
+from cairn.domain.sources import source_from_dict
 from cairn.domain.trace import ToolResolutionTrace
 from cairn.text import clip
 
@@ -48,10 +50,10 @@ def _outcome(outcome: str | None) -> Text:
     return Text(outcome, style="bold yellow" if outcome in QUIET_OUTCOMES else "")
 
 
-def agents_table(agents: list[Agent]) -> None:
+def agents_table(found: list[dict[str, Any]]) -> None:
     """``cairn agent list``."""
     table = Table("slug", "name", "status", "version", "backend", "sources", "allowlist")
-    for agent in agents:
+    for agent in map(agent_from_dict, found):
         table.add_row(
             agent.slug,
             agent.name,
@@ -64,8 +66,9 @@ def agents_table(agents: list[Agent]) -> None:
     console.print(table)
 
 
-def agent_detail(agent: Agent) -> None:
+def agent_detail(found: dict[str, Any]) -> None:
     """``cairn agent show``."""
+    agent = agent_from_dict(found)
     settings = agent.model_settings
     console.print(f"[bold]{agent.slug}[/]  {agent.name}  ({agent.status}, version {agent.version})")
     if agent.description:
@@ -125,8 +128,19 @@ def trace_view(trace: ToolResolutionTrace | None) -> None:
         console.print(f"  [yellow]name conflict[/] {conflict}: an earlier source's tool was kept")
 
 
-def runs_table(runs: list[Run], limit: int | None = None, *, with_agent: bool = False) -> None:
+def catalog(found: dict[str, Any]) -> None:
+    """``cairn agent tools``: the tools the agent would see, then the trace."""
+    if found["tools"]:
+        for tool in found["tools"]:
+            console.print(f"[bold]{tool['name']}[/]  {tool['description']}")
+    else:
+        console.print("[bold red]no tools would be advertised[/]")
+    trace_view(ToolResolutionTrace.from_dict(found["trace"]))
+
+
+def runs_table(found: list[dict[str, Any]], limit: int, *, with_agent: bool = False) -> None:
     """``cairn agent runs`` (and ``cairn runs list``, ``with_agent``)."""
+    runs = [run_from_dict(run) for run in found]
     columns = ["run_id", "created", "kind", "status", "outcome", "tools", "tokens", "ms", "error"]
     table = Table(*(["run_id", "agent", *columns[1:]] if with_agent else columns))
     for run in runs:
@@ -143,12 +157,13 @@ def runs_table(runs: list[Run], limit: int | None = None, *, with_agent: bool = 
             clip(run.error_message or "", 40),
         )
     console.print(table)
-    if runs and limit is not None and len(runs) == limit:
+    if runs and len(runs) == limit:
         console.print(f"[dim]next page: --before {runs[-1].run_id}[/]")
 
 
-def run_detail(run: Run, events: list[RunEvent] | None = None) -> None:
+def run_detail(found: dict[str, Any], events: list[dict[str, Any]] | None = None) -> None:
     """``cairn runs show`` and the result of ``cairn agent test``."""
+    run = run_from_dict(found)
     console.print(
         Text.assemble(
             (run.run_id, "bold"), "  ", _status(run.status), "  outcome ", _outcome(run.outcome)
@@ -194,17 +209,17 @@ def run_detail(run: Run, events: list[RunEvent] | None = None) -> None:
     trace_view(run.tool_resolution_trace)
     if events is not None:
         console.print(f"[bold]events[/] ({len(events)})")
-        for event in events:
+        for event in map(event_from_dict, events):
             console.print(f"  {event.seq:>4} {event.kind:<11} {clip(event.data, 100)}")
 
 
-def sources_table(sources: list[DataSource]) -> None:
+def sources_table(found: list[dict[str, Any]]) -> None:
     """``cairn source list``."""
     table = Table()
     table.add_column("source_id", no_wrap=True, min_width=30)
     for header in ("label", "kind", "transport", "namespace", "status", "reason"):
         table.add_column(header)
-    for source in sources:
+    for source in map(source_from_dict, found):
         table.add_row(
             source.source_id,
             source.label,
@@ -217,8 +232,9 @@ def sources_table(sources: list[DataSource]) -> None:
     console.print(table)
 
 
-def source_detail(source: DataSource) -> None:
+def source_detail(found: dict[str, Any]) -> None:
     """``cairn source show``: configuration and status, secrets by name only."""
+    source = source_from_dict(found)
     console.print(f"[bold]{source.label}[/] ({source.kind}) {source.source_id}")
     console.print(
         f"status: {source.status}" + (f" - {source.status_reason}" if source.status_reason else "")
@@ -259,35 +275,28 @@ def _summary_line(summary: dict[str, Any]) -> Text:
 
 def follow_runs(stream: Any, recent: list[dict[str, Any]], as_json: bool) -> None:
     """``cairn agent runs --follow``: the recent runs, then each run as it starts and ends."""
-    import json as json_module
 
-    for run in reversed(recent):
+    def show(run: dict[str, Any]) -> None:
         if as_json:
-            print(json_module.dumps(run, default=str), flush=True)
+            print(json.dumps(run, default=str), flush=True)
         else:
             console.print(_summary_line(run))
+
+    for run in reversed(recent):
+        show(run)
     if not as_json:
         console.print("[dim]following; Ctrl-C to stop[/]")
     for event in stream:
-        if event.event != "run":
-            continue
-        if as_json:
-            print(json_module.dumps(event.data, default=str), flush=True)
-        else:
-            console.print(_summary_line(event.data))
+        if event.event == "run":
+            show(event.data)
 
 
 def follow_events(stream: Any, as_json: bool) -> str | None:
     """``cairn runs follow``: text as it streams, tool calls and results; returns the final
     status from the ``end`` event."""
-    import json as json_module
-
     for event in stream:
         if as_json:
-            print(
-                json_module.dumps({"event": event.event, "data": event.data}, default=str),
-                flush=True,
-            )
+            print(json.dumps({"event": event.event, "data": event.data}, default=str), flush=True)
             if event.event == "end":
                 return str(event.data.get("status"))
             continue

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json
+from cairn.cli.context import (
+    CliContext,
+    option_set,
+    output,
+    parse_json_option,
+    pass_cli,
+    print_json,
+)
 from cairn.domain.runs import RUN_KINDS, RUN_STATUSES
 
 
@@ -13,37 +22,40 @@ def runs() -> None:
     """List, inspect, follow, cancel, replay, explain and prune runs."""
 
 
+run_filters = option_set(
+    click.option(
+        "--limit",
+        default=20,
+        show_default=True,
+        type=click.IntRange(1, 1000),
+        help="Runs per page.",
+    ),
+    click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs in this status."),
+    click.option("--kind", type=click.Choice(RUN_KINDS), help="Only runs of this kind."),
+    click.option("--trigger", "trigger_id", help="Only runs fired by this trigger id."),
+    click.option("--since", metavar="AGE", help="Only runs newer than AGE, e.g. 24h, 7d."),
+    click.option("--before", metavar="RUN_ID", help="Cursor: runs older than RUN_ID (next page)."),
+)
+"""The options that page and filter a listing of runs (``runs list``, ``agent runs``), given
+to the command under the names of the listing operations' parameters."""
+
+
+def show_run(run: dict[str, Any], as_json: bool) -> None:
+    """Print a run row (shared with ``cairn agent test``)."""
+    if as_json:
+        print_json(run)
+        return
+    from cairn.cli.render import run_detail
+
+    run_detail(run)
+
+
 @runs.command("list")
 @click.option("--agent", "slug", help="Only the runs of this agent.")
-@click.option(
-    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Runs per page."
-)
-@click.option(
-    "--status",
-    type=click.Choice(RUN_STATUSES),
-    help="Only runs in this status.",
-)
-@click.option(
-    "--kind",
-    type=click.Choice(RUN_KINDS),
-    help="Only runs of this kind.",
-)
-@click.option("--trigger", "trigger_id", help="Only runs fired by this trigger id.")
-@click.option("--since", metavar="AGE", help="Only runs newer than AGE, e.g. 24h, 7d.")
-@click.option("--before", metavar="RUN_ID", help="Cursor: runs older than RUN_ID (next page).")
+@run_filters
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON list.")
 @pass_cli
-def list_(
-    cli: CliContext,
-    slug: str | None,
-    limit: int,
-    status: str | None,
-    kind: str | None,
-    trigger_id: str | None,
-    since: str | None,
-    before: str | None,
-    as_json: bool,
-) -> None:
+def list_(cli: CliContext, /, slug: str | None, as_json: bool, **filters: Any) -> None:
     """Recent runs of every agent in the sandbox, newest first.
 
     \b
@@ -51,23 +63,13 @@ def list_(
       cairn runs list --status failed --since 24h
       cairn runs list --kind oneshot --json
     """
-    page = cli.call(
-        "list_runs",
-        agent=slug,
-        limit=limit,
-        status=status,
-        kind=kind,
-        trigger_id=trigger_id,
-        since=since,
-        before=before,
-    )
+    page = cli.call("list_runs", agent=slug, **filters)
     if as_json:
         print_json(page["runs"])
         return
     from cairn.cli.render import runs_table
-    from cairn.domain.runs import run_from_dict
 
-    runs_table([run_from_dict(r) for r in page["runs"]], limit, with_agent=True)
+    runs_table(page["runs"], filters["limit"], with_agent=True)
 
 
 @runs.command("show")
@@ -89,12 +91,8 @@ def show(cli: CliContext, run_id: str, events: bool, as_json: bool) -> None:
         print_json(run | {"events": run_events or []})
         return
     from cairn.cli.render import run_detail
-    from cairn.domain.runs import event_from_dict, run_from_dict
 
-    run_detail(
-        run_from_dict(run),
-        [event_from_dict(e) for e in run_events] if run_events is not None else None,
-    )
+    run_detail(run, run_events)
 
 
 @runs.command("follow")
@@ -119,15 +117,11 @@ def follow(cli: CliContext, run_id: str, as_json: bool) -> None:
 
 @runs.command("cancel")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(lambda run: click.echo(f"cancel requested for {run['run_id']} (status {run['status']})"))
 @pass_cli
-def cancel(cli: CliContext, run_id: str, as_json: bool) -> None:
+def cancel(cli: CliContext, run_id: str) -> Any:
     """Cancel a live run: it ends 'cancelled' and keeps the events it had."""
-    run = cli.call("cancel_run", run_id=run_id)
-    if as_json:
-        print_json(run)
-    else:
-        click.echo(f"cancel requested for {run_id} (status {run['status']})")
+    return cli.call("cancel_run", run_id=run_id)
 
 
 @runs.command("replay")
@@ -137,8 +131,6 @@ def cancel(cli: CliContext, run_id: str, as_json: bool) -> None:
 @pass_cli
 def replay(cli: CliContext, run_id: str, payload_json: str | None, as_json: bool) -> None:
     """Fire RUN_ID's agent again on the same event (or an edited one) as a test run."""
-    from cairn.cli.agents import show_run
-
     payload = parse_json_option(payload_json, "--event-payload")
     run = cli.call("replay_run", run_id=run_id, body={"event_payload": payload})
     show_run(run, as_json)
@@ -199,11 +191,9 @@ def prune(cli: CliContext, older_than: str | None, dry_run: bool, yes: bool, as_
 
 @runs.command("explain")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output("doctor.show_explanation")
 @pass_cli
-def explain(cli: CliContext, run_id: str, as_json: bool) -> None:
+def explain(cli: CliContext, run_id: str) -> Any:
     """Why RUN_ID did what it did, in plain English: the cause, the fix, and the run, event
     and trace fields each finding rests on."""
-    from cairn.cli.doctor import show_explanation
-
-    show_explanation(cli.call("explain_run", run_id=run_id), as_json)
+    return cli.call("explain_run", run_id=run_id)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json
+from cairn.cli.context import CliContext, output, parse_json_option, pass_cli, print_json
 from cairn.errors import InvalidJSON, UsageError
 
 
@@ -109,34 +109,20 @@ def add(
 
 
 @source.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output("render.sources_table")
 @pass_cli
-def list_(cli: CliContext, as_json: bool) -> None:
+def list_(cli: CliContext) -> Any:
     """Every source of the sandbox and its status."""
-    found = cli.call("list_sources")
-    if as_json:
-        print_json(found)
-    else:
-        from cairn.cli.render import sources_table
-        from cairn.domain.sources import source_from_dict
-
-        sources_table([source_from_dict(s) for s in found])
+    return cli.call("list_sources")
 
 
 @source.command("show")
 @click.argument("source_ref")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output("render.source_detail")
 @pass_cli
-def show(cli: CliContext, source_ref: str, as_json: bool) -> None:
+def show(cli: CliContext, source_ref: str) -> Any:
     """One source (by id or label): configuration and status; secrets by name only."""
-    found = cli.call("get_source", ref=source_ref)
-    if as_json:
-        print_json(found)
-    else:
-        from cairn.cli.render import source_detail
-        from cairn.domain.sources import source_from_dict
-
-        source_detail(source_from_dict(found))
+    return cli.call("get_source", ref=source_ref)
 
 
 @source.command("test")
@@ -175,23 +161,23 @@ def integration() -> None:
     """OAuth'd apps (slack, github, …) as tool sources, through the connection provider."""
 
 
+def _integration_added(made: dict[str, Any]) -> None:
+    click.echo(
+        f"added integration source {made['label']} ({made['source_id']}): tools appear as "
+        f"{made['config']['namespace']}_<tool> once {made['config']['app_slug']} is connected"
+    )
+
+
 @integration.command("add")
 @click.argument("app_slug")
 @click.option("--label", help="The source's label (default: the app slug).")
 @click.option("--provider-url", help="The provider's MCP base URL (default: CAIRN_CONNECT_URL).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(_integration_added)
 @pass_cli
 def add_integration(
-    cli: CliContext, app_slug: str, label: str | None, provider_url: str | None, as_json: bool
-) -> None:
+    cli: CliContext, app_slug: str, label: str | None, provider_url: str | None
+) -> Any:
     """Add APP_SLUG's tools as pd_<app_slug>_<tool>; runs skip it, with the reason, until
     'cairn connection add APP_SLUG' gives it a working token."""
     body = {"app_slug": app_slug, "label": label, "provider_url": provider_url}
-    made = cli.call("add_integration_source", body=body)
-    if as_json:
-        print_json(made)
-    else:
-        click.echo(
-            f"added integration source {made['label']} ({made['source_id']}): tools appear as "
-            f"{made['config']['namespace']}_<tool> once {app_slug} is connected"
-        )
+    return cli.call("add_integration_source", body=body)

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli
+from cairn.cli.context import CliContext, output, pass_cli
 from cairn.cli.export import telemetry_line
 
 
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-@pass_cli
-def status(cli: CliContext, as_json: bool) -> None:
-    """Runs queued and running in the sandbox, and every worker with its last heartbeat."""
-    found = cli.call("get_status")
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
+def _show(found: dict[str, Any]) -> None:
     click.echo(
         f"sandbox {found['sandbox_id']}: {found['queued']} queued, {found['running']} running "
         f"(executor {found['executor']}, backlog limit {found['max_backlog']}, "
@@ -32,9 +24,6 @@ def status(cli: CliContext, as_json: bool) -> None:
     telemetry = found.get("telemetry")
     if telemetry is not None:
         click.echo(telemetry_line(telemetry))
-    telemetry = found.get("telemetry")
-    if telemetry is not None:
-        click.echo(telemetry_line(telemetry))
     alive = [w for w in found["workers"] if w["alive"]]
     click.echo(f"workers alive: {len(alive)}")
     for worker in found["workers"]:
@@ -43,3 +32,11 @@ def status(cli: CliContext, as_json: bool) -> None:
             f"  {worker['worker_id']}  {state:7}  {worker['running']}/{worker['concurrency']} "
             f"running  last heartbeat {worker['heartbeat_at']}"
         )
+
+
+@click.command()
+@output(_show)
+@pass_cli
+def status(cli: CliContext) -> Any:
+    """Runs queued and running in the sandbox, and every worker with its last heartbeat."""
+    return cli.call("get_status")

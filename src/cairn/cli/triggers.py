@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, parse_json_option, pass_cli, print_json
+from cairn.cli.context import CliContext, output, parse_json_option, pass_cli, print_json
 from cairn.errors import InvalidJSON, UsageError
 
 
@@ -25,10 +25,7 @@ def _filter(value: str | None) -> Any:
     return data
 
 
-def _print_trigger(data: dict[str, Any], as_json: bool, verb: str) -> None:
-    if as_json:
-        print_json(data)
-        return
+def _trigger_line(data: dict[str, Any], verb: str) -> None:
     cap = data["rate_limit_per_hour"]
     click.echo(
         f"{verb} trigger {data['trigger_id']}: {data['agent_slug']} ← source "
@@ -75,20 +72,13 @@ def create(
     made = cli.call("create_trigger", slug=slug, body=body)
     if quiet:
         click.echo(made["trigger_id"])
-        return
-    _print_trigger(made, as_json, "created")
+    elif as_json:
+        print_json(made)
+    else:
+        _trigger_line(made, "created")
 
 
-@trigger.command("list")
-@click.argument("slug", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-@pass_cli
-def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
-    """The triggers of SLUG (or of every agent), with fire counts."""
-    found = cli.call("list_agent_triggers", slug=slug) if slug else cli.call("list_triggers")
-    if as_json:
-        print_json(found)
-        return
+def _triggers_table(found: list[dict[str, Any]]) -> None:
     from cairn.cli.render import Table, console
 
     table = Table()
@@ -110,18 +100,27 @@ def list_(cli: CliContext, slug: str | None, as_json: bool) -> None:
     console.print(table)
 
 
+@trigger.command("list")
+@click.argument("slug", required=False)
+@output(_triggers_table)
+@pass_cli
+def list_(cli: CliContext, slug: str | None) -> Any:
+    """The triggers of SLUG (or of every agent), with fire counts."""
+    return cli.call("list_agent_triggers", slug=slug) if slug else cli.call("list_triggers")
+
+
+def _trigger_detail(data: dict[str, Any]) -> None:
+    _trigger_line(data, "")
+    click.echo(f"fired {data['fire_count']} times; last {data['last_fired_at'] or 'never'}")
+
+
 @trigger.command("show")
 @click.argument("trigger_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(_trigger_detail)
 @pass_cli
-def show(cli: CliContext, trigger_id: str, as_json: bool) -> None:
+def show(cli: CliContext, trigger_id: str) -> Any:
     """One trigger, with its fire count and last fire."""
-    data = cli.call("get_trigger", trigger_id=trigger_id)
-    if as_json:
-        print_json(data)
-        return
-    _print_trigger(data, False, "")
-    click.echo(f"fired {data['fire_count']} times; last {data['last_fired_at'] or 'never'}")
+    return cli.call("get_trigger", trigger_id=trigger_id)
 
 
 @trigger.command("update")
@@ -129,7 +128,7 @@ def show(cli: CliContext, trigger_id: str, as_json: bool) -> None:
 @click.option("--event-type", help="'*' or one event type.")
 @click.option("--filter", "filter_json", help="Payload filter, JSON; 'null' removes it.")
 @click.option("--rate-limit", help="Fires per hour; 'none' removes the cap.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(lambda data: _trigger_line(data, "updated"))
 @pass_cli
 def update(
     cli: CliContext,
@@ -137,8 +136,7 @@ def update(
     event_type: str | None,
     filter_json: str | None,
     rate_limit: str | None,
-    as_json: bool,
-) -> None:
+) -> Any:
     """Change only the given fields of a trigger."""
     body: dict[str, Any] = {}
     if event_type is not None:
@@ -152,7 +150,7 @@ def update(
             body["rate_limit_per_hour"] = int(rate_limit)
         else:
             raise UsageError(f"--rate-limit takes a number or 'none', not {rate_limit!r}")
-    _print_trigger(cli.call("update_trigger", trigger_id=trigger_id, body=body), as_json, "updated")
+    return cli.call("update_trigger", trigger_id=trigger_id, body=body)
 
 
 @trigger.command("pause")
@@ -161,7 +159,7 @@ def update(
 def pause(cli: CliContext, trigger_id: str) -> None:
     """Stop firing (events are still recorded, as 'paused'); reversible."""
     data = cli.call("update_trigger", trigger_id=trigger_id, body={"status": "paused"})
-    _print_trigger(data, False, "paused")
+    _trigger_line(data, "paused")
 
 
 @trigger.command("resume")
@@ -170,7 +168,7 @@ def pause(cli: CliContext, trigger_id: str) -> None:
 def resume(cli: CliContext, trigger_id: str) -> None:
     """Fire again."""
     data = cli.call("update_trigger", trigger_id=trigger_id, body={"status": "active"})
-    _print_trigger(data, False, "resumed")
+    _trigger_line(data, "resumed")
 
 
 @trigger.command("destroy")

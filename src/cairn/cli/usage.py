@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli, print_json
+from cairn.cli.context import CliContext, output, pass_cli, print_json
 from cairn.domain.usage import USAGE_BY, format_micros
 from cairn.errors import UsageError
 
@@ -66,6 +66,11 @@ def _when(iso: str) -> str:
     return iso.replace("T", " ")[:16]
 
 
+def _counts(row: dict[str, Any]) -> list[str]:
+    """A row's runs, tokens in and out, and estimated cost, as the report's cells."""
+    return [f"{row['runs']:,}", f"{row['tokens_in']:,}", f"{row['tokens_out']:,}", _cost(row)]
+
+
 def usage_table(report: dict[str, Any], since: str) -> None:
     """The report for people: a row per group with its sparkline, then the totals."""
     from cairn.cli.render import Table, console
@@ -90,23 +95,9 @@ def usage_table(report: dict[str, Any], since: str) -> None:
     peak = max((row["tokens"] for row in rows), default=0)
     for row in rows:
         line = spark(row["tokens"], peak) if by == "hour" else sparkline(row["series"])
-        table.add_row(
-            _label(by, row["key"]),
-            f"{row['runs']:,}",
-            f"{row['tokens_in']:,}",
-            f"{row['tokens_out']:,}",
-            _cost(row),
-            line,
-        )
+        table.add_row(_label(by, row["key"]), *_counts(row), line)
     table.add_section()
-    table.add_row(
-        "[bold]total[/]",
-        f"{totals['runs']:,}",
-        f"{totals['tokens_in']:,}",
-        f"{totals['tokens_out']:,}",
-        _cost(totals),
-        sparkline(totals["series"]),
-    )
+    table.add_row("[bold]total[/]", *_counts(totals), sparkline(totals["series"]))
     console.print(table)
     if totals["unpriced_runs"]:
         console.print(
@@ -229,6 +220,8 @@ def threshold(
 
 
 def _print_flags(flags: list[dict[str, Any]]) -> None:
+    if not flags:
+        click.echo("no agent is over its threshold in the last hour")
     for flag in flags:
         click.echo(flag["message"])
         if flag["paused_trigger_ids"]:
@@ -236,29 +229,14 @@ def _print_flags(flags: list[dict[str, Any]]) -> None:
 
 
 @usage.command("runaways")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(_print_flags)
 @pass_cli
-def runaways(cli: CliContext, as_json: bool) -> None:
+def runaways(cli: CliContext) -> Any:
     """Agents over their threshold in the last hour (changes nothing)."""
-    flags = cli.call("list_runaways")
-    if as_json:
-        print_json(flags)
-    elif not flags:
-        click.echo("no agent is over its threshold in the last hour")
-    else:
-        _print_flags(flags)
+    return cli.call("list_runaways")
 
 
-@usage.command("enforce")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-@pass_cli
-def enforce(cli: CliContext, as_json: bool) -> None:
-    """Pause the active triggers of runaway agents whose threshold has --pause, and record
-    why (see 'cairn usage enforcements'). Safe to run from cron."""
-    flags = cli.call("enforce")
-    if as_json:
-        print_json(flags)
-        return
+def _enforced(flags: list[dict[str, Any]]) -> None:
     if not flags:
         click.echo("nothing to enforce: no agent with --pause is over its threshold")
         return
@@ -267,25 +245,34 @@ def enforce(cli: CliContext, as_json: bool) -> None:
         click.echo("no active trigger to pause (already paused, or fired by hand)")
 
 
-@usage.command("enforcements")
-@click.option("--agent", help="Only this agent (slug).")
-@click.option(
-    "--limit", default=20, show_default=True, type=click.IntRange(1, 500), help="Rows at most."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@usage.command("enforce")
+@output(_enforced)
 @pass_cli
-def enforcements(cli: CliContext, agent: str | None, limit: int, as_json: bool) -> None:
-    """Past enforcements that paused triggers, newest first, with the reason."""
-    found = cli.call("list_enforcements", agent=agent, limit=limit)
-    if as_json:
-        print_json(found)
-        return
+def enforce(cli: CliContext) -> Any:
+    """Pause the active triggers of runaway agents whose threshold has --pause, and record
+    why (see 'cairn usage enforcements'). Safe to run from cron."""
+    return cli.call("enforce")
+
+
+def _enforcement_lines(found: list[dict[str, Any]]) -> None:
     if not found:
         click.echo("no enforcement has paused a trigger")
     for record in found:
         click.echo(
             f"{_when(record['enforced_at'])} UTC  {record['agent_slug']}: {record['reason']}"
         )
+
+
+@usage.command("enforcements")
+@click.option("--agent", help="Only this agent (slug).")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 500), help="Rows at most."
+)
+@output(_enforcement_lines)
+@pass_cli
+def enforcements(cli: CliContext, agent: str | None, limit: int) -> Any:
+    """Past enforcements that paused triggers, newest first, with the reason."""
+    return cli.call("list_enforcements", agent=agent, limit=limit)
 
 
 @usage.command("rollup")

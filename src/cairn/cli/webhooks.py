@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli, print_json
+from cairn.cli.context import CliContext, output, pass_cli, print_json
 
 
 @click.group()
@@ -120,16 +120,20 @@ def schedule() -> None:
     """Schedule sources: cron expressions that emit ``schedule.tick`` events."""
 
 
+def _schedule_added(made: dict[str, Any]) -> None:
+    config = made["config"]
+    click.echo(
+        f"added schedule source {made['label']} ({made['source_id']}): "
+        f"{config['cron']} {config['timezone']}"
+    )
+
+
 @schedule.command("add")
 @click.argument("label")
 @click.option("--cron", required=True, help="Five-field cron expression, e.g. '0 2 * * *'.")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(_schedule_added)
 @pass_cli
-def add_schedule(cli: CliContext, label: str, cron: str, timezone: str, as_json: bool) -> None:
+def add_schedule(cli: CliContext, label: str, cron: str, timezone: str) -> Any:
     """A schedule source LABEL; bind triggers to it with --event-type schedule.tick."""
-    made = cli.call("add_schedule", body={"label": label, "cron": cron, "timezone": timezone})
-    if as_json:
-        print_json(made)
-    else:
-        click.echo(f"added schedule source {label} ({made['source_id']}): {cron} {timezone}")
+    return cli.call("add_schedule", body={"label": label, "cron": cron, "timezone": timezone})

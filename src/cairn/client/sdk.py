@@ -122,13 +122,37 @@ async def _follow_async(events: AsyncIterator[StreamEvent], follow: Follow[R]) -
             yield follow.read(event.data)
 
 
-class operation(Generic[P, R]):
+class _Described(Generic[P]):
+    """A method that describes a ``Call`` or a ``Follow``, made into the method that performs
+    it through the resource's ``_perform`` or ``_follow`` (named by ``by``)."""
+
+    by = "_perform"
+
+    def __init__(self, describe: Callable[Concatenate[Any, P], Any]) -> None:
+        self.describe = describe
+        functools.update_wrapper(self, describe)  # type: ignore[arg-type]
+
+    def _bind(self, resource: Resource[Any] | None) -> Any:
+        if resource is None:
+            return self
+        describe, perform = self.describe, getattr(resource, self.by)
+
+        @functools.wraps(describe)
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return perform(describe(resource, *args, **kwargs))
+
+        signature = inspect.signature(describe)  # as a bound method shows it: without self
+        parameters = list(signature.parameters.values())[1:]
+        method.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        return method
+
+
+class operation(_Described[P], Generic[P, R]):
     """Makes a method that describes a ``Call`` into the method that performs it: on a
     ``Client`` resource it returns the result, on an ``AsyncClient`` one a coroutine."""
 
     def __init__(self, describe: Callable[Concatenate[Any, P], Call[R]]) -> None:
-        self.describe = describe
-        functools.update_wrapper(self, describe)  # type: ignore[arg-type]
+        super().__init__(describe)
 
     @overload
     def __get__(self, resource: Resource[Sync], owner: Any) -> Callable[P, R]: ...
@@ -140,25 +164,17 @@ class operation(Generic[P, R]):
     def __get__(self, resource: None, owner: Any) -> operation[P, R]: ...
 
     def __get__(self, resource: Resource[Any] | None, owner: Any) -> Any:
-        if resource is None:
-            return self
-        describe = self.describe
-
-        @functools.wraps(describe)
-        def perform(*args: Any, **kwargs: Any) -> Any:
-            return resource._perform(describe(resource, *args, **kwargs))
-
-        perform.__signature__ = _without_self(describe)  # type: ignore[attr-defined]
-        return perform
+        return self._bind(resource)
 
 
-class streaming(Generic[P, R]):
+class streaming(_Described[P], Generic[P, R]):
     """As ``operation``, for a stream: an iterator on ``Client``, an async one on
     ``AsyncClient``."""
 
+    by = "_follow"
+
     def __init__(self, describe: Callable[Concatenate[Any, P], Follow[R]]) -> None:
-        self.describe = describe
-        functools.update_wrapper(self, describe)  # type: ignore[arg-type]
+        super().__init__(describe)
 
     @overload
     def __get__(self, resource: Resource[Sync], owner: Any) -> Callable[P, Iterator[R]]: ...
@@ -170,22 +186,7 @@ class streaming(Generic[P, R]):
     def __get__(self, resource: None, owner: Any) -> streaming[P, R]: ...
 
     def __get__(self, resource: Resource[Any] | None, owner: Any) -> Any:
-        if resource is None:
-            return self
-        describe = self.describe
-
-        @functools.wraps(describe)
-        def follow(*args: Any, **kwargs: Any) -> Any:
-            return resource._follow(describe(resource, *args, **kwargs))
-
-        follow.__signature__ = _without_self(describe)  # type: ignore[attr-defined]
-        return follow
-
-
-def _without_self(function: Callable[..., Any]) -> inspect.Signature:
-    """The signature a bound method shows: without ``self``, returning what it performs."""
-    signature = inspect.signature(function)
-    return signature.replace(parameters=list(signature.parameters.values())[1:])
+        return self._bind(resource)
 
 
 def _given(**params: Any) -> dict[str, Any]:
@@ -544,6 +545,11 @@ class BaseClient(Resource[Mode]):
         self.sources: Sources[Mode] = Sources(transport)
         self.keys: Keys[Mode] = Keys(transport)
         self.usage: Usage[Mode] = Usage(transport)
+
+    @operation
+    def whoami(self) -> Call[wire.Identity]:
+        """The key's sandbox and role (the local operator: owner, ``key_id`` null)."""
+        return Call("whoami", one(wire.Identity))
 
     @operation
     def ask(

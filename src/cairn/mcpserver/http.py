@@ -11,7 +11,6 @@ working at once and shutdown waits for nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +20,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from cairn.api.dependencies import bearer_token
 from cairn.api.intake import MCP_PATH
+from cairn.api.problems import problem
 from cairn.domain.keys import Principal
 from cairn.errors import CairnError
 from cairn.mcpserver.backend import TableBackend
@@ -63,26 +63,10 @@ class McpEndpoint:
         try:
             principal = await anyio.to_thread.run_sync(authenticate, self.app, token)
         except CairnError as error:
-            await _refuse(send, error)
+            title = "Unauthorized" if error.http_status == 401 else "Error"
+            refusal = problem(error.http_status, title, str(error), type(error).__name__)
+            refusal.headers["www-authenticate"] = 'Bearer realm="cairn"'
+            await refusal(scope, receive, send)
             return
         scope[PRINCIPAL] = principal
         await self.manager.handle_request(scope, receive, send)
-
-
-async def _refuse(send: Any, error: CairnError) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Unauthorized" if error.http_status == 401 else "Error",
-            "status": error.http_status,
-            "detail": str(error),
-            "error": type(error).__name__,
-        }
-    ).encode()
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", b"%d" % len(body)),
-        (b"www-authenticate", b'Bearer realm="cairn"'),
-    ]
-    await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

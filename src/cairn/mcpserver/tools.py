@@ -1,6 +1,8 @@
 """The MCP tools: which operations of the table are offered, under which names and roles.
 
-A tool is one operation (``show_run`` may add the run's events, a second one). Its input
+A tool is one operation (``show_run`` may add the run's events, a second one); ``list_runs``
+answers with each run's summary (what ``cairn agent runs --follow`` shows of a run), so a
+client gets a compact list and asks ``show_run`` for the whole row. Its input
 schema is made from the operation's declaration: the fields of its path, then its query
 model's or its body model's fields, flattened to the plain JSON Schema MCP clients show
 (no ``anyOf`` with null, no titles). Arguments are checked here as the HTTP route checks
@@ -14,7 +16,7 @@ caller's behalf, so over MCP they need an editor key (the API lets a viewer test
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -38,7 +40,8 @@ FIELD_DOCS: dict[str, str] = {
 class McpTool:
     """One tool: ``operation`` of the table under ``name``. ``role`` raises the role the
     operation needs (never lowers it); ``body`` is a fixed request body (pause/resume);
-    ``events`` adds a ``with_events`` flag that appends the run's events."""
+    ``events`` adds a ``with_events`` flag that appends the run's events; ``shape`` turns
+    the operation's answer into the tool's."""
 
     name: str
     operation: str
@@ -48,6 +51,7 @@ class McpTool:
     action: str = ""
     body: Mapping[str, Any] | None = None
     events: bool = False
+    shape: Callable[[Any], Any] | None = None
 
     @property
     def op(self) -> Operation:
@@ -138,10 +142,20 @@ class McpTool:
         require(backend.principal, self.needed, self.action or self.op.action or self.name)
         params, body = self.split(arguments)
         result = await backend.call(self.operation, params, body)
+        if self.shape is not None:
+            result = self.shape(result)
         if self.events and (arguments or {}).get("with_events"):
             events = await backend.call("get_events", {"run_id": params["run_id"]})
             result = {"run": result, "events": events}
         return result
+
+
+def _summaries(page: dict[str, Any]) -> dict[str, Any]:
+    """A page of runs with each run as its summary (``cairn.runner.bus.run_summary``)."""
+    from cairn.domain.runs import run_from_dict
+    from cairn.runner.bus import run_summary
+
+    return page | {"runs": [run_summary(run_from_dict(row)) for row in page["runs"]]}
 
 
 @cache
@@ -156,9 +170,7 @@ def _checked(tool: str, model: Any, given: dict[str, Any]) -> dict[str, Any]:
     try:
         checked = model.model_validate(given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise UsageError(f"{tool}: {where}: {first['msg']}") from None
+        raise UsageError(f"{tool}: {table.first_error(exc)}") from None
     values: dict[str, Any] = checked.model_dump(include=set(given))
     return values
 
@@ -183,7 +195,8 @@ TOOLS: tuple[McpTool, ...] = (
     McpTool("agent_tools", "agent_tools", "An agent's tool catalog"),
     McpTool("list_runs", "list_runs", "List runs",
             "Runs across the sandbox's agents, newest first, filtered by agent, status, "
-            "trigger, kind or window (`since`: 24h, 7d); `next_before` continues the listing."),
+            "trigger, kind or window (`since`: 24h, 7d), each as a summary (show_run has the "
+            "whole row); `next_before` continues the listing.", shape=_summaries),
     McpTool("show_run", "get_run", "Show a run",
             "One run: status, outcome, output, tool calls, tokens and its tool-resolution "
             "trace (which tools it saw, which sources were skipped and why).", events=True),
