@@ -5,10 +5,12 @@ Standard library only (the CLI's cold start imports this)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 T = TypeVar("T")
 
@@ -57,3 +59,41 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     if word.endswith("y") and word[-2:-1] not in ("a", "e", "o", "u"):
         return f"{count} {word[:-1]}ies"
     return f"{count} {word}s"
+
+
+def bare_url(url: str) -> str:
+    """``url`` without user info, query or fragment (an IPv6 host in brackets): where
+    requests go, safe to print."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def names(items: list[str], limit: int = 6) -> str:
+    """``a, b and c`` (``… and N more`` past ``limit``)."""
+    shown = [str(item) for item in items[:limit]]
+    if len(items) > limit:
+        return ", ".join(shown) + f" and {len(items) - limit} more"
+    if len(shown) <= 1:
+        return "".join(shown)
+    return ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def tally(counts: Counter[str], most: int | None = None) -> str:
+    """``timeout x3, auth x1``: each key with its count, the most frequent first (the
+    first ``most`` only, when given)."""
+    return ", ".join(f"{key} x{count}" for key, count in counts.most_common(most))
+
+
+def unique(values: Iterable[T]) -> list[T]:
+    """``values`` in order, once each."""
+    return list(dict.fromkeys(values))
+
+
+def capitalised(text: str) -> str:
+    """``text`` with its first letter upper-cased (the rest as it is), to start a sentence."""
+    return text[:1].upper() + text[1:]

@@ -61,19 +61,12 @@ class ModelSettings:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored in the ledger and shown by ``--json``."""
-        data: dict[str, Any] = {
-            "backend": self.backend,
-            "model": self.model,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "max_turns": self.max_turns,
-            "timeout_s": self.timeout_s,
-        }
-        if self.base_url is not None:
-            data["base_url"] = self.base_url
-        if self.script is not None:
-            data["script"] = self.script
+        """The JSON form stored in the ledger and shown by ``--json`` (``base_url`` and
+        ``script`` only when set)."""
+        data = record(self)
+        for optional in ("base_url", "script"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
     @classmethod

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from cairn.errors import UsageError
+from cairn.text import iso
 
 ConnectionStatus = Literal["active", "revoked"]
 
@@ -71,8 +72,8 @@ class Connection:
             "app_slug": self.app_slug,
             "account_label": self.account_label,
             "status": self.status,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "expires_at": iso(self.expires_at),
             "expired": self.is_expired(),
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
         }

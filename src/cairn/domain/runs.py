@@ -134,7 +134,7 @@ class RunEvent:
             "seq": self.seq,
             "kind": self.kind,
             "data": self.data,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "created_at": iso(self.created_at),
         }
 
 

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from cairn.text import from_record
+from cairn.text import from_record, iso
 
 SourceStatus = Literal["active", "error", "revoked"]
+Transport = Literal["stdio", "http"]
+"""How a user's MCP server is reached: a command run here, or streamable HTTP."""
+AuthMode = Literal["none", "bearer", "header"]
 
 
 @dataclass(slots=True)
@@ -43,9 +46,9 @@ class DataSource:
             "config": self.config,
             "status": self.status,
             "status_reason": self.status_reason,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "checked_at": iso(self.checked_at),
         }
 
 

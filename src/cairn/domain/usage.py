@@ -28,6 +28,9 @@ USAGE_BY: tuple[UsageBy, ...] = ("agent", "trigger", "model", "hour")
 ThresholdMetric = Literal["tokens_per_hour", "cost_micros_per_hour"]
 BUCKET_S = 3600.0
 """The series resolution: one point per hour of the window."""
+MAX_LIMIT = 10**15
+"""The largest threshold accepted (a quadrillion tokens or micro-units an hour): far beyond
+any real agent, well inside the 64-bit columns that store it."""
 
 
 @dataclass(frozen=True, slots=True)

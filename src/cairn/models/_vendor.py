@@ -24,12 +24,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 from cairn.domain.agents import ModelSettings
 from cairn.domain.limits import MAX_DEPTH, check_value, strict_constant
 from cairn.errors import InvalidJSON, ModelError, ModelErrorReason
 from cairn.models.base import Credentials
+from cairn.text import bare_url
 
 # The prompt does not fit the model's context, in the words vendors (and the servers that
 # imitate them) use in a 400's message.
@@ -39,6 +39,9 @@ CONTEXT_TOO_LONG = re.compile(
     r"|input token count.*exceeds|exceeds the maximum number of tokens",
     re.IGNORECASE | re.DOTALL,
 )
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long the SDKs that take a connect timeout may take to connect."""
 
 Category = str
 """A kind of failure: a key of ``_CATEGORIES`` (vendors may add their own, with a text)."""
@@ -120,6 +123,11 @@ def quote_body(body: object) -> str:
     return " ".join(text.split())[:300]
 
 
+def result_text(content: Any) -> str:
+    """A tool's result as message text: text as is, anything else as JSON."""
+    return content if isinstance(content, str) else json.dumps(content, default=str)
+
+
 def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
     """A tool call's streamed arguments, parsed strictly (SDKs parse leniently, for
     display), and what is wrong with them if they are not a JSON object."""
@@ -166,6 +174,11 @@ class VendorProvider:
         self.base_url = base_url or None
         self.timeout_s = timeout_s
 
+    def sdk_timeout(self, sdk: Any) -> Any:
+        """The SDK's ``Timeout``: ``timeout_s`` between bytes, and a connection within
+        ``CONNECT_TIMEOUT_S`` (a dead host fails fast)."""
+        return sdk.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s))
+
     @property
     def has_key(self) -> bool:
         """Whether a key is configured (a turn without one fails before any request)."""
@@ -180,13 +193,7 @@ class VendorProvider:
     def where(self) -> str:
         """Where requests go (as the SDK decides), without credentials or query string."""
         env = os.environ.get(self.base_url_env) if self.base_url_env else None
-        parts = urlsplit(self.base_url or env or self.default_base_url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+        return bare_url(self.base_url or env or self.default_base_url).rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)

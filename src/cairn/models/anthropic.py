@@ -28,7 +28,6 @@ it, and the API's refusal is explained with the fix.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,6 +42,7 @@ from cairn.models._vendor import (
     import_sdk,
     parse_arguments,
     quote_body,
+    result_text,
     retry_after_s,
 )
 from cairn.models.base import (
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 
 BACKEND = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-CONNECT_TIMEOUT_S = 10.0
 
 _STOP_REASONS = {
     "end_turn": "end_turn",
@@ -102,13 +101,12 @@ class AnthropicProvider(VendorProvider):
     base_url_env = "ANTHROPIC_BASE_URL"
 
     def client(self) -> anthropic.AsyncAnthropic:
-        """A new SDK client with retries off and our timeout: read ``timeout_s`` between
-        bytes, connect within ``CONNECT_TIMEOUT_S`` (a dead host fails fast)."""
+        """A new SDK client with retries off and our timeout (``sdk_timeout``)."""
         sdk = import_sdk(BACKEND, "anthropic", "anthropic")
         client: anthropic.AsyncAnthropic = sdk.AsyncAnthropic(
             api_key=self._api_key,
             base_url=self.base_url,
-            timeout=sdk.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s)),
+            timeout=self.sdk_timeout(sdk),
             max_retries=0,
         )
         return client
@@ -329,8 +327,7 @@ def to_messages(messages: list[Message]) -> list[MessageParam]:
 
 def to_tool_result(result: ToolResultMessage) -> ToolResultBlockParam:
     """One tool's outcome: text as is, anything else as JSON, ``is_error`` on failures."""
-    content = result.content
-    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    text = result_text(result.content)
     block: ToolResultBlockParam = {
         "type": "tool_result",
         "tool_use_id": result.call_id,

@@ -63,6 +63,7 @@ from cairn.models._vendor import (
     VendorProvider,
     import_sdk,
     parse_arguments,
+    result_text,
 )
 from cairn.models.base import (
     Credentials,
@@ -86,7 +87,6 @@ if TYPE_CHECKING:
 
 BACKEND = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-CONNECT_TIMEOUT_S = 10.0
 PLACEHOLDER_KEY = "no-key-required"
 """Sent as the key to a ``base_url`` server when none is configured (see above)."""
 
@@ -154,14 +154,14 @@ class OpenAIProvider(VendorProvider):
             self._api_key = PLACEHOLDER_KEY
 
     def client(self) -> openai.AsyncOpenAI:
-        """A new SDK client with retries off and our timeout: ``timeout_s`` between bytes,
-        connect within ``CONNECT_TIMEOUT_S`` (a dead host fails fast). The key and the base
-        URL are always passed, so the SDK's own environment variables do not redirect it."""
+        """A new SDK client with retries off and our timeout (``sdk_timeout``). The key and
+        the base URL are always passed, so the SDK's own environment variables do not
+        redirect it."""
         sdk = _sdk()
         client: openai.AsyncOpenAI = sdk.AsyncOpenAI(
             api_key=self._api_key,
             base_url=self.base_url or DEFAULT_BASE_URL,
-            timeout=sdk.Timeout(self.timeout_s, connect=min(CONNECT_TIMEOUT_S, self.timeout_s)),
+            timeout=self.sdk_timeout(sdk),
             max_retries=0,
         )
         return client
@@ -450,8 +450,7 @@ def to_messages(system: str, messages: list[Message]) -> list[ChatCompletionMess
 def tool_result_text(result: ToolResultMessage) -> str:
     """One tool's outcome as the ``tool`` message content: text as is, anything else as
     JSON. Chat Completions has no error flag, so a failure says ``error:`` first."""
-    content = result.content
-    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    text = result_text(result.content)
     return f"error: {text}" if result.is_error else text
 
 

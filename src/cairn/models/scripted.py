@@ -51,6 +51,7 @@ from cairn.models.base import (
 DEFAULT_SCRIPT: dict[str, Any] = {"turns": [{"text": "Scripted reply: received {{event}}"}]}
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z_][\w.\-]*)\s*\}\}")
 _TURN_KEYS = {"text", "tool_calls", "delay_s", "error", "stop_reason", "usage"}
+_ERROR_KEYS = {"message", "reason", "retryable", "retry_after_s", "times"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +112,7 @@ def parse_script(raw: Any) -> Script:
             turn = {"text": turn}
         if not isinstance(turn, dict):
             raise InvalidScript(f"script turn {index} must be an object or a string")
-        unknown = set(turn) - _TURN_KEYS
-        if unknown:
-            raise InvalidScript(
-                f"script turn {index} has unknown key {sorted(unknown)[0]!r}; "
-                f"known: {', '.join(sorted(_TURN_KEYS))}"
-            )
+        _check_keys(turn, _TURN_KEYS, f"script turn {index}")
         calls = []
         for call in turn.get("tool_calls") or []:
             if not isinstance(call, dict) or not isinstance(call.get("name"), str):
@@ -146,6 +142,15 @@ def parse_script(raw: Any) -> Script:
     return Script(tuple(turns), then)
 
 
+def _check_keys(raw: dict[str, Any], known: set[str], where: str) -> None:
+    """Refuse a key the format does not have (a typo would otherwise be ignored)."""
+    unknown = set(raw) - known
+    if unknown:
+        raise InvalidScript(
+            f"{where} has unknown key {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}"
+        )
+
+
 def _parse_error(raw: Any, index: int) -> ScriptedError | None:
     if raw is None:
         return None
@@ -153,13 +158,7 @@ def _parse_error(raw: Any, index: int) -> ScriptedError | None:
         return ScriptedError(raw)
     if not isinstance(raw, dict) or not isinstance(raw.get("message"), str):
         raise InvalidScript(f"script turn {index}: 'error' is a string or an object with 'message'")
-    known = {"message", "reason", "retryable", "retry_after_s", "times"}
-    unknown = set(raw) - known
-    if unknown:
-        raise InvalidScript(
-            f"script turn {index}: 'error' has unknown key {sorted(unknown)[0]!r}; "
-            f"known: {', '.join(sorted(known))}"
-        )
+    _check_keys(raw, _ERROR_KEYS, f"script turn {index}: 'error'")
     times = raw.get("times")
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise InvalidScript(f"script turn {index}: error 'times' must be a whole number >= 1")

@@ -110,25 +110,14 @@ async def update_agent(
             _check_settings(settings)
         if changes.system_prompt is not None and not changes.system_prompt.strip():
             raise UsageError("the system prompt is empty")
-        updated = replace(
-            agent,
-            name=changes.name if changes.name is not None else agent.name,
-            description=(
-                changes.description if changes.description is not None else agent.description
-            ),
-            system_prompt=(
-                changes.system_prompt if changes.system_prompt is not None else agent.system_prompt
-            ),
-            tool_sources=(
-                agent.tool_sources if changes.tool_sources == "UNSET" else changes.tool_sources
-            ),
-            tool_allowlist=(
-                changes.tool_allowlist
-                if changes.tool_allowlist is not None
-                else agent.tool_allowlist
-            ),
-            model_settings=settings,
-        )
+        given = {
+            name: value
+            for name in ("name", "description", "system_prompt", "tool_allowlist")
+            if (value := getattr(changes, name)) is not None
+        }
+        if changes.tool_sources != "UNSET":
+            given["tool_sources"] = changes.tool_sources
+        updated = replace(agent, **given, model_settings=settings)
         if _behaviour(updated) != _behaviour(agent):
             updated = replace(updated, version=agent.version + 1)
         saved = agent_store.save_agent(conn, updated)

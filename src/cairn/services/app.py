@@ -35,7 +35,6 @@ class App:
         self.executor: ExecutionBackend | None = None
         self.tool_pool: SessionPool | None = None  # set by the server: warm MCP sessions
         self._gate: BacklogGate | None = None
-        self._completions: Completions | None = None
 
     @property
     def gate(self) -> BacklogGate:
@@ -46,14 +45,12 @@ class App:
             self._gate = BacklogGate(self, self.settings.max_backlog)
         return self._gate
 
-    @property
+    @cached_property
     def completions(self) -> Completions:
         """Waits for runs to be final (synchronous fires through the workers)."""
-        if self._completions is None:
-            from cairn.execution.base import Completions
+        from cairn.execution.base import Completions
 
-            self._completions = Completions()
-        return self._completions
+        return Completions()
 
     @property
     def store(self) -> Store:

@@ -48,11 +48,12 @@ from typing import TYPE_CHECKING, Any
 
 from cairn.domain.keys import Role, role_allows
 from cairn.domain.runs import RUN_STATUSES
-from cairn.domain.sources import CAIRN_SOURCE, DataSource, uses_cairn_tools
+from cairn.domain.sources import CAIRN_SOURCE, uses_cairn_tools
 from cairn.domain.tools import ToolSpec
 from cairn.domain.usage import USAGE_BY
 from cairn.errors import CairnError
-from cairn.tools.base import ToolContext, ToolOutput
+from cairn.text import iso
+from cairn.tools.base import ToolOutput
 from cairn.tools.functions import FunctionSource, ToolCallError
 
 if TYPE_CHECKING:
@@ -187,20 +188,6 @@ class CairnOpsSource(FunctionSource):
     kind = CAIRN_SOURCE
     specs = SPECS
 
-    def __init__(self, source: DataSource, context: ToolContext) -> None:
-        super().__init__(source, context)
-        self.handlers = {
-            "list_agents": self._list_agents,
-            "list_runs": self._list_runs,
-            "explain_run": self._explain_run,
-            "explain_event": self._explain_event,
-            "why_not_fired": self._why_not_fired,
-            "test_fire": self._test_fire,
-            "agent_tools": self._agent_tools,
-            "usage": self._usage,
-            "pause_trigger": self._pause_trigger,
-        }
-
     @property
     def grant(self) -> Grant:
         """The grant of the run calling (they are listed even without one, so catalogs tell
@@ -261,25 +248,21 @@ class CairnOpsSource(FunctionSource):
         return {"runs": [run_brief(run) for run in found], "count": len(found)}
 
     async def _explain_run(self, arguments: dict[str, Any]) -> Any:
-        from cairn.services.diagnosis import explain_run
-
-        grant = self.grant
-        run_id = _text(arguments, "run_id")
-        return explain_run(grant.app, self.sandbox_id, run_id).to_dict()
+        return self._explain("explain_run", _text(arguments, "run_id"))
 
     async def _explain_event(self, arguments: dict[str, Any]) -> Any:
-        from cairn.services.diagnosis import explain_event
-
-        grant = self.grant
-        event_id = _text(arguments, "event_id")
-        return explain_event(grant.app, self.sandbox_id, event_id).to_dict()
+        return self._explain("explain_event", _text(arguments, "event_id"))
 
     async def _why_not_fired(self, arguments: dict[str, Any]) -> Any:
-        from cairn.services.diagnosis import why_not_fired
+        return self._explain("why_not_fired", _text(arguments, "agent"))
 
-        grant = self.grant
-        slug = _text(arguments, "agent")
-        return why_not_fired(grant.app, self.sandbox_id, slug).to_dict()
+    def _explain(self, name: str, subject: str) -> Any:
+        """Diagnosis ``name`` (``explain_run``, ``explain_event``, ``why_not_fired``) of
+        ``subject`` in this sandbox, as JSON."""
+        from cairn.services import diagnosis
+
+        explain = getattr(diagnosis, name)
+        return explain(self.grant.app, self.sandbox_id, subject).to_dict()
 
     async def _test_fire(self, arguments: dict[str, Any]) -> Any:
         from cairn.services.agents import get_agent
@@ -375,7 +358,7 @@ def run_brief(run: Run) -> dict[str, Any]:
         "duration_ms": round(run.duration_ms, 1) if run.duration_ms is not None else None,
         "error_message": run.error_message,
         "output_excerpt": output[:EXCERPT_CHARS] + ("…" if len(output) > EXCERPT_CHARS else ""),
-        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "created_at": iso(run.created_at),
     }
 
 

@@ -84,15 +84,7 @@ async def start_run(
 
 
 def start_fire(
-    app: App,
-    sandbox_id: str,
-    slug: str,
-    event_payload: Any,
-    *,
-    kind: RunKind,
-    trigger_id: str | None = None,
-    replay_of: str | None = None,
-    traceparent: str | None = None,
+    app: App, sandbox_id: str, slug: str, event_payload: Any, **options: Unpack[FireOptions]
 ) -> AcceptedFire:
     """Accept a fire. With workers (``app.executor``): past the backlog limit ``Busy``
     before anything is written, else the row is committed ``queued`` and the backend told,
@@ -101,12 +93,6 @@ def start_fire(
     the run."""
     from cairn.store import runs as run_store
 
-    options: FireOptions = {
-        "kind": kind,
-        "trigger_id": trigger_id,
-        "replay_of": replay_of,
-        "traceparent": traceparent,
-    }
     executor = app.executor
     if executor is None:
         agent, available = _agent_and_sources(app, sandbox_id, slug)

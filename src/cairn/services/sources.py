@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from cairn.domain.keys import Principal
-from cairn.domain.sources import DataSource
+from cairn.domain.sources import AuthMode, DataSource, Transport
 from cairn.errors import Conflict, Forbidden, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.store import sources as source_store
 from cairn.store.sandboxes import require_sandbox
-
-Transport = Literal["stdio", "http"]
-AuthMode = Literal["none", "bearer", "header"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
-from cairn.domain.triggers import Trigger
+from cairn.domain.triggers import Trigger, TriggerStatus
 from cairn.errors import UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
@@ -106,7 +106,7 @@ def update_trigger(
     if rate_limit_per_hour is not UNSET:
         values["rate_limit_per_hour"] = rate_limit_per_hour
     if status is not None:
-        if status not in ("active", "paused"):
+        if status not in get_args(TriggerStatus):
             raise UsageError(f"trigger status {status!r} must be 'active' or 'paused'")
         values["status"] = status
     _check(

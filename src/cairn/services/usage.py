@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from cairn.domain.usage import (
     BUCKET_S,
+    MAX_LIMIT,
     USAGE_BY,
     Enforcement,
     RunawayFlag,
@@ -122,27 +123,25 @@ def _fold(where: UsageFilter, cells: Iterable[UsageCell]) -> tuple[list[UsageRow
     """Rows with their hourly series, and the totals, from the store's per-bucket cells."""
     count = where.buckets
     totals = UsageRow(TOTAL_KEY, series=[0] * count)
-    if where.by == "hour":
-        hours = [UsageRow(_bucket_label(where, index), series=[0]) for index in range(count)]
-        for cell in cells:
-            index = min(max(cell.bucket, 0), count - 1)
-            hours[index].add(cell)
-            hours[index].series[0] += cell.tokens_in + cell.tokens_out
-            totals.add(cell)
-            totals.series[index] += cell.tokens_in + cell.tokens_out
-        return hours, totals
+    hourly = where.by == "hour"
+    hours = [UsageRow(_bucket_label(where, i), series=[0]) for i in range(count)] if hourly else []
     groups: dict[str | None, UsageRow] = {}
     for cell in cells:
-        row = groups.get(cell.key)
-        if row is None:
-            row = groups[cell.key] = UsageRow(cell.key, series=[0] * count)
         # A run written a moment before the window's first id (created_at and run_id are
         # taken microseconds apart) still belongs to the window's first hour.
         index = min(max(cell.bucket, 0), count - 1)
+        tokens = cell.tokens_in + cell.tokens_out
+        if hourly:  # an hour's row: that hour alone
+            row, point = hours[index], 0
+        else:
+            row, point = groups.get(cell.key) or UsageRow(cell.key, series=[0] * count), index
+            groups[cell.key] = row
         row.add(cell)
-        row.series[index] += cell.tokens_in + cell.tokens_out
+        row.series[point] += tokens
         totals.add(cell)
-        totals.series[index] += cell.tokens_in + cell.tokens_out
+        totals.series[index] += tokens
+    if hourly:
+        return hours, totals
     ordered = sorted(
         groups.values(), key=lambda r: (-r.tokens, -r.runs, r.key is None, r.key or "")
     )
@@ -155,10 +154,6 @@ def _bucket_label(where: UsageFilter, index: int) -> str:
 
 
 # --- thresholds -------------------------------------------------------------------------
-
-
-MAX_LIMIT = 10**15
-"""The largest threshold accepted: far beyond any agent, inside the 64-bit columns."""
 
 
 def _positive(name: str, value: int | None) -> None:

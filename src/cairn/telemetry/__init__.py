@@ -11,6 +11,7 @@ on, ``otlp`` (the SDK pipeline) and ``metrics``.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from cairn.telemetry.config import TelemetryConfig, config_from_env
@@ -57,20 +58,10 @@ def export_status() -> dict[str, Any]:
             "endpoint": None,
             "detail": "export is off: set OTEL_EXPORTER_OTLP_ENDPOINT to turn it on",
         }
-    totals: dict[str, Any] = {
-        "runs_exported": 0,
-        "spans_exported": 0,
-        "runs_dropped": 0,
-        "spans_dropped": 0,
-        "runs_dropped_queue_full": 0,
-        "metric_exports_failed": 0,
-    }
-    last = None
-    for export in _active:
-        for name in totals:
-            totals[name] += getattr(export.stats, name)
-        if export.stats.last_failure_at and (last is None or export.stats.last_failure_at > last):
-            last = export.stats.last_failure_at
+    stats = [export.stats for export in _active]
+    counters = [f.name for f in fields(stats[0]) if f.name != "last_failure_at"]
+    totals = {name: sum(getattr(each, name) for each in stats) for name in counters}
+    last = max((each.last_failure_at for each in stats if each.last_failure_at), default=None)
     config = _active[-1].config
     return {
         "enabled": True,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from cairn.errors import UsageError
+from cairn.text import bare_url
 
 CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _ON = {"true", "1", "yes", "span_only", "span_and_event"}
@@ -52,13 +52,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def shown_endpoint(url: str) -> str:
-    """``url`` without user info, query or fragment: safe to print in ``status``."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+shown_endpoint = bare_url  # where spans go, safe to print in ``status``
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> TelemetryConfig | None:

@@ -10,8 +10,6 @@ OpenTelemetry import.
 
 from __future__ import annotations
 
-SEMCONV_VERSION = "opentelemetry-semantic-conventions 0.66b2 (GenAI, Development)"
-
 # --- gen_ai.* (checked against the semconv package) ------------------------------------
 OPERATION_NAME = "gen_ai.operation.name"
 PROVIDER_NAME = "gen_ai.provider.name"

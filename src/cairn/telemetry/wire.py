@@ -17,7 +17,6 @@ from typing import Any
 from cairn.telemetry.spans import AttributeValue, PlannedEvent, PlannedSpan, RunTrace
 
 _KIND = {"internal": 1, "client": 3}
-_STATUS_ERROR = 2
 # Span.flags: bit 8 "has remote parent" is known, bit 9 says whether the parent is remote.
 _FLAG_CONTEXT_HAS_IS_REMOTE = 0x100
 _FLAG_CONTEXT_IS_REMOTE = 0x200
@@ -117,6 +116,7 @@ def _span(span: PlannedSpan, trace_id: bytes, parent_id: bytes, remote: bool) ->
         b"".join(_field(11, _event(event)) for event in span.events),
     ]
     if span.error_type is not None:
+        # Status: its message (field 2), and code (field 3) STATUS_CODE_ERROR, which is 2.
         status = (_text(2, span.error_message) if span.error_message else b"") + b"\x18\x02"
         body.append(_field(15, status))
     flags = 0x01 | _FLAG_CONTEXT_HAS_IS_REMOTE | (_FLAG_CONTEXT_IS_REMOTE if remote else 0)

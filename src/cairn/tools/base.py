@@ -69,3 +69,15 @@ class ToolContext:
     http_timeout_s: float = 10.0
     http_max_response_bytes: int = 65_536
     resolve_timeout_s: float = 10.0
+
+
+async def close_quietly(source: ToolSource, within_s: float) -> None:
+    """Exit ``source``, shielded from cancellation and given ``within_s`` at most: closing
+    a broken server must fail neither a finished run nor the pool."""
+    import anyio  # not at import: this module is on the CLI's cold path
+
+    with anyio.move_on_after(within_s, shield=True):
+        try:
+            await source.__aexit__(None, None, None)
+        except Exception:
+            pass

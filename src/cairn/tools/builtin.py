@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cairn.domain.sources import DataSource
 from cairn.domain.tools import ToolSpec
-from cairn.tools.base import ToolContext
 from cairn.tools.functions import FunctionSource, ToolCallError
 
 BUILTIN_SOURCE_ID = "builtin"
@@ -75,15 +74,6 @@ class BuiltinSource(FunctionSource):
 
     kind = "builtin"
     specs = _SPECS
-
-    def __init__(self, source: DataSource, context: ToolContext) -> None:
-        super().__init__(source, context)
-        self.handlers = {
-            "clock_now": self._clock_now,
-            "http_request": self._http_request,
-            "json_extract": self._json_extract,
-            "regex_find": self._regex_find,
-        }
 
     def check(self, name: str, arguments: dict[str, Any]) -> None:
         """Argument problems come back as the call's error, for the model to fix."""

@@ -28,7 +28,8 @@ class ToolCallError(Exception):
 
 
 class FunctionSource:
-    """A source whose tools are the ``handlers`` a subclass sets, described by ``specs``."""
+    """A source whose tools are described by ``specs``, each run by the subclass's method
+    of the tool's name with a leading underscore (``_clock_now`` for ``clock_now``)."""
 
     kind: ClassVar[str]
     specs: ClassVar[tuple[ToolSpec, ...]]
@@ -39,7 +40,9 @@ class FunctionSource:
         self.label = source.label
         self.sandbox_id = source.sandbox_id
         self._context = context
-        self.handlers: dict[str, Handler] = {}
+        self.handlers: dict[str, Handler] = {
+            spec.name: getattr(self, f"_{spec.name}") for spec in self.specs
+        }
 
     async def __aenter__(self) -> Self:
         return self

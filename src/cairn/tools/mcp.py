@@ -53,7 +53,7 @@ from contextlib import (
 )
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Final, TextIO, cast
+from typing import Any, Final, TextIO, cast, get_args
 from urllib.parse import urlsplit
 
 import anyio
@@ -64,16 +64,16 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from cairn.domain.sources import DataSource
+from cairn.domain.sources import AuthMode, DataSource, Transport
 from cairn.domain.tools import ToolSpec
 from cairn.domain.trace import SkipReason
-from cairn.text import record
+from cairn.text import bare_url, clip, plural, record
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
 
 logger = logging.getLogger(__name__)
 
-TRANSPORTS: Final = ("stdio", "http")
-AUTH_MODES: Final = ("none", "bearer", "header")
+TRANSPORTS: Final = get_args(Transport)
+AUTH_MODES: Final = get_args(AuthMode)
 ENV_SECRET_PREFIX: Final = "env:"
 """Secret keys ``env:NAME`` become environment variable ``NAME`` of a stdio server."""
 
@@ -435,7 +435,7 @@ class McpSource:
 
     def _classify(self, leaves: list[BaseException], during: str) -> tuple[SkipReason, str]:
         if self._config.get("transport") == "http":
-            where = f"server at {_display_url(str(self._config.get('url', '')))}"
+            where = f"server at {bare_url(str(self._config.get('url', '')))}"
             refused = [s for s in self._http_statuses if s in (401, 403)]
             if refused:
                 return "auth_refused", f"{where} refused the credentials (HTTP {refused[0]}): " + (
@@ -496,10 +496,7 @@ class McpSource:
         for value in sorted(self._secret.values(), key=len, reverse=True):
             if value:
                 text = text.replace(value, "***")
-        line = " ".join(text.split())
-        if len(line) > _MESSAGE_MAX_CHARS:
-            line = line[: _MESSAGE_MAX_CHARS - 1] + "…"
-        return line
+        return clip(text, _MESSAGE_MAX_CHARS)
 
     def _unwrap(self, name: str, structured: Any) -> Any:
         """Drop the ``{"result": value}`` envelope when the tool's output schema is just that."""
@@ -536,10 +533,8 @@ async def check_health(
             await mcp_source.__aenter__()
             opened = True
             names = [spec.name for spec in await mcp_source.list_tools()]
-        plural = "" if len(names) == 1 else "s"
-        return _health(
-            True, None, f"{source.label}: listed {len(names)} tool{plural}", started, names
-        )
+        listed = f"{source.label}: listed {plural(len(names), 'tool')}"
+        return _health(True, None, listed, started, names)
     except TimeoutError:
         message = f"{source.label}: did not list its tools within {timeout_s:g} s"
         return _health(False, "timeout", message, started)
@@ -650,15 +645,6 @@ def _content_text(content: list[mcp_types.ContentBlock]) -> str:
         else:
             parts.append(f"[{block.type}]")
     return "\n".join(parts)
-
-
-def _display_url(url: str) -> str:
-    """``url`` without credentials or query string, which may carry secrets."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url
 
 
 __all__ = ["AUTH_MODES", "TRANSPORTS", "HealthResult", "McpSource", "check_health"]

@@ -42,12 +42,13 @@ import anyio.abc
 
 from cairn.domain.sources import DataSource
 from cairn.domain.tools import ToolSpec
-from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
+from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, close_quietly
 from cairn.tools.mcp import McpSource
 
 SessionState = Literal["starting", "ready", "dead", "failed"]
 POOLED_KINDS = frozenset({"user_mcp"})
 """Integration sources are not pooled: their OAuth token is checked on every connect."""
+CLOSE_S = 10.0  # to close a session the pool lets go
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,10 +350,10 @@ class SessionPool:
             session.started.set()
             if session.retired or self._closing:  # discarded while it was starting
                 session.source = None
-                await _close_quietly(source)
+                await close_quietly(source, CLOSE_S)
             return
         if opened:
-            await _close_quietly(source)
+            await close_quietly(source, CLOSE_S)
         session.failure = failure
         session.state = "failed"
         session.changed_at = self._clock()
@@ -406,7 +407,7 @@ class SessionPool:
     async def _close(self, session: _Session) -> None:
         source, session.source = session.source, None
         if source is not None:
-            await _close_quietly(source)
+            await close_quietly(source, CLOSE_S)
 
     async def _maintain(self) -> None:
         """Close idle sessions, restart dead ones after ``restart_delay_s``, free retirees."""
@@ -427,14 +428,6 @@ class SessionPool:
             for session in [s for s in self._retired if s.leases == 0]:
                 self._retired.remove(session)
                 self._retire(session)
-
-
-async def _close_quietly(source: McpSource) -> None:
-    with anyio.move_on_after(10, shield=True):
-        try:
-            await source.__aexit__(None, None, None)
-        except Exception:  # closing a broken server must not fail the pool
-            pass
 
 
 __all__ = ["POOLED_KINDS", "PoolSettings", "PooledSource", "SessionInfo", "SessionPool"]

@@ -42,7 +42,13 @@ from cairn.domain.trace import (
     SourceSkipped,
     ToolResolutionTrace,
 )
-from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, ToolSource
+from cairn.tools.base import (
+    SourceUnavailable,
+    ToolContext,
+    ToolOutput,
+    ToolSource,
+    close_quietly,
+)
 from cairn.tools.builtin import BUILTIN_SOURCE_ID
 from cairn.tools.kinds import source_kinds
 from cairn.tools.pool import PooledSource, SessionPool
@@ -50,6 +56,7 @@ from cairn.tools.wrappers import hidden_by_source, wrap_for_config
 
 DEFAULT_SOURCE_KINDS = ("builtin", "user_mcp", "integration")
 KIND_ALIASES = {"integrations": "integration"}  # the spelling SPEC.md's examples use
+CLOSE_S = 5.0  # to close a source after its run
 
 
 @dataclass(slots=True)
@@ -180,7 +187,7 @@ async def resolve_tools(
     leased: list[PooledSource] = []
     try:
         for slot in inline:
-            await _open_inline(slot, context)
+            await _open(slot, context)
         if pool is not None:
             held = await _lease_warm(pool, held, leased)
         if not held:
@@ -212,7 +219,7 @@ async def resolve_tools(
             lease.release()
         for slot in inline:
             if slot.source is not None:
-                await _close_quietly(slot.source)
+                await close_quietly(slot.source, CLOSE_S)
 
 
 async def _lease_warm(
@@ -289,18 +296,18 @@ def _build(record: DataSource, context: ToolContext) -> ToolSource:
     )
 
 
-async def _open_inline(slot: _Slot, context: ToolContext) -> None:
-    """Build a source that does no I/O, in the caller's task (no timeout needed)."""
+async def _open(slot: _Slot, context: ToolContext) -> None:
+    """Build one source, enter it and list its tools into ``slot`` (``slot.skip`` says why
+    not); a source that fails (or is cancelled) once entered is closed again. A source
+    that does no I/O is opened so in the caller's task, with no timeout needed."""
     record = slot.record
     started = time.perf_counter()
+    entered: ToolSource | None = None
     try:
         source = _build(record, context)
         await source.__aenter__()
-        try:
-            slot.specs = await source.list_tools()
-        except BaseException:
-            await _close_quietly(source)
-            raise
+        entered = source
+        slot.specs = await source.list_tools()
         slot.source = source
     except SourceUnavailable as exc:
         slot.skip = _skip(record, exc.reason, exc.message)
@@ -308,6 +315,8 @@ async def _open_inline(slot: _Slot, context: ToolContext) -> None:
         slot.skip = _skip(record, "error", f"{record.label}: {type(exc).__name__}: {exc}")
     finally:
         slot.duration_ms = (time.perf_counter() - started) * 1000
+        if slot.source is None and entered is not None:
+            await close_quietly(entered, CLOSE_S)
 
 
 async def _hold_source(slot: _Slot, context: ToolContext, close: anyio.Event) -> None:
@@ -316,24 +325,9 @@ async def _hold_source(slot: _Slot, context: ToolContext, close: anyio.Event) ->
     One cancel scope spans the source's whole life (its deadline lifted once the tools are
     listed), so scopes the source opens inside are closed in the order anyio requires."""
     record = slot.record
-    started = time.perf_counter()
-    entered: ToolSource | None = None
     try:
         with anyio.CancelScope(deadline=anyio.current_time() + context.resolve_timeout_s) as scope:
-            try:
-                source = _build(record, context)
-                await source.__aenter__()
-                entered = source
-                slot.specs = await source.list_tools()
-                slot.source = source
-            except SourceUnavailable as exc:
-                slot.skip = _skip(record, exc.reason, exc.message)
-            except Exception as exc:  # a source bug must cost only that source
-                slot.skip = _skip(record, "error", f"{record.label}: {type(exc).__name__}: {exc}")
-            finally:
-                slot.duration_ms = (time.perf_counter() - started) * 1000
-                if slot.source is None and entered is not None:
-                    await _close_quietly(entered)
+            await _open(slot, context)
             if slot.source is not None:
                 scope.deadline = math.inf
                 slot.cold_start_ms = slot.duration_ms
@@ -341,19 +335,11 @@ async def _hold_source(slot: _Slot, context: ToolContext, close: anyio.Event) ->
                 try:
                     await close.wait()
                 finally:
-                    await _close_quietly(slot.source)
+                    await close_quietly(slot.source, CLOSE_S)
         if scope.cancelled_caught and slot.source is None:
             slot.skip = _too_slow(record, context.resolve_timeout_s)
     finally:
         slot.ready.set()
-
-
-async def _close_quietly(source: ToolSource) -> None:
-    with anyio.move_on_after(5, shield=True):
-        try:
-            await source.__aexit__(None, None, None)
-        except Exception:  # closing a broken server must not fail a finished run
-            pass
 
 
 def _assemble(

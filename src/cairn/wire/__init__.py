@@ -7,15 +7,20 @@ here (pydantic at the edge) and turned into domain objects by the services.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cairn.domain.agents import AgentStatus
+from cairn.domain.deliveries import SecretUsed
 from cairn.domain.keys import Role as Role
 from cairn.domain.limits import MAX_TEXT_CHARS
 from cairn.domain.runs import RunEventKind as RunEventKind
 from cairn.domain.runs import RunKind as RunKind
 from cairn.domain.runs import RunStatus as RunStatus
+from cairn.domain.sources import AuthMode, SourceStatus, Transport
+from cairn.domain.triggers import Decision as DecisionKind
+from cairn.domain.triggers import EventStatus, TriggerStatus
 
 Slug = Annotated[
     str,
@@ -112,7 +117,7 @@ class Agent(BaseModel):
     tool_allowlist: list[str]
     model_settings: ModelSettings
     version: int
-    status: Literal["active", "archived"]
+    status: AgentStatus
     created_at: str | None
     updated_at: str | None
     warnings: list[str] = Field(default_factory=list)
@@ -310,11 +315,11 @@ class SourceCreate(Wire):
     """A user's MCP server: stdio (``command``) or streamable HTTP (``url``)."""
 
     label: Label
-    transport: Literal["stdio", "http"]
+    transport: Transport
     command: str | None = None
     args: list[str] = Field(default_factory=list)
     url: str | None = None
-    auth: Literal["none", "bearer", "header"] = "none"
+    auth: AuthMode = "none"
     token: str | None = Field(default=None, description="Bearer token or header value; write-only")
     header_name: str | None = None
     env: dict[str, str] = Field(default_factory=dict, description="stdio env; write-only")
@@ -331,7 +336,7 @@ class Source(BaseModel):
     kind: str
     label: str
     config: dict[str, Any]
-    status: Literal["active", "error", "revoked"]
+    status: SourceStatus
     status_reason: str | None
     created_at: str | None
     updated_at: str | None
@@ -408,7 +413,7 @@ class TriggerUpdate(Wire):
     rate_limit_per_hour: int | None = Field(
         default=None, le=MAX_INT32, json_schema_extra={"minimum": 1}
     )
-    status: Literal["active", "paused"] | None = None
+    status: TriggerStatus | None = None
 
 
 class Trigger(BaseModel):
@@ -422,7 +427,7 @@ class Trigger(BaseModel):
     event_type_filter: str
     filter_config: dict[str, Any] | None
     rate_limit_per_hour: int | None
-    status: Literal["active", "paused"]
+    status: TriggerStatus
     fire_count: int
     last_fired_at: str | None
     created_at: str | None
@@ -434,7 +439,7 @@ class Decision(BaseModel):
 
     event_id: str
     trigger_id: str
-    decision: Literal["fired", "filtered_out", "rate_limited", "paused", "agent_archived", "busy"]
+    decision: DecisionKind
     detail: dict[str, Any] | None
     run_id: str | None
     decided_at: str | None
@@ -451,7 +456,7 @@ class DeliveryFacts(BaseModel):
     headers: dict[str, str]
     handshake: str | None
     refusal: str | None
-    secret_used: Literal["current", "previous"] | None
+    secret_used: SecretUsed | None
 
 
 class Event(BaseModel):
@@ -463,7 +468,7 @@ class Event(BaseModel):
     sender_event_id: str | None
     event_type: str | None
     payload: Any
-    status: Literal["accepted", "rejected"]
+    status: EventStatus
     reject_reason: str | None
     received_at: str | None
     decisions: list[Decision] | None

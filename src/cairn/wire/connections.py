@@ -6,11 +6,9 @@ they follow the same rules: unknown request fields are refused, tokens are write
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
-from cairn.domain.connections import MAX_EXPIRES_IN_S
+from cairn.domain.connections import MAX_EXPIRES_IN_S, ConnectionStatus
 from cairn.wire import Wire
 
 
@@ -37,7 +35,7 @@ class Connection(BaseModel):
     sandbox_id: str
     app_slug: str
     account_label: str
-    status: Literal["active", "revoked"]
+    status: ConnectionStatus
     expires_at: str | None
     expired: bool
     created_at: str | None

@@ -6,16 +6,18 @@ They mirror ``cairn.domain.diagnosis``: a finding's ``code`` is a stable id to b
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from cairn.domain.diagnosis import ExplanationKind, Severity
 
 
 class Finding(BaseModel):
     """One diagnosed cause, its fix, and the fields that show it."""
 
     code: str = Field(description="Stable id, e.g. stale_allowlist, source_skipped, filtered_out")
-    severity: Literal["error", "warning", "info"]
+    severity: Severity
     subject: str | None = Field(
         default=None, description="doctor: the agent, trigger or source it is about"
     )
@@ -29,7 +31,7 @@ class Finding(BaseModel):
 class Explanation(BaseModel):
     """Why a run, an event or an agent did what it did; the root cause first."""
 
-    kind: Literal["run", "event", "agent"]
+    kind: ExplanationKind
     subject: str = Field(description="The run_id, event_id or agent slug explained")
     summary: str = Field(description="One plain-English sentence")
     findings: list[Finding]

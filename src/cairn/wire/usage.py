@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from cairn.domain.usage import ThresholdMetric, UsageBy
+from cairn.domain.usage import MAX_LIMIT, ThresholdMetric, UsageBy
 from cairn.wire import Wire
-
-MAX_LIMIT = 10**15
-"""The largest limit accepted (a quadrillion tokens or micro-units an hour): far beyond any
-real agent, well inside the 64-bit columns that store it."""
 
 
 class UsageRow(BaseModel):

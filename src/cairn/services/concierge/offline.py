@@ -23,6 +23,7 @@ The answer names things that do not exist (a run id, an agent) rather than raisi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -33,20 +34,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cairn.domain.keys import Role, role_allows
 from cairn.domain.runs import NO_OP_OUTCOMES
+from cairn.domain.triggers import TriggerStatus
 from cairn.errors import NotFound
 from cairn.services.app import App
-from cairn.services.concierge.questions import (
-    EVENT_ID,
-    Question,
-    cited_run_ids,
-    commands_in,
-    unique,
-)
-from cairn.text import clip, plural, record
+from cairn.services.concierge.questions import EVENT_ID, Question, cited_run_ids, commands_in
+from cairn.text import capitalised, clip, plural, record, unique
 
 if TYPE_CHECKING:
     from cairn.domain.agents import Agent
-    from cairn.domain.diagnosis import Explanation
+    from cairn.domain.diagnosis import Explanation, Finding
     from cairn.domain.runs import Run
 
 AnswerMode = Literal["offline", "agent"]
@@ -119,14 +115,7 @@ class _Interpreter:
         answer = await handlers[q.intent]()
         if q.typo and q.agent:
             note = f"(I took {q.typo!r} to mean the agent {q.agent}.)"
-            return Answer(
-                f"{note}\n{answer.text}",
-                answer.run_ids,
-                answer.commands,
-                answer.mode,
-                answer.concierge_run_id,
-                answer.intent,
-            )
+            return dataclasses.replace(answer, text=f"{note}\n{answer.text}")
         return answer
 
     # -- helpers --
@@ -192,17 +181,12 @@ class _Interpreter:
         whose = f" of {q.agent}" if q.agent else " in this sandbox"
         which = f" {q.status}" if q.status else ""
         window = f" {q.window}" if q.window else ""
-        command = None
+        commands = []
         if q.agent:
-            command = f"cairn agent runs {q.agent} --limit {limit}" + (
-                f" --status {q.status}" if q.status else ""
-            )
+            status = f" --status {q.status}" if q.status else ""
+            commands.append(f"cairn agent runs {q.agent} --limit {limit}{status}")
         if not runs:
-            return Answer(
-                f"No{which} runs{whose}{window}.",
-                commands=[command] if command else [],
-                intent="list_runs",
-            )
+            return Answer(f"No{which} runs{whose}{window}.", commands=commands, intent="list_runs")
         lines = [f"The last {len(runs)}{which} runs{whose}{window}, newest first:"]
         lines += [_run_line(run) for run in runs]
         lines.append(_tally(runs))
@@ -211,7 +195,7 @@ class _Interpreter:
         return Answer(
             "\n".join(lines),
             run_ids=[run.run_id for run in runs],
-            commands=[command] if command else [],
+            commands=commands,
             intent="list_runs",
         )
 
@@ -405,11 +389,10 @@ class _Interpreter:
         if by == "hour":
             rows = sorted(rows, key=lambda r: -r.tokens)
         scope = f" by {q.agent}" if q.agent else ""
+        commands = [f"cairn usage --since {_duration(since_s)} --by {by}"]
         if not rows:
             return Answer(
-                f"No runs{scope} {window}: no tokens were used.",
-                commands=[f"cairn usage --since {_duration(since_s)} --by {by}"],
-                intent="usage",
+                f"No runs{scope} {window}: no tokens were used.", commands=commands, intent="usage"
             )
 
         def cost(micros: int | None) -> str:
@@ -419,7 +402,7 @@ class _Interpreter:
         label = by
         key = top.key if top.key is not None else f"(no {label})"
         lines = [
-            f"{window[0].upper()}{window[1:]}, the {label} that used the most tokens{scope} is "
+            f"{capitalised(window)}, the {label} that used the most tokens{scope} is "
             f"{key}: {top.tokens:,} tokens ({top.tokens_in:,} in, {top.tokens_out:,} out) "
             f"over {plural(top.runs, 'run')}{cost(top.cost_micros)}."
         ]
@@ -434,11 +417,7 @@ class _Interpreter:
             f"Total: {totals.tokens:,} tokens over {plural(totals.runs, 'run')}"
             f"{cost(totals.cost_micros)}."
         )
-        return Answer(
-            "\n".join(lines),
-            commands=[f"cairn usage --since {_duration(since_s)} --by {by}"],
-            intent="usage",
-        )
+        return Answer("\n".join(lines), commands=commands, intent="usage")
 
     async def agent_status(self) -> Answer:
         """What Cairn knows about one agent: doctor's findings, its latest run explained,
@@ -461,14 +440,8 @@ class _Interpreter:
             head = f"{slug}'s latest run did not succeed."
         else:
             head = f"{slug} looks healthy: doctor finds nothing to fix."
-        lines = [head]
-        commands: list[str] = []
+        lines, commands = _findings([head], report.findings, subjects=False)
         cited: list[str] = []
-        for finding in report.findings:
-            lines.append(f"- [{finding.severity}] {finding.cause}")
-            if finding.fix:
-                lines.append(f"  Fix: {finding.fix}")
-                commands += commands_in(finding.fix)
         if latest:
             run = latest[0]
             more, fixes, runs = _phrase(explain_run(self.app, self.sandbox_id, run.run_id))
@@ -501,8 +474,7 @@ class _Interpreter:
         from cairn.services.concierge.problems import problems_in_window
 
         q = self.q
-        since_s = q.since_s or 86400.0
-        window = q.window or "in the last 24 hours"
+        since_s, window = q.since_s or 86400.0, q.window or "in the last 24 hours"
         found = problems_in_window(
             self.app, self.sandbox_id, since_s=since_s, until=q.until, agent=q.agent
         )
@@ -521,16 +493,8 @@ class _Interpreter:
         command = "cairn doctor" + (f" --agent {self.q.agent}" if self.q.agent else "")
         if report.ok and not report.findings:
             return Answer("Nothing needs fixing.", commands=[command], intent="doctor")
-        lines = [
-            "Nothing needs fixing; notes:" if report.ok else "These need fixing:",
-        ]
-        commands: list[str] = []
-        for finding in report.findings:
-            about = f"{finding.subject}: " if finding.subject else ""
-            lines.append(f"- [{finding.severity}] {about}{finding.cause}")
-            if finding.fix:
-                lines.append(f"  Fix: {finding.fix}")
-                commands += commands_in(finding.fix)
+        head = "Nothing needs fixing; notes:" if report.ok else "These need fixing:"
+        lines, commands = _findings([head], report.findings, subjects=True)
         text = "\n".join(lines)
         return Answer(
             text,
@@ -539,7 +503,7 @@ class _Interpreter:
             intent="doctor",
         )
 
-    async def set_triggers(self, status: Literal["active", "paused"]) -> Answer:
+    async def set_triggers(self, status: TriggerStatus) -> Answer:
         from cairn.services.triggers import list_triggers, update_trigger
 
         verb, intent = (
@@ -669,6 +633,21 @@ class _Interpreter:
 
 
 # --- phrasing -------------------------------------------------------------------------
+
+
+def _findings(
+    lines: list[str], findings: list[Finding], *, subjects: bool
+) -> tuple[list[str], list[str]]:
+    """``lines`` and a line per finding (``[severity] subject: cause``, then its fix), and
+    the commands its fixes quote."""
+    commands: list[str] = []
+    for finding in findings:
+        about = f"{finding.subject}: " if subjects and finding.subject else ""
+        lines.append(f"- [{finding.severity}] {about}{finding.cause}")
+        if finding.fix:
+            lines.append(f"  Fix: {finding.fix}")
+            commands += commands_in(finding.fix)
+    return lines, commands
 
 
 def _phrase(explanation: Explanation) -> tuple[list[str], list[str], list[str]]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from cairn.domain.runs import NO_OP_OUTCOMES, Run
 from cairn.domain.usage import Enforcement, RunawayFlag
 from cairn.services.app import App
-from cairn.text import plural
+from cairn.text import plural, tally, unique
 
 MAX_RUNS = 1000
 MAX_EVENTS = 1000
@@ -88,12 +88,11 @@ class Problems:
 
     def run_ids(self) -> list[str]:
         """Every run id the answer cites, in order."""
-        ids: list[str] = []
-        for agent in self.agents.values():
-            for run in [*agent.failed, *agent.tool_errors, *agent.no_ops]:
-                if run.run_id not in ids:
-                    ids.append(run.run_id)
-        return ids
+        return unique(
+            run.run_id
+            for agent in self.agents.values()
+            for run in [*agent.failed, *agent.tool_errors, *agent.no_ops]
+        )
 
     def commands(self) -> list[str]:
         """The commands that explain the first cited run and event of each kind."""
@@ -113,7 +112,7 @@ def _parts(agent: AgentProblems) -> list[str]:
     if agent.failed:
         kinds = Counter(r.error_type or "unknown" for r in agent.failed)
         parts.append(
-            f"{plural(len(agent.failed), 'failed run')} ({_tally(kinds)}: {_ids(agent.failed)})"
+            f"{plural(len(agent.failed), 'failed run')} ({tally(kinds)}: {_ids(agent.failed)})"
         )
     if agent.tool_errors:
         parts.append(
@@ -123,7 +122,7 @@ def _parts(agent: AgentProblems) -> list[str]:
         kinds = Counter(str(r.outcome) for r in agent.no_ops)
         parts.append(
             f"{plural(len(agent.no_ops), 'run')} that called no tool though it has tools "
-            f"({_tally(kinds)}: {_ids(agent.no_ops)})"
+            f"({tally(kinds)}: {_ids(agent.no_ops)})"
         )
     for (trigger_id, decision), events in agent.not_fired.items():
         detail = agent.details.get((trigger_id, decision))
@@ -238,7 +237,3 @@ def _detail(decision: str, detail: dict[str, object]) -> str:
 def _ids(runs: list[Run], limit: int = 3) -> str:
     shown = ", ".join(r.run_id for r in runs[:limit])
     return shown + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
-
-
-def _tally(kinds: Counter[str]) -> str:
-    return ", ".join(f"{kind} x{count}" for kind, count in kinds.most_common())

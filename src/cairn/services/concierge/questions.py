@@ -48,6 +48,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from cairn.domain.usage import UsageBy
+from cairn.text import unique
 
 Intent = Literal[
     "destructive",
@@ -446,11 +447,6 @@ def _usage_by(text: str) -> UsageBy:
         if re.search(rf"\b(which|by|per|each|every)\s+{group}s?\b", text):
             return group
     return "hour" if re.search(r"\bhourly\b", text) else "agent"
-
-
-def unique(values: list[str]) -> list[str]:
-    """``values`` in order, once each."""
-    return list(dict.fromkeys(values))
 
 
 def cited_run_ids(text: str, *, exclude: str | None = None) -> list[str]:

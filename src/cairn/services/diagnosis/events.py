@@ -26,9 +26,10 @@ from cairn.domain.sources import DataSource
 from cairn.domain.triggers import Event, Trigger, TriggerDecision
 from cairn.errors import UsageError
 from cairn.services.app import App
-from cairn.services.diagnosis.rules import names, quote_json
+from cairn.services.diagnosis.rules import quote_json
+from cairn.services.triggers import EVENT_SOURCE_KINDS
 from cairn.services.webhooks import MAX_BODY_BYTES, TOLERANCE_S
-from cairn.text import clip
+from cairn.text import capitalised, clip, names, unique
 from cairn.webhooks.base import WebhookProvider
 from cairn.webhooks.registry import get_provider
 
@@ -99,22 +100,20 @@ def why_not_fired(app: App, sandbox_id: str, slug: str) -> Explanation:
             event_sources = [
                 s
                 for s in source_store.list_sources(conn, sandbox_id)
-                if s.kind in ("webhook", "schedule", "integration") and s.status != "revoked"
+                if s.kind in EVENT_SOURCE_KINDS and s.status != "revoked"
             ]
             finding = _no_trigger_for_agent(agent, event_sources)
             return Explanation(slug, f"{slug} never fires: {finding.cause}", [finding], "agent")
         latest: Event | None = None
-        for source_id in dict.fromkeys(t.data_source_id for t in triggers):
+        source_ids = unique(t.data_source_id for t in triggers)
+        for source_id in source_ids:
             found = event_store.list_events(conn, sandbox_id, source_id=source_id, limit=1)
             if found and (latest is None or found[0].event_id > latest.event_id):
                 latest = found[0]
         if latest is None:
-            sources = {}
-            for source_id in dict.fromkeys(t.data_source_id for t in triggers):
-                try:
-                    sources[source_id] = source_store.get_source(conn, sandbox_id, source_id)
-                except Exception:  # a deleted source: named by id below
-                    continue
+            stored = {s.source_id: s for s in source_store.list_sources(conn, sandbox_id)}
+            # A deleted source is named by its id.
+            sources = {sid: stored[sid] for sid in source_ids if sid in stored}
             finding = _no_events(agent, triggers, sources)
             findings = [finding, *_paused_now(triggers, set())]
             return Explanation(
@@ -222,7 +221,7 @@ def _decision(event: Event, decision: TriggerDecision, facts: EventFacts) -> Fin
         return Finding(
             "fired",
             "info",
-            f"{named[0].upper()}{named[1:]} fired: run {decision.run_id}{state}.",
+            f"{capitalised(named)} fired: run {decision.run_id}{state}.",
             (
                 f"The trigger worked; see why the run did what it did: "
                 f"`cairn runs explain {decision.run_id}`."
@@ -242,7 +241,7 @@ def _decision(event: Event, decision: TriggerDecision, facts: EventFacts) -> Fin
         return Finding(
             "rate_limited",
             "warning",
-            f"{named[0].upper()}{named[1:]} was rate-limited: it had already fired {count} "
+            f"{capitalised(named)} was rate-limited: it had already fired {count} "
             f"times in the hourly window that began at {start} (cap {cap} per hour).",
             f"It fires again once the window ends ({reopens}); to allow more, "
             f"`cairn agent trigger update {tid} --rate-limit {more}` (or `--rate-limit none` "
@@ -255,7 +254,7 @@ def _decision(event: Event, decision: TriggerDecision, facts: EventFacts) -> Fin
         return Finding(
             "trigger_paused",
             "warning",
-            f"{named[0].upper()}{named[1:]} was paused when the event came, so it did not fire"
+            f"{capitalised(named)} was paused when the event came, so it did not fire"
             + (" (it is still paused)." if still else " (it has been resumed since)."),
             (
                 f"Resume it: `cairn agent trigger resume {tid}`; events that arrive while it "
@@ -291,7 +290,7 @@ def _decision(event: Event, decision: TriggerDecision, facts: EventFacts) -> Fin
     return Finding(
         "undecided",
         "warning",
-        f"{named[0].upper()}{named[1:]} recorded {decision.decision!r}.",
+        f"{capitalised(named)} recorded {decision.decision!r}.",
         "See `cairn events show " + event.event_id + "`.",
         evidence,
     )
@@ -313,7 +312,7 @@ def _filtered(
         return Finding(
             "filtered_out",
             "warning",
-            f"{named[0].upper()}{named[1:]} filtered it out: its event_type_filter wants "
+            f"{capitalised(named)} filtered it out: its event_type_filter wants "
             f"{expected!r}, but this event is {actual!r}.",
             "If events of this type should fire it, widen the trigger: "
             f"`cairn agent trigger update {tid} --event-type {_word(actual)}` "
@@ -339,7 +338,7 @@ def _filtered(
     return Finding(
         "filtered_out",
         "warning",
-        f"{named[0].upper()}{named[1:]} filtered it out: its filter_config wants {path!r} "
+        f"{capitalised(named)} filtered it out: its filter_config wants {path!r} "
         f"to be {json.dumps(expected, default=str)}, but {said}.",
         "If the sender should include it, fix the sender's payload; if events like this "
         f"should fire the agent, widen the filter: {widened}.",

@@ -18,6 +18,7 @@ from cairn.domain.diagnosis import Finding
 from cairn.domain.runs import Run, RunEvent
 from cairn.domain.sources import DataSource
 from cairn.domain.trace import MissingEntry, SourceSkipped
+from cairn.text import capitalised, names
 
 # --- small text helpers ----------------------------------------------------------------
 
@@ -25,16 +26,6 @@ from cairn.domain.trace import MissingEntry, SourceSkipped
 def quote_json(value: Any) -> str:
     """A JSON value as one shell word, for commands people paste."""
     return shlex.quote(json.dumps(value))
-
-
-def names(items: list[str], limit: int = 6) -> str:
-    """``a, b and c`` (``… and N more`` past ``limit``)."""
-    shown = [str(item) for item in items[:limit]]
-    if len(items) > limit:
-        return ", ".join(shown) + f" and {len(items) - limit} more"
-    if len(shown) <= 1:
-        return "".join(shown)
-    return ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
 def seconds(value: float) -> str:
@@ -258,7 +249,7 @@ def stale_allowlist_finding(
         else f"`cairn agent update {slug} --tool-allowlist '[]'` (every tool), or name real ones"
     )
     joined = "; ".join(parts)
-    fix = f"{joined[0].upper()}{joined[1:]}: {command}."
+    fix = f"{capitalised(joined)}: {command}."
     if allowlist and not any(m.entry in allowlist for m in stale):
         fix = (
             f"The agent's allowlist has changed since (now {quote_json(allowlist)}): "

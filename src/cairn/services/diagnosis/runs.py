@@ -16,14 +16,13 @@ from cairn.domain.trace import ToolResolutionTrace
 from cairn.services.diagnosis.rules import (
     RunContext,
     model_error_reason,
-    names,
     quote_json,
     seconds,
     seemingly_needed,
     skip_finding,
     stale_allowlist_finding,
 )
-from cairn.text import clip, iso, plural
+from cairn.text import clip, iso, names, plural, tally
 
 PROVIDER_SIDE = {
     "server_error": "model_server_error",
@@ -339,7 +338,7 @@ class _RunDiagnosis:
         limit = self.limit("max_turns")
         counts = Counter(call.name for call in self.run.tool_calls)
         looping = [name for name, count in counts.most_common() if count > 1]
-        calls = ", ".join(f"{name} x{count}" for name, count in counts.most_common(5))
+        calls = tally(counts, 5)
         cause = (
             f"The model still asked for tools after max_turns={limit} turns "
             f"({plural(len(self.run.tool_calls), 'tool call')}: {calls or 'none'})."

@@ -33,6 +33,7 @@ connects to each server once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,13 +47,8 @@ from cairn.domain.sources import DataSource
 from cairn.domain.trace import MissingEntry, SourceSkipped, ToolResolutionTrace
 from cairn.domain.triggers import Event, Trigger, TriggerDecision
 from cairn.services.app import App
-from cairn.services.diagnosis.rules import (
-    RunContext,
-    names,
-    skip_finding,
-    stale_allowlist_finding,
-)
-from cairn.text import iso
+from cairn.services.diagnosis.rules import RunContext, skip_finding, stale_allowlist_finding
+from cairn.text import capitalised, iso, names, tally
 
 RECENT_RUNS = 20
 RECENT_DECISIONS = 20
@@ -183,12 +179,10 @@ async def _catalogs(
     for skip, slugs in skipped.values():
         base = skip_finding(skip, context, slugs[0], severity="error")
         findings.append(
-            Finding(
-                base.code,
-                base.severity,
-                base.cause.rstrip(".") + f"; agents affected: {names(sorted(set(slugs)))}.",
-                base.fix,
-                base.evidence | {"agents": sorted(set(slugs))},
+            dataclasses.replace(
+                base,
+                cause=base.cause.rstrip(".") + f"; agents affected: {names(sorted(set(slugs)))}.",
+                evidence=base.evidence | {"agents": sorted(set(slugs))},
                 subject=skip.label,
             )
         )
@@ -199,8 +193,9 @@ def _agent_skip(
     skip: SourceSkipped, agent: Agent, context: RunContext, trace: ToolResolutionTrace
 ) -> Finding:
     own = RunContext(agent, context.sources, context.resolve_timeout_s)
-    base = skip_finding(skip, own, agent.slug, severity="error")
-    return Finding(base.code, base.severity, base.cause, base.fix, base.evidence, agent.slug)
+    return dataclasses.replace(
+        skip_finding(skip, own, agent.slug, severity="error"), subject=agent.slug
+    )
 
 
 def _allowlist(
@@ -233,13 +228,11 @@ def _allowlist(
             agent.slug, stale, agent.tool_allowlist, advertised=advertised
         )
         findings.append(
-            Finding(
-                base.code,
-                base.severity,
-                base.cause.replace("was offered", "would be offered"),
-                base.fix,
-                base.evidence | {"checked_against": "today's catalog"},
-                agent.slug,
+            dataclasses.replace(
+                base,
+                cause=base.cause.replace("was offered", "would be offered"),
+                evidence=base.evidence | {"checked_against": "today's catalog"},
+                subject=agent.slug,
             )
         )
     if not advertised and not stale and not trace.sources_skipped:
@@ -449,13 +442,12 @@ def _recent_runs(agent: Agent, runs: list[Run]) -> list[Finding]:
         findings += _latest_failed(agent, finished)
     if len(failed) * 2 > len(finished):
         kinds = Counter(r.error_type or "unknown" for r in failed)
-        top = ", ".join(f"{kind} x{count}" for kind, count in kinds.most_common())
         findings.append(
             Finding(
                 "runs_mostly_fail",
                 "error",
                 f"{len(failed)} of {agent.slug}'s last {len(finished)} finished runs failed "
-                f"({top}).",
+                f"({tally(kinds)}).",
                 f"See why the latest did: `cairn runs explain {failed[0].run_id}`.",
                 {
                     "runs_checked": len(finished),
@@ -476,7 +468,7 @@ def _recent_runs(agent: Agent, runs: list[Run]) -> list[Finding]:
                 "runs_mostly_no_tools",
                 "warning",
                 f"{len(quiet)} of {agent.slug}'s last {len(finished)} finished runs called no "
-                f"tool ({', '.join(f'{o} x{c}' for o, c in outcomes.most_common())}).",
+                f"tool ({tally(outcomes)}).",
                 f"See why: `cairn runs explain {quiet[0].run_id}`; if the agent is meant to "
                 "act, its prompt should say when to call which tool.",
                 {
@@ -520,12 +512,11 @@ def _tool_errors(agent: Agent, finished: list[Run], errored: list[Run]) -> Findi
             if call.error is not None:
                 kinds[call.error_kind or "tool_error"] += 1
                 tools[call.name] += 1
-    named = ", ".join(f"{name} x{count}" for name, count in tools.most_common(5))
     return Finding(
         "runs_tool_errors",
         "error",
         f"Tool calls errored in {len(errored)} of {agent.slug}'s last {len(finished)} finished "
-        f"runs ({named}; kinds: {', '.join(f'{k} x{c}' for k, c in kinds.most_common())}).",
+        f"runs ({tally(tools, 5)}; kinds: {tally(kinds)}).",
         f"`cairn runs explain {errored[0].run_id}` names the cause and the fix of the latest.",
         {
             "runs_checked": len(finished),
@@ -562,7 +553,7 @@ def _runaway(app: App, sandbox_id: str, slug: str | None) -> list[Finding]:
             Finding(
                 "runaway_usage",
                 "error",
-                flag.message[0].upper() + flag.message[1:] + ".",
+                capitalised(flag.message) + ".",
                 f"See where it goes: `cairn usage --agent {flag.slug} --by hour`; to stop it "
                 f"firing, {enforce}.",
                 flag.to_dict(),
