@@ -10,6 +10,7 @@ that turn of the loop, so an idle server answers as fast as before.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -23,30 +24,34 @@ class LoopBatch(Generic[Item, Outcome]):
     order, all in one transaction. When it raises for a batch of several, each item is
     written again alone, so one bad item fails alone and the others are not held back.
     An item whose submitter was cancelled before the write is left out (nobody waits for
-    it)."""
+    it). Each thread's event loop batches on its own: an item is written, and answered,
+    on the loop that submitted it."""
 
     def __init__(
         self, write: Callable[[list[Item]], Sequence[Outcome]], max_batch: int = 256
     ) -> None:
         self._write = write
         self.max_batch = max_batch
-        self._pending: list[tuple[Item, asyncio.Future[Outcome]]] = []
-        self._scheduled = False
+        self._loops = threading.local()  # each thread's event loop batches on its own
 
     async def submit(self, item: Item) -> Outcome:
         """``item``'s outcome once its batch is written (or the error of its write)."""
         loop = asyncio.get_running_loop()
+        pending: list[tuple[Item, asyncio.Future[Outcome]]] | None = getattr(
+            self._loops, "pending", None
+        )
+        if pending is None or getattr(self._loops, "loop", None) is not loop:
+            pending = self._loops.pending = []  # nothing waits on an earlier loop's items
+            self._loops.loop = loop
         done: asyncio.Future[Outcome] = loop.create_future()
-        self._pending.append((item, done))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
+        pending.append((item, done))
+        if len(pending) == 1:
+            loop.call_soon(self._flush, pending)
         return await done
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch = [entry for entry in self._pending if not entry[1].cancelled()]
-        self._pending = []
+    def _flush(self, pending: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+        self._loops.pending = None
+        batch = [entry for entry in pending if not entry[1].cancelled()]
         for start in range(0, len(batch), self.max_batch):
             chunk = batch[start : start + self.max_batch]
             try:
