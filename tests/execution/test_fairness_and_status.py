@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from cairn.cli.main import cli
 from cairn.domain.agents import ModelSettings
+from cairn.domain.runs import Run
 from cairn.execution.embedded import EmbeddedBackend
 from cairn.services import runs as run_service
 from cairn.services.access import create_sandbox
@@ -30,9 +31,8 @@ async def _agent(app: App, sandbox: str, slug: str) -> None:
     )
 
 
-async def test_a_waiting_sandbox_gets_a_slot_before_another_sandboxs_flood_drains(
-    app: App,
-) -> None:
+async def _flood(app: App) -> tuple[EmbeddedBackend, list[Run]]:
+    """Twelve slow runs queued in ``default``; an agent ready to fire in ``small``."""
     create_sandbox(app, "small", "Small tenant")
     await _agent(app, "default", "flood")
     await _agent(app, "small", "single")
@@ -42,6 +42,13 @@ async def test_a_waiting_sandbox_gets_a_slot_before_another_sandboxs_flood_drain
         run_service.start_fire(app, "default", "flood", {"n": n}, kind="manual").run
         for n in range(12)
     ]
+    return backend, flood
+
+
+async def test_a_waiting_sandbox_gets_a_slot_before_another_sandboxs_flood_drains(
+    app: App,
+) -> None:
+    backend, flood = await _flood(app)
     late = run_service.start_fire(app, "small", "single", {}, kind="manual").run
     worker = backend.worker(concurrency=2)
     with anyio.fail_after(60):
@@ -64,15 +71,7 @@ async def test_a_sandbox_arriving_mid_flood_gets_the_next_free_slot(app: App) ->
     another sandbox accepted in this process makes it look again at once."""
     from cairn.execution.worker import LedgerWorker
 
-    create_sandbox(app, "small", "Small tenant")
-    await _agent(app, "default", "flood")
-    await _agent(app, "small", "single")
-    backend = EmbeddedBackend(app)
-    app.executor = backend
-    flood = [
-        run_service.start_fire(app, "default", "flood", {"n": n}, kind="manual").run
-        for n in range(12)
-    ]
+    backend, flood = await _flood(app)
     worker = LedgerWorker(app, concurrency=2, idle_poll_s=60)
     backend.local.append(worker)
     with anyio.fail_after(60):
