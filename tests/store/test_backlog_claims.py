@@ -3,11 +3,19 @@ running runs are reaped (a queued run waits however long it must). Both backends
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from sqlalchemy import func, select
+
+from cairn.batches import LoopBatch
+from cairn.domain.runs import Run, RunEvent
+from cairn.errors import Conflict
 from cairn.store import Store
 from cairn.store import runs as run_store
+from cairn.store.schema import runs, usage_hourly
 from tests.store.test_run_ledger import insert, make_agent, make_run
 
 
@@ -99,3 +107,49 @@ def test_queued_elsewhere_sees_a_waiting_run_of_any_other_sandbox_only(store: St
             assert run_store.queued_elsewhere(conn, full), f"{sandbox} waits"
             run_store.claim_runs(conn, "w", datetime.now(UTC), 1, exclude_sandboxes=full)
             assert not run_store.queued_elsewhere(conn, full), f"{sandbox} was taken"
+
+
+def test_a_batch_of_final_writes_with_a_reaped_run_is_written_one_run_at_a_time(
+    store: Store,
+) -> None:
+    """``finish_runs`` refuses a batch holding a run a reaper ended and rolled up meanwhile
+    (``Conflict``, nothing written); written alone, each final write wins, and the usage
+    rollup counts each run once."""
+    from cairn.store.usage import roll_up_runs
+
+    agent = make_agent(store)
+    lost, alive = make_run(agent, status="running"), make_run(agent, status="running")
+    lost.heartbeat_at = datetime.now(UTC) - timedelta(minutes=5)
+    insert(store, [lost, alive])
+    with store.begin() as conn:
+        assert run_store.reap_stale_runs(conn, stale_after_s=60) == 1
+        assert roll_up_runs(conn, [lost.run_id]) == 1
+    finishes = []
+    for run in (lost, alive):
+        run.status, run.outcome, run.output_text = "succeeded", "answered", f"done {run.run_id}"
+        run.finished_at = datetime.now(UTC)
+        finishes.append((run, [RunEvent(1, "finish", {"stop_reason": "end_turn"})]))
+    with pytest.raises(Conflict), store.begin() as conn:
+        run_store.finish_runs(conn, finishes)
+    with store.connect() as conn:
+        assert run_store.get_run(conn, "default", alive.run_id).status == "running", "rolled back"
+
+    def write(batch: list[tuple[Run, list[RunEvent]]]) -> list[None]:
+        with store.begin() as conn:
+            run_store.finish_runs(conn, batch)
+        return [None] * len(batch)
+
+    final_writes = LoopBatch(write)
+
+    async def finish_both() -> None:
+        await asyncio.gather(*(final_writes.submit(item) for item in finishes))
+
+    asyncio.run(finish_both())
+    with store.connect() as conn:
+        for run in (lost, alive):
+            row = run_store.get_run(conn, "default", run.run_id)
+            assert (row.status, row.output_text) == ("succeeded", f"done {run.run_id}")
+            assert [e.kind for e in run_store.list_events(conn, run.run_id)] == ["finish"]
+        counted = conn.execute(select(func.sum(usage_hourly.c.runs))).scalar_one()
+        rolled = conn.execute(select(func.count()).where(runs.c.usage_rolled)).scalar_one()
+    assert (counted, rolled) == (2, 2), "each run in the rollup once"
