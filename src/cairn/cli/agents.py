@@ -27,6 +27,8 @@ def agent() -> None:
     """Create, inspect, test and list the runs of agents."""
 
 
+_READABLE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
 _settings_options = option_set(
     click.option("--backend", help="Model backend: scripted, anthropic, openai, google."),
     click.option("--model", help="Model name for the backend."),
@@ -38,7 +40,7 @@ _settings_options = option_set(
     click.option("--script", "script_json", help="Scripted-backend script, JSON."),
     click.option(
         "--script-file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        type=_READABLE_FILE,
         help="Scripted-backend script, a JSON file (docs/scripted.md).",
     ),
     click.option("--tool-sources", help='JSON list of source kinds/ids, or "default".'),
@@ -46,7 +48,7 @@ _settings_options = option_set(
     click.option("--prompt", help="System prompt text."),
     click.option(
         "--prompt-file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        type=_READABLE_FILE,
         help="System prompt from a file.",
     ),
     click.option("--name", help="A display name."),
@@ -233,10 +235,9 @@ def _payload(payload_json: str, event_file: Path | None) -> Any:
 
 def _event_options(event: str) -> Callable[[Any], Any]:
     """``--event-payload`` and ``--event-file``, for ``event`` (the fake event, the event)."""
-    path = click.Path(exists=True, dir_okay=False, path_type=Path)
     return option_set(
         click.option("--event-payload", "payload_json", default="{}", help=f"{event}, JSON."),
-        click.option("--event-file", type=path, help=f"{event} from a JSON file."),
+        click.option("--event-file", type=_READABLE_FILE, help=f"{event} from a JSON file."),
     )
 
 
