@@ -202,7 +202,7 @@ class LedgerWorker:
         try:
             with self.app.store.connect() as conn:
                 agent = self.app.caches.agent(conn, run.sandbox_id, run.agent_id)
-            available = available_sources(self.app, run.sandbox_id)
+                available = available_sources(self.app, run.sandbox_id, conn)
             await self.runner.execute(run, agent, available)
         except Exception as exc:  # one run's failure must not stop the worker
             log.exception("run %s could not be completed", run.run_id)

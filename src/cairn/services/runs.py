@@ -123,7 +123,7 @@ def _agent_and_sources(app: App, sandbox_id: str, slug: str) -> tuple[Agent, lis
 
     with app.store.connect() as conn:
         agent = agent_store.get_agent(conn, sandbox_id, slug)
-    return agent, available_sources(app, sandbox_id)
+        return agent, available_sources(app, sandbox_id, conn)
 
 
 async def replay_run(app: App, sandbox_id: str, run_id: str, event_payload: Any = None) -> Run:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn.domain.keys import Principal
 from cairn.domain.sources import AuthMode, DataSource, Transport
@@ -13,6 +14,9 @@ from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.store import sources as source_store
 from cairn.store.sandboxes import require_sandbox
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,11 +245,15 @@ def revoke_source(app: App, sandbox_id: str, id_or_label: str) -> DataSource:
     return revoked
 
 
-def available_sources(app: App, sandbox_id: str) -> list[DataSource]:
-    """Every source a run in the sandbox could use, with secrets, for building them."""
+def available_sources(
+    app: App, sandbox_id: str, conn: Connection | None = None
+) -> list[DataSource]:
+    """Every source a run in the sandbox could use, with secrets, for building them. Read
+    on ``conn`` when the caller holds one (a worker reading the agent too), else on a
+    connection of its own."""
     from cairn.tools.builtin import builtin_source_record
 
-    with app.store.connect() as conn:
+    with nullcontext(conn) if conn is not None else app.store.connect() as conn:
         cached = app.caches.sandbox_sources(conn, sandbox_id)
         if cached is not None:
             return [builtin_source_record(sandbox_id), *cached]
