@@ -1,20 +1,7 @@
 """The Concierge's offline interpreter: a deterministic reading of the question
 (``cairn.services.concierge.questions``) that calls the services (runs, diagnosis, usage,
-catalogs, triggers) and phrases what they return:
-
-========================================================  ================================
-"Show me the last 20 runs for the support agent"          recent runs, status and outcome
-"Why didn't run run_… use any tools?"                     ``diagnosis.explain_run``
-"Why didn't the support agent's last run use tools?"      the same, for its latest run
-"Why didn't event evt_… fire anything?"                   ``diagnosis.explain_event``
-"Why didn't the triage agent fire on the last event?"     ``diagnosis.why_not_fired``
-"Test the triage agent with this fake event: {…}"         a synchronous test fire
-"What tools does my support agent have right now?"        the live catalog, skips, drift
-"Which agent used the most tokens today?"                 ``usage.usage`` by agent
-"Pause trigger trg_…" / "Resume trigger trg_…"            done (reversible; editors only)
-"Delete / destroy / revoke …"                             never done: the command is given
-"What needs fixing?"                                      ``diagnosis.doctor``
-========================================================  ================================
+catalogs, triggers) and phrases what they return, one handler per intent (the questions
+each answers are listed in ``docs/concierge.md``).
 
 Anything else gets the list of what the Concierge can do. Destructive questions are
 always answered offline, so "it prints the command instead" holds whatever model runs.

@@ -2,40 +2,11 @@
 what it asks for (its *intent*). Pure and deterministic, so each form is pinned by a test
 without a ledger; ``cairn.services.concierge`` answers what this finds.
 
-Intents are tried in this order (the first that fits wins):
-
-==================  ==================================================================
-intent              recognised by
-==================  ==================================================================
-``destructive``     delete / destroy / remove / revoke / prune / wipe / purge / erase
-``resume_trigger``  a command (not a question) with resume / unpause / turn back on + a
-                    trigger or an agent (then all its triggers)
-``pause_trigger``   a command with pause / suspend / disable / stop / halt / kill / turn
-                    off + a trigger or an agent ("chatty is burning money, stop it")
-``explain_run``     a run id (``run_…``)
-``explain_event``   an event id (``evt_…``)
-``explain_last``    the last / latest / most recent *run* (singular) of an agent
-``why_not_fired``   a negation before fire / trigger / react / respond / run ("sync never
-                    runs, why?", "why didn't billing fire")
-``test_fire``       a JSON payload, or test / try / fire / invoke right before the agent
-``agent_tools``     tools / catalog / allowlist / capabilities
-``usage``           tokens / usage / cost / spend / expensive / budget / burning money
-``list_runs``       show / list + runs, or runs of an agent or a status ("failed runs
-                    from yesterday")
-``agent_status``    an agent and: ok / healthy / working / broken / failing / fail / doing
-                    nothing / not working / wrong / problem / stuck / status
-``problems``        no agent, and: break / broken / wrong / problems / failing / errors /
-                    went wrong ("did anything break in the last hour?")
-``doctor``          doctor / needs fixing / health / check up / is everything ok
-``list_runs``       runs / history / recent / latest / last / activity
-``help``            anything else, when nothing is named; a named agent gets
-                    ``agent_status``, a named trigger ``why_not_fired`` for its agent
-==================  ==================================================================
-
-Words for time: today, yesterday (a closed window: yesterday's local midnight to
-today's), last / past N minutes / hours / days / weeks (and "last hour", "last 3h"),
-this week, since 9am / 14:30 / yesterday / monday / 2026-12-01. An agent slug with a typo
-("billng") is taken as the closest slug, and the answer says so.
+Intents are tried in the order of ``_intent`` (the first that fits wins), each recognised
+by the words of the pattern it names. A question that names an agent but nothing else it
+can place gets ``agent_status``, a named trigger ``why_not_fired`` for its agent, one that
+names nothing ``help``. The words for time and for typo'd slugs are in
+``docs/concierge.md``.
 """
 
 from __future__ import annotations

@@ -20,8 +20,10 @@ from cairn.domain.agents import Agent
 from cairn.domain.diagnosis import DoctorReport, Explanation, Finding
 from cairn.domain.runs import Run
 from cairn.services.app import App
+from cairn.services.diagnosis.events import explain_event, why_not_fired
 from cairn.services.diagnosis.rules import RunContext
 from cairn.services.diagnosis.runs import diagnose_run
+from cairn.services.diagnosis.scan import doctor
 
 __all__ = [
     "DoctorReport",
@@ -98,30 +100,3 @@ def _over_threshold(app: App, sandbox_id: str, run: Run) -> Finding | None:
             "flags": [f.to_dict() for f in flags],
         },
     )
-
-
-def explain_event(app: App, sandbox_id: str, event_id: str) -> Explanation:
-    """Why event ``event_id`` fired what it fired (or nothing), from the recorded trigger
-    decisions, or why its delivery was refused."""
-    from cairn.services.diagnosis.events import explain_event as explain
-
-    return explain(app, sandbox_id, event_id)
-
-
-def why_not_fired(app: App, sandbox_id: str, slug: str) -> Explanation:
-    """Why agent ``slug`` did (not) fire on the most recent event of any source bound to it,
-    or that it has no trigger at all."""
-    from cairn.services.diagnosis.events import why_not_fired as explain
-
-    return explain(app, sandbox_id, slug)
-
-
-async def doctor(
-    app: App, sandbox_id: str, slug: str | None = None, quiet_days: float = 7
-) -> DoctorReport:
-    """Scan every agent (or one) without running anything: stale allowlist entries against
-    today's catalog, sources that would be skipped now, paused and quiet triggers, agents
-    whose recent runs mostly fail or use no tools, runaway usage."""
-    from cairn.services.diagnosis.scan import scan
-
-    return await scan(app, sandbox_id, slug=slug, quiet_days=quiet_days)

@@ -1,14 +1,10 @@
 """Explain what an event did: every trigger's recorded decision, in plain English, with the
 command that changes it; and "why didn't my agent fire?" from the agent's last event.
 
-Each decision of ``cairn.domain.triggers`` maps to one finding code (``fired``,
-``filtered_out``, ``rate_limited``, ``trigger_paused``, ``agent_archived``,
-``server_busy``); an event no trigger decided is ``no_trigger``; a refused delivery is
-``bad_signature``, ``stale_delivery``, ``unsigned_delivery``, ``bad_timestamp``,
-``malformed_delivery``, ``delivery_too_large``, ``awaiting_secret``, ``unknown_event_type``
-or ``rejected_delivery`` (from the refusal code the webhook provider recorded, in the
-provider's terms: its header, where its secret is); a provider handshake (GitHub's ping,
-Slack's url_verification) is ``handshake``.
+Each trigger decision of ``cairn.domain.triggers``, an event no trigger decided, a refused
+delivery (from the refusal code the webhook provider recorded, in the provider's terms: its
+header, where its secret is) and a provider handshake map to one finding code each;
+``docs/diagnosis.md`` lists them.
 """
 
 from __future__ import annotations
@@ -77,7 +73,8 @@ def _gather(conn: Any, app: App, sandbox_id: str, event: Event) -> EventFacts:
 
 
 def explain_event(app: App, sandbox_id: str, event_id: str) -> Explanation:
-    """See ``cairn.services.diagnosis.explain_event``."""
+    """Why event ``event_id`` fired what it fired (or nothing), from the recorded trigger
+    decisions, or why its delivery was refused."""
     from cairn.store import events as event_store
 
     with app.store.connect() as conn:
@@ -87,7 +84,8 @@ def explain_event(app: App, sandbox_id: str, event_id: str) -> Explanation:
 
 
 def why_not_fired(app: App, sandbox_id: str, slug: str) -> Explanation:
-    """See ``cairn.services.diagnosis.why_not_fired``."""
+    """Why agent ``slug`` did (not) fire on the most recent event of any source bound to it,
+    or that it has no trigger at all."""
     from cairn.store import agents as agent_store
     from cairn.store import events as event_store
     from cairn.store import sources as source_store

@@ -1,30 +1,7 @@
 """``doctor``: a proactive scan of a sandbox (or one agent) that runs nothing.
 
-What it checks, and the finding codes it reports (each with a ``subject``):
-
-=========================  ==============================================================
-code                       what
-=========================  ==============================================================
-``source_skipped``         a source the agents use would be skipped now (reason + fix)
-``stale_allowlist``        allowlist entries that match no tool in today's catalog
-``no_tools_available``     an agent that would be offered no tools at all
-``trigger_paused``         a paused trigger
-``trigger_quiet``          an active trigger that has not fired in ``quiet_days``
-``trigger_agent_archived`` an active trigger whose agent is archived
-``trigger_filters_all``    an active trigger whose filter refused every event it received
-                           lately (its last ``RECENT_DECISIONS``), so it never fires
-``runs_mostly_fail``       most of the agent's last 20 finished runs failed
-``latest_run_failed``      the agent's newest run failed (it has too few runs for a ratio)
-``runs_tool_errors``       tool calls errored in most of its recent runs
-``runs_mostly_no_tools``   most of them succeeded without calling a tool (never for an
-                           agent that is tool-less by choice, ``tool_sources []``)
-``runaway_usage``          the agent is over its usage threshold (``cairn.services.usage``)
-``cost_watch_paused``      cost-watch paused the agent's triggers (when, why, how to resume)
-=========================  ==============================================================
-
-Run rules read only runs of the agent's *current* version (``run.agent_version``): a
-configuration change bumps the version, so a problem fixed by one stops being reported
-from the runs before it.
+Its finding codes, each with a ``subject``, and why run rules read only runs of the
+agent's current version are in ``docs/diagnosis.md`` (Doctor).
 
 Catalogs are resolved once per distinct ``tool_sources`` selection (with no allowlist), and
 each agent's allowlist is applied to that, so a sandbox of many agents on the same sources
@@ -100,10 +77,12 @@ def _read(app: App, sandbox_id: str, slug: str | None) -> _Ledger:
     return ledger
 
 
-async def scan(
-    app: App, sandbox_id: str, *, slug: str | None = None, quiet_days: float = 7
+async def doctor(
+    app: App, sandbox_id: str, slug: str | None = None, quiet_days: float = 7
 ) -> DoctorReport:
-    """See ``cairn.services.diagnosis.doctor``."""
+    """Scan every agent (or one) without running anything: stale allowlist entries against
+    today's catalog, sources that would be skipped now, paused and quiet triggers, agents
+    whose recent runs mostly fail or use no tools, runaway usage."""
     from cairn.errors import UsageError
 
     if not 0 <= quiet_days <= MAX_QUIET_DAYS:
@@ -533,11 +512,9 @@ def _tool_errors(agent: Agent, finished: list[Run], errored: list[Run]) -> Findi
 
 
 def _runaway(app: App, sandbox_id: str, slug: str | None) -> list[Finding]:
-    """Flags from the usage thresholds (``cairn.services.usage``), when that is installed."""
-    try:
-        from cairn.services.usage import runaway_agents
-    except ImportError:  # a build without cost-watch: nothing to report
-        return []
+    """Flags from the usage thresholds (``cairn.services.usage``)."""
+    from cairn.services.usage import runaway_agents
+
     findings: list[Finding] = []
     for flag in runaway_agents(app, sandbox_id):
         if slug is not None and flag.slug != slug:
@@ -611,4 +588,4 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-__all__ = ["scan"]
+__all__ = ["doctor"]
