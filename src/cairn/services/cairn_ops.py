@@ -86,11 +86,6 @@ def granted(grant: Grant | None) -> Iterator[None]:
         _grant.reset(token)
 
 
-def tool_name(name: str) -> str:
-    """The advertised name of one of this source's tools (``cairn_<name>``)."""
-    return f"{CAIRN_SOURCE}_{name}"
-
-
 def _schema(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:

@@ -15,6 +15,7 @@ import json
 import re
 import shlex
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -65,13 +66,14 @@ async def answer_offline(
     role: Role,
     confirmed: bool = False,
 ) -> Answer:
-    """Answer ``parsed`` without a model: one handler per intent, each a complete ``Answer``."""
+    """Answer ``parsed`` without a model: one handler per intent."""
     return await _Interpreter(app, sandbox_id, agents, parsed, role, confirmed).answer()
 
 
 @dataclass(slots=True)
 class _Interpreter:
-    """Routes a parsed question (``q``) to one handler; each returns a complete ``Answer``."""
+    """Routes a parsed question (``q``) to one handler; each returns the ``Answer``'s text,
+    run ids and commands, and ``answer`` adds the intent and the note on a typo'd slug."""
 
     app: App
     sandbox_id: str
@@ -100,34 +102,32 @@ class _Interpreter:
             "help": self.help,
         }
         answer = await handlers[q.intent]()
-        if q.typo and q.agent:
-            note = f"(I took {q.typo!r} to mean the agent {q.agent}.)"
-            return dataclasses.replace(answer, text=f"{note}\n{answer.text}")
-        return answer
+        # The agent's latest run is explained like any run: the answer is an explain_run.
+        intent = "explain_run" if q.intent == "explain_last" else q.intent
+        note = f"(I took {q.typo!r} to mean the agent {q.agent}.)\n" if q.typo and q.agent else ""
+        return dataclasses.replace(answer, text=note + answer.text, intent=intent)
 
     # -- helpers --
 
-    def _unknown_agent(self, intent: str) -> Answer:
+    def _unknown_agent(self) -> Answer:
         return Answer(
             f"There is no agent {self.q.unknown_agent!r} in sandbox {self.sandbox_id!r}. "
             f"{self._agents_line()}",
             commands=["cairn agent list"],
-            intent=intent,
         )
 
-    def _agent_or_ask(self, intent: str) -> str | Answer:
+    def _agent_or_ask(self) -> str | Answer:
         """The agent the question is about, or an answer asking which one."""
         if self.q.agent:
             return self.q.agent
         if self.q.unknown_agent:
-            return self._unknown_agent(intent)
+            return self._unknown_agent()
         pool = self._regular_agents()
         if len(pool) == 1:
             return pool[0].slug
         return Answer(
             f"Which agent do you mean? {self._agents_line()}",
             commands=["cairn agent list"],
-            intent=intent,
         )
 
     def _regular_agents(self) -> list[Agent]:
@@ -150,7 +150,7 @@ class _Interpreter:
 
         q = self.q
         if q.unknown_agent and not q.agent:
-            return self._unknown_agent("list_runs")
+            return self._unknown_agent()
         from cairn.ids import id_floor
 
         limit = q.limit or 20
@@ -173,7 +173,7 @@ class _Interpreter:
             status = f" --status {q.status}" if q.status else ""
             commands.append(f"cairn agent runs {q.agent} --limit {limit}{status}")
         if not runs:
-            return Answer(f"No{which} runs{whose}{window}.", commands=commands, intent="list_runs")
+            return Answer(f"No{which} runs{whose}{window}.", commands=commands)
         lines = [f"The last {len(runs)}{which} runs{whose}{window}, newest first:"]
         lines += [_run_line(run) for run in runs]
         lines.append(_tally(runs))
@@ -183,7 +183,6 @@ class _Interpreter:
             "\n".join(lines),
             run_ids=[run.run_id for run in runs],
             commands=commands,
-            intent="list_runs",
         )
 
     async def explain_run(self, run_id: str) -> Answer:
@@ -198,20 +197,18 @@ class _Interpreter:
                 "run_ and 26 letters and digits; list recent ones with "
                 '"show me the last 20 runs for <agent>".',
                 commands=["cairn agent runs <slug>"],
-                intent="explain_run",
             )
         lines, commands, cited = _phrase(explain_run(self.app, self.sandbox_id, run_id))
         return Answer(
             "\n".join(lines),
             run_ids=unique([run.run_id, *cited]),
             commands=unique([*commands, f"cairn runs explain {run.run_id}"]),
-            intent="explain_run",
         )
 
     async def explain_last(self) -> Answer:
         from cairn.services.runs import RunQuery, list_runs
 
-        slug = self._agent_or_ask("explain_run")
+        slug = self._agent_or_ask()
         if isinstance(slug, Answer):
             return slug
         latest = list_runs(self.app, self.sandbox_id, RunQuery(agent_slug=slug, limit=1))
@@ -220,7 +217,6 @@ class _Interpreter:
                 f"{slug} has no runs yet. Test it with "
                 f"`cairn agent test {slug} --event-payload '{{}}'`.",
                 commands=[f"cairn agent test {slug} --event-payload '{{}}'"],
-                intent="explain_run",
             )
         return await self.explain_run(latest[0].run_id)
 
@@ -230,13 +226,12 @@ class _Interpreter:
         try:
             explanation = explain_event(self.app, self.sandbox_id, event_id)
         except NotFound as missing:
-            return Answer(f"{missing} (see `cairn events list`).", intent="explain_event")
+            return Answer(f"{missing} (see `cairn events list`).")
         lines, commands, cited = _phrase(explanation)
         return Answer(
             "\n".join([f"Event {event_id}:", *lines]),
             run_ids=cited,
             commands=unique([*commands, f"cairn events explain {event_id}"]),
-            intent="explain_event",
         )
 
     async def why_not_fired(self) -> Answer:
@@ -250,7 +245,7 @@ class _Interpreter:
             except NotFound:
                 slug = None
         if not slug:
-            slug = self._agent_or_ask("why_not_fired")
+            slug = self._agent_or_ask()
         if isinstance(slug, Answer):
             return slug
         explanation = why_not_fired(self.app, self.sandbox_id, slug)
@@ -260,13 +255,12 @@ class _Interpreter:
             "\n".join([f"Why {slug} did not fire:", *lines]),
             run_ids=cited,
             commands=unique([*commands, *(f"cairn events explain {e}" for e in events[:1])]),
-            intent="why_not_fired",
         )
 
     async def test_fire(self) -> Answer:
         from cairn.services.runs import fire_agent
 
-        slug = self._agent_or_ask("test_fire")
+        slug = self._agent_or_ask()
         if isinstance(slug, Answer):
             return slug
         payload = self.q.payload if self.q.has_payload else {}
@@ -298,7 +292,7 @@ class _Interpreter:
             lines += ["Why:", *more]
             commands = unique([*commands, *fixes, f"cairn runs explain {run.run_id}"])
         commands.append(f"cairn agent test {slug} --event-payload {shlex.quote(shown)}")
-        return Answer("\n".join(lines), run_ids=cited, commands=commands, intent="test_fire")
+        return Answer("\n".join(lines), run_ids=cited, commands=commands)
 
     async def _confirm_fire(self, slug: str, payload: Any) -> Answer | None:
         """What a test fire would run, and a request to confirm, when the agent may call
@@ -319,13 +313,12 @@ class _Interpreter:
             f"read-only): {', '.join(acting)}. Nothing was run. To go ahead, confirm: "
             f"`{again}` (or `{test}`).",
             commands=[again, test],
-            intent="test_fire",
         )
 
     async def catalog(self) -> Answer:
         from cairn.services.agents import agent_catalog, describe_missing
 
-        slug = self._agent_or_ask("agent_tools")
+        slug = self._agent_or_ask()
         if isinstance(slug, Answer):
             return slug
         catalog = await agent_catalog(self.app, self.sandbox_id, slug)
@@ -356,9 +349,7 @@ class _Interpreter:
             )
         for missing in trace.allowlist_missing_entries:
             lines.append(f"Stale: {describe_missing(missing)}.")
-        return Answer(
-            "\n".join(lines), commands=[f"cairn agent tools {slug}"], intent="agent_tools"
-        )
+        return Answer("\n".join(lines), commands=[f"cairn agent tools {slug}"])
 
     async def usage(self) -> Answer:
         from cairn.services.usage import format_micros, usage
@@ -378,9 +369,7 @@ class _Interpreter:
         scope = f" by {q.agent}" if q.agent else ""
         commands = [f"cairn usage --since {_duration(since_s)} --by {by}"]
         if not rows:
-            return Answer(
-                f"No runs{scope} {window}: no tokens were used.", commands=commands, intent="usage"
-            )
+            return Answer(f"No runs{scope} {window}: no tokens were used.", commands=commands)
 
         def cost(micros: int | None) -> str:
             return f", est. cost {format_micros(micros)}" if micros is not None else ""
@@ -404,7 +393,7 @@ class _Interpreter:
             f"Total: {totals.tokens:,} tokens over {plural(totals.runs, 'run')}"
             f"{cost(totals.cost_micros)}."
         )
-        return Answer("\n".join(lines), commands=commands, intent="usage")
+        return Answer("\n".join(lines), commands=commands)
 
     async def agent_status(self) -> Answer:
         """What Cairn knows about one agent: doctor's findings, its latest run explained,
@@ -414,7 +403,7 @@ class _Interpreter:
         from cairn.services.runs import RunQuery, list_runs
         from cairn.services.triggers import list_triggers
 
-        slug = self._agent_or_ask("agent_status")
+        slug = self._agent_or_ask()
         if isinstance(slug, Answer):
             return slug
         report = await doctor(self.app, self.sandbox_id, slug=slug)
@@ -453,7 +442,6 @@ class _Interpreter:
             text,
             run_ids=unique([*cited, *cited_run_ids(text)]),
             commands=unique([*commands, f"cairn doctor --agent {slug}"]),
-            intent="agent_status",
         )
 
     async def problems(self) -> Answer:
@@ -470,7 +458,6 @@ class _Interpreter:
             "\n".join(lines),
             run_ids=found.run_ids(),
             commands=found.commands(),
-            intent="problems",
         )
 
     async def doctor(self) -> Answer:
@@ -479,7 +466,7 @@ class _Interpreter:
         report = await doctor(self.app, self.sandbox_id, slug=self.q.agent)
         command = "cairn doctor" + (f" --agent {self.q.agent}" if self.q.agent else "")
         if report.ok and not report.findings:
-            return Answer("Nothing needs fixing.", commands=[command], intent="doctor")
+            return Answer("Nothing needs fixing.", commands=[command])
         head = "Nothing needs fixing; notes:" if report.ok else "These need fixing:"
         lines, commands = _findings([head], report.findings, subjects=True)
         text = "\n".join(lines)
@@ -487,15 +474,12 @@ class _Interpreter:
             text,
             run_ids=cited_run_ids(text),
             commands=unique([*commands, command]),
-            intent="doctor",
         )
 
     async def set_triggers(self, status: TriggerStatus) -> Answer:
         from cairn.services.triggers import list_triggers, update_trigger
 
-        verb, intent = (
-            ("pause", "pause_trigger") if status == "paused" else ("resume", "resume_trigger")
-        )
+        verb = "pause" if status == "paused" else "resume"
         ids = self.q.trigger_ids
         if not ids and self.q.agent:
             ids = [t.trigger_id for t in list_triggers(self.app, self.sandbox_id, self.q.agent)]
@@ -504,14 +488,12 @@ class _Interpreter:
                 f"{self.q.agent} has no trigger, so nothing fires it by itself: there is "
                 f"nothing to {verb}. (Runs you start yourself are not stopped by this.)",
                 commands=[f"cairn agent trigger list {self.q.agent}"],
-                intent=intent,
             )
         if not ids:
             return Answer(
                 "Which trigger? Name it (trg_…) or its agent; `cairn agent trigger list` "
                 "shows them.",
                 commands=["cairn agent trigger list"],
-                intent=intent,
             )
         if not role_allows(self.role, "editor"):
             commands = [f"cairn agent trigger {verb} {t}" for t in ids]
@@ -519,7 +501,6 @@ class _Interpreter:
                 f"To {verb} a trigger takes an editor key, and this question came with a "
                 f"{self.role} key. An editor can run: " + "; ".join(commands),
                 commands=commands,
-                intent=intent,
             )
         lines: list[str] = []
         commands = []
@@ -548,7 +529,7 @@ class _Interpreter:
                     f"matching events. Undo with `cairn agent trigger pause {trigger_id}`."
                 )
             commands.append(f"cairn agent trigger {undo} {trigger_id}")
-        return Answer("\n".join(lines), commands=commands, intent=intent)
+        return Answer("\n".join(lines), commands=commands)
 
     async def destructive(self) -> Answer:
         """Never done: what would be destroyed, and the command that does it."""
@@ -598,7 +579,7 @@ class _Interpreter:
                 "If you only want it to stop firing, ask me to pause it instead: that is "
                 "reversible."
             )
-        return Answer("\n".join(lines), commands=commands, intent="destructive")
+        return Answer("\n".join(lines), commands=commands)
 
     async def help(self) -> Answer:
         examples = [
@@ -615,7 +596,6 @@ class _Interpreter:
             "I did not understand that question. I answer from the ledger, e.g.:\n"
             + "\n".join(f"- {e}" for e in examples)
             + f"\nI never destroy anything; I print the command instead. {self._agents_line()}",
-            intent="help",
         )
 
 
@@ -669,11 +649,8 @@ def _run_line(run: Run) -> str:
 
 
 def _tally(runs: list[Run]) -> str:
-    statuses: dict[str, int] = {}
-    quiet = 0
-    for run in runs:
-        statuses[run.status] = statuses.get(run.status, 0) + 1
-        quiet += run.outcome in NO_OP_OUTCOMES
+    statuses = Counter(run.status for run in runs)
+    quiet = sum(run.outcome in NO_OP_OUTCOMES for run in runs)
     parts = ", ".join(f"{count} {status}" for status, count in statuses.items())
     tail = f"; {plural(quiet, 'run')} called no tool" if quiet else ""
     return f"In all: {parts}{tail}."

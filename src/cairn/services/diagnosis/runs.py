@@ -109,23 +109,16 @@ class _RunDiagnosis:
                 return call
         return None
 
-    def call_seq(self, call_id: str, kind: str = "tool_call") -> int | None:
-        for event in self.events:
-            if event.kind == kind and event.data.get("call_id") == call_id:
-                return event.seq
-        return None
-
-    def call_started(self, call_id: str) -> RunEvent | None:
+    def call_event(self, call_id: str, kind: str = "tool_call") -> RunEvent | None:
         return next(
-            (e for e in self.events if e.kind == "tool_call" and e.data.get("call_id") == call_id),
-            None,
+            (e for e in self.events if e.kind == kind and e.data.get("call_id") == call_id), None
         )
 
     def where(self) -> tuple[str, dict[str, Any]]:
         """Where a deadline or cancel caught the run: a hung call, the model, or resolution."""
         call = self.cut_call()
         if call is not None:
-            started = self.call_started(call.call_id)
+            started = self.call_event(call.call_id)
             evidence: dict[str, Any] = {
                 "hung_call": {
                     "call_id": call.call_id,
@@ -665,7 +658,9 @@ class _RunDiagnosis:
                         "arguments": c.arguments,
                         "error": c.error,
                         "error_kind": c.error_kind,
-                        "tool_result_seq": self.call_seq(c.call_id, "tool_result"),
+                        "tool_result_seq": getattr(
+                            self.call_event(c.call_id, "tool_result"), "seq", None
+                        ),
                     }
                     for c in errored
                 ],

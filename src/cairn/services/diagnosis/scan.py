@@ -21,7 +21,7 @@ from cairn.domain.agents import Agent
 from cairn.domain.diagnosis import DoctorReport, Finding, by_severity
 from cairn.domain.runs import FINAL_STATUSES, NO_OP_OUTCOMES, Run, RunFilter
 from cairn.domain.sources import DataSource
-from cairn.domain.trace import MissingEntry, SourceSkipped, ToolResolutionTrace
+from cairn.domain.trace import SourceSkipped, ToolResolutionTrace
 from cairn.domain.triggers import Event, Trigger, TriggerDecision
 from cairn.services.app import App
 from cairn.services.diagnosis.rules import RunContext, skip_finding, stale_allowlist_finding
@@ -183,24 +183,14 @@ def _allowlist(
     from cairn.tools.resolution import apply_allowlist
 
     advertised, filtered, missing = apply_allowlist(agent.tool_allowlist, real)
-    skipped_namespaces = {
-        str(s.config.get("namespace")): s.label
+    # Entries in the namespace of a skipped source are that source's, not stale.
+    skipped = {k.source_id for k in trace.sources_skipped}
+    hidden = tuple(
+        f"{s.config['namespace']}_"
         for s in available
-        if s.config.get("namespace")
-        and any(k.source_id == s.source_id for k in trace.sources_skipped)
-    }
-    stale: list[MissingEntry] = []
-    for entry in missing:
-        hidden_by = next(
-            (
-                label
-                for namespace, label in skipped_namespaces.items()
-                if entry.entry.startswith(f"{namespace}_")
-            ),
-            None,
-        )
-        if hidden_by is None:
-            stale.append(entry)
+        if s.config.get("namespace") and s.source_id in skipped
+    )
+    stale = [entry for entry in missing if not entry.entry.startswith(hidden)]
     findings: list[Finding] = []
     if stale:
         base = stale_allowlist_finding(
