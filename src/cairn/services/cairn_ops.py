@@ -1,40 +1,29 @@
-"""The ``cairn`` tool-source kind: Cairn's own operations as tools, for the Concierge agent.
+"""The ``cairn`` tool-source kind: Cairn's own operations as tools, for the Concierge agent
+(the tools, and the rights they act with, are listed in ``docs/concierge.md``).
 
-A services module, since its tools call the services; it registers its kind with
-``cairn.tools.kinds`` from ``cairn.services`` (the tools layer never names it).
-
-An agent whose ``tool_sources`` name ``cairn`` gets these tools (advertised as
-``cairn_<name>``, the source's namespace): ``list_agents``, ``list_runs``, ``explain_run``,
-``explain_event``, ``why_not_fired``, ``test_fire``, ``agent_tools`` (the live catalog),
-``usage`` and ``pause_trigger``. Every one reads the ledger or makes a reversible change;
-none destroys anything, so a model cannot delete what it misunderstood. The source's
-record is a stored source of kind ``cairn`` (made once per sandbox by
-``cairn.services.concierge.source.ensure_cairn_source``); its tools act in that record's sandbox
-only. It is the one tool source that calls Cairn's services (imported inside each
-operation, so listing the tools costs nothing): Cairn's API, shaped as tools.
+A services module, since its tools call the services (imported inside each operation, so
+listing the tools costs nothing); it registers its kind with ``cairn.tools.kinds`` from
+``cairn.services`` (the tools layer never names it). None of the tools destroys anything,
+so a model cannot delete what it misunderstood.
 
 How a source reaches the App
 ----------------------------
 Resolution builds a source from a ``DataSource`` and a ``ToolContext`` alone, and these
-tools need the running ``App`` (its store, runner and settings). The App is handed over
-as a *grant*, a ``ContextVar`` that ``cairn.services.concierge.ask`` sets around the
-Concierge's run, holding the App, the sandbox and the asker's role:
+tools need the running ``App``. The App is handed over as a *grant*, a ``ContextVar`` that
+``cairn.services.concierge.ask`` sets around the Concierge's run, holding the App, the
+sandbox and the asker's role:
 
 - it is scoped to exactly the run the Concierge starts. Several Apps in one process (a
   server and a test, SQLite then PostgreSQL) can never be mixed up, and nothing global is
   left behind when the run ends;
-- it carries *who asked*: ``pause_trigger`` needs an editor's (or owner's) question, as
-  pausing through the API does, so a viewer cannot pause a trigger by asking the agent;
+- it carries *who asked*, so a viewer cannot pause a trigger by asking the agent;
 - ``ask`` executes the Concierge's run in its own task (not on the server's worker pool),
   so the grant reaches the run's tool calls, and a Concierge that test-fires another agent
   never waits on a worker it is itself holding.
 
-A run of a ``cairn``-sourced agent started any other way (a trigger, ``cairn agent
-test``) has no asker: its catalog still lists the tools (so ``agent tools`` and ``doctor``
-show the truth), but each call returns an error saying to ask through ``cairn ask`` or
-``POST /ask``, rather than act with rights nobody granted. A process-wide registry of Apps
-keyed by sandbox was the alternative; it would serve such runs, but with no asker to hold
-rights against and with a global that outlives the App.
+A run started any other way has no asker, and each call is refused. A process-wide
+registry of Apps keyed by sandbox was the alternative; it would serve such runs, but with
+no asker to hold rights against and with a global that outlives the App.
 """
 
 from __future__ import annotations

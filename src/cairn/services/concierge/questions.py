@@ -99,24 +99,15 @@ _WINDOW = re.compile(
 _SHORT_WINDOW = re.compile(r"\b(?:last|past|previous|in the last)\s+(\d+)\s*(h|d|m|w)\b")
 _UNIT_S = {"minute": 60.0, "hour": 3600.0, "day": 86400.0, "week": 604800.0}
 _UNIT_NAMES = {
-    "min": "minute",
-    "mins": "minute",
-    "hr": "hour",
-    "hrs": "hour",
-    "h": "hour",
+    **dict.fromkeys(("min", "mins", "m"), "minute"),
+    **dict.fromkeys(("hr", "hrs", "h"), "hour"),
     "d": "day",
-    "m": "minute",
     "w": "week",
 }
-_STATUS_WORDS = {
-    "failed": "failed",
-    "failing": "failed",
-    "failures": "failed",
-    "errored": "failed",
-    "succeeded": "succeeded",
-    "successful": "succeeded",
-    "cancelled": "cancelled",
-    "canceled": "cancelled",
+_STATUS_WORDS = {  # the first status whose word the question has wins
+    **dict.fromkeys(("failed", "failing", "failures", "errored"), "failed"),
+    **dict.fromkeys(("succeeded", "successful"), "succeeded"),
+    **dict.fromkeys(("cancelled", "canceled"), "cancelled"),
     "running": "running",
     "queued": "queued",
 }

@@ -85,10 +85,10 @@ def skip_finding(
     evidence: dict[str, Any] = {"sources_skipped": [skip.to_dict()], "reason": skip.reason}
     config = record.config if record else {}
     url = config.get("url")
+    app_slug = str(config.get("app_slug") or label)
     test = f"`cairn source test {label}`"
     where = _where_source(record, label)
     if skip.reason == "oauth_missing":
-        app_slug = str(config.get("app_slug") or label)
         # Whether it was revoked is in the source's own message, quoted below.
         cause = (
             f"{app_slug} has no OAuth connection"
@@ -96,20 +96,15 @@ def skip_finding(
             f"were offered ({skip.message})."
         )
         fix = f"Connect it: `cairn connection add {app_slug}` (with the app's token){suffix}."
-        evidence["app_slug"] = app_slug
     elif skip.reason == "oauth_expired":
-        app_slug = str(config.get("app_slug") or label)
         cause = (
             f"The OAuth token for {app_slug} expired or was refused by the app, so the "
             f"integration source {label!r} was skipped ({skip.message})."
         )
         fix = f"Reconnect it with a fresh token: `cairn connection add {app_slug}`{suffix}."
-        evidence["app_slug"] = app_slug
     elif skip.reason == "unreachable":
         cause = f"MCP server {where} is down or cannot start, so it was skipped ({skip.message})."
         fix = f"Start it, then {test}{suffix}."
-        if url:
-            evidence["url"] = url
     elif skip.reason == "auth_refused":
         add = (
             f"`cairn source add {label} --url {url} --auth {config.get('auth', 'bearer')} "
@@ -125,8 +120,6 @@ def skip_finding(
             "Use the token the server expects: register it again with the right one "
             f"(`cairn source revoke {label} --yes`, then {add}) and run {test}{suffix}."
         )
-        if url:
-            evidence["url"] = url
     elif skip.reason == "timeout":
         cause = (
             f"MCP server {where} did not list its tools within the resolution timeout "
@@ -164,6 +157,10 @@ def skip_finding(
             f"Source {label!r} failed while listing its tools, so it was skipped ({skip.message})."
         )
         fix = f"{test} shows the error; fix the server or its configuration{suffix}."
+    if skip.reason in ("oauth_missing", "oauth_expired"):
+        evidence["app_slug"] = app_slug
+    elif url and skip.reason in ("unreachable", "auth_refused"):
+        evidence["url"] = url
     if entries:
         cause += (
             f" The allowlist's {names([repr(m.entry) for m in entries])} probably come"

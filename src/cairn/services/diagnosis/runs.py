@@ -401,12 +401,7 @@ class _RunDiagnosis:
             + f" crashed and ended the run: {clip(self.run.error_message or '')}.",
             f"Fix the tool or its server{check}; a tool should return an error result "
             f"rather than raise. Then `{self.replay()}`.",
-            self.error_evidence()
-            | (
-                {"tool_call": {"call_id": call.call_id, "name": call.name, "error": call.error}}
-                if call
-                else {}
-            ),
+            self.error_evidence() | ({"tool_call": _call(call)} if call else {}),
         )
 
     # -- resolution -------------------------------------------------------------------------
@@ -570,7 +565,7 @@ class _RunDiagnosis:
         trace = self.trace or ToolResolutionTrace()
         advertised = trace.tool_names_advertised
         evidence: dict[str, Any] = {
-            "tool_call": {"call_id": call.call_id, "name": call.name, "error": call.error},
+            "tool_call": _call(call),
             "tool_names_advertised": advertised,
             "allowlist_filtered_out": trace.allowlist_filtered_out,
         }
@@ -817,6 +812,10 @@ class _RunDiagnosis:
             "Nothing to fix.",
             {"outcome": self.run.outcome, "output_text": self.run.output_text},
         )
+
+
+def _call(call: ToolCall) -> dict[str, Any]:
+    return {"call_id": call.call_id, "name": call.name, "error": call.error}
 
 
 def _host(url: Any) -> str:
