@@ -73,7 +73,6 @@ def skip_finding(
     context: RunContext,
     slug: str,
     *,
-    severity: Any = "error",
     suffix: str = "",
     entries: list[MissingEntry] | None = None,
 ) -> Finding:
@@ -170,7 +169,7 @@ def skip_finding(
             + " nothing."
         )
         evidence["allowlist_missing_entries"] = [m.to_dict() for m in entries]
-    return Finding("source_skipped", severity, cause, fix, evidence)
+    return Finding("source_skipped", "error", cause, fix, evidence)
 
 
 def _where_source(record: DataSource | None, label: str) -> str:

@@ -420,7 +420,6 @@ class _RunDiagnosis:
                     skip,
                     self.context,
                     self.slug,
-                    severity="error",
                     suffix=f"; then `{self.replay()}`",
                     entries=[
                         m

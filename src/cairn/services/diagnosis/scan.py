@@ -148,7 +148,9 @@ async def _catalogs(
         for skip in trace.sources_skipped:
             if skip.reason in AGENT_SPECIFIC_SKIPS:
                 for agent in members:
-                    findings.append(_agent_skip(skip, agent, context, trace))
+                    own = RunContext(agent, context.sources, context.resolve_timeout_s)
+                    finding = skip_finding(skip, own, agent.slug)
+                    findings.append(dataclasses.replace(finding, subject=agent.slug))
                 continue
             key = (skip.source_id, skip.reason)
             entry = skipped.setdefault(key, (skip, []))
@@ -156,7 +158,7 @@ async def _catalogs(
         for agent in members:
             findings += _allowlist(agent, real, trace, available)
     for skip, slugs in skipped.values():
-        base = skip_finding(skip, context, slugs[0], severity="error")
+        base = skip_finding(skip, context, slugs[0])
         findings.append(
             dataclasses.replace(
                 base,
@@ -166,15 +168,6 @@ async def _catalogs(
             )
         )
     return findings
-
-
-def _agent_skip(
-    skip: SourceSkipped, agent: Agent, context: RunContext, trace: ToolResolutionTrace
-) -> Finding:
-    own = RunContext(agent, context.sources, context.resolve_timeout_s)
-    return dataclasses.replace(
-        skip_finding(skip, own, agent.slug, severity="error"), subject=agent.slug
-    )
 
 
 def _allowlist(
