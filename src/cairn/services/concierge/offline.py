@@ -90,12 +90,12 @@ class _Interpreter:
             "pause_trigger": lambda: self.set_triggers("paused"),
             "explain_run": lambda: self.explain_run(q.run_ids[0]),
             "explain_event": lambda: self.explain_event(q.event_ids[0]),
-            "explain_last": self.explain_last,
+            "explain_last": lambda: self._for_agent(self.explain_last),
             "why_not_fired": self.why_not_fired,
-            "test_fire": self.test_fire,
-            "agent_tools": self.catalog,
+            "test_fire": lambda: self._for_agent(self.test_fire),
+            "agent_tools": lambda: self._for_agent(self.catalog),
             "usage": self.usage,
-            "agent_status": self.agent_status,
+            "agent_status": lambda: self._for_agent(self.agent_status),
             "problems": self.problems,
             "doctor": self.doctor,
             "list_runs": self.list_runs,
@@ -129,6 +129,11 @@ class _Interpreter:
             f"Which agent do you mean? {self._agents_line()}",
             commands=["cairn agent list"],
         )
+
+    async def _for_agent(self, handler: Callable[[str], Awaitable[Answer]]) -> Answer:
+        """``handler``'s answer about the agent the question names, or one asking which."""
+        slug = self._agent_or_ask()
+        return slug if isinstance(slug, Answer) else await handler(slug)
 
     def _regular_agents(self) -> list[Agent]:
         """Active agents that are not a Concierge (what "my agent" usually means)."""
@@ -205,12 +210,9 @@ class _Interpreter:
             commands=unique([*commands, f"cairn runs explain {run.run_id}"]),
         )
 
-    async def explain_last(self) -> Answer:
+    async def explain_last(self, slug: str) -> Answer:
         from cairn.services.runs import RunQuery, list_runs
 
-        slug = self._agent_or_ask()
-        if isinstance(slug, Answer):
-            return slug
         latest = list_runs(self.app, self.sandbox_id, RunQuery(agent_slug=slug, limit=1))
         if not latest:
             return Answer(
@@ -257,12 +259,9 @@ class _Interpreter:
             commands=unique([*commands, *(f"cairn events explain {e}" for e in events[:1])]),
         )
 
-    async def test_fire(self) -> Answer:
+    async def test_fire(self, slug: str) -> Answer:
         from cairn.services.runs import fire_agent
 
-        slug = self._agent_or_ask()
-        if isinstance(slug, Answer):
-            return slug
         payload = self.q.payload if self.q.has_payload else {}
         if not self.confirmed:
             unconfirmed = await self._confirm_fire(slug, payload)
@@ -315,12 +314,9 @@ class _Interpreter:
             commands=[again, test],
         )
 
-    async def catalog(self) -> Answer:
+    async def catalog(self, slug: str) -> Answer:
         from cairn.services.agents import agent_catalog, describe_missing
 
-        slug = self._agent_or_ask()
-        if isinstance(slug, Answer):
-            return slug
         catalog = await agent_catalog(self.app, self.sandbox_id, slug)
         trace = catalog.trace
         names = [tool["name"] for tool in catalog.tools]
@@ -395,7 +391,7 @@ class _Interpreter:
         )
         return Answer("\n".join(lines), commands=commands)
 
-    async def agent_status(self) -> Answer:
+    async def agent_status(self, slug: str) -> Answer:
         """What Cairn knows about one agent: doctor's findings, its latest run explained,
         and why its triggers did (not) fire: the answer to "is X ok?", "why is X doing
         nothing?", "why did X fail?" and to anything unclear that names X."""
@@ -403,9 +399,6 @@ class _Interpreter:
         from cairn.services.runs import RunQuery, list_runs
         from cairn.services.triggers import list_triggers
 
-        slug = self._agent_or_ask()
-        if isinstance(slug, Answer):
-            return slug
         report = await doctor(self.app, self.sandbox_id, slug=slug)
         latest = list_runs(self.app, self.sandbox_id, RunQuery(agent_slug=slug, limit=1))
         triggers = list_triggers(self.app, self.sandbox_id, slug)

@@ -10,8 +10,9 @@ header, where its secret is) and a provider handshake map to one finding code ea
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cairn.domain.agents import Agent
@@ -617,14 +618,10 @@ def _handshake(event: Event, facts: EventFacts) -> Finding:
 
 
 def _word(value: Any) -> str:
-    import shlex
-
     return shlex.quote(str(value)) if value else "'*'"
 
 
 def _plus_hour(start: Any) -> str:
-    from datetime import datetime
-
     try:
         return (datetime.fromisoformat(str(start)) + timedelta(hours=1)).isoformat()
     except ValueError:

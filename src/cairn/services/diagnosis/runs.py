@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 from cairn.domain.diagnosis import Explanation, Finding, by_severity
 from cairn.domain.runs import LIVE_STATUSES, Run, RunEvent, ToolCall
@@ -818,8 +819,6 @@ def _call(call: ToolCall) -> dict[str, Any]:
 
 
 def _host(url: Any) -> str:
-    from urllib.parse import urlsplit
-
     try:
         return urlsplit(str(url or "")).hostname or ""
     except ValueError:
