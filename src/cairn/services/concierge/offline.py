@@ -371,15 +371,14 @@ class _Interpreter:
             return f", est. cost {format_micros(micros)}" if micros is not None else ""
 
         top = rows[0]
-        label = by
-        key = top.key if top.key is not None else f"(no {label})"
+        key = top.key if top.key is not None else f"(no {by})"
         lines = [
-            f"{capitalised(window)}, the {label} that used the most tokens{scope} is "
+            f"{capitalised(window)}, the {by} that used the most tokens{scope} is "
             f"{key}: {top.tokens:,} tokens ({top.tokens_in:,} in, {top.tokens_out:,} out) "
             f"over {plural(top.runs, 'run')}{cost(top.cost_micros)}."
         ]
         for row in rows[1:5]:
-            name = row.key if row.key is not None else f"(no {label})"
+            name = row.key if row.key is not None else f"(no {by})"
             lines.append(
                 f"- {name}: {row.tokens:,} tokens over {plural(row.runs, 'run')}"
                 f"{cost(row.cost_micros)}"
@@ -470,9 +469,9 @@ class _Interpreter:
         )
 
     async def set_triggers(self, status: TriggerStatus) -> Answer:
-        from cairn.services.triggers import list_triggers, update_trigger
+        from cairn.services.triggers import get_trigger, list_triggers, update_trigger
 
-        verb = "pause" if status == "paused" else "resume"
+        verb, undo = ("pause", "resume") if status == "paused" else ("resume", "pause")
         ids = self.q.trigger_ids
         if not ids and self.q.agent:
             ids = [t.trigger_id for t in list_triggers(self.app, self.sandbox_id, self.q.agent)]
@@ -497,11 +496,8 @@ class _Interpreter:
             )
         lines: list[str] = []
         commands = []
-        undo = "resume" if status == "paused" else "pause"
         for trigger_id in ids:
             try:
-                from cairn.services.triggers import get_trigger
-
                 before = get_trigger(self.app, self.sandbox_id, trigger_id)
             except NotFound:
                 lines.append(f"There is no trigger {trigger_id} in sandbox {self.sandbox_id!r}.")
