@@ -192,10 +192,9 @@ class _Interpreter:
 
     async def explain_run(self, run_id: str) -> Answer:
         from cairn.services.diagnosis import explain_run
-        from cairn.services.runs import get_run
 
         try:
-            run = get_run(self.app, self.sandbox_id, run_id)
+            explanation = explain_run(self.app, self.sandbox_id, run_id)
         except NotFound:
             return Answer(
                 f"There is no run {run_id} in sandbox {self.sandbox_id!r}. Run ids look like "
@@ -203,11 +202,11 @@ class _Interpreter:
                 '"show me the last 20 runs for <agent>".',
                 commands=["cairn agent runs <slug>"],
             )
-        lines, commands, cited = _phrase(explain_run(self.app, self.sandbox_id, run_id))
+        lines, commands, cited = _phrase(explanation)
         return Answer(
             "\n".join(lines),
-            run_ids=unique([run.run_id, *cited]),
-            commands=unique([*commands, f"cairn runs explain {run.run_id}"]),
+            run_ids=unique([explanation.subject, *cited]),
+            commands=unique([*commands, f"cairn runs explain {explanation.subject}"]),
         )
 
     async def explain_last(self, slug: str) -> Answer:
