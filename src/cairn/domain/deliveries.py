@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cairn.text import record
+
 Refusal = Literal[
     "unsigned",
     "bad_signature",
@@ -54,15 +56,7 @@ class DeliveryFacts:
 
     def to_dict(self) -> dict[str, Any]:
         """The stored and shown form."""
-        return {
-            "provider": self.provider,
-            "delivery_id": self.delivery_id,
-            "type_from": self.type_from,
-            "headers": dict(self.headers),
-            "handshake": self.handshake,
-            "refusal": self.refusal,
-            "secret_used": self.secret_used,
-        }
+        return record(self) | {"headers": dict(self.headers)}
 
 
 def delivery_from_dict(data: dict[str, Any] | None) -> DeliveryFacts | None:
