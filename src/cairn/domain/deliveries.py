@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cairn.text import record
+from cairn.text import from_record, record
 
 Refusal = Literal[
     "unsigned",
@@ -63,12 +63,9 @@ def delivery_from_dict(data: dict[str, Any] | None) -> DeliveryFacts | None:
     """Inverse of ``DeliveryFacts.to_dict`` (``None`` for events stored without facts)."""
     if not data:
         return None
-    return DeliveryFacts(
+    return from_record(
+        DeliveryFacts,
+        data,
         provider=str(data.get("provider") or "cairn"),
-        delivery_id=data.get("delivery_id"),
-        type_from=data.get("type_from"),
         headers=dict(data.get("headers") or {}),
-        handshake=data.get("handshake"),
-        refusal=data.get("refusal"),
-        secret_used=data.get("secret_used"),
     )
