@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
 from cairn.domain.tools import ToolSpec
 from cairn.errors import ModelError
@@ -54,7 +53,6 @@ from cairn.models._vendor import (
 )
 from cairn.models._vendor import retry_after_s as header_retry_after_s
 from cairn.models.base import (
-    Credentials,
     Message,
     ModelEvent,
     ModelRequest,
@@ -228,15 +226,10 @@ class GoogleBackend(VendorBackend):
     honours_should_retry = False
     provider: GoogleProvider
 
-    def __init__(
-        self,
-        settings: ModelSettings,
-        credentials: Credentials,
-        *,
-        request_timeout_s: float | None = None,
-    ) -> None:
-        super().__init__(settings, credentials, request_timeout_s=request_timeout_s)
-        self._sent_calls: dict[str, _SentCall] = {}
+    @functools.cached_property
+    def _sent_calls(self) -> dict[str, _SentCall]:
+        """The calls Gemini made in this run, by Cairn's id (one backend instance per run)."""
+        return {}
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """One ``streamGenerateContent`` call; raises ``ModelError`` on failure."""

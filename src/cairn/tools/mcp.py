@@ -130,6 +130,7 @@ class McpSource:
     """
 
     kind = "user_mcp"
+    noun = "MCP source"  # how messages name the source's kind
 
     def __init__(self, source: DataSource, context: ToolContext) -> None:
         self.source_id = source.source_id
@@ -148,7 +149,7 @@ class McpSource:
 
     async def __aenter__(self) -> McpSource:
         if self._connection is not None:
-            raise RuntimeError(f"MCP source {self.label!r} is already open")
+            raise RuntimeError(f"{self.noun} {self.label!r} is already open")
         self._http_statuses.clear()
         self._output_schemas = None
         self._failure = None
@@ -238,9 +239,7 @@ class McpSource:
             return
         self.on_lost = None
         if on_lost is not None:
-            tail = self._stderr_tail()
-            said = f"; its last stderr line: {tail}" if tail else ""
-            on_lost(self._redact(f"{self.label}: {why}{said}"))
+            on_lost(self._redact(f"{self.label}: {why}{self._stderr_said()}"))
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, mcp_types.ToolListChangedNotification) and self.on_tools_changed:
@@ -305,7 +304,7 @@ class McpSource:
         client = self._client
         if client is None:
             return ToolOutput(
-                error=f"MCP source {self.label!r} is not connected", error_kind="not_connected"
+                error=f"{self.noun} {self.label!r} is not connected", error_kind="not_connected"
             )
         try:
             if self._output_schemas is None:  # called before any listing: unwrapping needs one
@@ -398,7 +397,7 @@ class McpSource:
 
     def _require_client(self) -> Client:
         if self._client is None:
-            raise SourceUnavailable("error", f"{self.label}: MCP source used before it was opened")
+            raise SourceUnavailable("error", f"{self.label}: {self.noun} used before it was opened")
         return self._client
 
     # -- errors -------------------------------------------------------------------------
@@ -446,12 +445,7 @@ class McpSource:
             if isinstance(leaf, OSError):
                 return "unreachable", f"cannot start {command!r}: {_describe(leaf)}"
             if isinstance(leaf, MCPError) and leaf.code == _CONNECTION_CLOSED:
-                tail = self._stderr_tail()
-                said = f"; its last stderr line: {tail}" if tail else ""
-                return (
-                    "unreachable",
-                    f"{command!r} exited during {during}{said}",
-                )
+                return "unreachable", f"{command!r} exited during {during}{self._stderr_said()}"
         return "error", f"{command!r} failed {during}: {_describe(leaves[0])}"
 
     def _credential_hint(self) -> str:
@@ -462,8 +456,8 @@ class McpSource:
             return f"check the value of the {self._config.get('header_name')} header"
         return "the server wants credentials: register the source with bearer or header auth"
 
-    def _stderr_tail(self) -> str:
-        """The last non-empty line the stdio server wrote to stderr, or ''."""
+    def _stderr_said(self) -> str:
+        """The last non-empty line the stdio server wrote to stderr, quoted, or ''."""
         if self._stderr is None:
             return ""
         try:
@@ -473,7 +467,8 @@ class McpSource:
         except (OSError, ValueError):
             return ""
         lines = [line.strip() for line in chunk.decode("utf-8", "replace").splitlines()]
-        return next((line for line in reversed(lines) if line), "")
+        tail = next((line for line in reversed(lines) if line), "")
+        return f"; its last stderr line: {tail}" if tail else ""
 
     def _redact(self, text: str) -> str:
         """``text`` as one bounded line with every secret value replaced by ``***``."""
