@@ -1,29 +1,12 @@
 """The Anthropic backend: Claude through the official ``anthropic`` SDK's Messages API.
 
-Two parts, kept apart as in ``pydantic-ai``: ``AnthropicProvider`` owns the credential and
-builds SDK clients (the only object that ever holds the key), and the wire adapter below it
-turns a ``ModelRequest`` into Messages API parameters and the SDK's stream events into
-Cairn's ``TextDelta`` / ``ToolCallRequest`` / ``TurnEnd``.
+``AnthropicProvider`` holds the key; the wire adapter below it keeps the guarantees of
+``cairn.models._vendor``. Tool calls are yielded once ``message_stop`` arrives;
+``message_delta`` usage is cumulative (the SDK's own accumulator keeps the last value).
 
-What the adapter guarantees:
-
-* Text is yielded as each ``text_delta`` arrives; tool calls once the message is complete
-  (a stream cut short must not run a tool with half its arguments); one ``TurnEnd`` last,
-  with the stop reason normalised (``end_turn``, ``tool_use``, ``max_tokens``, ``other``).
-* Usage follows docs/ledger.md: ``tokens_in = input_tokens + cache_creation_input_tokens +
-  cache_read_input_tokens`` (each prompt token counted once), with the cached shares
-  repeated as ``cache_write_tokens`` / ``cache_read_tokens``. ``message_delta`` counts are
-  cumulative, so the last value of each field wins (the SDK's own accumulator does this).
-* The SDK's retries are off (``max_retries=0``): the runner retries, and records each retry
-  as a run event. Failures become ``ModelError`` with a reason, ``retryable`` and the
-  provider's ``retry-after``; messages name the model and the remedy, never the key.
-* The stream is read inside the SDK's context managers, so cancelling a run closes the
-  HTTP response at once.
-
-The SDK is imported when a turn runs, not when this module is imported; a missing SDK
-fails the run with the extra to install. Anthropic SDK 2.x speaks API version 2026-10-21,
-which has no ``temperature``: it is sent (as an extra body field) only when an agent sets
-it, and the API's refusal is explained with the fix.
+Anthropic SDK 2.x speaks API version 2026-10-21, which has no ``temperature``: it is sent
+(as an extra body field) only when an agent sets it, and the API's refusal is explained
+with the fix.
 """
 
 from __future__ import annotations
@@ -168,14 +151,8 @@ class AnthropicBackend(VendorBackend):
                         stop_reason = message.stop_reason
                         usage = usage_from(message.usage)
                         response_model = getattr(message, "model", None) or None
-        except sdk.APIError as exc:
-            raise self._api_error(sdk, exc, answer_started=answer_started) from exc
-        except httpx2.TimeoutException as exc:
-            raise self._timeout() from exc
-        except httpx2.TransportError as exc:
-            raise self._dropped(exc, answer_started=answer_started) from exc
-        except ValueError as exc:  # a frame that is not the JSON the protocol promises
-            raise self._unreadable(exc) from exc
+        except (sdk.APIError, httpx2.TransportError, ValueError) as exc:
+            self._raise_sdk_error(sdk, exc, answer_started=answer_started)
         if not complete:
             raise self._cut_short("anthropic's stream", "message", "message_stop")
         if unreadable:
@@ -186,13 +163,7 @@ class AnthropicBackend(VendorBackend):
 
     # --- errors ------------------------------------------------------------------------
 
-    def _api_error(self, sdk: Any, exc: anthropic.APIError, *, answer_started: bool) -> ModelError:
-        if isinstance(exc, sdk.APITimeoutError):
-            return self._timeout()
-        if isinstance(exc, sdk.APIConnectionError):
-            return self._dropped(exc.__cause__ or exc, answer_started=answer_started)
-        if isinstance(exc, sdk.APIStatusError):
-            return self._status_error(self._facts(exc))
+    def _stream_error(self, exc: anthropic.APIError) -> ModelError:
         return ModelError(
             self.provider.redact(f"anthropic failed: {exc.message}"),
             backend=BACKEND,
@@ -209,8 +180,7 @@ class AnthropicBackend(VendorBackend):
             )
         return self._bad_arguments(tool, problem)
 
-    @staticmethod
-    def _facts(exc: anthropic.APIStatusError) -> ErrorFacts:
+    def _facts(self, exc: anthropic.APIStatusError) -> ErrorFacts:
         """An error response, or an SSE ``error`` event (which arrives under the stream's
         HTTP 200, and is given the status its ``type`` has as a response)."""
         error_type = str(exc.type or "")
@@ -223,7 +193,6 @@ class AnthropicBackend(VendorBackend):
             said=said,
             message=api_message,
             headers=None if in_stream else exc.response.headers,
-            in_stream=in_stream,
             status_code=None if in_stream else status,
             code=str(exc.error_code or ""),
             type=error_type,

@@ -29,15 +29,10 @@ model_backends: Registry[BackendFactory] = Registry(
 )
 
 
-def known_backend_names() -> list[str]:
-    """Every name ``model_settings.backend`` may take."""
-    return model_backends.names()
-
-
 def check_backend_name(name: str) -> str:
     """Return ``name`` if an agent may use it, else raise ``UnknownBackend`` listing the choices."""
-    if name not in known_backend_names():
+    if name not in model_backends:
         raise UnknownBackend(
-            f"unknown model backend {name!r}; known: {', '.join(known_backend_names())}"
+            f"unknown model backend {name!r}; known: {', '.join(model_backends.names())}"
         )
     return name

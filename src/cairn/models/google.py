@@ -1,20 +1,12 @@
 """The Google backend: Gemini through the official ``google-genai`` SDK.
 
-Two parts, kept apart as in ``pydantic-ai``: ``GoogleProvider`` owns the credential and
-builds SDK clients (the only object that ever holds the key), and the wire adapter below it
-turns a ``ModelRequest`` into ``generate_content_stream`` arguments and the SDK's streamed
-``GenerateContentResponse`` chunks into Cairn's ``TextDelta`` / ``ToolCallRequest`` /
-``TurnEnd``.
+``GoogleProvider`` holds the key; the wire adapter below it keeps the guarantees of
+``cairn.models._vendor``, and:
 
-What the adapter guarantees:
-
-* Text is yielded as each chunk arrives (thought-summary parts are the model's reasoning,
-  not its answer, and are left out); tool calls once the stream has ended well, so a stream
-  cut short never runs a tool; one ``TurnEnd`` last. ``finishReason`` is normalised:
-  ``STOP`` is ``end_turn``, or ``tool_use`` when the turn called functions (Gemini says
-  ``STOP`` either way); ``MAX_TOKENS`` is ``max_tokens``; the rest (``SAFETY``,
-  ``RECITATION``, ...) are ``other``. ``MALFORMED_FUNCTION_CALL`` is a retryable error: the
-  model wrote a call that cannot be run, and asking again usually fixes it.
+* Thought-summary parts are the model's reasoning, not its answer, and are left out.
+  ``STOP`` is ``tool_use`` when the turn called functions (Gemini says ``STOP`` either
+  way). ``MALFORMED_FUNCTION_CALL`` is a retryable error: the model wrote a call that
+  cannot be run, and asking again usually fixes it.
 * Tools are advertised as ``functionDeclarations`` with the tool's JSON Schema passed as
   is (``parameters_json_schema``), not squeezed into the SDK's OpenAPI subset. Gemini
   usually gives calls no id: the backend then makes one, ``gemini_call_{turn}_{index}``,
@@ -22,29 +14,17 @@ What the adapter guarantees:
   attached to a call (Gemini 3 refuses a history that drops it), are remembered by this
   backend instance (one per run) and sent back with the call; results go back as
   ``functionResponse`` parts (``{"output": ...}`` or ``{"error": ...}``) in a user turn.
-* Usage, from the API's own ``usageMetadata``: ``tokens_in = promptTokenCount`` (which
-  already includes the cached share) ``+ toolUsePromptTokenCount`` (prompt tokens of
-  server-side tools, absent here since none are enabled); ``cache_read_tokens =
-  cachedContentTokenCount`` (Gemini has no cache-write charge, so ``cache_write_tokens``
-  stays 0); ``tokens_out = candidatesTokenCount + thoughtsTokenCount`` — thinking tokens
-  are generated and billed as output, so a run's cost must see them. Each chunk repeats
-  the running totals, so the last chunk that carries usage wins (never a sum of chunks);
-  when the SDK follows a ``continuation_token`` across requests it adds the requests up
-  itself.
-* The SDK's retries are off (``HttpRetryOptions(attempts=1)``; explicit, because an
-  unset option lets the SDK's aiohttp transport retry connection errors on its own): the
-  runner retries, and records each retry as a run event. Every request has a timeout
-  (``timeout_s``, applied by the SDK to connect, each read and each write). Failures become
-  ``ModelError`` with a reason, ``retryable`` and the wait Google asked for (the
-  ``Retry-After`` header, else the body's ``RetryInfo.retryDelay``); messages name the
-  model and the remedy, never the key.
-* The stream is read inside ``contextlib.aclosing`` and an HTTP client this backend owns,
-  so cancelling a run closes the HTTP response at once.
+* Usage: thinking tokens are generated and billed as output, so ``tokens_out`` counts
+  them (docs/ledger.md). When the SDK follows a ``continuation_token`` across requests it
+  adds the requests up itself.
+* The SDK's retries are off explicitly (``HttpRetryOptions(attempts=1)``: an unset option
+  lets its aiohttp transport retry connection errors on its own). The wait Google asks for
+  is the ``Retry-After`` header, else the body's ``RetryInfo.retryDelay``. The stream is
+  read inside ``contextlib.aclosing`` and an HTTP client this backend owns.
 
-The SDK is imported when a turn runs, not when this module is imported; a missing SDK
-fails the run with the extra to install. Requests go to API version ``v1beta``, where the
-Gemini API documents function calling and thought signatures (the SDK's own default is
-``v1``), unless ``base_url`` itself ends in a version (``.../v1``).
+Requests go to API version ``v1beta``, where the Gemini API documents function calling and
+thought signatures (the SDK's own default is ``v1``), unless ``base_url`` itself ends in a
+version (``.../v1``).
 """
 
 from __future__ import annotations
@@ -59,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from cairn.domain.agents import ModelSettings
 from cairn.domain.runs import Usage
 from cairn.domain.tools import ToolSpec
 from cairn.errors import ModelError
@@ -69,12 +48,11 @@ from cairn.models._vendor import (
     VendorBackend,
     VendorProvider,
     check_arguments,
+    import_sdk,
     quote_body,
 )
-from cairn.models._vendor import import_sdk as _import_sdk
 from cairn.models._vendor import retry_after_s as header_retry_after_s
 from cairn.models.base import (
-    Credentials,
     Message,
     ModelEvent,
     ModelRequest,
@@ -120,12 +98,6 @@ _KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
 _VERSION_SEGMENT = re.compile(r"^v\d+(?:(?:alpha|beta)\d*)?$")
 
 
-def import_sdk() -> None:
-    """Make sure ``google.genai`` can be imported, or raise a ``ModelError`` naming the
-    extra that installs it (the functions below then import from it freely)."""
-    _import_sdk(BACKEND, "google.genai", "google-genai")
-
-
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     """One trust store for every client, built as the SDK builds it (``SSL_CERT_FILE`` /
@@ -159,7 +131,7 @@ class GoogleProvider(VendorProvider):
         aiohttp present the SDK would switch to it, with other exceptions) and lets closing
         it close any response still open. SDK retries are off; ``timeout`` (milliseconds)
         is what the SDK applies to every request, overriding any client default."""
-        import_sdk()
+        import_sdk(BACKEND, "google.genai", "google-genai")
         import httpx2
         from google import genai
         from google.genai import types
@@ -208,16 +180,6 @@ class _SentCall:
 
 
 @dataclass(slots=True)
-class _PendingCall:
-    """A function call as Gemini sent it, run only once the stream has ended well."""
-
-    name: str
-    args: Any
-    api_id: str | None
-    signature: bytes | None
-
-
-@dataclass(slots=True)
 class _TurnState:
     """What one turn's chunks said so far. Usage and the finish reason are running values
     (the last chunk that carries one wins); calls and text accumulate."""
@@ -226,7 +188,7 @@ class _TurnState:
     finish_reason: str | None = None
     blocked: str | None = None
     usage_metadata: types.GenerateContentResponseUsageMetadata | None = None
-    calls: list[_PendingCall] = field(default_factory=list)
+    calls: list[types.Part] = field(default_factory=list)  # run once the stream ended well
 
     def take(self, chunk: types.GenerateContentResponse) -> list[str]:
         """Record one chunk; return its answer text, in order (thought parts left out)."""
@@ -244,16 +206,8 @@ class _TurnState:
         texts: list[str] = []
         parts = candidate.content.parts if candidate.content else None
         for part in parts or ():
-            function_call = part.function_call
-            if function_call is not None:
-                self.calls.append(
-                    _PendingCall(
-                        function_call.name or "",
-                        function_call.args,
-                        function_call.id,
-                        part.thought_signature,
-                    )
-                )
+            if part.function_call is not None:
+                self.calls.append(part)
             elif part.text and not part.thought:
                 texts.append(part.text)
         return texts
@@ -272,21 +226,16 @@ class GoogleBackend(VendorBackend):
     honours_should_retry = False
     provider: GoogleProvider
 
-    def __init__(
-        self,
-        settings: ModelSettings,
-        credentials: Credentials,
-        *,
-        request_timeout_s: float | None = None,
-    ) -> None:
-        super().__init__(settings, credentials, request_timeout_s=request_timeout_s)
-        self._sent_calls: dict[str, _SentCall] = {}
+    @functools.cached_property
+    def _sent_calls(self) -> dict[str, _SentCall]:
+        """The calls Gemini made in this run, by Cairn's id (one backend instance per run)."""
+        return {}
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """One ``streamGenerateContent`` call; raises ``ModelError`` on failure."""
         if not self.provider.has_key:
             raise self._no_key()
-        import_sdk()
+        import_sdk(BACKEND, "google.genai", "google-genai")
         import httpx2
         import pydantic
         from google.genai import errors
@@ -308,7 +257,7 @@ class GoogleBackend(VendorBackend):
                         for text in turn.take(chunk):
                             yield TextDelta(text)
         except errors.APIError as exc:
-            raise self._api_error(exc) from exc
+            raise self._status_error(self._facts(exc)) from exc
         except httpx2.TimeoutException as exc:
             raise self._timeout() from exc
         except httpx2.TransportError as exc:
@@ -342,16 +291,18 @@ class GoogleBackend(VendorBackend):
             stop = "tool_use"
         yield TurnEnd(stop, usage_from(turn.usage_metadata), model=response_model)
 
-    def _calls(self, pending: list[_PendingCall], turn: int) -> list[ToolCallRequest]:
+    def _calls(self, parts: list[types.Part], turn: int) -> list[ToolCallRequest]:
         """The turn's calls, with ids (Gemini's, or made here) and arguments checked."""
         calls = []
-        for index, item in enumerate(pending):
-            args, problem = check_arguments(item.args)
+        for index, part in enumerate(parts):
+            call = cast("types.FunctionCall", part.function_call)
+            name = call.name or ""
+            args, problem = check_arguments(call.args)
             if problem is not None:
-                raise self._bad_arguments(item.name, problem)
-            call_id = item.api_id or f"{SYNTHETIC_ID_PREFIX}{turn}_{index}"
-            self._sent_calls[call_id] = _SentCall(item.api_id, item.signature)
-            calls.append(ToolCallRequest(call_id, item.name, args))
+                raise self._bad_arguments(name, problem)
+            call_id = call.id or f"{SYNTHETIC_ID_PREFIX}{turn}_{index}"
+            self._sent_calls[call_id] = _SentCall(call.id, part.thought_signature)
+            calls.append(ToolCallRequest(call_id, name, args))
         return calls
 
     # --- errors ------------------------------------------------------------------------
@@ -371,14 +322,10 @@ class GoogleBackend(VendorBackend):
             said=f"{where}{status}{f' {status_name}' if status_name else ''}: {api_message}",
             message=api_message,
             headers=None if in_stream else getattr(exc.response, "headers", None),
-            in_stream=in_stream,
             status_code=status,
             type=status_name,
             details=_error_details(exc.details),
         )
-
-    def _api_error(self, exc: genai_errors.APIError) -> ModelError:
-        return self._status_error(self._facts(exc))
 
     def _category(self, facts: ErrorFacts) -> Category:
         """Gemini answers a bad key with 400 and an ``ErrorInfo`` reason saying so."""
@@ -460,14 +407,13 @@ def to_contents(
             if message.text:
                 parts.append(types.Part(text=message.text))
             for call in message.tool_calls:
-                sent = sent_calls.get(call.call_id)
-                api_id = sent.api_id if sent is not None else _api_id(call.call_id)
+                sent = _sent(call.call_id, sent_calls)
                 parts.append(
                     types.Part(
                         function_call=types.FunctionCall(
-                            id=api_id, name=call.name, args=call.arguments
+                            id=sent.api_id, name=call.name, args=call.arguments
                         ),
-                        thought_signature=sent.signature if sent is not None else None,
+                        thought_signature=sent.signature,
                     )
                 )
             if parts:
@@ -491,21 +437,24 @@ def to_function_response(
     value, kept structured), ``error`` for a failure."""
     from google.genai import types
 
-    sent = (sent_calls or {}).get(result.call_id)
-    api_id = sent.api_id if sent is not None else _api_id(result.call_id)
     key = "error" if result.is_error else "output"
     part: types.Part = types.Part(
         function_response=types.FunctionResponse(
-            id=api_id, name=result.name, response={key: result.content}
+            id=_sent(result.call_id, sent_calls).api_id,
+            name=result.name,
+            response={key: result.content},
         )
     )
     return part
 
 
-def _api_id(call_id: str) -> str | None:
-    """The id to send for a call this backend instance did not see: none for one it made
-    up (Gemini never saw it), else the id as it is."""
-    return None if call_id.startswith(SYNTHETIC_ID_PREFIX) else call_id
+def _sent(call_id: str, sent_calls: dict[str, _SentCall] | None) -> _SentCall:
+    """What to repeat of a call; for one this backend instance did not see, no id if it was
+    made up here (Gemini never saw it), else the id as it is."""
+    sent = (sent_calls or {}).get(call_id)
+    if sent is not None:
+        return sent
+    return _SentCall(None if call_id.startswith(SYNTHETIC_ID_PREFIX) else call_id, None)
 
 
 # --- wire adapter: response -----------------------------------------------------------

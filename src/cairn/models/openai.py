@@ -1,32 +1,12 @@
 """The OpenAI backend: Chat Completions through the official ``openai`` SDK, for OpenAI and
 for every server that speaks the same API (Ollama, vLLM, the llama.cpp server, LM Studio).
 
-Two parts, kept apart as in ``pydantic-ai``: ``OpenAIProvider`` owns the credential and
-where requests go, and builds SDK clients (the only object that ever holds the key); the
-wire adapter below it turns a ``ModelRequest`` into Chat Completions parameters and the
-streamed chunks into Cairn's ``TextDelta`` / ``ToolCallRequest`` / ``TurnEnd``.
-
-What the adapter guarantees:
-
-* Text is yielded as each ``delta.content`` arrives. Tool calls arrive as deltas keyed by
-  ``index`` (the id and name first, the arguments JSON in pieces); they are assembled and
-  yielded once the stream has ended, parsed strictly, in index order; then one ``TurnEnd``
-  with ``finish_reason`` normalised (``stop`` -> ``end_turn``, ``tool_calls`` ->
-  ``tool_use``, ``length`` -> ``max_tokens``, anything else -> ``other``).
-* Usage comes from the API's own counts, asked for with
-  ``stream_options={"include_usage": true}``: ``tokens_in = prompt_tokens`` (OpenAI's
-  prompt count already includes the cached tokens, so nothing is added: docs/ledger.md),
-  ``cache_read_tokens = prompt_tokens_details.cached_tokens``, ``cache_write_tokens =
-  prompt_tokens_details.cache_write_tokens`` (reported by SDK 3.x; 0 when absent),
-  ``tokens_out = completion_tokens``. The last usage seen wins, so servers that repeat a
-  cumulative usage on every chunk count once; a server that sends no usage at all gives
-  zero tokens, not a failure.
-* The SDK's retries are off (``max_retries=0``): the runner retries, and records each retry
-  as a run event. Failures become ``ModelError`` with a reason, ``retryable`` and the
-  server's ``retry-after``; messages name the model, the server and the remedy, never the
-  key (not even the masked form OpenAI quotes back in a 401).
-* The stream is read inside the SDK's context managers (the client's and the stream's), so
-  cancelling a run closes the HTTP response at once.
+``OpenAIProvider`` holds the key and where requests go; the wire adapter below it keeps
+the guarantees of ``cairn.models._vendor``. Tool calls arrive as deltas keyed by ``index``
+(the id and name first, the arguments JSON in pieces) and are assembled, in index order.
+Usage is asked for with ``stream_options={"include_usage": true}``; a server that sends
+none gives zero tokens, not a failure. No message carries the key, not even the masked
+form OpenAI quotes back in a 401.
 
 OpenAI-compatible servers: set ``model_settings.base_url`` (for example
 ``http://localhost:11434/v1`` for Ollama). When ``base_url`` is set and no OpenAI key is
@@ -38,9 +18,6 @@ other than OpenAI get ``max_tokens`` (which all of them accept) where OpenAI get
 ``max_completion_tokens`` (the field its reasoning models require); ``token_field``
 overrides the choice. Only ``model_settings`` decides where requests go: the SDK's
 ``OPENAI_BASE_URL`` variable is not consulted.
-
-The SDK is imported when a turn runs, not when this module is imported; a missing SDK
-fails the run with the extra to install.
 """
 
 from __future__ import annotations
@@ -80,7 +57,6 @@ if TYPE_CHECKING:
     import openai
     from openai.types import CompletionUsage
     from openai.types.chat import (
-        ChatCompletionChunk,
         ChatCompletionFunctionToolParam,
         ChatCompletionMessageParam,
     )
@@ -237,7 +213,8 @@ class OpenAIBackend(VendorBackend):
                         chunk_usage = getattr(chunk, "usage", None)
                         if chunk_usage is not None:
                             usage = usage_from(chunk_usage)
-                        for choice in _choices(chunk):
+                        # The usage chunk has no choices; lenient servers may omit the key.
+                        for choice in getattr(chunk, "choices", None) or ():
                             delta = getattr(choice, "delta", None)
                             if delta is not None:
                                 text = (getattr(delta, "content", None) or "") + (
@@ -249,23 +226,8 @@ class OpenAIBackend(VendorBackend):
                                     _PartialCall.add(calls, piece)
                             if getattr(choice, "finish_reason", None):
                                 finish_reason = str(choice.finish_reason)
-        except openai.APIStatusError as exc:
-            detail = _ErrorDetail.parse(exc.body, exc.message)
-            raise self._status_error(
-                self._facts(exc.status_code, detail, exc.response.headers)
-            ) from None
-        except openai.APITimeoutError as exc:
-            raise self._timeout() from exc
-        except openai.APIConnectionError as exc:
-            raise self._dropped(exc.__cause__ or exc, answer_started=answer_started) from exc
-        except openai.APIError as exc:  # an error object inside the 200 stream
-            raise self._stream_error(exc) from None
-        except httpx2.TimeoutException as exc:  # reading an error body or the stream's tail
-            raise self._timeout() from exc
-        except httpx2.TransportError as exc:
-            raise self._dropped(exc, answer_started=answer_started) from exc
-        except ValueError as exc:  # a frame that is not the JSON the protocol promises
-            raise self._unreadable(exc) from exc
+        except (openai.APIError, httpx2.TransportError, ValueError) as exc:
+            self._raise_sdk_error(openai, exc, answer_started=answer_started)
         if finish_reason is None:
             raise self._cut_short("the stream", "answer", "finish_reason")
         ready = [
@@ -331,38 +293,36 @@ class OpenAIBackend(VendorBackend):
             return "openai"
         return f"the OpenAI-compatible server at {self.provider.where()}"
 
-    @staticmethod
-    def _facts(
-        status: int,
-        detail: _ErrorDetail,
-        headers: Mapping[str, str] | None,
-        *,
-        said_code: str | None = None,
-    ) -> ErrorFacts:
-        in_stream = headers is None
-        where = "an error inside the stream" if in_stream else f"HTTP {status}"
+    def _facts(self, exc: openai.APIError) -> ErrorFacts:
+        """An error response, or an ``{"error": ...}`` object sent inside a stream that
+        started with HTTP 200: classified by its ``code`` / ``type`` (or a numeric code, as
+        vLLM sends) as the status the same error has as a response."""
+        detail = _ErrorDetail.parse(exc.body, exc.message)
+        if isinstance(exc, _sdk().APIStatusError):
+            return ErrorFacts(
+                status=exc.status_code,
+                said=f"HTTP {exc.status_code}: {detail.message}",
+                message=detail.message,
+                headers=exc.response.headers,
+                status_code=exc.status_code,
+                code=detail.code,
+                type=detail.type,
+                param=detail.param,
+            )
+        code = str(exc.code or "")
+        status = _STREAM_ERROR_STATUS.get(code) or _STREAM_ERROR_STATUS.get(str(exc.type or ""))
+        if status is None and code.isdigit() and 400 <= int(code) < 600:
+            status = int(code)
         return ErrorFacts(
-            status=status,
-            said=f"{where}: {detail.message}",
+            status=status or 500,
+            said=f"an error inside the stream: {detail.message}",
             message=detail.message,
-            headers=headers,
-            in_stream=in_stream,
-            status_code=None if in_stream else status,
-            code=said_code if said_code is not None else detail.code,
+            headers=None,
+            status_code=None,
+            code=code,
             type=detail.type,
             param=detail.param,
         )
-
-    def _stream_error(self, exc: openai.APIError) -> ModelError:
-        """An ``{"error": ...}`` object sent inside a stream that started with HTTP 200:
-        classified by its ``code`` / ``type`` (or a numeric code, as vLLM sends)."""
-        code = str(exc.code or "")
-        kind = str(exc.type or "")
-        status = _STREAM_ERROR_STATUS.get(code) or _STREAM_ERROR_STATUS.get(kind)
-        if status is None and code.isdigit() and 400 <= int(code) < 600:
-            status = int(code)
-        detail = _ErrorDetail.parse(exc.body, exc.message)
-        return self._status_error(self._facts(status or 500, detail, None, said_code=code))
 
     def _too_long(self, facts: ErrorFacts) -> bool:
         return facts.code == "context_length_exceeded" or super()._too_long(facts)
@@ -480,11 +440,6 @@ def usage_from(usage: CompletionUsage) -> Usage:
         cache_read_tokens=getattr(details, "cached_tokens", None) or 0,
         cache_write_tokens=getattr(details, "cache_write_tokens", None) or 0,
     )
-
-
-def _choices(chunk: ChatCompletionChunk) -> list[Any]:
-    """The chunk's choices; the usage chunk has none, and lenient servers may omit the key."""
-    return list(getattr(chunk, "choices", None) or ())
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,20 +174,19 @@ def _parse_error(raw: Any, index: int) -> ScriptedError | None:
     )
 
 
-_PARSED: dict[int, tuple[Any, Script]] = {}
+_PARSED: dict[int, tuple[Any, Any]] = {}
 
 
-def _parsed(raw: Any) -> Script:
-    """``parse_script``, once per script object: an agent's settings hold the same object
-    for every fire, and a ``Script`` is immutable. Keyed by identity, checked by identity."""
-    hit = _PARSED.get(id(raw))
-    if hit is not None and hit[0] is raw:
-        return hit[1]
-    script = parse_script(raw)
-    if len(_PARSED) > 1024:
-        _PARSED.clear()
-    _PARSED[id(raw)] = (raw, script)
-    return script
+def _once(cache: dict[int, tuple[Any, Any]], item: Any, compute: Callable[[Any], Any]) -> Any:
+    """``compute(item)``, once per object: an agent's settings hold the same script object
+    for every fire, and a run's messages and specs repeat every turn. Keyed by identity,
+    checked by identity (the entry keeps the object alive); results must be immutable."""
+    hit = cache.get(id(item))
+    if hit is None or hit[0] is not item:
+        if len(cache) > 1024:
+            cache.clear()
+        hit = cache[id(item)] = (item, compute(item))
+    return hit[1]
 
 
 def count_tokens(text: str) -> int:
@@ -201,9 +200,9 @@ class ScriptedBackend:
     name = "scripted"
 
     def __init__(self, settings: ModelSettings, credentials: Credentials | None = None) -> None:
-        self.script = _parsed(settings.script)
+        self.script: Script = _once(_PARSED, settings.script, parse_script)
         self._failures: dict[int, int] = {}  # turn index -> attempts failed so far
-        self._sizes: dict[int, tuple[Any, int]] = {}
+        self._sizes: dict[int, tuple[Any, Any]] = {}
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Yield the scripted turn for ``request.turn`` (0-based)."""
@@ -246,21 +245,13 @@ class ScriptedBackend:
         yield TurnEnd(stop, usage, model=request.settings.model)
 
     def _prompt_chars(self, request: ModelRequest) -> int:
-        """Characters sent this turn. Messages and specs repeat every turn of a run, so their
-        sizes are measured once (keyed by object, kept alive by the cache itself)."""
+        """Characters sent this turn (each message and spec measured once per run)."""
         total = len(request.system)
         for message in request.messages:
-            total += self._measured(message, _message_chars)
+            total += _once(self._sizes, message, _message_chars)
         for spec in request.tools:
-            total += self._measured(spec, _spec_chars)
+            total += _once(self._sizes, spec, _spec_chars)
         return total
-
-    def _measured(self, item: Any, measure: Any) -> int:
-        hit = self._sizes.get(id(item))
-        if hit is None or hit[0] is not item:
-            hit = (item, int(measure(item)))
-            self._sizes[id(item)] = hit
-        return hit[1]
 
     def _turn_at(self, index: int) -> ScriptedTurn:
         turns = self.script.turns

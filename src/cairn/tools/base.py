@@ -8,7 +8,6 @@ opens an HTTP session), ``list_tools`` says what it offers, ``call_tool`` runs o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from cairn.domain.runs import ToolErrorKind
@@ -45,12 +44,7 @@ class ToolSource(Protocol):
 
     async def __aenter__(self) -> ToolSource: ...
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
+    async def __aexit__(self, *exc_info: Any) -> None: ...
 
     async def list_tools(self) -> list[ToolSpec]:
         """The tools this source offers now; raise ``SourceUnavailable`` to be skipped."""

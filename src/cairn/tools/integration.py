@@ -37,68 +37,47 @@ reasons. No message ever carries the token.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from cairn.domain.sources import DataSource
 from cairn.domain.tools import ToolSpec
-from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
+from cairn.tools.base import SourceUnavailable, ToolContext
 from cairn.tools.mcp import McpSource
 
 
-class IntegrationSource:
+class IntegrationSource(McpSource):
     """An ``integration`` data source as a ``ToolSource``: ``IntegrationSource(source, context)``.
 
-    ``async with`` checks the connection, then connects to the provider; it raises
-    ``SourceUnavailable`` (see the module docstring for reasons) having released
-    everything it started. ``call_tool`` never raises for the provider's sake.
+    An ``McpSource`` whose server is the app's endpoint at the provider: ``async with``
+    checks the connection first, and the provider refusing the token becomes
+    ``oauth_expired`` (see the module docstring for reasons).
     """
 
     kind = "integration"
+    noun = "integration source"
 
     def __init__(self, source: DataSource, context: ToolContext) -> None:
-        self.source_id = source.source_id
-        self.label = source.label
+        super().__init__(source, context)
         self._sandbox_id = source.sandbox_id
-        self._config = dict(source.config)
-        self._secret = dict(source.secret)
-        self._context = context
-        self.app_slug = str(self._config.get("app_slug") or "")
-        self._inner: McpSource | None = None
+        self._app_config = dict(source.config)
+        self._connection_secret = dict(source.secret)
+        self.app_slug = str(self._app_config.get("app_slug") or "")
 
     async def __aenter__(self) -> IntegrationSource:
-        if self._inner is not None:
-            raise RuntimeError(f"integration source {self.label!r} is already open")
-        token = self._usable_token()
-        inner = McpSource(self._provider_record(token), self._context)
+        provider = self._provider_record(self._usable_token())
+        self._config = dict(provider.config)  # McpSource's, for the app's endpoint
+        self._secret = dict(provider.secret)
         try:
-            await inner.__aenter__()
+            await super().__aenter__()
         except SourceUnavailable as exc:
             raise self._translate(exc) from None
-        self._inner = inner
         return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        inner, self._inner = self._inner, None
-        if inner is not None:
-            await inner.__aexit__(*exc_info)
 
     async def list_tools(self) -> list[ToolSpec]:
         """The app's tools under the provider's names (the namespace wrapper prefixes them)."""
-        if self._inner is None:
-            raise SourceUnavailable("error", f"{self.label}: used before it was opened")
         try:
-            return await self._inner.list_tools()
+            return await super().list_tools()
         except SourceUnavailable as exc:
             raise self._translate(exc) from None
-
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
-        """Call the app's tool ``name``; the provider's errors come back in ``error``."""
-        if self._inner is None:
-            return ToolOutput(
-                error=f"integration source {self.label!r} is not connected",
-                error_kind="not_connected",
-            )
-        return await self._inner.call_tool(name, arguments)
 
     # -- the connection -----------------------------------------------------------------
 
@@ -115,8 +94,8 @@ class IntegrationSource:
         """The access token, or ``SourceUnavailable`` saying why there is none to use."""
         if not self.app_slug:
             raise SourceUnavailable("error", f"{self.label}: the source's config has no app_slug")
-        status = self._secret.get("connection_status", "missing")
-        token = self._secret.get("access_token", "")
+        status = self._connection_secret.get("connection_status", "missing")
+        token = self._connection_secret.get("access_token", "")
         if status == "revoked":
             raise SourceUnavailable(
                 "oauth_missing",
@@ -137,7 +116,7 @@ class IntegrationSource:
         return token
 
     def _expiry(self) -> datetime | None:
-        raw = self._secret.get("expires_at") or ""
+        raw = self._connection_secret.get("expires_at") or ""
         if not raw:
             return None
         try:
@@ -150,7 +129,7 @@ class IntegrationSource:
 
     def _provider_record(self, token: str) -> DataSource:
         """A ``user_mcp`` record for the app's endpoint at the provider, with bearer auth."""
-        provider = str(self._config.get("provider_url") or "").rstrip("/")
+        provider = str(self._app_config.get("provider_url") or "").rstrip("/")
         if not provider:
             raise SourceUnavailable(
                 "error",

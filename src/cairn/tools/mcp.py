@@ -52,7 +52,6 @@ from contextlib import (
     contextmanager,
 )
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final, TextIO, cast, get_args
 from urllib.parse import urlsplit
 
@@ -64,11 +63,13 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from cairn import __version__
 from cairn.domain.sources import AuthMode, DataSource, Transport
 from cairn.domain.tools import ToolSpec
 from cairn.domain.trace import SkipReason
-from cairn.text import bare_url, clip, plural, record
+from cairn.text import bare_url, clip, plural
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput
+from cairn.tools.guard import redact
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +93,6 @@ _Transport = AbstractAsyncContextManager[Any]
 """What ``mcp.Client`` accepts as a transport: a context manager of (read, write) streams."""
 
 
-def _client_version() -> str:
-    try:
-        return version("cairn")
-    except PackageNotFoundError:
-        return "0"
-
-
 @dataclass(frozen=True, slots=True)
 class HealthResult:
     """The outcome of ``check_health``: whether ``tools/list`` answered, and if not, why.
@@ -112,10 +106,6 @@ class HealthResult:
     message: str
     tool_names: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return record(self) | {"duration_ms": round(self.duration_ms, 3)}
 
 
 @dataclass(slots=True)
@@ -135,15 +125,12 @@ class McpSource:
     ``async with`` connects and completes the MCP handshake; it raises ``SourceUnavailable``
     when the server cannot be used, having already released everything it started (the
     caller need not, and must not, call ``__aexit__`` then). ``list_tools`` raises
-    ``SourceUnavailable`` too; ``call_tool`` never raises for the server's sake.
-
-    The SDK's client holds anyio task groups for as long as it is open. They live in a task
-    of their own (an asyncio task: Cairn runs on asyncio), not in the caller's, so a caller
-    may put a deadline (``fail_after``) around ``__aenter__`` and ``list_tools`` alone and
-    exit much later outside it, and a server that dies mid-run cannot cancel the caller.
+    ``SourceUnavailable`` too; ``call_tool`` never raises for the server's sake. The SDK
+    client lives in an asyncio task of its own (see the module docstring).
     """
 
     kind = "user_mcp"
+    noun = "MCP source"  # how messages name the source's kind
 
     def __init__(self, source: DataSource, context: ToolContext) -> None:
         self.source_id = source.source_id
@@ -162,7 +149,7 @@ class McpSource:
 
     async def __aenter__(self) -> McpSource:
         if self._connection is not None:
-            raise RuntimeError(f"MCP source {self.label!r} is already open")
+            raise RuntimeError(f"{self.noun} {self.label!r} is already open")
         self._http_statuses.clear()
         self._output_schemas = None
         self._failure = None
@@ -218,9 +205,7 @@ class McpSource:
                         client = Client(
                             transport,
                             cache=None,  # a listing must ask the server: it is the health check
-                            client_info=mcp_types.Implementation(
-                                name="cairn", version=_client_version()
-                            ),
+                            client_info=mcp_types.Implementation(name="cairn", version=__version__),
                             message_handler=self._on_message if self.on_tools_changed else None,
                         )
                         await stack.enter_async_context(client)
@@ -254,9 +239,7 @@ class McpSource:
             return
         self.on_lost = None
         if on_lost is not None:
-            tail = self._stderr_tail()
-            said = f"; its last stderr line: {tail}" if tail else ""
-            on_lost(self._redact(f"{self.label}: {why}{said}"))
+            on_lost(self._redact(f"{self.label}: {why}{self._stderr_said()}"))
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, mcp_types.ToolListChangedNotification) and self.on_tools_changed:
@@ -321,7 +304,7 @@ class McpSource:
         client = self._client
         if client is None:
             return ToolOutput(
-                error=f"MCP source {self.label!r} is not connected", error_kind="not_connected"
+                error=f"{self.noun} {self.label!r} is not connected", error_kind="not_connected"
             )
         try:
             if self._output_schemas is None:  # called before any listing: unwrapping needs one
@@ -414,7 +397,7 @@ class McpSource:
 
     def _require_client(self) -> Client:
         if self._client is None:
-            raise SourceUnavailable("error", f"{self.label}: MCP source used before it was opened")
+            raise SourceUnavailable("error", f"{self.label}: {self.noun} used before it was opened")
         return self._client
 
     # -- errors -------------------------------------------------------------------------
@@ -462,12 +445,7 @@ class McpSource:
             if isinstance(leaf, OSError):
                 return "unreachable", f"cannot start {command!r}: {_describe(leaf)}"
             if isinstance(leaf, MCPError) and leaf.code == _CONNECTION_CLOSED:
-                tail = self._stderr_tail()
-                said = f"; its last stderr line: {tail}" if tail else ""
-                return (
-                    "unreachable",
-                    f"{command!r} exited during {during}{said}",
-                )
+                return "unreachable", f"{command!r} exited during {during}{self._stderr_said()}"
         return "error", f"{command!r} failed {during}: {_describe(leaves[0])}"
 
     def _credential_hint(self) -> str:
@@ -478,8 +456,8 @@ class McpSource:
             return f"check the value of the {self._config.get('header_name')} header"
         return "the server wants credentials: register the source with bearer or header auth"
 
-    def _stderr_tail(self) -> str:
-        """The last non-empty line the stdio server wrote to stderr, or ''."""
+    def _stderr_said(self) -> str:
+        """The last non-empty line the stdio server wrote to stderr, quoted, or ''."""
         if self._stderr is None:
             return ""
         try:
@@ -489,14 +467,12 @@ class McpSource:
         except (OSError, ValueError):
             return ""
         lines = [line.strip() for line in chunk.decode("utf-8", "replace").splitlines()]
-        return next((line for line in reversed(lines) if line), "")
+        tail = next((line for line in reversed(lines) if line), "")
+        return f"; its last stderr line: {tail}" if tail else ""
 
     def _redact(self, text: str) -> str:
         """``text`` as one bounded line with every secret value replaced by ``***``."""
-        for value in sorted(self._secret.values(), key=len, reverse=True):
-            if value:
-                text = text.replace(value, "***")
-        return clip(text, _MESSAGE_MAX_CHARS)
+        return clip(redact(text, self._secret.values()), _MESSAGE_MAX_CHARS)
 
     def _unwrap(self, name: str, structured: Any) -> Any:
         """Drop the ``{"result": value}`` envelope when the tool's output schema is just that."""
@@ -527,27 +503,38 @@ async def check_health(
     deadline = anyio.current_time() + timeout_s
     stop_reserve = min(_HEALTH_STOP_RESERVE_S, timeout_s / 2)
     mcp_source = McpSource(source, context)
-    opened = False
     try:
-        with anyio.fail_after(timeout_s - stop_reserve):
-            await mcp_source.__aenter__()
-            opened = True
-            names = [spec.name for spec in await mcp_source.list_tools()]
+        specs = await open_listed(mcp_source, timeout_s - stop_reserve, said_s=timeout_s)
+        names = [spec.name for spec in specs]
         listed = f"{source.label}: listed {plural(len(names), 'tool')}"
         return _health(True, None, listed, started, names)
-    except TimeoutError:
-        message = f"{source.label}: did not list its tools within {timeout_s:g} s"
-        return _health(False, "timeout", message, started)
     except SourceUnavailable as exc:
         return _health(False, exc.reason, exc.message, started)
-    except Exception as exc:  # a health check reports; it must not crash its caller
-        logger.debug("health check of %s failed", source.label, exc_info=True)
-        message = mcp_source._redact(f"{source.label}: {_describe(exc)}")
-        return _health(False, "error", message, started)
-    finally:
-        if opened:  # after the result is timed; shielded inside, hurried to the deadline
-            grace = deadline - anyio.current_time() - _SDK_STOP_S
-            await mcp_source.close(grace_s=max(0.0, grace))
+    finally:  # after the result is timed; shielded inside, hurried to the deadline
+        grace = deadline - anyio.current_time() - _SDK_STOP_S
+        await mcp_source.close(grace_s=max(0.0, grace))
+
+
+async def open_listed(
+    source: McpSource, limit_s: float, *, said_s: float | None = None
+) -> list[ToolSpec]:
+    """Open ``source`` and list its tools within ``limit_s``; any failure is a
+    ``SourceUnavailable`` (a timeout names ``said_s``, default ``limit_s``). The caller
+    closes the source either way (closing one that never opened does nothing)."""
+    try:
+        with anyio.fail_after(limit_s):
+            await source.__aenter__()
+            return await source.list_tools()
+    except TimeoutError:
+        within = limit_s if said_s is None else said_s
+        message = f"{source.label}: did not list its tools within {within:g} s"
+        raise SourceUnavailable("timeout", message) from None
+    except SourceUnavailable:
+        raise
+    except Exception as exc:  # a server bug must cost only that source, never the caller
+        logger.debug("opening MCP source %s failed", source.label, exc_info=True)
+        message = source._redact(f"{source.label}: {_describe(exc)}")
+        raise SourceUnavailable("error", message) from exc
 
 
 def _health(
@@ -647,4 +634,4 @@ def _content_text(content: list[mcp_types.ContentBlock]) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["AUTH_MODES", "TRANSPORTS", "HealthResult", "McpSource", "check_health"]
+__all__ = ["AUTH_MODES", "TRANSPORTS", "HealthResult", "McpSource", "check_health", "open_listed"]

@@ -43,7 +43,7 @@ import anyio.abc
 from cairn.domain.sources import DataSource
 from cairn.domain.tools import ToolSpec
 from cairn.tools.base import SourceUnavailable, ToolContext, ToolOutput, close_quietly
-from cairn.tools.mcp import McpSource
+from cairn.tools.mcp import McpSource, open_listed
 
 SessionState = Literal["starting", "ready", "dead", "failed"]
 POOLED_KINDS = frozenset({"user_mcp"})
@@ -322,42 +322,27 @@ class SessionPool:
     async def _start(self, session: _Session) -> None:
         """Connect and list tools within the resolution timeout; record how it went."""
         started = time.perf_counter()
-        record = session.record
-        source = McpSource(record, self.context)
+        source = McpSource(session.record, self.context)
         source.on_lost = lambda why: self._lost(session, "unreachable", why)
         source.on_tools_changed = lambda: self._changed(session)
-        opened = False
-        timeout = self.context.resolve_timeout_s
         try:
-            with anyio.fail_after(timeout):
-                await source.__aenter__()
-                opened = True
-                specs = await source.list_tools()
-        except TimeoutError:
-            failure = SourceUnavailable(
-                "timeout", f"{record.label}: did not list its tools within {timeout:g} s"
-            )
+            specs = await open_listed(source, self.context.resolve_timeout_s)
         except SourceUnavailable as exc:
-            failure = exc
-        except Exception as exc:  # a server bug must cost only that source
-            failure = SourceUnavailable("error", f"{record.label}: {type(exc).__name__}: {exc}")
-        else:
-            session.source = source
-            session.specs = specs
-            session.listed_at = self._clock()
-            session.cold_start_ms = (time.perf_counter() - started) * 1000
-            session.state = "ready"
-            session.started.set()
-            if session.retired or self._closing:  # discarded while it was starting
-                session.source = None
-                await close_quietly(source, CLOSE_S)
-            return
-        if opened:
             await close_quietly(source, CLOSE_S)
-        session.failure = failure
-        session.state = "failed"
-        session.changed_at = self._clock()
+            session.failure = exc
+            session.state = "failed"
+            session.changed_at = self._clock()
+            session.started.set()
+            return
+        session.source = source
+        session.specs = specs
+        session.listed_at = self._clock()
+        session.cold_start_ms = (time.perf_counter() - started) * 1000
+        session.state = "ready"
         session.started.set()
+        if session.retired or self._closing:  # discarded while it was starting
+            session.source = None
+            await close_quietly(source, CLOSE_S)
 
     def _lost(self, session: _Session, reason: Any, why: str) -> None:
         """The server went away: skip it (with why) until it is restarted."""

@@ -229,27 +229,37 @@ async def _lease_warm(
     slots left to build (or to lease with a wait)."""
     rest: list[_Slot] = []
     for slot in held:
-        if not pool.accepts(slot.record) or not pool.is_warm(slot.record):
-            rest.append(slot)
-            continue
-        started = time.perf_counter()
-        try:
-            lease = await pool.lease(slot.record)
-        except SourceUnavailable as exc:
-            slot.skip = _skip(slot.record, exc.reason, exc.message)
+        if pool.accepts(slot.record) and pool.is_warm(slot.record):
+            await _lease(slot, pool, leased)
         else:
-            leased.append(lease)
-            await _use_lease(slot, lease)
-        slot.duration_ms = (time.perf_counter() - started) * 1000
-        slot.ready.set()
+            rest.append(slot)
     return rest
 
 
-async def _use_lease(slot: _Slot, lease: PooledSource) -> None:
-    source = wrap_for_config(lease, slot.record.config)
-    slot.specs = await source.list_tools()
-    slot.source = source
-    slot.cold_start_ms = lease.cold_start_ms
+async def _lease(
+    slot: _Slot, pool: SessionPool, leased: list[PooledSource], timeout_s: float = math.inf
+) -> None:
+    """Lease the slot's session, waiting at most ``timeout_s`` for it to start; a start that
+    outlives it goes on in the pool for the next run."""
+    record = slot.record
+    started = time.perf_counter()
+    try:
+        with anyio.move_on_after(timeout_s) as scope:
+            try:
+                lease = await pool.lease(record)
+            except SourceUnavailable as exc:
+                slot.skip = _skip(record, exc.reason, exc.message)
+            else:
+                leased.append(lease)
+                source = wrap_for_config(lease, record.config)
+                slot.specs = await source.list_tools()
+                slot.source = source
+                slot.cold_start_ms = lease.cold_start_ms
+        if scope.cancelled_caught and slot.source is None:
+            slot.skip = _too_slow(record, timeout_s)
+    finally:
+        slot.duration_ms = (time.perf_counter() - started) * 1000
+        slot.ready.set()
 
 
 async def _lease_source(
@@ -259,24 +269,9 @@ async def _lease_source(
     close: anyio.Event,
     leased: list[PooledSource],
 ) -> None:
-    """Lease a session that is starting (or must start) under the resolution timeout; a
-    start that outlives it goes on in the pool for the next run."""
-    record = slot.record
-    started = time.perf_counter()
-    try:
-        with anyio.move_on_after(context.resolve_timeout_s) as scope:
-            try:
-                lease = await pool.lease(record)
-            except SourceUnavailable as exc:
-                slot.skip = _skip(record, exc.reason, exc.message)
-            else:
-                leased.append(lease)
-                await _use_lease(slot, lease)
-        if scope.cancelled_caught and slot.source is None:
-            slot.skip = _too_slow(record, context.resolve_timeout_s)
-    finally:
-        slot.duration_ms = (time.perf_counter() - started) * 1000
-        slot.ready.set()
+    """Lease a session that is starting (or must start) under the resolution timeout, then
+    keep the slot until ``close``."""
+    await _lease(slot, pool, leased, context.resolve_timeout_s)
     await close.wait()
 
 
