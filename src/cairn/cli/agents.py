@@ -17,6 +17,7 @@ from cairn.cli.context import (
     pass_cli,
     print_json,
     read_text_file,
+    waiting,
 )
 from cairn.cli.runs import run_filters, show_run
 from cairn.errors import InvalidJSON, UsageError
@@ -256,8 +257,6 @@ def test(
       cairn agent test support --event-payload '{"order_id": "A-1001"}'
       cairn agent test support --event-file event.json --json
     """
-    from cairn.cli.context import waiting
-
     payload = _payload(payload_json, event_file)
     with waiting(f"test-firing {slug}"):
         run = cli.call("test_agent", slug=slug, body={"event_payload": payload})

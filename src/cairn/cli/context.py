@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cairn.errors import CairnError, InvalidJSON, NotFound, UsageError
+
 if TYPE_CHECKING:
     from cairn.client.transport import StreamEvent, Transport
     from cairn.services.app import App
@@ -90,7 +92,6 @@ class CliContext:
         return local.read_text().strip()
 
     def _mint_local_key(self) -> str | None:
-        from cairn.errors import NotFound
         from cairn.services.access import local_key
 
         try:
@@ -122,7 +123,6 @@ def server_is_ours(url: str, secret: bytes) -> bool:
     """Whether the server at ``url`` proves it holds ``secret`` (a fresh nonce each time)."""
     import httpx
 
-    from cairn.errors import CairnError
     from cairn.services.local_identity import new_nonce, verify
 
     nonce = new_nonce()
@@ -187,7 +187,6 @@ def option_set(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def parse_json_option(value: str | None, what: str) -> Any:
     """Parse a JSON command-line value, naming the option when it does not parse."""
     from cairn.domain.limits import check_value
-    from cairn.errors import InvalidJSON
 
     if value is None:
         return None
@@ -208,8 +207,6 @@ def parse_json_option(value: str | None, what: str) -> Any:
 
 def read_text_file(path: Path, what: str) -> str:
     """A UTF-8 text file given on the command line, or one line saying what is wrong."""
-    from cairn.errors import UsageError
-
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -248,7 +245,5 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        from cairn.errors import UsageError
-
         raise UsageError(f"{question.rstrip('?')}: confirmation needed, pass --yes")
     click.confirm(question, abort=True)

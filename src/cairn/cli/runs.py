@@ -8,6 +8,7 @@ import click
 
 from cairn.cli.context import (
     CliContext,
+    confirm,
     option_set,
     output,
     parse_json_option,
@@ -15,6 +16,7 @@ from cairn.cli.context import (
     print_json,
 )
 from cairn.domain.runs import RUN_KINDS, RUN_STATUSES
+from cairn.errors import UsageError
 
 
 @click.group()
@@ -158,9 +160,7 @@ def prune(cli: CliContext, older_than: str | None, dry_run: bool, yes: bool, as_
       cairn --sandbox demo runs prune --older-than 30d --dry-run
       cairn --sandbox demo runs prune --older-than 30d --yes
     """
-    from cairn.cli.context import confirm
     from cairn.durations import parse_duration
-    from cairn.errors import UsageError
     from cairn.services.runs import prune_runs
 
     if cli.remote:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, output, parse_json_option, pass_cli, print_json
+from cairn.cli.context import CliContext, confirm, output, parse_json_option, pass_cli, print_json
 from cairn.errors import InvalidJSON, UsageError
 
 
@@ -143,8 +143,6 @@ def test(cli: CliContext, source_ref: str, as_json: bool) -> None:
 @pass_cli
 def revoke(cli: CliContext, source_ref: str, yes: bool) -> None:
     """Forget a source's binding and secret (the server keeps running)."""
-    from cairn.cli.context import confirm
-
     confirm(f"revoke source {source_ref} and forget its secret?", yes)
     revoked = cli.call("revoke_source", ref=source_ref)
     click.echo(f"revoked source {revoked['label']} ({revoked['source_id']})")

@@ -282,7 +282,6 @@ def rollup(cli: CliContext, rebuild: bool) -> None:
     """Bring the hourly usage rollup up to date ('--rebuild': from scratch). Usage is exact
     either way; the rollup only makes long windows fast. A maintenance command: it runs on
     the machine that holds the ledger ('cairn serve' keeps it up to date by itself)."""
-    from cairn.errors import UsageError
     from cairn.services.usage import rebuild_rollup, roll_up_pending
 
     if cli.remote:
