@@ -147,12 +147,16 @@ def print_json(data: Any) -> None:
 
 
 def output(
-    view: str | Callable[[Any], None], *, help: str = "Print JSON, for scripts."
+    view: str | Callable[[Any], None],
+    *,
+    help: str = "Print JSON, for scripts.",
+    fails: Callable[[Any], bool] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., None]]:
     """The ``--json`` flag of a command that returns what it shows: with ``--json`` the
     result is printed as JSON for scripts, else ``view`` shows it to people. A view named
     ``"module.function"`` (of ``cairn.cli``) is imported only then, so rich stays off the
-    cold path of ``--json``."""
+    cold path of ``--json``. The command then exits 1 when ``fails(result)``, for scripts
+    (a run that did not succeed, a check that found something)."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., None]:
         @functools.wraps(command)
@@ -167,6 +171,8 @@ def output(
                 getattr(importlib.import_module(f"cairn.cli.{module}"), name)(result)
             else:
                 view(result)
+            if fails is not None and fails(result):
+                raise SystemExit(1)
 
         return click.option("--json", "as_json", is_flag=True, help=help)(show)
 

@@ -7,12 +7,8 @@ cancel is the API's own route, called by the page's script; a test fire starts a
 run (which viewers may) and answers with its id at once, so the page can follow it live
 (the other writes are in ``cairn.web.actions``). A running run's page re-reads its row
 while it runs, which the runner keeps current, so tokens, tool calls and the trace are
-true before the end. The live tool catalog may wait on MCP servers, so it loads as a
-fragment after the agent page; explanation and usage come from ``cairn.services.diagnosis``
-and
-``cairn.services.usage`` when installed, and their sections are left out otherwise.
-Errors are pages, not problem+json: no session goes to the login page, anything else to a
-short error page with the message.
+true before the end. Errors are pages, not problem+json: no session goes to the login
+page, anything else to a short error page with the message.
 """
 
 from __future__ import annotations
