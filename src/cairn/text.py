@@ -20,10 +20,11 @@ def iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else None
 
 
-def record(item: Any) -> dict[str, Any]:
-    """A dataclass's fields in their order as a JSON object, datetimes in ISO 8601: the
-    shown form of a plain record (one whose fields are all shown as they are)."""
-    values = ((f.name, getattr(item, f.name)) for f in fields(item))
+def record(item: Any, *omit: str) -> dict[str, Any]:
+    """A dataclass's fields in their order as a JSON object, datetimes in ISO 8601, but
+    those named in ``omit`` (a secret): the shown form of a record, to which a ``to_dict``
+    adds or replaces what is shown otherwise (nested records, rounded or derived values)."""
+    values = ((f.name, getattr(item, f.name)) for f in fields(item) if f.name not in omit)
     return {name: iso(value) if isinstance(value, datetime) else value for name, value in values}
 
 

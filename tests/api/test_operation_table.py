@@ -5,6 +5,7 @@ handler (path fields and body are its parameters)."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import re
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cairn.api import operations as ops
 from cairn.api import table
 from cairn.api.table import OPERATIONS, OPERATIONS_LIST, Operation
 from tests.api.conftest import Deployment
@@ -75,6 +77,9 @@ def test_every_api_route_of_the_document_comes_from_the_table(openapi: dict[str,
 def test_each_declaration_fits_its_handler(op: Operation) -> None:
     if op.handler is None:
         return
+    if op.handler in ops.SERVED:
+        _fits_its_service(op, ops.SERVED[op.handler])
+        return
     parameters = inspect.signature(op.handler).parameters
     assert next(iter(parameters)) == "caller"
     for name in op.path_params:
@@ -84,6 +89,22 @@ def test_each_declaration_fits_its_handler(op: Operation) -> None:
     if op.query is not None:
         fields = set(table.resolve(op.query).model_fields)
         assert fields <= set(parameters), f"{op.name}: query fields the handler does not take"
+    assert (op.role == "viewer") == (op.action == ""), f"{op.name}: a role needs its action"
+
+
+def _fits_its_service(op: Operation, target: str) -> None:
+    """A ``served`` handler passes the App, the sandbox, the path fields in order and the
+    body's fields: the service takes each of them, and needs nothing more."""
+    module, _, name = target.partition(":")
+    parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    positional = [p.name for p in parameters.values() if p.kind == p.POSITIONAL_OR_KEYWORD]
+    given = positional[: 2 + len(op.path_params)]
+    fields = set(table.resolve(op.body).model_fields) if op.body is not None else set()
+    assert len(given) == 2 + len(op.path_params), f"{target} takes fewer path fields"
+    assert fields <= set(parameters), f"{op.name}: body fields {target} does not take"
+    required = {p.name for p in parameters.values() if p.default is p.empty}
+    assert required <= {*given, *fields}, f"{target} needs more than {op.name} gives"
+    assert op.query is None and not op.traceparent, op.name
     assert (op.role == "viewer") == (op.action == ""), f"{op.name}: a role needs its action"
 
 

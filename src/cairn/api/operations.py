@@ -8,6 +8,8 @@ checked the role) and returns JSON-ready data (the wire shapes of ``cairn.wire``
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,14 +37,74 @@ class Caller:
         return self.principal.sandbox_id
 
 
+def served(target: str, *, awaits: bool = False) -> Callable[..., Any]:
+    """A handler that only hands the call to a service (``module:function``): called with
+    the App, the caller's sandbox, the path fields in the path's order and the body's
+    fields, it answers the JSON form of the result (``to_dict()``, of each item of a list).
+    ``awaits`` marks a coroutine service, so the routes run it on the event loop."""
+    module, _, name = target.partition(":")
+
+    def call(caller: Caller, fields: tuple[Any, ...], body: Any) -> Any:
+        function = getattr(importlib.import_module(module), name)
+        given = {} if body is None else body.model_dump()
+        return function(caller.app, caller.sandbox, *fields, **given)
+
+    async def handle_async(caller: Caller, *path: Any, body: Any = None, **named: Any) -> JSON:
+        return as_json(await call(caller, (*path, *named.values()), body))
+
+    def handle(caller: Caller, *path: Any, body: Any = None, **named: Any) -> JSON:
+        return as_json(call(caller, (*path, *named.values()), body))
+
+    handler = handle_async if awaits else handle
+    SERVED[handler] = target
+    return handler
+
+
+SERVED: dict[Callable[..., Any], str] = {}
+"""The service each ``served`` handler calls (the operation table's test checks they fit)."""
+
+
+def as_json(result: Any) -> JSON:
+    """A service's answer as JSON-ready data: domain objects through their ``to_dict``."""
+    if isinstance(result, list):
+        return [as_json(item) for item in result]
+    return result.to_dict() if hasattr(result, "to_dict") else result
+
+
+# --- operations a service answers as it is ---------------------------------------------
+
+list_agents = served("cairn.services.agents:list_agents")
+get_agent = served("cairn.services.agents:get_agent")
+agent_tools = served("cairn.services.agents:agent_catalog", awaits=True)
+get_run = served("cairn.services.runs:get_run")
+list_sources = served("cairn.services.sources:list_sources")
+get_source = served("cairn.services.sources:get_source")
+test_source = served("cairn.services.sources:check_source", awaits=True)
+revoke_source = served("cairn.services.sources:revoke_source")
+list_keys = served("cairn.services.access:list_keys")
+revoke_key = served("cairn.services.access:revoke_key")
+list_triggers = served("cairn.services.triggers:list_triggers")
+get_trigger = served("cairn.services.triggers:get_trigger")
+destroy_trigger = served("cairn.services.triggers:destroy_trigger")
+get_event = served("cairn.services.events:get_event")
+list_credentials = served("cairn.services.credentials:list_credentials")
+get_status = served("cairn.services.status:execution_status")
+explain_run = served("cairn.services.diagnosis:explain_run")
+explain_event = served("cairn.services.diagnosis:explain_event")
+why_not_fired = served("cairn.services.diagnosis:why_not_fired")
+list_connections = served("cairn.services.connections:list_connections")
+add_connection = served("cairn.services.connections:add_connection")
+revoke_connection = served("cairn.services.connections:revoke_connection")
+add_integration_source = served("cairn.services.connections:add_integration_source")
+list_thresholds = served("cairn.services.usage:list_thresholds")
+get_threshold = served("cairn.services.usage:get_threshold")
+put_threshold = served("cairn.services.usage:set_threshold")
+list_runaways = served("cairn.services.usage:runaway_agents")
+enforce = served("cairn.services.usage:enforce_thresholds")
+list_agent_triggers = list_triggers  # with the agent's slug from the path
+
+
 # --- agents ---------------------------------------------------------------------------
-
-
-def list_agents(caller: Caller) -> JSON:
-    """Every agent of the sandbox."""
-    from cairn.services.agents import list_agents as list_all
-
-    return [agent.to_dict() for agent in list_all(caller.app, caller.sandbox)]
 
 
 async def create_agent(caller: Caller, body: wire.AgentCreate) -> JSON:
@@ -55,13 +117,6 @@ async def create_agent(caller: Caller, body: wire.AgentCreate) -> JSON:
     spec = AgentSpec(**body.model_dump(exclude={"model_settings"}), model_settings=settings)
     agent, warnings = await create(caller.app, caller.sandbox, spec)
     return agent.to_dict() | {"warnings": warnings}
-
-
-def get_agent(caller: Caller, slug: str) -> JSON:
-    """One agent."""
-    from cairn.services.agents import get_agent as get
-
-    return get(caller.app, caller.sandbox, slug).to_dict()
 
 
 async def update_agent(caller: Caller, slug: str, body: wire.AgentUpdate) -> JSON:
@@ -87,13 +142,6 @@ def unarchive_agent(caller: Caller, slug: str) -> JSON:
     from cairn.services.agents import set_archived
 
     return set_archived(caller.app, caller.sandbox, slug, False).to_dict()
-
-
-async def agent_tools(caller: Caller, slug: str) -> JSON:
-    """The catalog the agent would see now, with the trace."""
-    from cairn.services.agents import agent_catalog
-
-    return (await agent_catalog(caller.app, caller.sandbox, slug)).to_dict()
 
 
 # --- firing ---------------------------------------------------------------------------
@@ -251,11 +299,6 @@ def list_agent_runs(
     )
 
 
-def get_run(caller: Caller, run_id: str) -> JSON:
-    """One run row."""
-    return run_service.get_run(caller.app, caller.sandbox, run_id).to_dict()
-
-
 def get_trace(caller: Caller, run_id: str, agent: str | None = None) -> JSON:
     """The run's tool-resolution trace (``None`` if it ended before tools resolved)."""
     from cairn.errors import NotFound
@@ -280,20 +323,6 @@ def get_events(caller: Caller, run_id: str, after: int = 0) -> JSON:
 # --- sources --------------------------------------------------------------------------
 
 
-def list_sources(caller: Caller) -> JSON:
-    """Every source (builtin first); secrets never included."""
-    from cairn.services.sources import list_sources as list_all
-
-    return [source.to_dict() for source in list_all(caller.app, caller.sandbox)]
-
-
-def get_source(caller: Caller, ref: str) -> JSON:
-    """One source by id or label."""
-    from cairn.services.sources import get_source as get
-
-    return get(caller.app, caller.sandbox, ref).to_dict()
-
-
 async def add_source(caller: Caller, body: wire.SourceCreate) -> JSON:
     """Register an MCP server and health-check it (editor)."""
     from cairn.services.sources import McpSourceSpec, add_mcp_source
@@ -304,20 +333,6 @@ async def add_source(caller: Caller, body: wire.SourceCreate) -> JSON:
 
         require_stdio_allowed(caller.app, caller.principal, spec.command or "")
     return (await add_mcp_source(caller.app, caller.sandbox, spec)).to_dict()
-
-
-async def test_source(caller: Caller, ref: str) -> JSON:
-    """Health-check a source now."""
-    from cairn.services.sources import check_source
-
-    return (await check_source(caller.app, caller.sandbox, ref)).to_dict()
-
-
-def revoke_source(caller: Caller, ref: str) -> JSON:
-    """Forget a source's binding and secret (owner: it destroys the stored secret)."""
-    from cairn.services.sources import revoke_source as revoke
-
-    return revoke(caller.app, caller.sandbox, ref).to_dict()
 
 
 # --- sandboxes and keys ---------------------------------------------------------------
@@ -353,26 +368,12 @@ def create_sandbox(caller: Caller, body: wire.SandboxCreate) -> JSON:
     return {"sandbox_id": body.sandbox_id, "name": body.name or body.sandbox_id}
 
 
-def list_keys(caller: Caller) -> JSON:
-    """The sandbox's API keys (owner)."""
-    from cairn.services.access import list_keys as list_all
-
-    return [key.to_dict() for key in list_all(caller.app, caller.sandbox)]
-
-
 def create_key(caller: Caller, body: wire.ApiKeyCreate) -> JSON:
     """A new key for the caller's sandbox (owner)."""
     from cairn.services.access import create_key as create
 
     key, token = create(caller.app, caller.sandbox, body.name, body.role)
     return {"key": key.to_dict(), "token": token}
-
-
-def revoke_key(caller: Caller, key_id: str) -> JSON:
-    """Revoke a key of the sandbox (owner)."""
-    from cairn.services.access import revoke_key as revoke
-
-    return revoke(caller.app, caller.sandbox, key_id).to_dict()
 
 
 # --- triggers and events ------------------------------------------------------------------
@@ -394,25 +395,6 @@ def create_trigger(caller: Caller, slug: str, body: wire.TriggerCreate) -> JSON:
     return trigger.to_dict()
 
 
-def list_triggers(caller: Caller, slug: str | None = None) -> JSON:
-    """The agent's triggers, or the sandbox's."""
-    from cairn.services.triggers import list_triggers as list_all
-
-    return [t.to_dict() for t in list_all(caller.app, caller.sandbox, slug)]
-
-
-def list_agent_triggers(caller: Caller, slug: str) -> JSON:
-    """The agent's triggers."""
-    return list_triggers(caller, slug)
-
-
-def get_trigger(caller: Caller, trigger_id: str) -> JSON:
-    """One trigger."""
-    from cairn.services.triggers import get_trigger as get
-
-    return get(caller.app, caller.sandbox, trigger_id).to_dict()
-
-
 def update_trigger(caller: Caller, trigger_id: str, body: wire.TriggerUpdate) -> JSON:
     """Change only the fields present (editor); pausing and resuming are reversible."""
     from cairn.services.triggers import UNSET
@@ -431,13 +413,6 @@ def update_trigger(caller: Caller, trigger_id: str, body: wire.TriggerUpdate) ->
     return trigger.to_dict()
 
 
-def destroy_trigger(caller: Caller, trigger_id: str) -> JSON:
-    """Delete a trigger for good (owner)."""
-    from cairn.services.triggers import destroy_trigger as destroy
-
-    return destroy(caller.app, caller.sandbox, trigger_id).to_dict()
-
-
 def list_events(
     caller: Caller, source: str | None = None, before: str | None = None, limit: int = 20
 ) -> JSON:
@@ -452,13 +427,6 @@ def list_events(
         "events": [e.to_dict() for e in found],
         "next_before": found[-1].event_id if len(found) == int(limit) else None,
     }
-
-
-def get_event(caller: Caller, event_id: str) -> JSON:
-    """One event with every trigger's decision."""
-    from cairn.services.events import get_event as get
-
-    return get(caller.app, caller.sandbox, event_id).to_dict()
 
 
 def add_webhook(caller: Caller, body: wire.WebhookCreate) -> JSON:
@@ -509,13 +477,6 @@ def add_schedule(caller: Caller, body: wire.ScheduleCreate) -> JSON:
     return made.to_dict()
 
 
-def list_credentials(caller: Caller) -> JSON:
-    """Backends with a stored API key (never the keys)."""
-    from cairn.services.credentials import list_credentials as list_all
-
-    return list_all(caller.app, caller.sandbox)
-
-
 def set_credential(caller: Caller, backend: str, body: wire.CredentialSet) -> JSON:
     """Store a model backend's API key for the sandbox (owner)."""
     from cairn.services.credentials import set_credential as store
@@ -534,13 +495,6 @@ def delete_credential(caller: Caller, backend: str) -> JSON:
 # --- status ---------------------------------------------------------------------------
 
 
-def get_status(caller: Caller) -> JSON:
-    """Backlog of the caller's sandbox, workers alive with their last heartbeat."""
-    from cairn.services.status import execution_status
-
-    return execution_status(caller.app, caller.sandbox)
-
-
 def get_telemetry(caller: Caller) -> JSON:
     """This process's OpenTelemetry export (``cairn.telemetry.export_status``): in the
     server, what the server sent and dropped; in-process, the calling process's own
@@ -548,3 +502,60 @@ def get_telemetry(caller: Caller) -> JSON:
     from cairn.telemetry import export_status
 
     return export_status()
+
+
+# --- diagnosis and usage ----------------------------------------------------------------
+
+
+async def doctor(caller: Caller, agent: str | None = None, quiet_days: float = 7) -> JSON:
+    """The sandbox scan (or one agent's)."""
+    from cairn.errors import UsageError
+    from cairn.services.diagnosis import doctor as scan
+
+    try:
+        days = float(quiet_days)
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"quiet_days {quiet_days!r} is not a number of days") from None
+    return (await scan(caller.app, caller.sandbox, agent, days)).to_dict()
+
+
+def get_usage(
+    caller: Caller,
+    *,
+    since: str = "24h",
+    by: str = "agent",
+    agent: str | None = None,
+    trigger_id: str | None = None,
+) -> JSON:
+    """Tokens, runs and estimated cost over the window ``since`` (``24h``, ``7d`` …)."""
+    from cairn.durations import parse_duration
+    from cairn.services.usage import usage
+
+    report = usage(
+        caller.app,
+        caller.sandbox,
+        since_s=parse_duration(since),
+        by=by,
+        agent=agent,
+        trigger_id=trigger_id,
+    )
+    return report.to_dict()
+
+
+def delete_threshold(caller: Caller, slug: str) -> JSON:
+    """Stop watching the agent (editor)."""
+    from cairn.services.usage import clear_threshold
+
+    return {"agent_slug": slug, "cleared": clear_threshold(caller.app, caller.sandbox, slug)}
+
+
+def list_enforcements(caller: Caller, *, agent: str | None = None, limit: int = 50) -> JSON:
+    """Enforcements that paused triggers, newest first."""
+    from cairn.errors import UsageError
+    from cairn.services.usage import list_enforcements as list_all
+
+    limit = int(limit)
+    if not 1 <= limit <= 500:
+        raise UsageError(f"limit {limit} is out of range: use 1 to 500")
+    found = list_all(caller.app, caller.sandbox, agent, limit=limit)
+    return [enforcement.to_dict() for enforcement in found]

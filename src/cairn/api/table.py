@@ -4,7 +4,8 @@ This table is what each transport is built from. ``cairn.api.routes`` turns it i
 FastAPI routes (and so the OpenAPI document); ``call``/``acall`` run an operation
 in-process, as the SDK's local transport (``cairn.client.local``) and any other transport
 in this process do; the SDK's HTTP transport formats its URLs from it; the CLI names
-operations, never paths. A new operation is a line here and a handler in the ops modules.
+operations, never paths. A new operation is a line here and a handler in ``operations``
+(``served`` when a service answers the call as it is).
 
 Models are named, not imported (``"wire.Agent"``, ``"list[wire.Agent]"``): the table is
 imported on the CLI's cold path, which must not load pydantic. ``resolve`` turns a name
@@ -22,7 +23,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from cairn.api import concierge_ops, connection_ops, diagnosis_ops, usage_ops
+from cairn.api import concierge_ops
 from cairn.api import operations as ops
 from cairn.api.operations import Caller
 from cairn.domain.keys import Role, require
@@ -130,7 +131,7 @@ OPERATIONS_LIST: tuple[Operation, ...] = (
         ops.get_agent_run_trace, "wire.ToolResolutionTrace | None",
         "The tool-resolution trace of one of the agent's runs.", tag="agents"),
     _op("why_not_fired", "GET", f"{S}/agents/{{slug}}/why-not-fired",
-        diagnosis_ops.why_not_fired, "wire_diagnosis.Explanation",
+        ops.why_not_fired, "wire_diagnosis.Explanation",
         "Why the agent did (not) fire on the last event of any source bound to it.",
         tag="diagnosis"),
     _op("stream_agent_runs", "GET", f"{S}/agents/{{slug}}/runs/stream", None, "wire.RunSummary",
@@ -158,7 +159,7 @@ OPERATIONS_LIST: tuple[Operation, ...] = (
     _op("replay_run", "POST", f"{S}/runs/{{run_id}}/replay", ops.replay_run, "wire.Run",
         "Fire the agent again on this run's event (or an edited one) as a test run.",
         tag="runs", body="wire.ReplayRequest", problems=(400, 429)),
-    _op("explain_run", "GET", f"{S}/runs/{{run_id}}/explain", diagnosis_ops.explain_run,
+    _op("explain_run", "GET", f"{S}/runs/{{run_id}}/explain", ops.explain_run,
         "wire_diagnosis.Explanation",
         "Why the run did what it did: the cause and the fix, citing the run, event and trace "
         "fields each finding rests on.", tag="diagnosis"),
@@ -195,7 +196,7 @@ OPERATIONS_LIST: tuple[Operation, ...] = (
         tag="triggers and events", role="editor", action="add sources",
         body="wire.ScheduleCreate", status=201, problems=(400, 403, 409)),
     _op("add_integration_source", "POST", f"{S}/sources/integrations",
-        connection_ops.add_integration_source, "wire.Source",
+        ops.add_integration_source, "wire.Source",
         "Register an OAuth'd app as a tool source; its tools are named "
         "``pd_<app_slug>_<tool>``. Runs skip it, with the reason, while it has no usable "
         "connection.", tag="connections", role="editor", action="add sources",
@@ -245,7 +246,7 @@ OPERATIONS_LIST: tuple[Operation, ...] = (
     _op("get_event", "GET", f"{S}/events/{{event_id}}", ops.get_event, "wire.Event",
         "One event and what every trigger decided about it.", tag="triggers and events"),
     _op("explain_event", "GET", f"{S}/events/{{event_id}}/explain",
-        diagnosis_ops.explain_event, "wire_diagnosis.Explanation",
+        ops.explain_event, "wire_diagnosis.Explanation",
         "Why the event fired what it fired, or nothing: each trigger's decision (filtered out "
         "by which filter, rate-limited, paused, archived), no trigger, or a refused delivery.",
         tag="diagnosis"),
@@ -263,38 +264,38 @@ OPERATIONS_LIST: tuple[Operation, ...] = (
         "wire.CredentialDeleted",
         "Forget a stored key; the environment's key, if any, applies again (owner).",
         tag="triggers and events", role="owner", action="delete credentials", problems=(403,)),
-    _op("list_connections", "GET", f"{S}/connections", connection_ops.list_connections,
+    _op("list_connections", "GET", f"{S}/connections", ops.list_connections,
         "list[wire_connections.Connection]",
         "Every OAuth connection of the sandbox, revoked ones too. Tokens are never included.",
         tag="connections"),
-    _op("add_connection", "POST", f"{S}/connections", connection_ops.add_connection,
+    _op("add_connection", "POST", f"{S}/connections", ops.add_connection,
         "wire_connections.Connection",
         "Store an app's OAuth token, encrypted at rest; it replaces the app's previous "
         "connection. The token is write-only.", tag="connections", role="editor",
         action="add connections", body="wire_connections.ConnectionCreate", status=201,
         problems=(400, 403)),
     _op("revoke_connection", "POST", f"{S}/connections/{{ref}}/revoke",
-        connection_ops.revoke_connection, "wire_connections.Connection",
+        ops.revoke_connection, "wire_connections.Connection",
         "Revoke a connection (by id, or the app's active one by app slug) and forget its "
         "token; the app's integration sources are skipped by runs until it is connected again.",
         tag="connections", role="owner", action="revoke connections", problems=(403,)),
     # --- diagnosis, usage, the Concierge, status
-    _op("doctor", "GET", f"{S}/doctor", diagnosis_ops.doctor, "wire_diagnosis.DoctorReport",
+    _op("doctor", "GET", f"{S}/doctor", ops.doctor, "wire_diagnosis.DoctorReport",
         "Scan without running anything: stale allowlists against today's catalog, sources "
         "that would be skipped now, paused or quiet triggers, agents whose recent runs mostly "
         "fail or use no tools, runaway usage. ``ok`` is false when something needs fixing.",
         tag="diagnosis", query="wire_diagnosis.DoctorQuery", problems=(400,)),
-    _op("get_usage", "GET", f"{S}/usage", usage_ops.get_usage, "wire_usage.UsageReport",
+    _op("get_usage", "GET", f"{S}/usage", ops.get_usage, "wire_usage.UsageReport",
         "Runs, tokens in and out and estimated cost (integer micro-units) of the runs created "
         "in the window, grouped, each group with its tokens per hour; and the totals.",
         tag="usage", query="wire_usage.UsageQuery"),
-    _op("list_thresholds", "GET", f"{S}/thresholds", usage_ops.list_thresholds,
+    _op("list_thresholds", "GET", f"{S}/thresholds", ops.list_thresholds,
         "list[wire_usage.Threshold]", "Every agent's cost-watch threshold in the sandbox.",
         tag="usage"),
-    _op("get_threshold", "GET", f"{S}/agents/{{slug}}/threshold", usage_ops.get_threshold,
+    _op("get_threshold", "GET", f"{S}/agents/{{slug}}/threshold", ops.get_threshold,
         "wire_usage.Threshold | None",
         "The agent's threshold, or null when it is not watched.", tag="usage"),
-    _op("put_threshold", "PUT", f"{S}/agents/{{slug}}/threshold", usage_ops.put_threshold,
+    _op("put_threshold", "PUT", f"{S}/agents/{{slug}}/threshold", ops.put_threshold,
         "wire_usage.Threshold",
         "Set (replace) the agent's limits per hour: tokens in + out and/or estimated cost. "
         "Over either in the last hour, the agent is a runaway (``doctor`` reports it); with "
@@ -302,21 +303,21 @@ OPERATIONS_LIST: tuple[Operation, ...] = (
         tag="usage", role="editor", action="set usage thresholds",
         body="wire_usage.ThresholdSet", problems=(403,)),
     _op("delete_threshold", "DELETE", f"{S}/agents/{{slug}}/threshold",
-        usage_ops.delete_threshold, "wire_usage.ThresholdCleared",
+        ops.delete_threshold, "wire_usage.ThresholdCleared",
         "Stop watching the agent (its past enforcements stay on record).", tag="usage",
         role="editor", action="clear usage thresholds", problems=(403,)),
-    _op("list_runaways", "GET", f"{S}/runaways", usage_ops.list_runaways,
+    _op("list_runaways", "GET", f"{S}/runaways", ops.list_runaways,
         "list[wire_usage.RunawayFlag]",
         "Agents over a threshold in the last hour, most over first. Changes nothing.",
         tag="usage"),
-    _op("enforce", "POST", f"{S}/runaways/enforce", usage_ops.enforce,
+    _op("enforce", "POST", f"{S}/runaways/enforce", ops.enforce,
         "list[wire_usage.RunawayFlag]",
         "Pause the active triggers of each runaway agent whose threshold has "
         "``pause_triggers``, and record why (``GET /enforcements``). Returns those agents' "
         "flags with the triggers paused; resume a trigger as usual once the cause is fixed.",
         tag="usage", role="editor", action="enforce usage thresholds (it pauses triggers)",
         problems=(403,)),
-    _op("list_enforcements", "GET", f"{S}/enforcements", usage_ops.list_enforcements,
+    _op("list_enforcements", "GET", f"{S}/enforcements", ops.list_enforcements,
         "list[wire_usage.Enforcement]",
         "Threshold enforcements that paused triggers, newest first, each with its reason.",
         tag="usage", query="wire_usage.EnforcementQuery"),
@@ -432,8 +433,9 @@ def _arguments(op: Operation, params: Mapping[str, Any] | None, body: Any) -> di
 @cache
 def _accepted(op: Operation) -> frozenset[str]:
     assert op.handler is not None
-    names = inspect.signature(op.handler).parameters
-    return frozenset(name for name in names if name not in ("caller", "body", "traceparent"))
+    parameters = inspect.signature(op.handler).parameters.values()
+    fixed = (p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+    return frozenset(fixed) - {"caller", "body", "traceparent"}
 
 
 def call(

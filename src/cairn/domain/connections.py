@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from cairn.errors import UsageError
-from cairn.text import iso
+from cairn.text import record
 
 ConnectionStatus = Literal["active", "revoked"]
 
@@ -66,14 +66,4 @@ class Connection:
 
     def to_dict(self) -> dict[str, Any]:
         """Shown form: everything but the token."""
-        return {
-            "connection_id": self.connection_id,
-            "sandbox_id": self.sandbox_id,
-            "app_slug": self.app_slug,
-            "account_label": self.account_label,
-            "status": self.status,
-            "expires_at": iso(self.expires_at),
-            "expired": self.is_expired(),
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
+        return record(self, "token") | {"expired": self.is_expired()}

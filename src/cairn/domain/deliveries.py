@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cairn.text import from_record, record
+
 Refusal = Literal[
     "unsigned",
     "bad_signature",
@@ -54,27 +56,16 @@ class DeliveryFacts:
 
     def to_dict(self) -> dict[str, Any]:
         """The stored and shown form."""
-        return {
-            "provider": self.provider,
-            "delivery_id": self.delivery_id,
-            "type_from": self.type_from,
-            "headers": dict(self.headers),
-            "handshake": self.handshake,
-            "refusal": self.refusal,
-            "secret_used": self.secret_used,
-        }
+        return record(self) | {"headers": dict(self.headers)}
 
 
 def delivery_from_dict(data: dict[str, Any] | None) -> DeliveryFacts | None:
     """Inverse of ``DeliveryFacts.to_dict`` (``None`` for events stored without facts)."""
     if not data:
         return None
-    return DeliveryFacts(
+    return from_record(
+        DeliveryFacts,
+        data,
         provider=str(data.get("provider") or "cairn"),
-        delivery_id=data.get("delivery_id"),
-        type_from=data.get("type_from"),
         headers=dict(data.get("headers") or {}),
-        handshake=data.get("handshake"),
-        refusal=data.get("refusal"),
-        secret_used=data.get("secret_used"),
     )

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cairn.text import record
+
 Severity = Literal["error", "warning", "info"]
 ExplanationKind = Literal["run", "event", "agent"]
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
@@ -42,14 +44,7 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``--json``, the API)."""
-        return {
-            "code": self.code,
-            "severity": self.severity,
-            "subject": self.subject,
-            "cause": self.cause,
-            "fix": self.fix,
-            "evidence": self.evidence,
-        }
+        return record(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +67,7 @@ class Explanation:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
-            "kind": self.kind,
-            "subject": self.subject,
-            "summary": self.summary,
-            "findings": [finding.to_dict() for finding in self.findings],
-        }
+        return record(self) | {"findings": [finding.to_dict() for finding in self.findings]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +86,7 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
-            "ok": self.ok,
-            "checked": self.checked,
-            "findings": [finding.to_dict() for finding in self.findings],
-        }
+        return record(self) | {"findings": [finding.to_dict() for finding in self.findings]}
 
 
 def by_severity(findings: list[Finding]) -> list[Finding]:

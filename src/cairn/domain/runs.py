@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from cairn.domain.trace import ToolResolutionTrace
-from cairn.text import from_record, iso
+from cairn.text import from_record, record
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 RunKind = Literal["trigger", "manual", "test", "oneshot"]
@@ -87,15 +87,7 @@ class ToolCall:
 
     def to_dict(self) -> dict[str, Any]:
         """The stored and displayed form."""
-        return {
-            "call_id": self.call_id,
-            "name": self.name,
-            "arguments": self.arguments,
-            "result": self.result,
-            "error": self.error,
-            "error_kind": self.error_kind,
-            "duration_ms": round(self.duration_ms, 3),
-        }
+        return record(self) | {"duration_ms": round(self.duration_ms, 3)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ToolCall:
@@ -130,12 +122,7 @@ class RunEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The stored and displayed form."""
-        return {
-            "seq": self.seq,
-            "kind": self.kind,
-            "data": self.data,
-            "created_at": iso(self.created_at),
-        }
+        return record(self)
 
 
 @dataclass(slots=True)
@@ -188,39 +175,17 @@ class Run:
     traceparent: str | None = None  # the caller's W3C trace context, for exported traces
 
     def to_dict(self) -> dict[str, Any]:
-        """The full row in its JSON form (``cairn runs show --json``)."""
-        return {
-            "run_id": self.run_id,
-            "sandbox_id": self.sandbox_id,
-            "agent_id": self.agent_id,
-            "agent_slug": self.agent_slug,
-            "agent_version": self.agent_version,
-            "kind": self.kind,
-            "trigger_id": self.trigger_id,
-            "status": self.status,
-            "outcome": self.outcome,
-            "event_payload": self.event_payload,
-            "output_text": self.output_text,
-            "tool_calls": [call.to_dict() for call in self.tool_calls],
-            "tokens_in": self.usage.tokens_in,
-            "tokens_out": self.usage.tokens_out,
-            "cache_read_tokens": self.usage.cache_read_tokens,
-            "cache_write_tokens": self.usage.cache_write_tokens,
-            "cost_micros": self.cost_micros,
-            "duration_ms": self.duration_ms,
-            "error_message": self.error_message,
-            "error_type": self.error_type,
-            "model": self.model,
-            "tool_resolution_trace": (
-                self.tool_resolution_trace.to_dict() if self.tool_resolution_trace else None
-            ),
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-            "heartbeat_at": iso(self.heartbeat_at),
-            "replay_of": self.replay_of,
-            "traceparent": self.traceparent,
-        }
+        """The full row in its JSON form (``cairn runs show --json``): the usage's
+        counts as fields of their own."""
+        trace = self.tool_resolution_trace
+        return (
+            record(self, "usage")
+            | {
+                "tool_calls": [call.to_dict() for call in self.tool_calls],
+                "tool_resolution_trace": trace.to_dict() if trace else None,
+            }
+            | record(self.usage)
+        )
 
 
 def decide_outcome(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from cairn.text import from_record, iso
+from cairn.text import from_record, record
 
 SourceStatus = Literal["active", "error", "revoked"]
 Transport = Literal["stdio", "http"]
@@ -38,18 +38,7 @@ class DataSource:
     def to_dict(self) -> dict[str, Any]:
         """Shown form: configuration and status. The config names the secret fields kept
         (``secret_fields``), never their values."""
-        return {
-            "source_id": self.source_id,
-            "sandbox_id": self.sandbox_id,
-            "kind": self.kind,
-            "label": self.label,
-            "config": self.config,
-            "status": self.status,
-            "status_reason": self.status_reason,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-            "checked_at": iso(self.checked_at),
-        }
+        return record(self, "secret")
 
 
 def source_from_dict(data: dict[str, Any]) -> DataSource:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from cairn.domain.deliveries import DeliveryFacts
 from cairn.domain.sources import DataSource
-from cairn.text import iso
+from cairn.text import record
 
 TriggerStatus = Literal["active", "paused"]
 Decision = Literal["fired", "filtered_out", "rate_limited", "paused", "agent_archived", "busy"]
@@ -59,21 +59,7 @@ class Trigger:
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form."""
-        return {
-            "trigger_id": self.trigger_id,
-            "sandbox_id": self.sandbox_id,
-            "agent_id": self.agent_id,
-            "agent_slug": self.agent_slug,
-            "data_source_id": self.data_source_id,
-            "event_type_filter": self.event_type_filter,
-            "filter_config": self.filter_config,
-            "rate_limit_per_hour": self.rate_limit_per_hour,
-            "status": self.status,
-            "fire_count": self.fire_count,
-            "last_fired_at": iso(self.last_fired_at),
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
+        return record(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +75,7 @@ class TriggerDecision:
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form."""
-        return {
-            "event_id": self.event_id,
-            "trigger_id": self.trigger_id,
-            "decision": self.decision,
-            "detail": self.detail,
-            "run_id": self.run_id,
-            "decided_at": iso(self.decided_at),
-        }
+        return record(self)
 
 
 @dataclass(slots=True)
@@ -140,19 +119,9 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form, with the decisions when loaded."""
-        return {
-            "event_id": self.event_id,
-            "sandbox_id": self.sandbox_id,
-            "source_id": self.source_id,
-            "sender_event_id": self.sender_event_id,
-            "event_type": self.event_type,
-            "payload": self.payload,
-            "status": self.status,
-            "reject_reason": self.reject_reason,
-            "received_at": iso(self.received_at),
-            "decisions": (
-                [d.to_dict() for d in self.decisions] if self.decisions is not None else None
-            ),
+        decisions = self.decisions
+        return record(self) | {
+            "decisions": [d.to_dict() for d in decisions] if decisions is not None else None,
             "delivery": self.delivery.to_dict() if self.delivery else None,
         }
 

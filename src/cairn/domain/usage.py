@@ -109,16 +109,7 @@ class UsageRow:
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form."""
-        return {
-            "key": self.key,
-            "runs": self.runs,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "tokens": self.tokens,
-            "cost_micros": self.cost_micros,
-            "unpriced_runs": self.unpriced_runs,
-            "series": list(self.series),
-        }
+        return record(self) | {"tokens": self.tokens, "series": list(self.series)}
 
 
 @dataclass(slots=True)
@@ -140,17 +131,8 @@ class UsageReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form."""
-        return {
-            "sandbox_id": self.sandbox_id,
-            "by": self.by,
-            "since": iso(self.since),
-            "until": iso(self.until),
-            "bucket_s": self.bucket_s,
-            "agent": self.agent,
-            "trigger_id": self.trigger_id,
-            "rows": [row.to_dict() for row in self.rows],
-            "totals": self.totals.to_dict(),
-        }
+        rows = [row.to_dict() for row in self.rows]
+        return record(self) | {"rows": rows, "totals": self.totals.to_dict()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,14 +195,8 @@ class RunawayFlag:
 
     def to_dict(self) -> dict[str, Any]:
         """The shown form."""
-        return {
-            "slug": self.slug,
-            "metric": self.metric,
-            "value": self.value,
-            "threshold": self.threshold,
-            "window_start": iso(self.window_start),
+        return record(self) | {
             "window_end": iso(self.window_start + timedelta(seconds=BUCKET_S)),
-            "pause_triggers": self.pause_triggers,
             "paused_trigger_ids": list(self.paused_trigger_ids),
             "message": self.message,
         }

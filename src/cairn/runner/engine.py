@@ -28,7 +28,6 @@ from cairn.domain.runs import (
     RunEventKind,
     RunKind,
     ToolCall,
-    Usage,
     decide_outcome,
 )
 from cairn.domain.sources import DataSource
@@ -59,6 +58,7 @@ from cairn.runner.messages import render_event_message
 from cairn.runner.observers import RunObserver, TurnTimer
 from cairn.store import Store
 from cairn.store import runs as run_store
+from cairn.text import record
 from cairn.tools.base import ToolContext, ToolOutput
 from cairn.tools.pool import SessionPool
 from cairn.tools.resolution import ResolvedTools, resolve_tools
@@ -332,7 +332,7 @@ class Runner:
         )
         if self.prices is not None and run.model:
             run.cost_micros = self.prices.cost_micros(run.model, run.usage)
-        usage = _usage_dict(run.usage)
+        usage = record(run.usage)
         if run.status == "succeeded":
             recorder.emit("finish", {"stop_reason": stop, "usage": usage, "turns": recorder.turns})
         else:
@@ -569,15 +569,6 @@ def _result_data(call: ToolCall) -> dict[str, Any]:
     if call.error_kind is not None:
         data["error_kind"] = call.error_kind
     return data
-
-
-def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {
-        "tokens_in": usage.tokens_in,
-        "tokens_out": usage.tokens_out,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-    }
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,6 +14,7 @@ from cairn.ids import new_id
 from cairn.services.app import App
 from cairn.store import sources as source_store
 from cairn.store.sandboxes import require_sandbox
+from cairn.text import record
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -50,12 +51,8 @@ class HealthReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
+        return record(self) | {
             "source": self.source.to_dict(),
-            "ok": self.ok,
-            "reason": self.reason,
-            "message": self.message,
-            "tool_names": self.tool_names,
             "duration_ms": round(self.duration_ms, 1),
         }
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cairn.services.app import App
-from cairn.text import iso
+from cairn.text import iso, record
 
 
 def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
@@ -37,18 +37,10 @@ def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
             else None
         ),
         "workers": [
-            {
-                "worker_id": worker.worker_id,
-                "host": worker.host,
-                "pid": worker.pid,
-                "executor": worker.executor,
-                "concurrency": worker.concurrency,
-                "running": worker.running,
-                "started_at": iso(worker.started_at),
-                "heartbeat_at": iso(worker.heartbeat_at),
-                "stopped_at": iso(worker.stopped_at),
+            record(worker)
+            | {
                 "alive": worker.stopped_at is None
-                and (now - worker.heartbeat_at).total_seconds() <= lease,
+                and (now - worker.heartbeat_at).total_seconds() <= lease
             }
             for worker in known
         ],
