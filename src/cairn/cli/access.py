@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, output, pass_cli, print_json
+from cairn.cli.context import CliContext, confirm, output, pass_cli, print_json
 from cairn.domain.keys import ROLES
 
 
@@ -85,8 +85,6 @@ def list_keys(cli: CliContext) -> Any:
 @pass_cli
 def revoke_key(cli: CliContext, key_id: str, yes: bool) -> None:
     """Revoke KEY_ID: calls with it answer 401 from now on."""
-    from cairn.cli.context import confirm
-
     confirm(f"revoke API key {key_id}?", yes)
     cli.call("revoke_key", key_id=key_id)
     click.echo(f"revoked key {key_id}")
@@ -130,8 +128,6 @@ def list_credentials(cli: CliContext) -> Any:
 @pass_cli
 def remove_credential(cli: CliContext, backend: str, yes: bool) -> None:
     """Forget BACKEND's stored key."""
-    from cairn.cli.context import confirm
-
     confirm(f"forget the stored {backend} API key?", yes)
     cli.call("delete_credential", backend=backend)
     click.echo(f"removed the stored {backend} API key")

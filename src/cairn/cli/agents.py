@@ -17,8 +17,9 @@ from cairn.cli.context import (
     pass_cli,
     print_json,
     read_text_file,
+    waiting,
 )
-from cairn.cli.runs import run_filters, show_run
+from cairn.cli.runs import failed, run_filters
 from cairn.errors import InvalidJSON, UsageError
 
 
@@ -65,14 +66,6 @@ def _string_list(value: str | None, what: str) -> list[str] | None:
     return data
 
 
-def _tool_sources(value: str | None) -> Any:
-    if value is None:
-        return "UNSET"
-    if value.strip() in ("default", "null"):
-        return None
-    return _string_list(value, "--tool-sources")
-
-
 def _prompt(prompt: str | None, prompt_file: Path | None) -> str | None:
     if prompt is not None and prompt_file is not None:
         raise UsageError("pass --prompt or --prompt-file, not both")
@@ -97,14 +90,6 @@ def _settings_changes(options: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def _print_warnings(warnings: list[str]) -> None:
-    if warnings:
-        from cairn.cli.render import warn
-
-        for line in warnings:
-            warn(line)
-
-
 def _body(options: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {}
     prompt = _prompt(options["prompt"], options["prompt_file"])
@@ -113,9 +98,10 @@ def _body(options: dict[str, Any]) -> dict[str, Any]:
     for key in ("name", "description"):
         if options[key] is not None:
             body[key] = options[key]
-    sources = _tool_sources(options["tool_sources"])
-    if sources != "UNSET":
-        body["tool_sources"] = sources
+    sources = options["tool_sources"]
+    if sources is not None:  # "default" (or "null"): the sandbox's default sources
+        default = sources.strip() in ("default", "null")
+        body["tool_sources"] = None if default else _string_list(sources, "--tool-sources")
     allowlist = _string_list(options["tool_allowlist"], "--tool-allowlist")
     if allowlist is not None:
         body["tool_allowlist"] = allowlist
@@ -126,7 +112,11 @@ def _body(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_agent(data: dict[str, Any], as_json: bool, verb: str) -> None:
-    _print_warnings(data.get("warnings", []))
+    if data.get("warnings"):
+        from cairn.cli.render import warn
+
+        for line in data["warnings"]:
+            warn(line)
     if as_json:
         print_json(data)
     elif verb == "created":
@@ -244,11 +234,9 @@ def _event_options(event: str) -> Callable[[Any], Any]:
 @agent.command("test")
 @click.argument("slug")
 @_event_options("The fake event")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output("render.run_detail", fails=failed)
 @pass_cli
-def test(
-    cli: CliContext, slug: str, payload_json: str, event_file: Path | None, as_json: bool
-) -> None:
+def test(cli: CliContext, slug: str, payload_json: str, event_file: Path | None) -> Any:
     """Test-fire SLUG with a fake event, wait, and show the run. Exit 1 if the run failed.
 
     \b
@@ -256,14 +244,9 @@ def test(
       cairn agent test support --event-payload '{"order_id": "A-1001"}'
       cairn agent test support --event-file event.json --json
     """
-    from cairn.cli.context import waiting
-
     payload = _payload(payload_json, event_file)
     with waiting(f"test-firing {slug}"):
-        run = cli.call("test_agent", slug=slug, body={"event_payload": payload})
-    show_run(run, as_json)
-    if run["status"] != "succeeded":
-        raise SystemExit(1)
+        return cli.call("test_agent", slug=slug, body={"event_payload": payload})
 
 
 @agent.command("fire")

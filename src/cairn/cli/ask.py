@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cairn.cli.context import CliContext, pass_cli, print_json, waiting
+from cairn.errors import UsageError
 
 
 @click.command("ask")
@@ -43,8 +44,6 @@ def ask(
     It answers from the ledger and cites run ids; it may pause a trigger when asked (an
     editor's key is needed), and never destroys anything: it prints the command instead.
     """
-    from cairn.errors import UsageError
-
     if print_prompt:
         from cairn.services.concierge.prompt import DEFAULT_PROMPT
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, output, pass_cli
+from cairn.cli.context import CliContext, confirm, output, pass_cli
 from cairn.errors import UsageError
 
 
@@ -89,7 +89,5 @@ def list_(cli: CliContext) -> Any:
 def revoke(cli: CliContext, ref: str, yes: bool) -> Any:
     """Revoke connection REF (an id, or an app slug: its active connection) and forget its
     token; the app's integration sources are skipped until it is connected again."""
-    from cairn.cli.context import confirm
-
     confirm(f"revoke connection {ref} and forget its token?", yes)
     return cli.call("revoke_connection", ref=ref)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cairn.errors import CairnError, InvalidJSON, NotFound, UsageError
+
 if TYPE_CHECKING:
     from cairn.client.transport import StreamEvent, Transport
     from cairn.services.app import App
@@ -90,7 +92,6 @@ class CliContext:
         return local.read_text().strip()
 
     def _mint_local_key(self) -> str | None:
-        from cairn.errors import NotFound
         from cairn.services.access import local_key
 
         try:
@@ -122,7 +123,6 @@ def server_is_ours(url: str, secret: bytes) -> bool:
     """Whether the server at ``url`` proves it holds ``secret`` (a fresh nonce each time)."""
     import httpx
 
-    from cairn.errors import CairnError
     from cairn.services.local_identity import new_nonce, verify
 
     nonce = new_nonce()
@@ -147,12 +147,16 @@ def print_json(data: Any) -> None:
 
 
 def output(
-    view: str | Callable[[Any], None], *, help: str = "Print JSON, for scripts."
+    view: str | Callable[[Any], None],
+    *,
+    help: str = "Print JSON, for scripts.",
+    fails: Callable[[Any], bool] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., None]]:
     """The ``--json`` flag of a command that returns what it shows: with ``--json`` the
     result is printed as JSON for scripts, else ``view`` shows it to people. A view named
     ``"module.function"`` (of ``cairn.cli``) is imported only then, so rich stays off the
-    cold path of ``--json``."""
+    cold path of ``--json``. The command then exits 1 when ``fails(result)``, for scripts
+    (a run that did not succeed, a check that found something)."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., None]:
         @functools.wraps(command)
@@ -167,6 +171,8 @@ def output(
                 getattr(importlib.import_module(f"cairn.cli.{module}"), name)(result)
             else:
                 view(result)
+            if fails is not None and fails(result):
+                raise SystemExit(1)
 
         return click.option("--json", "as_json", is_flag=True, help=help)(show)
 
@@ -187,7 +193,6 @@ def option_set(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def parse_json_option(value: str | None, what: str) -> Any:
     """Parse a JSON command-line value, naming the option when it does not parse."""
     from cairn.domain.limits import check_value
-    from cairn.errors import InvalidJSON
 
     if value is None:
         return None
@@ -208,8 +213,6 @@ def parse_json_option(value: str | None, what: str) -> Any:
 
 def read_text_file(path: Path, what: str) -> str:
     """A UTF-8 text file given on the command line, or one line saying what is wrong."""
-    from cairn.errors import UsageError
-
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -248,7 +251,5 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        from cairn.errors import UsageError
-
         raise UsageError(f"{question.rstrip('?')}: confirmation needed, pass --yes")
     click.confirm(question, abort=True)

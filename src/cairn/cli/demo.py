@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli, run_async
+from cairn.cli.context import CliContext, pass_cli, run_async, server_is_ours
+from cairn.errors import UsageError
 
 if TYPE_CHECKING:
     from cairn.services.demo import DemoSummary
@@ -28,9 +29,7 @@ def demo(cli: CliContext) -> None:
 
 def _check_same_ledger(url: str) -> None:
     """Refuse to load the demo "into" a server whose ledger is not this machine's."""
-    from cairn.cli.context import server_is_ours
     from cairn.config import default_home
-    from cairn.errors import UsageError
     from cairn.services.local_identity import read_identity
 
     secret = read_identity(default_home())

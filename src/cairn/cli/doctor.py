@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli, print_json, waiting
+from cairn.cli.context import CliContext, output, pass_cli, waiting
 
 _MARKS = {"error": ("✗", "bold red"), "warning": ("!", "bold yellow"), "info": ("·", "green")}
 
@@ -87,17 +87,11 @@ def show_report(report: dict[str, Any]) -> None:
     type=click.FloatRange(min=0, max=3650),
     help="A trigger with no fire for this many days is reported as quiet.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(show_report, fails=lambda report: not report["ok"])
 @pass_cli
-def doctor(cli: CliContext, slug: str | None, quiet_days: float, as_json: bool) -> None:
+def doctor(cli: CliContext, slug: str | None, quiet_days: float) -> Any:
     """Scan for what needs fixing without running anything: stale allowlist entries, sources
     that would be skipped now, paused or quiet triggers, agents whose recent runs mostly fail
     or use no tools, runaway usage. Exits 1 when something needs fixing."""
     with waiting("checking agents, sources and triggers…"):
-        report = cli.call("doctor", agent=slug, quiet_days=quiet_days)
-    if as_json:
-        print_json(report)
-    else:
-        show_report(report)
-    if not report["ok"]:
-        raise SystemExit(1)
+        return cli.call("doctor", agent=slug, quiet_days=quiet_days)

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from cairn.cli.context import CliContext, output, pass_cli, print_json
+from cairn.errors import UsageError
 
 PAGE = 1000
 
@@ -34,7 +35,6 @@ def otlp(cli: CliContext, since: str, agent: str | None, as_json: bool) -> None:
 
     from cairn.domain.runs import FINAL_STATUSES, event_from_dict, run_from_dict
     from cairn.durations import parse_duration
-    from cairn.errors import UsageError
     from cairn.telemetry import start_export, stop_export
     from cairn.telemetry.config import config_from_env
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cairn.errors import CairnError
+from cairn.errors import CairnError, UsageError
 
 _GROUPS = {
     "agent": ("cairn.cli.agents", "Create, inspect, test and list the runs of agents."),
@@ -86,8 +86,6 @@ def cli(ctx: click.Context, database_url: str | None, sandbox: str, url: str | N
 def _check_text(args: list[str]) -> None:
     """Arguments that are not valid UTF-8 (Python keeps the stray bytes as surrogates) are
     refused here: they could not be stored or sent as JSON further on."""
-    from cairn.errors import UsageError
-
     for arg in args:
         try:
             arg.encode("utf-8")

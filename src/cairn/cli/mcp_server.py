@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli
+from cairn.cli.context import CliContext, pass_cli, run_async
 
 if TYPE_CHECKING:
     from cairn.client.http import AsyncHttpTransport
@@ -52,8 +52,6 @@ def mcp(cli: CliContext, api_key: str | None, read_only: bool) -> None:
       cairn --sandbox demo mcp --read-only
       CAIRN_URL=http://cairn.internal:8765 CAIRN_API_KEY=key_... cairn mcp
     """
-    from cairn.cli.context import run_async
-
     if cli.url:
         from cairn.client.http import AsyncHttpTransport
 

@@ -8,6 +8,7 @@ import click
 
 from cairn.cli.context import (
     CliContext,
+    confirm,
     option_set,
     output,
     parse_json_option,
@@ -15,6 +16,7 @@ from cairn.cli.context import (
     print_json,
 )
 from cairn.domain.runs import RUN_KINDS, RUN_STATUSES
+from cairn.errors import UsageError
 
 
 @click.group()
@@ -40,14 +42,9 @@ run_filters = option_set(
 to the command under the names of the listing operations' parameters."""
 
 
-def show_run(run: dict[str, Any], as_json: bool) -> None:
-    """Print a run row (shared with ``cairn agent test``)."""
-    if as_json:
-        print_json(run)
-        return
-    from cairn.cli.render import run_detail
-
-    run_detail(run)
+def failed(run: dict[str, Any]) -> bool:
+    """Whether a run waited for did not succeed (the command then exits 1)."""
+    return bool(run["status"] != "succeeded")
 
 
 @runs.command("list")
@@ -127,15 +124,12 @@ def cancel(cli: CliContext, run_id: str) -> Any:
 @runs.command("replay")
 @click.argument("run_id")
 @click.option("--event-payload", "payload_json", help="An edited event, JSON (default: the run's).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output("render.run_detail", fails=failed)
 @pass_cli
-def replay(cli: CliContext, run_id: str, payload_json: str | None, as_json: bool) -> None:
+def replay(cli: CliContext, run_id: str, payload_json: str | None) -> Any:
     """Fire RUN_ID's agent again on the same event (or an edited one) as a test run."""
     payload = parse_json_option(payload_json, "--event-payload")
-    run = cli.call("replay_run", run_id=run_id, body={"event_payload": payload})
-    show_run(run, as_json)
-    if run["status"] != "succeeded":
-        raise SystemExit(1)
+    return cli.call("replay_run", run_id=run_id, body={"event_payload": payload})
 
 
 @runs.command("prune")
@@ -158,9 +152,7 @@ def prune(cli: CliContext, older_than: str | None, dry_run: bool, yes: bool, as_
       cairn --sandbox demo runs prune --older-than 30d --dry-run
       cairn --sandbox demo runs prune --older-than 30d --yes
     """
-    from cairn.cli.context import confirm
     from cairn.durations import parse_duration
-    from cairn.errors import UsageError
     from cairn.services.runs import prune_runs
 
     if cli.remote:

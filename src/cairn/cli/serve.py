@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cairn.cli.context import CliContext, pass_cli
+from cairn.cli.context import CliContext, pass_cli, run_async
+from cairn.errors import UsageError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -92,7 +93,6 @@ def serve(
 
         app.settings = replace(app.settings, dashboard_autologin=True)
     if demo:
-        from cairn.cli.context import run_async
         from cairn.cli.demo import print_summary
         from cairn.services.demo import load_demo
 
@@ -184,8 +184,6 @@ def check_port_free(host: str, port: int) -> None:
     """Refuse a port something already listens on, before the demo is loaded or a banner
     claims the server is up."""
     import socket
-
-    from cairn.errors import UsageError
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, output, parse_json_option, pass_cli, print_json
+from cairn.cli.context import CliContext, confirm, output, parse_json_option, pass_cli
 from cairn.errors import InvalidJSON, UsageError
 
 
@@ -25,10 +25,7 @@ def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
-def _print_health(report: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print_json(report)
-        return
+def _print_health(report: dict[str, Any]) -> None:
     label = report["source"]["label"]
     if report["ok"]:
         click.echo(
@@ -37,6 +34,11 @@ def _print_health(report: dict[str, Any], as_json: bool) -> None:
         )
     else:
         click.echo(f"{label}: status error ({report['reason']}): {report['message']}", err=True)
+
+
+def _added(report: dict[str, Any]) -> None:
+    click.echo(f"added source {report['source']['label']} ({report['source']['source_id']})")
+    _print_health(report)
 
 
 @source.command("add")
@@ -57,7 +59,7 @@ def _print_health(report: dict[str, Any], as_json: bool) -> None:
 @click.option("--namespace", help="Prefix for tool names (default: the label).")
 @click.option("--allowed-tools", help="JSON list: only these tools of the server.")
 @click.option("--calls-per-minute", type=int, help="Cap on calls to this server.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(_added)
 @pass_cli
 def add(
     cli: CliContext,
@@ -72,8 +74,7 @@ def add(
     namespace: str | None,
     allowed_tools: str | None,
     calls_per_minute: int | None,
-    as_json: bool,
-) -> None:
+) -> Any:
     """Register an MCP server as LABEL (stdio with --command, or http with --url) and check it.
 
     \b
@@ -102,10 +103,7 @@ def add(
         "allowed_tools": allowed,
         "calls_per_minute": calls_per_minute,
     }
-    report = cli.call("add_source", body=body)
-    if not as_json:
-        click.echo(f"added source {report['source']['label']} ({report['source']['source_id']})")
-    _print_health(report, as_json)
+    return cli.call("add_source", body=body)
 
 
 @source.command("list")
@@ -127,14 +125,11 @@ def show(cli: CliContext, source_ref: str) -> Any:
 
 @source.command("test")
 @click.argument("source_ref")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@output(_print_health, fails=lambda report: not report["ok"])
 @pass_cli
-def test(cli: CliContext, source_ref: str, as_json: bool) -> None:
+def test(cli: CliContext, source_ref: str) -> Any:
     """Health-check a source now (tools/list); exit 1 when it fails."""
-    report = cli.call("test_source", ref=source_ref)
-    _print_health(report, as_json)
-    if not report["ok"]:
-        raise SystemExit(1)
+    return cli.call("test_source", ref=source_ref)
 
 
 @source.command("revoke")
@@ -143,8 +138,6 @@ def test(cli: CliContext, source_ref: str, as_json: bool) -> None:
 @pass_cli
 def revoke(cli: CliContext, source_ref: str, yes: bool) -> None:
     """Forget a source's binding and secret (the server keeps running)."""
-    from cairn.cli.context import confirm
-
     confirm(f"revoke source {source_ref} and forget its secret?", yes)
     revoked = cli.call("revoke_source", ref=source_ref)
     click.echo(f"revoked source {revoked['label']} ({revoked['source_id']})")

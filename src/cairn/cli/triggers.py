@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cairn.cli.context import CliContext, output, parse_json_option, pass_cli, print_json
+from cairn.cli.context import CliContext, confirm, output, parse_json_option, pass_cli, print_json
 from cairn.errors import InvalidJSON, UsageError
 
 
@@ -177,8 +177,6 @@ def resume(cli: CliContext, trigger_id: str) -> None:
 @pass_cli
 def destroy(cli: CliContext, trigger_id: str, yes: bool) -> None:
     """Delete a trigger for good (its past decisions stay). Asks first."""
-    from cairn.cli.context import confirm
-
     confirm(f"destroy trigger {trigger_id}? This cannot be undone", yes)
     cli.call("destroy_trigger", trigger_id=trigger_id)
     click.echo(f"destroyed trigger {trigger_id}")

@@ -186,37 +186,33 @@ def threshold(
         if setting or clear:
             raise UsageError("name the agent: cairn usage threshold SLUG --tokens-per-hour N")
         found = cli.call("list_thresholds")
-        if as_json:
-            print_json(found)
-        elif not found:
-            click.echo("no thresholds: set one with cairn usage threshold SLUG --tokens-per-hour N")
-        for data in [] if as_json else found:
-            click.echo(_threshold_line(data))
-        return
-    if clear:
+        lines = [_threshold_line(data) for data in found] or [
+            "no thresholds: set one with cairn usage threshold SLUG --tokens-per-hour N"
+        ]
+    elif clear:
         if setting:
             raise UsageError("--clear removes the threshold: give it without limits")
-        done = cli.call("delete_threshold", slug=slug)
-        if as_json:
-            print_json(done)
+        found = cli.call("delete_threshold", slug=slug)
+        lines = [f"{slug}: " + ("threshold cleared" if found["cleared"] else "had none")]
+    else:
+        if setting:
+            body = {
+                "tokens_per_hour": tokens_per_hour,
+                "cost_micros_per_hour": parse_cost(cost_per_hour) if cost_per_hour else None,
+                "pause_triggers": pause,
+            }
+            found = cli.call("put_threshold", slug=slug, body=body)
         else:
-            click.echo(f"{slug}: " + ("threshold cleared" if done["cleared"] else "had none"))
-        return
-    if setting:
-        body = {
-            "tokens_per_hour": tokens_per_hour,
-            "cost_micros_per_hour": parse_cost(cost_per_hour) if cost_per_hour else None,
-            "pause_triggers": pause,
-        }
-        data = cli.call("put_threshold", slug=slug, body=body)
-    else:
-        data = cli.call("get_threshold", slug=slug)
+            found = cli.call("get_threshold", slug=slug)
+        lines = [
+            f"{slug}: no threshold (set one with --tokens-per-hour or --cost-per-hour)"
+            if found is None
+            else ("set " if setting else "") + _threshold_line(found)
+        ]
     if as_json:
-        print_json(data)
-    elif data is None:
-        click.echo(f"{slug}: no threshold (set one with --tokens-per-hour or --cost-per-hour)")
-    else:
-        click.echo(("set " if setting else "") + _threshold_line(data))
+        print_json(found)
+    for line in [] if as_json else lines:
+        click.echo(line)
 
 
 def _print_flags(flags: list[dict[str, Any]]) -> None:
@@ -282,7 +278,6 @@ def rollup(cli: CliContext, rebuild: bool) -> None:
     """Bring the hourly usage rollup up to date ('--rebuild': from scratch). Usage is exact
     either way; the rollup only makes long windows fast. A maintenance command: it runs on
     the machine that holds the ledger ('cairn serve' keeps it up to date by itself)."""
-    from cairn.errors import UsageError
     from cairn.services.usage import rebuild_rollup, roll_up_pending
 
     if cli.remote:

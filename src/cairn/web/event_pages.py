@@ -9,7 +9,6 @@ first; ids sort by time, so one page costs one indexed read whatever the ledger'
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,7 +17,7 @@ from fastapi.responses import Response
 from cairn.api import operations as ops
 from cairn.errors import NotFound, UsageError
 from cairn.services import diagnosis
-from cairn.web.pages import diagnosed, guarded, render
+from cairn.web.pages import diagnosed, page, render
 from cairn.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
@@ -27,11 +26,17 @@ EVENTS_PAGE = 25
 """Events a page lists: each brings its decisions (one read per event in the store)."""
 
 
-def _sources(caller: ops.Caller) -> dict[str, dict[str, Any]]:
-    return {s["source_id"]: s for s in ops.list_sources(caller)}
+def _render(request: Request, session: Session, name: str, **context: Any) -> Response:
+    """``name`` with the sandbox's sources and triggers by id (an event names them)."""
+    caller = session.caller
+    sources = {s["source_id"]: s for s in ops.list_sources(caller)}
+    triggers = {t["trigger_id"]: t for t in ops.list_triggers(caller)}
+    return render(request, session, name, sources=sources, triggers=triggers, **context)
 
 
+@page("/events", on=router)
 def _events_page(request: Request, session: Session) -> Response:
+    """Events newest first, with rejected deliveries and each trigger's decision."""
     caller = session.caller
     source = request.query_params.get("source", "").strip()
     before = request.query_params.get("before", "").strip()
@@ -45,8 +50,7 @@ def _events_page(request: Request, session: Session) -> Response:
         events, next_before = page["events"], page["next_before"]
     except (NotFound, UsageError) as error:
         notices.append(str(error))
-    triggers = {t["trigger_id"]: t for t in ops.list_triggers(caller)}
-    return render(
+    return _render(
         request,
         session,
         "events.html",
@@ -54,35 +58,14 @@ def _events_page(request: Request, session: Session) -> Response:
         next_before=next_before,
         source=source,
         before=before,
-        sources=_sources(caller),
-        triggers=triggers,
         notices=notices,
     )
 
 
-@router.get("/events")
-async def events_page(request: Request) -> Response:
-    """Events newest first, with rejected deliveries and each trigger's decision."""
-    return await guarded(request, partial(_events_page, request))
-
-
+@page("/events/{event_id}", on=router)
 def _event_page(request: Request, session: Session, event_id: str) -> Response:
-    caller = session.caller
-    event: dict[str, Any] = ops.get_event(caller, event_id)
-    triggers = {t["trigger_id"]: t for t in ops.list_triggers(caller)}
-    return render(
-        request,
-        session,
-        "event.html",
-        event=event,
-        sources=_sources(caller),
-        triggers=triggers,
-        explanation=diagnosed(diagnosis.explain_event, session, event_id),
-    )
-
-
-@router.get("/events/{event_id}")
-async def event_page(request: Request, event_id: str) -> Response:
     """One event: its payload, every trigger's decision (with the run it fired) and the
     plain-English explanation."""
-    return await guarded(request, lambda session: _event_page(request, session, event_id))
+    event: dict[str, Any] = ops.get_event(session.caller, event_id)
+    explanation = diagnosed(diagnosis.explain_event, session, event_id)
+    return _render(request, session, "event.html", event=event, explanation=explanation)

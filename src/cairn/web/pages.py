@@ -7,12 +7,8 @@ cancel is the API's own route, called by the page's script; a test fire starts a
 run (which viewers may) and answers with its id at once, so the page can follow it live
 (the other writes are in ``cairn.web.actions``). A running run's page re-reads its row
 while it runs, which the runner keeps current, so tokens, tool calls and the trace are
-true before the end. The live tool catalog may wait on MCP servers, so it loads as a
-fragment after the agent page; explanation and usage come from ``cairn.services.diagnosis``
-and
-``cairn.services.usage`` when installed, and their sections are left out otherwise.
-Errors are pages, not problem+json: no session goes to the login page, anything else to a
-short error page with the message.
+true before the end. Errors are pages, not problem+json: no session goes to the login
+page, anything else to a short error page with the message.
 """
 
 from __future__ import annotations
@@ -189,6 +185,23 @@ async def guarded(request: Request, build: Callable[[Session], Any]) -> Response
         return await anyio.to_thread.run_sync(_error_page, request, session, error)
 
 
+def page(*paths: str, on: APIRouter = router) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Serve ``build(request, session, **path parameters)`` as the GET route of ``paths``
+    (on this module's router unless ``on``), ``guarded``; ``build``'s docstring is the
+    route's."""
+
+    def register(build: Callable[..., Any]) -> Callable[..., Any]:
+        async def route(request: Request) -> Response:
+            return await guarded(request, partial(build, request, **request.path_params))
+
+        route.__name__, route.__doc__ = build.__name__.lstrip("_"), build.__doc__
+        for path in paths:
+            on.add_api_route(path, route, methods=["GET"])
+        return build
+
+    return register
+
+
 def diagnosed(
     explain: Callable[[App, str, str], Any], session: Session, subject: str
 ) -> dict[str, Any] | None:
@@ -297,7 +310,9 @@ def static(request: Request, name: str, v: str | None = None) -> Response:
 # --- runs ----------------------------------------------------------------------------------
 
 
+@page("/", "/runs")  # the dashboard opens on the runs
 def _runs_page(request: Request, session: Session) -> Response:
+    """Recent runs across agents, filtered, searchable by id, updated live."""
     filters, notices = _checked_filters(dict(request.query_params))
     caller = session.caller
     agents = ops.list_agents(caller)
@@ -337,24 +352,13 @@ def _runs_page(request: Request, session: Session) -> Response:
     )
 
 
-def _summary_fragment(request: Request, session: Session) -> Response:
+@page("/runs/summary")
+def _runs_summary(request: Request, session: Session) -> Response:
+    """The runs page's summary strip, as a fragment: it aggregates the whole window (every
+    run of the last day, say), so the list shows first and this follows."""
     filters, _ = _checked_filters(dict(request.query_params))
     summary = _summary(session.caller, filters)
     return render(request, session, "_summary.html", summary=summary)
-
-
-@router.get("/runs/summary")
-async def runs_summary(request: Request) -> Response:
-    """The runs page's summary strip, as a fragment: it aggregates the whole window (every
-    run of the last day, say), so the list shows first and this follows."""
-    return await guarded(request, partial(_summary_fragment, request))
-
-
-@router.get("/")  # the dashboard opens on the runs
-@router.get("/runs")
-async def runs_page(request: Request) -> Response:
-    """Recent runs across agents, filtered, searchable by id, updated live."""
-    return await guarded(request, partial(_runs_page, request))
 
 
 @router.get("/runs/live")
@@ -400,7 +404,9 @@ def _catch_up(caller: ops.Caller, after: str | None, watch: list[str]) -> list[d
     return list(found.values())
 
 
+@page("/runs/{run_id}")
 def _run_page(request: Request, session: Session, run_id: str) -> Response:
+    """One run: the row, the timeline of its events, the trace, the explanation."""
     caller = session.caller
     run = ops.get_run(caller, run_id)
     events: list[dict[str, Any]] = ops.get_events(caller, run_id)
@@ -444,30 +450,22 @@ def _event_of(caller: ops.Caller, run: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-@router.get("/runs/{run_id}/explanation")
-async def run_explanation(request: Request, run_id: str) -> Response:
+@page("/runs/{run_id}/explanation")
+def _run_explanation(request: Request, session: Session, run_id: str) -> Response:
     """``cairn runs explain`` as a fragment of the run page: the diagnosis may aggregate
     the agent's usage of the hour (a runaway's cost), so the page does not wait for it."""
-
-    def build(session: Session) -> Response:
-        run = ops.get_run(session.caller, run_id)
-        final = run["status"] in FINAL_STATUSES  # nothing to explain while it runs
-        found = diagnosed(diagnosis.explain_run, session, run_id) if final else None
-        return render(request, session, "_explanation_fragment.html", explanation=found)
-
-    return await guarded(request, build)
-
-
-@router.get("/runs/{run_id}")
-async def run_page(request: Request, run_id: str) -> Response:
-    """One run: the row, the timeline of its events, the trace, the explanation."""
-    return await guarded(request, lambda session: _run_page(request, session, run_id))
+    run = ops.get_run(session.caller, run_id)
+    final = run["status"] in FINAL_STATUSES  # nothing to explain while it runs
+    found = diagnosed(diagnosis.explain_run, session, run_id) if final else None
+    return render(request, session, "_explanation_fragment.html", explanation=found)
 
 
 # --- agents --------------------------------------------------------------------------------
 
 
+@page("/agents")
 def _agents_page(request: Request, session: Session) -> Response:
+    """Every agent with its model, sources, triggers and last run."""
     caller = session.caller
     agents: list[dict[str, Any]] = ops.list_agents(caller)
     triggers: list[dict[str, Any]] = ops.list_triggers(caller)
@@ -484,16 +482,11 @@ def _agents_page(request: Request, session: Session) -> Response:
     )
 
 
-@router.get("/agents")
-async def agents_page(request: Request) -> Response:
-    """Every agent with its model, sources, triggers and last run."""
-    return await guarded(request, partial(_agents_page, request))
-
-
 HEALTH_RUNS = 20
 """How many of an agent's newest runs its health strip counts."""
 
 
+@page("/agents/{slug}")
 def _agent_page(
     request: Request,
     session: Session,
@@ -502,6 +495,7 @@ def _agent_page(
     typed: str | None = None,
     payload_error: str | None = None,
 ) -> Response:
+    """One agent: settings, triggers, recent runs, a test-fire form; the catalog follows."""
     caller = session.caller
     agent = ops.get_agent(caller, slug)
     sources = {s["source_id"]: s for s in ops.list_sources(caller)}
@@ -531,28 +525,13 @@ def _agent_page(
     )
 
 
-@router.get("/agents/{slug}")
-async def agent_page(request: Request, slug: str) -> Response:
-    """One agent: settings, triggers, recent runs, a test-fire form; the catalog follows."""
-    return await guarded(request, lambda session: _agent_page(request, session, slug))
-
-
-@router.get("/agents/{slug}/catalog")
-async def agent_catalog(request: Request, slug: str) -> Response:
+@page("/agents/{slug}/catalog")
+async def _agent_catalog(request: Request, session: Session, slug: str) -> Response:
     """The tools the agent would see now, with the trace, as a fragment: resolving may wait
     on MCP servers, so the agent page loads first and fetches this."""
-
-    async def build(session: Session) -> Response:
-        catalog: dict[str, Any] = await ops.agent_tools(session.caller, slug)
-        return render(
-            request,
-            session,
-            "_catalog.html",
-            tools=catalog["tools"],
-            trace=views.trace_view(catalog["trace"]),
-        )
-
-    return await guarded(request, build)
+    catalog: dict[str, Any] = await ops.agent_tools(session.caller, slug)
+    trace = views.trace_view(catalog["trace"])
+    return render(request, session, "_catalog.html", tools=catalog["tools"], trace=trace)
 
 
 @router.post("/agents/{slug}/test-fire")
@@ -635,7 +614,9 @@ async def _concurrently(calls: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     return results
 
 
+@page("/usage")
 async def _usage_page(request: Request, session: Session) -> Response:
+    """Tokens and estimated cost over time by agent, the top spenders, runaway flags."""
     window = request.query_params.get("window", "24h")
     chosen = next((w for w in USAGE_WINDOWS if w[0] == window), USAGE_WINDOWS[0])
     app, sandbox, since_s = session.caller.app, session.sandbox, chosen[2]
@@ -657,9 +638,3 @@ async def _usage_page(request: Request, session: Session) -> Response:
         "enforcements": [e.to_dict() for e in found["enforcements"]],
     }
     return render(request, session, "usage.html", **context)
-
-
-@router.get("/usage")
-async def usage_page(request: Request) -> Response:
-    """Tokens and estimated cost over time by agent, the top spenders, runaway flags."""
-    return await guarded(request, partial(_usage_page, request))

@@ -9,12 +9,13 @@ or one usage aggregate, whatever the number of runs.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
 from cairn.api import operations as ops
 from cairn.domain.runs import RUN_KINDS, RUN_STATUSES
+from cairn.durations import parse_duration
 from cairn.errors import NotFound, UsageError
 from cairn.services.usage import usage
 from cairn.web import views
@@ -194,13 +195,6 @@ def _list(
     return page
 
 
-SUMMARY_WINDOWS = {
-    "15m": 900.0,
-    "1h": 3600.0,
-    "24h": 86400.0,
-    "7d": 7 * 86400.0,
-    "30d": 30 * 86400.0,
-}
 FAILURE_CAP = 200
 
 
@@ -214,19 +208,12 @@ def _summary(caller: ops.Caller, filters: RunFilters) -> dict[str, Any] | None:
         report = usage(
             caller.app,
             caller.sandbox,
-            since_s=SUMMARY_WINDOWS[window],
+            since_s=parse_duration(window),
             agent=filters.agent or None,
             trigger_id=filters.trigger or None,
         ).to_dict()
-        failed = ops.list_runs(
-            caller,
-            agent=filters.agent or None,
-            trigger_id=filters.trigger or None,
-            kind=filters.kind or None,
-            status="failed",
-            since=window,
-            limit=FAILURE_CAP,
-        )["runs"]
+        failures = replace(filters, status="failed", since=window)
+        failed = _list(caller, failures, None, FAILURE_CAP)["runs"]
     except (NotFound, UsageError):
         return None
     totals = report["totals"]

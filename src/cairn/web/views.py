@@ -16,6 +16,7 @@ from typing import Any, Literal
 from markupsafe import Markup, escape
 
 from cairn.domain.runs import LIVE_STATUSES
+from cairn.domain.usage import format_micros
 from cairn.text import plural
 
 OUTCOME_MEANINGS: dict[str, str] = {
@@ -105,10 +106,7 @@ def fmt_cost(micros: int | None) -> str:
     """An estimated cost in USD from micro-units; unknown (unpriced) is not zero."""
     if micros is None:
         return "unpriced"
-    if 0 < micros < 50:
-        return "<$0.0001"
-    units = (micros + 50) // 100
-    return f"${units // 10_000:,}.{units % 10_000:04d}"
+    return "<$0.0001" if 0 < micros < 50 else "$" + format_micros(micros)
 
 
 def pretty(value: Any, limit: int = 20_000) -> str:
@@ -496,23 +494,16 @@ def trace_view(trace: dict[str, Any] | None, *, live: bool = False) -> TraceView
             label=s.get("label") or s["source_id"],
             kind=s.get("kind", ""),
             source_id=s["source_id"],
-            skipped=False,
+            skipped=skipped,
             tool_count=s.get("tool_count"),
             duration_ms=s.get("duration_ms"),
-            hidden_by_source=tuple(s.get("hidden_by_source") or ()),
-        )
-        for s in trace.get("sources_resolved") or []
-    ] + [
-        SourceLine(
-            label=s.get("label") or s["source_id"],
-            kind=s.get("kind", ""),
-            source_id=s["source_id"],
-            skipped=True,
             reason=s.get("reason"),
             reason_meaning=SKIP_MEANINGS.get(s.get("reason") or "", ""),
             message=s.get("message", ""),
+            hidden_by_source=tuple(s.get("hidden_by_source") or ()),
         )
-        for s in trace.get("sources_skipped") or []
+        for key, skipped in (("sources_resolved", False), ("sources_skipped", True))
+        for s in trace.get(key) or []
     ]
     advertised = list(trace.get("tool_names_advertised") or [])
     filtered = list(trace.get("allowlist_filtered_out") or [])
