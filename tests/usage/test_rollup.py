@@ -7,13 +7,13 @@ import random
 import time
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import false, func, select, update
 
-from cairn.domain.runs import Run
+from cairn.domain.runs import FINAL_STATUSES, Run
 from cairn.domain.usage import USAGE_BY, UsageCell, UsageFilter
 from cairn.services.app import App
 from cairn.services.runs import prune_runs
-from cairn.services.usage import pending_rollup, rebuild_rollup, roll_up_pending, usage
+from cairn.services.usage import rebuild_rollup, roll_up_pending, usage
 from cairn.store import runs as run_store
 from cairn.store import usage as usage_store
 from cairn.store.schema import runs, usage_hourly
@@ -21,6 +21,13 @@ from tests.usage.helpers import fire, hook, insert_run, make_agent
 
 HOUR = 3600.0
 DAY = 86400.0
+
+
+def pending_rollup(app: App) -> int:
+    """Finished runs not in the hourly rollup yet."""
+    query = select(func.count()).where(runs.c.usage_rolled == false())
+    with app.store.connect() as conn:
+        return int(conn.execute(query.where(runs.c.status.in_(FINAL_STATUSES))).scalar_one())
 
 
 def cells(app: App, where: UsageFilter, *, use_rollup: bool) -> list[UsageCell]:

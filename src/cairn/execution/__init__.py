@@ -1,16 +1,8 @@
-"""Execution backends: who takes the ledger's queued runs and executes them.
-
-A fire is accepted by writing its run row ``queued`` in the same transaction as its event
-and decisions (``cairn.services.ingest``, ``cairn.services.runs``); from then on the run is
-never dropped. An execution backend makes such runs reach a worker:
-
-- ``embedded`` (default): workers claim queued runs straight from the ledger, on SQLite or
-  PostgreSQL, inside ``cairn serve`` or as ``cairn worker`` processes.
-- ``procrastinate`` (PostgreSQL): each run is also a procrastinate job, deferred inside the
-  fire's transaction; ``cairn worker`` processes run procrastinate workers.
-
-Backends are looked up by name in ``executors`` (``CAIRN_EXECUTOR``), the same registry
-third-party plugins register into (entry-point group ``cairn.executors``).
+"""Execution backends: who takes the ledger's queued runs and executes them (``embedded``,
+the default, or ``procrastinate``: docs/scale-out.md). A fire writes its run ``queued`` in
+the transaction of its event and decisions, so a run is never dropped; a backend makes it
+reach a worker. Backends are looked up by name in ``executors`` (``CAIRN_EXECUTOR``), the
+registry plugins register into (entry-point group ``cairn.executors``).
 """
 
 from __future__ import annotations

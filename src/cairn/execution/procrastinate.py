@@ -1,23 +1,9 @@
-"""The ``procrastinate`` backend (PostgreSQL): each accepted run is a job of procrastinate,
-the PostgreSQL-native task queue, and ``cairn worker`` runs procrastinate workers.
-
-- **Accepting** a run defers its job with procrastinate's own SQL function inside the
-  fire's transaction (``cairn.store.jobs.defer_runs``): the job exists exactly when the run
-  row does, and its insert trigger's ``NOTIFY`` wakes listening workers at the commit.
-- **A worker** is a procrastinate worker (``LISTEN``/``NOTIFY``; its polling is only a
-  5-second fallback) whose one task takes a run id, claims that run in the ledger with the
-  same conditional ``UPDATE`` and lease as the ``embedded`` workers, and executes it
-  through the same code (``LedgerWorker``): a run cancelled or already taken is skipped,
-  so a run never executes twice even if it has two jobs.
-- **Crash semantics** are the ledger's (docs/ledger.md): a SIGKILLed worker's runs end
-  ``failed``/``worker_lost`` through their lease; its jobs not started were never its own
-  (procrastinate hands a worker one job per free slot) and go to the other workers; jobs
-  it had taken are ended ``failed`` by the survivors' housekeeping, and a run such a job
-  had not yet claimed gets a new job.
-- **The schema**: procrastinate's tables and functions live in the ledger's database. The
-  first process that opens this backend applies procrastinate's ``schema.sql`` when it
-  is missing (under an advisory lock); after upgrading procrastinate, apply its own
-  migrations (see docs/scale-out.md).
+"""The ``procrastinate`` backend (PostgreSQL): each accepted run is also a job of
+procrastinate, deferred in the fire's transaction (``cairn.store.jobs``), and ``cairn
+worker`` runs procrastinate workers whose one task claims that run in the ledger and
+executes it as a ``LedgerWorker`` does; the conditional claim is why a run with two jobs
+still executes once. How accepting, workers, crashes and the schema work:
+docs/scale-out.md ("The procrastinate backend") and docs/ledger.md.
 """
 
 from __future__ import annotations
@@ -60,13 +46,6 @@ FETCH_FALLBACK_S = 5.0
 default): the listening connection is what wakes it."""
 
 
-def _procrastinate_missing() -> UsageError:
-    return UsageError(
-        "CAIRN_EXECUTOR=procrastinate needs the procrastinate package: "
-        "pip install 'cairn-runtime[procrastinate]'"
-    )
-
-
 class ProcrastinateBackend:
     """Runs as procrastinate jobs, on PostgreSQL."""
 
@@ -81,7 +60,10 @@ class ProcrastinateBackend:
         try:
             from procrastinate.schema import SchemaManager
         except ImportError as exc:
-            raise _procrastinate_missing() from exc
+            raise UsageError(
+                "CAIRN_EXECUTOR=procrastinate needs the procrastinate package: "
+                "pip install 'cairn-runtime[procrastinate]'"
+            ) from exc
         from cairn.store import jobs as job_store
 
         self.app = app

@@ -1,16 +1,10 @@
 """The ledger worker: claims queued runs from the ledger and executes them.
 
-Liveness is a lease: while a run executes, the runner renews its row's ``heartbeat_at``
-every ``Runner.heartbeat_s``; a run whose lease is older than ``lease_s`` belongs to a
-worker that died, and any worker's housekeeping ends it ``failed``/``worker_lost`` (never
-a queued run: nobody holds those). Claims are one conditional ``UPDATE`` per batch
-(``cairn.store.runs.claim_runs``), so no run executes on two workers at once.
-
-Fairness: one sandbox holds at most ``sandbox_share`` of this worker's slots while the
-ledger has runs of other sandboxes waiting (when nothing else waits it may take them
-all; a worker looks again at most every ``idle_poll_s``, and at once when its process
-accepts a run of another sandbox), and ``agent_concurrency`` bounds one agent's runs
-across every worker.
+Liveness is a lease (``lease_s``, renewed by each run's heartbeat and by housekeeping);
+an expired one is ended ``failed``/``worker_lost`` by any worker's housekeeping, never a
+queued run (docs/ledger.md). Claims are one conditional ``UPDATE`` per batch
+(``cairn.store.runs.claim_runs``), so no run executes on two workers at once. Fairness
+(``sandbox_share``, ``agent_concurrency``) is described in docs/scale-out.md.
 """
 
 from __future__ import annotations

@@ -44,6 +44,16 @@ def run_summary(run: Run) -> dict[str, Any]:
     }
 
 
+def _send(streams: list[MemoryObjectSendStream[Any]], item: Any) -> None:
+    """``item`` to each stream; a follower that is gone or cannot keep up is dropped."""
+    for stream in list(streams):
+        try:
+            stream.send_nowait(item)
+        except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            streams.remove(stream)
+            stream.close()
+
+
 class RunBus:
     """Live runs' events and per-agent summaries. One per process, used from one event loop."""
 
@@ -65,12 +75,7 @@ class RunBus:
         if live is None:
             return
         live.history.append(event)
-        for stream in list(live.subscribers):
-            try:
-                stream.send_nowait(event)
-            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                live.subscribers.remove(stream)
-                stream.close()
+        _send(live.subscribers, event)
 
     def run_finished(self, run: Run) -> None:
         """The run is final and in the ledger: close its followers' streams."""
@@ -96,12 +101,7 @@ class RunBus:
         """Tell the agent's followers, and the sandbox's, about a run's new status."""
         data = run_summary(run)
         for key in ((run.sandbox_id, run.agent_id), (run.sandbox_id, None)):
-            for stream in list(self._agents.get(key, [])):
-                try:
-                    stream.send_nowait(data)
-                except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    self._agents[key].remove(stream)
-                    stream.close()
+            _send(self._agents.get(key, []), data)
 
     def follow_agent(
         self, sandbox_id: str, agent_id: str | None

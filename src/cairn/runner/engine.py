@@ -101,6 +101,7 @@ class _Recorder:
     response_model: str | None = None  # the model that answered the last turn, if told
     retries: int = 0
     """Retries of the model turn that finally failed (0 when none was retried)."""
+    reason: str | None = None  # the failure's reason (``ModelError.reason``), if it gave one
 
     def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
         event = RunEvent(self.next_seq, kind, data, datetime.now(UTC))
@@ -154,7 +155,6 @@ class Runner:
         self.retry_cap_s = retry_cap_s
         self.observer = observer
         self._live: dict[str, anyio.CancelScope] = {}
-        self._failure_reasons: dict[str, str | None] = {}  # run_id -> ModelError.reason
         self._cancel_reasons: dict[str, str] = {}  # run_id -> why it was cancelled
         self._final_writes: LoopBatch[tuple[Run, list[RunEvent]], None] = LoopBatch(
             self._write_final
@@ -280,7 +280,10 @@ class Runner:
         try:
             stop = await self._run_turns(run, agent, available, recorder)
         except CairnError as error:
-            self._fail(run, error)
+            run.status = "failed"
+            run.error_type = getattr(error, "error_type", "usage_error")
+            run.error_message = str(error)
+            recorder.reason = getattr(error, "reason", None)
         except Exception as exc:  # a bug must still leave a complete row
             run.status = "failed"
             run.error_type = "internal_error"
@@ -289,12 +292,6 @@ class Runner:
             run.status = "succeeded"
             return stop
         return "error"
-
-    def _fail(self, run: Run, error: CairnError) -> None:
-        run.status = "failed"
-        run.error_type = getattr(error, "error_type", "usage_error")
-        run.error_message = str(error)
-        self._failure_reasons[run.run_id] = getattr(error, "reason", None)
 
     def beat(self, recorder: _Recorder) -> None:
         """Write progress, and honour a cancel asked by another process (see ``_Heartbeat``)."""
@@ -319,14 +316,10 @@ class Runner:
         run.finished_at = now
         run.heartbeat_at = now
         run.duration_ms = (time.perf_counter() - started) * 1000
-        advertised = (
-            len(run.tool_resolution_trace.tool_names_advertised)
-            if (run.tool_resolution_trace)
-            else 0
-        )
+        trace = run.tool_resolution_trace
         run.outcome = decide_outcome(
             status=run.status,
-            advertised=advertised,
+            advertised=len(trace.tool_names_advertised) if trace else 0,
             tool_calls=run.tool_calls,
             output_text=run.output_text,
         )
@@ -343,7 +336,7 @@ class Runner:
                 {
                     "message": run.error_message,
                     "error_type": run.error_type,
-                    "reason": self._failure_reasons.pop(run.run_id, None),
+                    "reason": recorder.reason,
                     "retries": recorder.retries,
                     "limits": {
                         "max_turns": settings.max_turns,
@@ -389,8 +382,16 @@ class Runner:
             messages = [Message("user", render_event_message(run.event_payload))]
             for turn in range(settings.max_turns):
                 with TurnTimer(recorder.turns, turn, run.usage) as timed:
+                    request = ModelRequest(
+                        system=agent.system_prompt,
+                        messages=list(messages),
+                        tools=tools.specs,
+                        settings=agent.model_settings,
+                        turn=turn,
+                        event_payload=run.event_payload,
+                    )
                     text, calls, stop = await self._model_turn_with_retries(
-                        backend, agent, run, tools, messages, turn, recorder
+                        backend, request, run, recorder
                     )
                     timed.done(stop, calls, recorder.response_model)
                 messages.append(Message("assistant", text, tuple(calls)))
@@ -418,14 +419,7 @@ class Runner:
         return factory(agent.model_settings, self.credentials(agent.sandbox_id))
 
     async def _model_turn_with_retries(
-        self,
-        backend: ModelBackend,
-        agent: Agent,
-        run: Run,
-        tools: ResolvedTools,
-        messages: list[Message],
-        turn: int,
-        recorder: _Recorder,
+        self, backend: ModelBackend, request: ModelRequest, run: Run, recorder: _Recorder
     ) -> tuple[str, list[ToolCallRequest], str]:
         """A model turn, retried with exponential backoff on retryable errors (rate limits,
         5xx, dropped connections), honouring the provider's retry-after; each retry is a
@@ -433,7 +427,7 @@ class Runner:
         attempt = 0
         while True:
             try:
-                return await self._model_turn(backend, agent, run, tools, messages, turn, recorder)
+                return await self._model_turn(backend, request, run, recorder)
             except ModelError as error:
                 if not error.retryable or attempt >= self.max_model_retries:
                     recorder.retries = attempt  # the error event says it, as a number
@@ -451,29 +445,14 @@ class Runner:
                         "status_code": error.status_code,
                         "wait_s": wait,
                         "message": error.message,
-                        "turn": turn,
+                        "turn": request.turn,
                     },
                 )
                 await anyio.sleep(wait)
 
     async def _model_turn(
-        self,
-        backend: ModelBackend,
-        agent: Agent,
-        run: Run,
-        tools: ResolvedTools,
-        messages: list[Message],
-        turn: int,
-        recorder: _Recorder,
+        self, backend: ModelBackend, request: ModelRequest, run: Run, recorder: _Recorder
     ) -> tuple[str, list[ToolCallRequest], str]:
-        request = ModelRequest(
-            system=agent.system_prompt,
-            messages=list(messages),
-            tools=tools.specs,
-            settings=agent.model_settings,
-            turn=turn,
-            event_payload=run.event_payload,
-        )
         text_parts: list[str] = []
         calls: list[ToolCallRequest] = []
         stop = "end_turn"
@@ -481,7 +460,7 @@ class Runner:
             async for event in backend.stream(request):
                 if isinstance(event, TextDelta):
                     text_parts.append(event.text)
-                    recorder.emit("text", {"delta": event.text, "turn": turn})
+                    recorder.emit("text", {"delta": event.text, "turn": request.turn})
                 elif isinstance(event, ToolCallRequest):
                     calls.append(event)
                 elif isinstance(event, TurnEnd):

@@ -140,7 +140,7 @@ def _decide_all(
             app, conn, trigger, event, queued=queued, traceparent=traceparent, agents=agents
         )
         if write:
-            event_store.record_decision(conn, decision)
+            event_store.record_decisions(conn, [decision])
         decisions.append(decision)
         if fire is not None:
             if write:

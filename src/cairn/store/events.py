@@ -80,13 +80,8 @@ def _insert_ignoring_duplicates(dialect: str) -> Any:
     return upsert(events).on_conflict_do_nothing().returning(events.c.event_id)
 
 
-def record_decision(conn: Connection, decision: TriggerDecision) -> None:
-    """Store one trigger's decision about one event."""
-    conn.execute(_INSERT_DECISION, record_values(trigger_decisions, decision))
-
-
 def record_decisions(conn: Connection, batch: Sequence[TriggerDecision]) -> None:
-    """Store several decisions with one statement (the webhook group commit's)."""
+    """Store trigger decisions with one statement (one, or the webhook group commit's)."""
     if batch:
         conn.execute(_INSERT_DECISION, [record_values(trigger_decisions, d) for d in batch])
 

@@ -1,11 +1,6 @@
-"""The SQL of the ``procrastinate`` execution backend: procrastinate's schema in the
-ledger's database, and its jobs deferred inside the ledger's own transactions.
-
-Each queued run is one procrastinate job whose only argument is the run's id. The job is
-inserted by procrastinate's own SQL function (``procrastinate_defer_jobs_v1``, the one its
-Python API calls) on the connection of the fire's transaction, so the job exists exactly
-when the run row does: a rolled-back fire leaves neither. Its insert trigger sends the
-``NOTIFY`` that wakes listening workers when the transaction commits.
+"""The SQL of the ``procrastinate`` execution backend (docs/scale-out.md). Each queued run
+is one job, argument its run id, inserted by procrastinate's own SQL function on the
+connection of the fire's transaction: the job exists exactly when the run row does.
 """
 
 from __future__ import annotations
@@ -80,27 +75,6 @@ def defer_orphans(conn: Connection, *, queue: str, task: str) -> int:
     )
     defer_runs(conn, orphans, queue=queue, task=task)
     return len(orphans)
-
-
-def count_jobs(conn: Connection, *, queue: str, status: str | None = None) -> int:
-    """Jobs on ``queue`` (in ``status`` if given)."""
-    query = "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :queue"
-    if status is not None:
-        query += " AND status = CAST(:status AS procrastinate_job_status)"
-    return int(conn.execute(text(query), {"queue": queue, "status": status}).scalar_one())
-
-
-def jobs_for(conn: Connection, run_id: str, *, queue: str) -> list[str]:
-    """The statuses of the jobs of ``run_id`` on ``queue``."""
-    return list(
-        conn.execute(
-            text(
-                "SELECT status::text FROM procrastinate_jobs "
-                "WHERE queue_name = :queue AND args->>'run_id' = :run_id ORDER BY id"
-            ),
-            {"queue": queue, "run_id": run_id},
-        ).scalars()
-    )
 
 
 def retire_stalled_jobs(

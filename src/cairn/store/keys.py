@@ -6,9 +6,8 @@ import hashlib
 import hmac
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from cairn.domain.keys import ApiKey
 from cairn.errors import NotFound
@@ -19,10 +18,6 @@ from cairn.store.schema import api_keys
 def digest(secret: str) -> str:
     """The stored form of a key's secret part."""
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _to_key(row: Row[Any]) -> ApiKey:
-    return row_record(ApiKey, row)
 
 
 def create_key(conn: Connection, key: ApiKey, secret: str) -> None:
@@ -37,7 +32,7 @@ def verify_key(conn: Connection, key_id: str, secret: str) -> ApiKey | None:
     ).first()
     if row is None or not hmac.compare_digest(row.secret_sha256, digest(secret)):
         return None
-    return _to_key(row)
+    return row_record(ApiKey, row)
 
 
 def list_keys(conn: Connection, sandbox_id: str) -> list[ApiKey]:
@@ -45,7 +40,7 @@ def list_keys(conn: Connection, sandbox_id: str) -> list[ApiKey]:
     rows = conn.execute(
         select(api_keys).where(api_keys.c.sandbox_id == sandbox_id).order_by(api_keys.c.key_id)
     )
-    return [_to_key(row) for row in rows]
+    return [row_record(ApiKey, row) for row in rows]
 
 
 def revoke_key(conn: Connection, sandbox_id: str, key_id: str) -> ApiKey:
@@ -59,4 +54,5 @@ def revoke_key(conn: Connection, sandbox_id: str, key_id: str) -> ApiKey:
         conn.execute(
             update(api_keys).where(api_keys.c.key_id == key_id).values(revoked_at=datetime.now(UTC))
         )
-    return _to_key(conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).one())
+    row = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).one()
+    return row_record(ApiKey, row)

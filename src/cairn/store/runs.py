@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from operator import eq, ge, lt
 from typing import Any
 
 from sqlalchemy import (
@@ -40,10 +41,6 @@ from cairn.store.schema import run_events, runs, workers
 from cairn.store.usage import roll_up_finished, roll_up_runs, unroll_runs
 
 _ROW_COLUMNS = [c for c in runs.c]
-
-
-_to_run = run_from_row  # rows from SQLAlchemy are already decoded
-
 
 _PROGRESS_COLUMNS = (
     "status",
@@ -379,7 +376,7 @@ def _claimed(
     else:
         statement = _claim_statement(which)
     rows = conn.execute(statement, params)
-    return sorted((_to_run(row) for row in rows), key=lambda run: run.run_id)
+    return sorted((run_from_row(row) for row in rows), key=lambda run: run.run_id)
 
 
 def _claim_within_agent_limit(
@@ -476,32 +473,31 @@ def get_run(conn: Connection, sandbox_id: str, run_id: str) -> Run:
     ).first()
     if row is None:
         raise NotFound(f"no run {run_id!r} in sandbox {sandbox_id!r}")
-    return _to_run(row)
+    return run_from_row(row)
 
 
 def listing_query(where: RunFilter) -> Select[Any]:
     """The keyset listing for ``where``: newest first on an index ending in ``run_id``."""
+    since = None if where.since is None else id_floor("run", where.since)
+    until = None if where.until is None else id_floor("run", where.until)
     query = select(*_ROW_COLUMNS).where(runs.c.sandbox_id == where.sandbox_id)
-    if where.agent_id is not None:
-        query = query.where(runs.c.agent_id == where.agent_id)
-    if where.status is not None:
-        query = query.where(runs.c.status == where.status)
-    if where.trigger_id is not None:
-        query = query.where(runs.c.trigger_id == where.trigger_id)
-    if where.kind is not None:
-        query = query.where(runs.c.kind == where.kind)
-    if where.before is not None:
-        query = query.where(runs.c.run_id < where.before)
-    if where.since is not None:
-        query = query.where(runs.c.run_id >= id_floor("run", where.since))
-    if where.until is not None:
-        query = query.where(runs.c.run_id < id_floor("run", where.until))
+    for compare, column, value in (
+        (eq, runs.c.agent_id, where.agent_id),
+        (eq, runs.c.status, where.status),
+        (eq, runs.c.trigger_id, where.trigger_id),
+        (eq, runs.c.kind, where.kind),
+        (lt, runs.c.run_id, where.before),
+        (ge, runs.c.run_id, since),
+        (lt, runs.c.run_id, until),
+    ):
+        if value is not None:
+            query = query.where(compare(column, value))
     return query.order_by(runs.c.run_id.desc()).limit(where.limit)
 
 
 def list_runs(conn: Connection, where: RunFilter) -> list[Run]:
     """Runs newest first, by keyset: ``where.before`` is the last run_id of the previous page."""
-    return [_to_run(row) for row in conn.execute(listing_query(where))]
+    return [run_from_row(row) for row in conn.execute(listing_query(where))]
 
 
 def list_events(conn: Connection, run_id: str, *, after_seq: int = 0) -> list[RunEvent]:

@@ -92,26 +92,22 @@ class SqliteReader:
 
     def list_runs(self, where: RunFilter) -> list[Run]:
         """``cairn.store.runs.list_runs`` for this ledger."""
+        since = None if where.since is None else id_floor("run", where.since)
+        until = None if where.until is None else id_floor("run", where.until)
         clauses = ["sandbox_id = ?"]
         params: list[Any] = [where.sandbox_id]
-        for column, value in (
-            ("agent_id", where.agent_id),
-            ("status", where.status),
-            ("trigger_id", where.trigger_id),
-            ("kind", where.kind),
+        for condition, value in (
+            ("agent_id =", where.agent_id),
+            ("status =", where.status),
+            ("trigger_id =", where.trigger_id),
+            ("kind =", where.kind),
+            ("run_id <", where.before),
+            ("run_id >=", since),
+            ("run_id <", until),
         ):
             if value is not None:
-                clauses.append(f"{column} = ?")
+                clauses.append(f"{condition} ?")
                 params.append(value)
-        if where.before is not None:
-            clauses.append("run_id < ?")
-            params.append(where.before)
-        if where.since is not None:
-            clauses.append("run_id >= ?")
-            params.append(id_floor("run", where.since))
-        if where.until is not None:
-            clauses.append("run_id < ?")
-            params.append(id_floor("run", where.until))
         sql = f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY run_id DESC LIMIT ?"
         rows = self._conn.execute(sql, (*params, where.limit)).fetchall()
         return [run_from_row(_DecodedRow(row)) for row in rows]

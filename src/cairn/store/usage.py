@@ -6,18 +6,13 @@ aggregate reads only the window's slice of an index that starts with ``sandbox_i
 ``sandbox_id, agent_id`` / ``sandbox_id, trigger_id`` when filtered) instead of scanning the
 ledger: a day's usage costs the same on a ledger of a thousand runs or of a million older
 ones. Each group is summed per hour in SQL, so what comes back is at most groups times hours
-rows, whatever the number of runs.
-
-A window holding very many runs (a month of a busy sandbox) would still read them all, so
-finished runs are also summed into ``usage_hourly``, one row per sandbox, hour and group,
-written as each run finishes (``roll_up_runs``) and rebuilt on demand. A window reads its
-whole hours from there, and raw only its partial first and last hours and the runs not
-rolled up yet (live runs, runs ended by a reaper, a ledger just migrated): the answer is
-the raw aggregate's, cell for cell.
+rows, whatever the number of runs. A long window reads its whole hours from the hourly
+rollup instead, and only the rest raw (docs/cost-watch.md, "The hourly rollup").
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -98,20 +93,15 @@ def _hour(column: Any, size: float) -> _Hour:
     return _Hour(column, literal_column(repr(float(size))))
 
 
-def _group_key(where: UsageFilter) -> ColumnElement[Any] | None:
-    return {
-        "agent": runs.c.agent_slug,
-        "trigger": runs.c.trigger_id,
-        "model": runs.c.model,
-        "hour": None,
-    }[where.by]
-
-
-def _rollup_key(where: UsageFilter, table: Table) -> ColumnElement[Any] | None:
-    if where.by == "agent":
-        return table.c.agent_slug
+def _group_key(where: UsageFilter, table: Table) -> ColumnElement[Any] | None:
+    """The column ``where.by`` groups by in ``runs`` or a rollup table (which keeps a
+    trigger and a model as text keys)."""
     if where.by == "hour":
         return None
+    if where.by == "agent":
+        return table.c.agent_slug
+    if table is runs:
+        return runs.c.trigger_id if where.by == "trigger" else runs.c.model
     return usage_hourly.c.trigger_key if where.by == "trigger" else usage_hourly.c.model_key
 
 
@@ -173,7 +163,7 @@ def _raw(
     if where.trigger_id is not None:
         conditions.append(runs.c.trigger_id == where.trigger_id)
     bucket = (_hour(runs.c.created_at, where.bucket_s) - first).label("bucket")
-    return _cells(conn, _group_key(where), bucket, sums, conditions)
+    return _cells(conn, _group_key(where, runs), bucket, sums, conditions)
 
 
 def _rolled(
@@ -194,7 +184,7 @@ def _rolled(
     if where.trigger_id is not None:
         conditions.append(usage_hourly.c.trigger_key == where.trigger_id)
     bucket = (table.c.hour - first).label("bucket")
-    return _cells(conn, _rollup_key(where, table), bucket, sums, conditions)
+    return _cells(conn, _group_key(where, table), bucket, sums, conditions)
 
 
 def _cells(
@@ -296,19 +286,14 @@ def roll_up_finished(conn: Connection, run_ids: Sequence[str]) -> None:
     itself (so its bucket is SQL's, exactly as ``roll_up_runs`` computes it). The path of
     the final write, two cached statements (each executed for all ``run_ids`` at once)
     instead of a select and two reads and writes."""
-    statements = _ROLL_UP_ONE.get(conn.dialect.name)
-    if statements is None:
-        statements = _ROLL_UP_ONE[conn.dialect.name] = _roll_up_one(conn.dialect.name)
     params = [
         {"one_run_id": run_id, "one_id_hour": id_time_ms(run_id) // 3_600_000} for run_id in run_ids
     ]
-    for statement in statements:
+    for statement in _roll_up_one(conn.dialect.name):
         conn.execute(statement, params)
 
 
-_ROLL_UP_ONE: dict[str, tuple[Any, ...]] = {}
-
-
+@functools.cache
 def _roll_up_one(dialect: str) -> tuple[Any, ...]:
     """``INSERT … SELECT … FROM runs WHERE run_id = :one_run_id ON CONFLICT DO UPDATE``
     adding the run's sums, for each rollup table."""
@@ -372,17 +357,6 @@ def rebuild_rollup(conn: Connection) -> None:
     conn.execute(delete(usage_hourly))
     conn.execute(delete(usage_hourly_agents))
     conn.execute(update(runs).where(runs.c.usage_rolled == true()).values(usage_rolled=False))
-
-
-def pending_runs(conn: Connection) -> int:
-    """Finished runs not in the rollup yet."""
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(runs)
-            .where(runs.c.usage_rolled == false(), runs.c.status.in_(FINAL_STATUSES))
-        ).scalar_one()
-    )
 
 
 _SUMS = ("runs", "tokens_in", "tokens_out", "cost_micros", "priced_runs")
