@@ -395,11 +395,3 @@ def rebuild_rollup(app: App, *, batch: int = 20000) -> int:
     with app.store.begin() as conn:
         usage_store.rebuild_rollup(conn)
     return roll_up_pending(app, batch=batch)
-
-
-def pending_rollup(app: App) -> int:
-    """Finished runs not in the hourly rollup yet."""
-    from cairn.store import usage as usage_store
-
-    with app.store.connect() as conn:
-        return usage_store.pending_runs(conn)
