@@ -23,6 +23,9 @@ from cairn.domain.triggers import Event
 from cairn.errors import DeliveryRejected, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
+from cairn.store import events as event_store
+from cairn.store import sources as source_store
+from cairn.store.sandboxes import require_sandbox
 from cairn.webhooks.providers.cairn import TOLERANCE_S, sign
 from cairn.webhooks.registry import get_provider
 from cairn.webhooks.rotation import CURRENT, PREVIOUS
@@ -63,9 +66,6 @@ def add_webhook_source(
 ) -> NewWebhook:
     """A webhook source for ``provider`` (default ``cairn``) with a fresh or pasted secret
     (stored sealed, shown once)."""
-    from cairn.store import sources as source_store
-    from cairn.store.sandboxes import require_sandbox
-
     if not label.strip():
         raise UsageError("a source needs a non-empty label")
     chosen = get_provider(provider)
@@ -120,8 +120,6 @@ def rotate_secret(
     source's signing secret; the one it replaces keeps verifying for ``overlap`` so senders
     can switch without refused deliveries. A source waiting for its first secret just
     takes it."""
-    from cairn.store import sources as source_store
-
     with app.store.begin() as conn:
         source = source_store.get_source(conn, sandbox_id, id_or_label, app.secrets)
         if source.kind != "webhook":
@@ -172,8 +170,6 @@ def record_handshake(
 ) -> Answered:
     """Keep a handshake (GitHub's ``ping``, Slack's ``url_verification``) as an event that
     no trigger decides: it shows the sender reached Cairn and signed correctly."""
-    from cairn.store import events as event_store
-
     event = Event.received_now(source, event_type, payload, sender_event_id, delivery)
     event.decisions = []
     with app.store.begin() as conn:
