@@ -91,6 +91,19 @@ async def test_a_rate_limited_event_gives_the_window_and_the_count(app: App) -> 
     assert f"cairn agent trigger update {trigger_id} --rate-limit 2" in finding.fix
 
 
+async def test_the_dashboard_reads_a_rate_limited_decision_as_recorded(app: App) -> None:
+    from cairn.services.events import get_event
+    from cairn.web.views import decision_reason
+
+    source, _ = await _setup(app, rate_limit_per_hour=1)
+    await ingest(app, source, "issue.opened", {"n": 1})
+    second = await ingest(app, source, "issue.opened", {"n": 2})
+    (decision,) = get_event(app, SANDBOX, second.event_id).decisions or []
+    assert decision.decision == "rate_limited"
+    phrase = decision_reason(decision.decision, decision.detail)
+    assert phrase == "over its hourly rate limit (1 fires this hour)"
+
+
 async def test_a_paused_trigger_says_how_to_resume(app: App) -> None:
     source, trigger_id = await _setup(app)
     update_trigger(app, SANDBOX, trigger_id, status="paused")

@@ -267,9 +267,8 @@ def decision_reason(decision: str, detail: dict[str, Any] | None) -> str:
     if decision == "agent_archived":
         return f"agent {detail.get('agent', '')} is archived".replace("  ", " ")
     if decision == "rate_limited":
-        return "over its hourly rate limit" + (
-            f" ({detail['fires']} fires this hour)" if "fires" in detail else ""
-        )
+        count = detail.get("fires_in_window")
+        return "over its hourly rate limit" + (f" ({count} fires this hour)" if count else "")
     if decision == "busy":
         return "the server's run queue was full"
     return compact(detail, 160) if detail else ""
