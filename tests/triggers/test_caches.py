@@ -41,9 +41,10 @@ def other(settings: Settings) -> Iterator[App]:
 def deliver(app: App, source_id: str, secret: str | None, body: bytes = b'{"type": "t"}') -> None:
     """What the webhook route does: look the source up through the cache, verify."""
     assert secret is not None, "Cairn's own webhooks are created with a secret"
-    source = app.caches.webhook_source(source_id)
-    if source is None or source.status == "revoked":
+    entry = app.caches.source_entry(source_id, fresh=True)
+    if entry is None or entry[0].status == "revoked":
         raise LookupError(source_id)
+    source = entry[0]
     timestamp = "1700000000"
     headers = {"X-Cairn-Timestamp": timestamp, "X-Cairn-Signature": sign(secret, timestamp, body)}
     read_delivery(source, headers, body, now=1700000000)
@@ -71,25 +72,27 @@ def test_a_revoked_source_is_seen_revoked_through_the_cache(app: App, other: App
 
     with pytest.raises(LookupError):
         deliver(app, hook.source.source_id, hook.secret)
-    cached = app.caches.webhook_source(hook.source.source_id)
+    cached = app.caches.source_entry(hook.source.source_id, fresh=True)
     assert cached is not None
-    assert (cached.status, cached.secret) == ("revoked", {})
+    assert (cached[0].status, cached[0].secret) == ("revoked", {})
 
 
 def test_a_changed_source_config_is_read_again(app: App, other: App) -> None:
     hook = add_webhook_source(app, "default", "gh")
-    before = app.caches.webhook_source(hook.source.source_id)
-    assert before is not None
-    assert app.caches.webhook_source(hook.source.source_id) is before  # a hit
+    entry = app.caches.source_entry(hook.source.source_id, fresh=True)
+    assert entry is not None
+    before = entry[0]
+    again = app.caches.source_entry(hook.source.source_id, fresh=True)
+    assert again is not None and again[0] is before  # a hit
 
     with other.store.begin() as conn:
         source_store.set_source_config(
             conn, "default", hook.source.source_id, {**before.config, "note": "changed"}
         )
 
-    after = app.caches.webhook_source(hook.source.source_id)
-    assert after is not None and after.config["note"] == "changed"
-    assert app.caches.webhook_source("src_missing") is None
+    after = app.caches.source_entry(hook.source.source_id, fresh=True)
+    assert after is not None and after[0].config["note"] == "changed"
+    assert app.caches.source_entry("src_missing", fresh=True) is None
 
 
 async def test_triggers_created_or_paused_elsewhere_decide_the_next_event(

@@ -63,12 +63,9 @@ def reason(error: CairnError) -> str:
     return f"{kind}: {text}"
 
 
-def tool_error(error: CairnError) -> types.CallToolResult:
+def tool_error(text: str) -> types.CallToolResult:
     """A tool's refusal or failure, as the client's model should see it."""
-    return types.CallToolResult(
-        content=[types.TextContent(text=reason(error))],
-        is_error=True,
-    )
+    return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
 
 
 def protocol_error(error: CairnError) -> MCPError:
@@ -93,16 +90,11 @@ def build_server(backend_of: BackendOf) -> Server[Any]:
         try:
             result = await tool(params.name).run(backend_of(ctx), params.arguments)
         except CairnError as error:
-            return tool_error(error)
+            return tool_error(reason(error))
         except Exception:
             logger.exception("MCP tool %s failed", params.name)
-            return types.CallToolResult(
-                content=[types.TextContent(text="internal error: see the Cairn server's log")],
-                is_error=True,
-            )
-        return types.CallToolResult(
-            content=[types.TextContent(text=_json(result))],
-        )
+            return tool_error("internal error: see the Cairn server's log")
+        return types.CallToolResult(content=[types.TextContent(text=_json(result))])
 
     async def list_resources(
         ctx: Context, params: types.PaginatedRequestParams | None

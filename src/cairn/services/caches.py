@@ -1,13 +1,13 @@
 """In-memory caches of what the hot paths read, owned by the ``App`` (``app.caches``).
 
-* **Sources** (``webhook_source``, ``source_entry``): a webhook delivery needs the source's
-  config and its decrypted signing secret. The cache keeps the decrypted ``DataSource``
-  beside the raw stored values it came from (``cairn.store.stamps``), and those values are
-  read again, one plain statement, before the source is relied on: by ``webhook_source``
-  at once, by the webhook route's group commit inside the transaction that stores the
-  event (a delivery verified with a source that has changed since is verified again with
-  the new one). A source updated, re-keyed or revoked by anyone, in this process or
-  another, is never used with its old secret or config.
+* **Sources** (``source_entry``): a webhook delivery needs the source's config and its
+  decrypted signing secret. The cache keeps the decrypted ``DataSource`` beside the raw
+  stored values it came from (``cairn.store.stamps``), and those values are read again,
+  one plain statement, before the source is relied on: at once when asked ``fresh``, by
+  the webhook route's group commit inside the transaction that stores the event (a
+  delivery verified with a source that has changed since is verified again with the new
+  one). A source updated, re-keyed or revoked by anyone, in this process or another, is
+  never used with its old secret or config.
 * **Triggers** (``triggers_for``): the triggers bound to a source, checked the same way
   against the columns a decision reads.
 * **Agents** (``agent``) and **a sandbox's sources** (``sandbox_sources``): what a worker
@@ -116,11 +116,6 @@ class Caches:
         self._triggers: dict[tuple[str, str], _Entry] = {}
         self._agents: dict[str, _Entry] = {}
         self._sandbox_sources: dict[str, _Entry] = {}
-
-    def webhook_source(self, source_id: str) -> DataSource | None:
-        """Source ``source_id`` with its secret, as stored right now (``None``: none such)."""
-        found = self.source_entry(source_id, fresh=True)
-        return None if found is None else found[0]
 
     def source_entry(
         self, source_id: str, *, fresh: bool = False

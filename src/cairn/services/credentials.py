@@ -7,12 +7,12 @@ from typing import Any
 
 from cairn.errors import UsageError
 from cairn.services.app import App
+from cairn.store import credentials as credential_store
 
 
 def set_credential(app: App, sandbox_id: str, backend: str, api_key: str) -> dict[str, Any]:
     """Store a key for a model backend (encrypted); returns what is stored, never the key."""
     from cairn.models.backends import check_backend_name
-    from cairn.store import credentials as credential_store
 
     check_backend_name(backend)
     if not api_key.strip():
@@ -25,15 +25,11 @@ def set_credential(app: App, sandbox_id: str, backend: str, api_key: str) -> dic
 
 def list_credentials(app: App, sandbox_id: str) -> list[dict[str, Any]]:
     """Backends with a stored key."""
-    from cairn.store import credentials as credential_store
-
     with app.store.connect() as conn:
         return credential_store.list_credentials(conn, sandbox_id)
 
 
 def delete_credential(app: App, sandbox_id: str, backend: str) -> None:
     """Forget a stored key (the environment's, if any, applies again)."""
-    from cairn.store import credentials as credential_store
-
     with app.store.begin() as conn:
         credential_store.delete_credential(conn, sandbox_id, backend)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from contextlib import suppress
 from dataclasses import dataclass
 
 from cairn.domain.agents import ModelSettings
@@ -81,10 +82,8 @@ async def load_demo(app: App, sandbox: str = DEMO_SANDBOX) -> DemoSummary:
         ),
     ]
     for spec in sources:
-        try:
+        with suppress(AlreadyExists):
             await add_mcp_source(app, sandbox, spec)
-        except AlreadyExists:
-            pass
     agents = [
         AgentSpec(
             slug="support",
@@ -115,10 +114,8 @@ async def load_demo(app: App, sandbox: str = DEMO_SANDBOX) -> DemoSummary:
         ),
     ]
     for agent_spec in agents:
-        try:
+        with suppress(AlreadyExists):
             await create_agent(app, sandbox, agent_spec)
-        except AlreadyExists:
-            pass
     runs = [
         await fire_agent(app, sandbox, "support", {"order_id": "A-1001"}, kind="test"),
         await fire_agent(app, sandbox, "support", {"order_id": "A-9999"}, kind="manual"),

@@ -30,6 +30,10 @@ from cairn.domain.triggers import (
 from cairn.errors import Busy
 from cairn.ids import new_id
 from cairn.services.app import App
+from cairn.store import events as event_store
+from cairn.store import runs as run_store
+from cairn.store import stamps
+from cairn.store import triggers as trigger_store
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -57,8 +61,6 @@ def record_rejected(
 ) -> str:
     """Keep a refused delivery (bad signature, stale, too large, malformed) with its reason
     and, from a webhook provider, the refusal code and what the sender sent."""
-    from cairn.store import events as event_store
-
     event = Event(
         event_id=new_id("evt"),
         sandbox_id=source.sandbox_id,
@@ -89,8 +91,6 @@ async def ingest(
     ``Busy`` before writing anything when the backlog is full. ``delivery``: how a webhook
     delivery arrived (provider, delivery id, type source), kept with the event; the runs
     it fires keep the delivery's ``traceparent``."""
-    from cairn.store import events as event_store
-
     executor = app.executor
     if executor is not None:
         app.gate.check()
@@ -131,9 +131,6 @@ def _decide_all(
 ) -> list[TriggerDecision]:
     """Every bound trigger's decision about ``event``, with the runs they fire (appended to
     ``fired``); written on ``conn`` unless ``write`` is off (the caller writes them)."""
-    from cairn.store import events as event_store
-    from cairn.store import runs as run_store
-
     decisions = []
     for trigger in bound:
         decision, fire = _decide(
@@ -161,8 +158,6 @@ def _decide(
 ) -> tuple[TriggerDecision, tuple[Run, Agent] | None]:
     """One trigger's decision, and the run it fires (not yet written). ``agents``: the
     agents already read in this transaction, by id (a group commit reads each once)."""
-    from cairn.store import triggers as trigger_store
-
     now = datetime.now(UTC)
 
     def decided(
@@ -257,10 +252,6 @@ class GroupCommit:
         return outcome
 
     def _write(self, chunk: list[_Pending]) -> list[IngestResult | Busy | None]:
-        from cairn.store import events as event_store
-        from cairn.store import runs as run_store
-        from cairn.store import stamps
-
         app = self.app
         executor = app.executor
         assert executor is not None, "the group commit serves a server with an executor"

@@ -23,6 +23,8 @@ from cairn.domain.sources import DataSource
 from cairn.errors import Busy, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
+from cairn.store import sources as source_store
+from cairn.store.sandboxes import require_sandbox
 
 MAX_MISSED_COUNT = 10_000  # counting skipped ticks stops here (a per-minute cron down for weeks)
 
@@ -69,9 +71,6 @@ def add_schedule_source(
     app: App, sandbox_id: str, label: str, cron: str, timezone: str = "UTC"
 ) -> DataSource:
     """A schedule source; its first tick is the first cron time after now."""
-    from cairn.store import sources as source_store
-    from cairn.store.sandboxes import require_sandbox
-
     _check_cron(cron, app.settings.min_schedule_interval_s)
     _zone(timezone)
     now = datetime.now(UTC)
@@ -113,7 +112,6 @@ def _due(source: DataSource, now: datetime) -> tuple[datetime, int] | None:
 async def tick_due(app: App, now: datetime | None = None) -> list[str]:
     """Emit the ticks that are due now for every schedule source; returns the event ids."""
     from cairn.services.ingest import ingest
-    from cairn.store import sources as source_store
 
     now = now or datetime.now(UTC)
     with app.store.connect() as conn:

@@ -15,6 +15,7 @@ from cairn.services.app import App
 from cairn.store import sources as source_store
 from cairn.store.sandboxes import require_sandbox
 from cairn.text import record
+from cairn.tools.builtin import BUILTIN_SOURCE_ID, builtin_source_record
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -205,16 +206,12 @@ async def _check_by_resolving(app: App, sandbox_id: str, source_id: str) -> Any:
 
 def list_sources(app: App, sandbox_id: str) -> list[DataSource]:
     """Registered sources (without secrets), plus the always-present builtin source first."""
-    from cairn.tools.builtin import builtin_source_record
-
     with app.store.connect() as conn:
         return [builtin_source_record(sandbox_id), *source_store.list_sources(conn, sandbox_id)]
 
 
 def get_source(app: App, sandbox_id: str, id_or_label: str) -> DataSource:
     """One source by id or label, without its secret."""
-    from cairn.tools.builtin import BUILTIN_SOURCE_ID, builtin_source_record
-
     if id_or_label == BUILTIN_SOURCE_ID:
         return builtin_source_record(sandbox_id)
     with app.store.connect() as conn:
@@ -248,8 +245,6 @@ def available_sources(
     """Every source a run in the sandbox could use, with secrets, for building them. Read
     on ``conn`` when the caller holds one (a worker reading the agent too), else on a
     connection of its own."""
-    from cairn.tools.builtin import builtin_source_record
-
     with nullcontext(conn) if conn is not None else app.store.connect() as conn:
         cached = app.caches.sandbox_sources(conn, sandbox_id)
         if cached is not None:

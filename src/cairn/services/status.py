@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cairn.services.app import App
+from cairn.store import workers as worker_store
 from cairn.text import iso, record
 
 
 def execution_status(app: App, sandbox_id: str) -> dict[str, Any]:
     """The sandbox's backlog and every worker on the ledger, as JSON; ``telemetry`` is this
     process's OpenTelemetry export (runs and spans sent and dropped)."""
-    from cairn.store import workers as worker_store
     from cairn.telemetry import export_status
 
     now = datetime.now(UTC)

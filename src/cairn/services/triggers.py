@@ -9,6 +9,9 @@ from cairn.domain.triggers import Trigger, TriggerStatus
 from cairn.errors import UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
+from cairn.store import agents as agent_store
+from cairn.store import sources as source_store
+from cairn.store import triggers as trigger_store
 
 EVENT_SOURCE_KINDS = ("webhook", "schedule", "integration")
 
@@ -35,10 +38,6 @@ def create_trigger(
     rate_limit_per_hour: int | None = None,
 ) -> Trigger:
     """A new active trigger firing agent ``slug`` on events of ``source_ref`` (id or label)."""
-    from cairn.store import agents as agent_store
-    from cairn.store import sources as source_store
-    from cairn.store import triggers as trigger_store
-
     _check(event_type_filter, filter_config, rate_limit_per_hour)
     now = datetime.now(UTC)
     with app.store.begin() as conn:
@@ -66,9 +65,6 @@ def create_trigger(
 
 def list_triggers(app: App, sandbox_id: str, slug: str | None = None) -> list[Trigger]:
     """The agent's triggers (or every trigger of the sandbox)."""
-    from cairn.store import agents as agent_store
-    from cairn.store import triggers as trigger_store
-
     with app.store.connect() as conn:
         agent_id = agent_store.get_agent(conn, sandbox_id, slug).agent_id if slug else None
         return trigger_store.list_triggers(conn, sandbox_id, agent_id=agent_id)
@@ -76,8 +72,6 @@ def list_triggers(app: App, sandbox_id: str, slug: str | None = None) -> list[Tr
 
 def get_trigger(app: App, sandbox_id: str, trigger_id: str) -> Trigger:
     """One trigger."""
-    from cairn.store import triggers as trigger_store
-
     with app.store.connect() as conn:
         return trigger_store.get_trigger(conn, sandbox_id, trigger_id)
 
@@ -96,8 +90,6 @@ def update_trigger(
     status: str | None = None,
 ) -> Trigger:
     """Change only the given fields (``None`` for the filter or the cap removes it)."""
-    from cairn.store import triggers as trigger_store
-
     values: dict[str, Any] = {}
     if event_type_filter is not None:
         values["event_type_filter"] = event_type_filter
@@ -123,8 +115,6 @@ def update_trigger(
 
 def destroy_trigger(app: App, sandbox_id: str, trigger_id: str) -> Trigger:
     """Delete a trigger for good (its recorded decisions stay)."""
-    from cairn.store import triggers as trigger_store
-
     with app.store.begin() as conn:
         trigger = trigger_store.get_trigger(conn, sandbox_id, trigger_id)
         trigger_store.delete_trigger(conn, sandbox_id, trigger_id)

@@ -33,7 +33,11 @@ from cairn.domain.usage import (
     format_micros,
 )
 from cairn.errors import UsageError
+from cairn.ids import new_id
+from cairn.services import triggers as trigger_service
 from cairn.services.app import App
+from cairn.store import agents as agent_store
+from cairn.store import usage as usage_store
 
 __all__ = [
     "Enforcement",
@@ -87,9 +91,6 @@ def usage(
 
     Raises ``UsageError`` for an unknown ``by`` or a bad window, ``NotFound`` for an
     unknown agent. A trigger id is not checked: a destroyed trigger's runs stay auditable."""
-    from cairn.store import agents as agent_store
-    from cairn.store import usage as usage_store
-
     grouping = _check_by(by)
     _check_window(since_s)
     end = time.time() if until is None else until
@@ -175,9 +176,6 @@ def set_threshold(
     """Watch agent ``slug``: flag it when an hour's tokens (in + out) or estimated cost (in
     micro-units) go over these; with ``pause_triggers``, enforcing pauses its triggers.
     Replaces the agent's previous threshold. Raises ``UsageError`` without any limit."""
-    from cairn.store import agents as agent_store
-    from cairn.store import usage as usage_store
-
     _positive("tokens per hour", tokens_per_hour)
     _positive("cost per hour (micro-units)", cost_micros_per_hour)
     if tokens_per_hour is None and cost_micros_per_hour is None:
@@ -205,9 +203,6 @@ def set_threshold(
 
 def get_threshold(app: App, sandbox_id: str, slug: str) -> UsageThreshold | None:
     """The agent's threshold, or ``None`` when it is not watched."""
-    from cairn.store import agents as agent_store
-    from cairn.store import usage as usage_store
-
     with app.store.connect() as conn:
         agent = agent_store.get_agent(conn, sandbox_id, slug)
         return usage_store.get_threshold(conn, sandbox_id, agent.agent_id)
@@ -215,9 +210,6 @@ def get_threshold(app: App, sandbox_id: str, slug: str) -> UsageThreshold | None
 
 def clear_threshold(app: App, sandbox_id: str, slug: str) -> bool:
     """Stop watching agent ``slug``; ``False`` if it was not watched."""
-    from cairn.store import agents as agent_store
-    from cairn.store import usage as usage_store
-
     with app.store.begin() as conn:
         agent = agent_store.get_agent(conn, sandbox_id, slug)
         return usage_store.delete_threshold(conn, sandbox_id, agent.agent_id)
@@ -225,8 +217,6 @@ def clear_threshold(app: App, sandbox_id: str, slug: str) -> bool:
 
 def list_thresholds(app: App, sandbox_id: str) -> list[UsageThreshold]:
     """Every agent's threshold in the sandbox."""
-    from cairn.store import usage as usage_store
-
     with app.store.connect() as conn:
         return usage_store.list_thresholds(conn, sandbox_id)
 
@@ -273,11 +263,6 @@ def enforce_thresholds(
     ``pause_triggers``, and record why (``list_enforcements``; the reason names the
     measurement, the limit and how to resume). Returns those agents' flags with the
     triggers paused; agents that are only flagged are left alone (see ``runaway_agents``)."""
-    from cairn.ids import new_id
-    from cairn.services import triggers as trigger_service
-    from cairn.store import agents as agent_store
-    from cairn.store import usage as usage_store
-
     flags = [flag for flag in runaway_agents(app, sandbox_id, until=until) if flag.pause_triggers]
     by_agent: dict[str, list[RunawayFlag]] = {}
     for flag in flags:
@@ -334,9 +319,6 @@ def list_enforcements(
     app: App, sandbox_id: str, slug: str | None = None, *, limit: int = 50
 ) -> list[Enforcement]:
     """Threshold enforcements that paused triggers, newest first (of one agent if given)."""
-    from cairn.store import agents as agent_store
-    from cairn.store import usage as usage_store
-
     with app.store.connect() as conn:
         agent_id = agent_store.get_agent(conn, sandbox_id, slug).agent_id if slug else None
         return usage_store.list_enforcements(conn, sandbox_id, agent_id=agent_id, limit=limit)
@@ -348,10 +330,7 @@ def pause_reason(app: App, sandbox_id: str, trigger_id: str) -> Enforcement | No
 
     The records live in the ``threshold_enforcements`` table; a trigger changed after the
     enforcement (resumed and paused again) is taken as paused by a person."""
-    from cairn.services.triggers import get_trigger
-    from cairn.store import usage as usage_store
-
-    trigger = get_trigger(app, sandbox_id, trigger_id)
+    trigger = trigger_service.get_trigger(app, sandbox_id, trigger_id)
     if trigger.status != "paused":
         return None
     with app.store.connect() as conn:
@@ -372,8 +351,6 @@ def roll_up_pending(app: App, *, batch: int = 5000, max_batches: int | None = No
     """Add finished runs that are not in the hourly rollup yet (ended by a reaper, written
     before the rollup existed) to it, ``batch`` at a time; returns how many. ``cairn
     serve`` does a few batches a tick, so a migrated ledger catches up by itself."""
-    from cairn.store import usage as usage_store
-
     total = 0
     done = 0
     while max_batches is None or done < max_batches:
@@ -390,8 +367,6 @@ def rebuild_rollup(app: App, *, batch: int = 20000) -> int:
     """Rebuild the hourly usage rollup from the runs (``cairn usage rollup --rebuild``);
     returns how many runs it holds. Usage stays exact throughout: runs not rolled up yet
     are read raw."""
-    from cairn.store import usage as usage_store
-
     with app.store.begin() as conn:
         usage_store.rebuild_rollup(conn)
     return roll_up_pending(app, batch=batch)

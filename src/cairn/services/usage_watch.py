@@ -13,15 +13,15 @@ import logging
 import anyio
 
 from cairn.errors import CairnError
+from cairn.services.access import list_sandboxes
 from cairn.services.app import App
+from cairn.services.usage import enforce_thresholds, list_thresholds, roll_up_pending
 
 logger = logging.getLogger(__name__)
 
 
 def tick(app: App) -> dict[str, list[str]]:
     """One pass of the watch: catch the usage rollup up (a few batches), then enforce."""
-    from cairn.services.usage import roll_up_pending
-
     roll_up_pending(app, max_batches=4)
     return enforce_everywhere(app)
 
@@ -29,9 +29,6 @@ def tick(app: App) -> dict[str, list[str]]:
 def enforce_everywhere(app: App) -> dict[str, list[str]]:
     """One pass: enforce the thresholds of every sandbox that has any. Returns the triggers
     paused, by sandbox (only sandboxes where something was paused)."""
-    from cairn.services.access import list_sandboxes
-    from cairn.services.usage import enforce_thresholds, list_thresholds
-
     paused: dict[str, list[str]] = {}
     for sandbox_id, _name in list_sandboxes(app):
         if not any(t.pause_triggers for t in list_thresholds(app, sandbox_id)):

@@ -1,5 +1,4 @@
-"""Webhook sources: creation with a provider and its signing secret, secret rotation, and
-the native envelope's helpers.
+"""Webhook sources: creation with a provider and its signing secret, secret rotation.
 
 Each source names a provider (``cairn.webhooks.registry``: ``cairn`` — Cairn's own
 envelope, the default — ``github``, ``stripe``, ``slack``, ``linear``, ``standard``,
@@ -8,14 +7,12 @@ own) Cairn generates one; where the sender issues it (Stripe, Slack, Linear, Sta
 Webhooks) the user pastes it, at creation or later with a rotation, and until then
 deliveries are refused as ``no_secret``. The secret is stored sealed and shown once.
 
-Native signature scheme (docs/webhooks.md): ``X-Cairn-Timestamp: <unix seconds>`` and
-``X-Cairn-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``, refused when
-more than ``TOLERANCE_S`` from now; within the window a replay is caught by the event id.
+``sign`` and ``TOLERANCE_S`` are re-exported from Cairn's own envelope
+(``cairn.webhooks.providers.cairn``, docs/webhooks.md).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,9 +23,10 @@ from cairn.domain.triggers import Event
 from cairn.errors import DeliveryRejected, UsageError
 from cairn.ids import new_id
 from cairn.services.app import App
-from cairn.webhooks.base import Incoming
+from cairn.store import events as event_store
+from cairn.store import sources as source_store
+from cairn.store.sandboxes import require_sandbox
 from cairn.webhooks.providers.cairn import TOLERANCE_S, sign
-from cairn.webhooks.providers.cairn import provider as _cairn
 from cairn.webhooks.registry import get_provider
 from cairn.webhooks.rotation import CURRENT, PREVIOUS
 
@@ -38,44 +36,13 @@ __all__ = [
     "DeliveryRejected",
     "NewWebhook",
     "add_webhook_source",
-    "parse_body",
     "record_handshake",
     "rotate_secret",
     "sign",
-    "verify",
 ]
 
 MAX_BODY_BYTES = 256 * 1024
 DEFAULT_OVERLAP = timedelta(hours=24)
-
-
-def verify(
-    secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None
-) -> None:
-    """Raise ``DeliveryRejected`` (401) unless a native signature and timestamp are good."""
-    headers = {}
-    if timestamp is not None:
-        headers["x-cairn-timestamp"] = timestamp
-    if signature is not None:
-        headers["x-cairn-signature"] = signature
-    incoming = Incoming(headers, body, time.time() if now is None else now)
-    _cairn.verify(incoming, [secret], {})
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A native delivery's content."""
-
-    event_type: str
-    payload: Any
-    sender_event_id: str | None
-
-
-def parse_body(body: bytes, header_event_id: str | None) -> Delivery:
-    """The event in a verified native body: ``{"type": …, "payload": …, "id": …}``."""
-    headers = {"x-cairn-event-id": header_event_id} if header_event_id else {}
-    parsed = _cairn.parse(Incoming(headers, body, time.time()), {})
-    return Delivery(parsed.event_type, parsed.payload, parsed.sender_event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +66,6 @@ def add_webhook_source(
 ) -> NewWebhook:
     """A webhook source for ``provider`` (default ``cairn``) with a fresh or pasted secret
     (stored sealed, shown once)."""
-    from cairn.store import sources as source_store
-    from cairn.store.sandboxes import require_sandbox
-
     if not label.strip():
         raise UsageError("a source needs a non-empty label")
     chosen = get_provider(provider)
@@ -156,8 +120,6 @@ def rotate_secret(
     source's signing secret; the one it replaces keeps verifying for ``overlap`` so senders
     can switch without refused deliveries. A source waiting for its first secret just
     takes it."""
-    from cairn.store import sources as source_store
-
     with app.store.begin() as conn:
         source = source_store.get_source(conn, sandbox_id, id_or_label, app.secrets)
         if source.kind != "webhook":
@@ -208,8 +170,6 @@ def record_handshake(
 ) -> Answered:
     """Keep a handshake (GitHub's ``ping``, Slack's ``url_verification``) as an event that
     no trigger decides: it shows the sender reached Cairn and signed correctly."""
-    from cairn.store import events as event_store
-
     event = Event.received_now(source, event_type, payload, sender_event_id, delivery)
     event.decisions = []
     with app.store.begin() as conn:

@@ -49,6 +49,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
+from cairn import __version__
 from cairn.domain.runs import Run, RunEvent
 from cairn.telemetry.config import TelemetryConfig
 from cairn.telemetry.metrics import RunMetrics
@@ -119,7 +120,7 @@ class OtlpExport:
         self.stats = ExportStats()
         resource = _resource()
         self._resource = resource_attributes(resource.attributes)
-        self._scope = ("cairn", _version())
+        self._scope = ("cairn", __version__)
         # The sampler of OTEL_TRACES_SAMPLER / _ARG, as the SDK's provider reads them.
         self._sampler = TracerProvider(resource=resource, shutdown_on_exit=False).sampler
         self._span_exporter = OTLPSpanExporter() if config.traces else None
@@ -310,12 +311,3 @@ def _post(exporter: OTLPSpanExporter, payload: bytes) -> bool:
     if exporter._shutdown:
         return False
     return bool(exporter._client.export(payload).success)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("cairn")
-    except PackageNotFoundError:
-        return ""

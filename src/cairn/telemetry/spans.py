@@ -248,31 +248,22 @@ class _Builder:
             sc.ALLOWLIST_MISSING_ENTRIES: [m.entry for m in trace.allowlist_missing_entries],
             sc.RESOLUTION_DURATION_MS: round(trace.duration_ms, 3),
         }
+        resolved: list[tuple[str, Any, Attributes]] = [
+            (sc.EVENT_SOURCE_RESOLVED, s, {sc.SOURCE_TOOL_COUNT: s.tool_count})
+            for s in trace.sources_resolved
+        ]
+        skipped: list[tuple[str, Any, Attributes]] = [
+            (sc.EVENT_SOURCE_SKIPPED, s, {sc.SKIP_REASON: s.reason, sc.SKIP_MESSAGE: s.message})
+            for s in trace.sources_skipped
+        ]
         events = [
             PlannedEvent(
-                sc.EVENT_SOURCE_RESOLVED,
+                name,
                 self.start_ns,
-                {
-                    sc.SOURCE_ID: s.source_id,
-                    sc.SOURCE_KIND: s.kind,
-                    sc.SOURCE_LABEL: s.label,
-                    sc.SOURCE_TOOL_COUNT: s.tool_count,
-                },
+                {sc.SOURCE_ID: s.source_id, sc.SOURCE_KIND: s.kind, sc.SOURCE_LABEL: s.label}
+                | extra,
             )
-            for s in trace.sources_resolved
-        ] + [
-            PlannedEvent(
-                sc.EVENT_SOURCE_SKIPPED,
-                self.start_ns,
-                {
-                    sc.SOURCE_ID: s.source_id,
-                    sc.SOURCE_KIND: s.kind,
-                    sc.SOURCE_LABEL: s.label,
-                    sc.SKIP_REASON: s.reason,
-                    sc.SKIP_MESSAGE: s.message,
-                },
-            )
-            for s in trace.sources_skipped
+            for name, s, extra in resolved + skipped
         ]
         return PlannedSpan(
             "resolve", sc.RESOLVE_TOOLS, "internal", self.start_ns, end, "root", attributes, events

@@ -140,18 +140,12 @@ def encode_trace(trace: RunTrace) -> list[bytes]:
 
 
 def encode_request(
-    resource: Mapping[str, AttributeValue],
-    scope: tuple[str, str],
-    spans: Iterable[bytes],
-    schema_url: str = "",
+    resource: Mapping[str, AttributeValue], scope: tuple[str, str], spans: Iterable[bytes]
 ) -> bytes:
     """An ``ExportTraceServiceRequest`` with one resource and one scope holding ``spans``."""
     scope_message = _text(1, scope[0]) + (_text(2, scope[1]) if scope[1] else b"")
     scope_spans = _field(1, scope_message) + b"".join(_field(2, span) for span in spans)
-    resource_spans = _field(1, _attributes(1, resource)) + _field(2, scope_spans)
-    if schema_url:
-        resource_spans += _text(3, schema_url)
-    return _field(1, resource_spans)
+    return _field(1, _field(1, _attributes(1, resource)) + _field(2, scope_spans))
 
 
 def resource_attributes(attributes: Mapping[str, Any]) -> dict[str, AttributeValue]:

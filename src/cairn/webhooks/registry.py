@@ -33,8 +33,3 @@ def get_provider(name: str | None) -> WebhookProvider:
     """The provider called ``name`` (``None``: Cairn's envelope), or ``UnknownWebhookProvider``
     listing the known ones."""
     return webhook_providers.get(name or DEFAULT_PROVIDER)
-
-
-def provider_names() -> list[str]:
-    """Every provider name a webhook source may use."""
-    return webhook_providers.names()
