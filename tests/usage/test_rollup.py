@@ -107,13 +107,11 @@ async def test_the_rollup_answers_exactly_what_the_raw_runs_answer(app: App) -> 
     with app.store.begin() as conn:
         conn.execute(update(runs).where(runs.c.run_id == live.run_id).values(status="running"))
 
-    with app.store.connect() as conn:
-        assert usage_store.pending_runs(conn) == len(recorded) - len(recorded[::2])
+    assert pending_rollup(app) == len(recorded) - len(recorded[::2])
     assert assert_identical(app, support.agent_id, bound.trigger.trigger_id) > 1000
 
     assert roll_up_pending(app, batch=50) == len(recorded) - len(recorded[::2])
-    with app.store.connect() as conn:
-        assert usage_store.pending_runs(conn) == 0
+    assert pending_rollup(app) == 0
     with app.store.connect() as conn:
         assert conn.execute(usage_hourly.select()).first() is not None  # really used
     assert_identical(app, support.agent_id, bound.trigger.trigger_id)
@@ -135,8 +133,7 @@ async def test_a_run_finished_by_the_runner_is_in_the_rollup_and_the_report(app:
         rows = conn.execute(usage_hourly.select()).all()
     report = usage(app, "default", since_s=3 * DAY)
 
-    with app.store.connect() as conn:
-        assert usage_store.pending_runs(conn) == 0
+    assert pending_rollup(app) == 0
     assert [(r.agent_slug, r.runs, r.tokens_in, r.tokens_out) for r in rows] == [
         ("support", 3, 300, 60)
     ]
@@ -178,8 +175,7 @@ async def test_final_writes_roll_each_run_up_once_exactly_as_the_raw_runs_say(ap
         with app.store.begin() as conn:
             run_store.finish_run(conn, run, [])
 
-    with app.store.connect() as conn:
-        assert usage_store.pending_runs(conn) == 0
+    assert pending_rollup(app) == 0
     assert assert_identical(app, support.agent_id, bound.trigger.trigger_id) > 0
     with app.store.connect() as conn:
         rolled = conn.execute(usage_hourly.select()).all()
