@@ -65,8 +65,8 @@ class Call(Generic[R]):
 
 @dataclass(frozen=True, slots=True)
 class Follow(Generic[R]):
-    """One stream of the table: which events it keeps (``kinds``: all but these, or only
-    these) and how each is read."""
+    """One stream of the table: which events it keeps (``keep``, by event name) and how
+    each is read."""
 
     operation: str
     read: Callable[[Any], R]

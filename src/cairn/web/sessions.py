@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
@@ -45,8 +44,6 @@ AUTOLOGIN_OFF_COOKIE = "cairn_autologin"
 LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1"})
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
-STRICT: dict[str, Any] = {"path": "/", "samesite": "strict"}
-"""Every cookie of the dashboard: the whole site, never sent from another one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +102,28 @@ def set_login_cookies(request: Request, response: Response, token: str, csrf: st
     """Store the session token (HttpOnly) and the CSRF token (readable by the page's own
     script). ``token`` is a session's, never an API key."""
     assert token.startswith("ses_"), "a browser cookie never carries an API key"
-    lasting: dict[str, Any] = {"max_age": SESSION_TTL_S, "secure": request.url.scheme == "https"}
-    response.set_cookie(SESSION_COOKIE, token, **STRICT, httponly=True, **lasting)
-    response.set_cookie(CSRF_COOKIE, csrf, **STRICT, **lasting)
+    secure = request.url.scheme == "https"
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_TTL_S,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+    )
+    response.set_cookie(
+        CSRF_COOKIE, csrf, max_age=SESSION_TTL_S, path="/", samesite="strict", secure=secure
+    )
     if AUTOLOGIN_OFF_COOKIE in request.cookies:
-        response.delete_cookie(AUTOLOGIN_OFF_COOKIE, **STRICT, httponly=True)
+        response.delete_cookie(AUTOLOGIN_OFF_COOKIE, path="/", httponly=True, samesite="strict")
 
 
 def clear_login_cookies(response: Response) -> None:
     """Forget the session, and keep the automatic local login off for this browser."""
-    response.delete_cookie(SESSION_COOKIE, **STRICT, httponly=True)
-    response.delete_cookie(CSRF_COOKIE, **STRICT)
-    response.set_cookie(AUTOLOGIN_OFF_COOKIE, "off", **STRICT, httponly=True)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
+    response.set_cookie(AUTOLOGIN_OFF_COOKIE, "off", path="/", httponly=True, samesite="strict")
 
 
 def log_out(request: Request) -> None:
