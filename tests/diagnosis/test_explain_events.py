@@ -91,17 +91,41 @@ async def test_a_rate_limited_event_gives_the_window_and_the_count(app: App) -> 
     assert f"cairn agent trigger update {trigger_id} --rate-limit 2" in finding.fix
 
 
-async def test_the_dashboard_reads_a_rate_limited_decision_as_recorded(app: App) -> None:
+DASHBOARD_PHRASES = {
+    "type": "event type 'issue.closed', wanted 'issue.opened'",
+    "missing": 'channel missing, wanted "C1"',
+    "mismatch": 'repo was "api", wanted "web"',
+    "paused": "the trigger is paused",
+    "archived": "agent triage is archived",
+    "rate_limited": "over its hourly rate limit (1 fires this hour)",
+}
+
+
+@pytest.mark.parametrize("case", DASHBOARD_PHRASES)
+async def test_the_dashboard_reads_each_decision_as_recorded(app: App, case: str) -> None:
+    """Every decision kind but ``fired``, recorded by real ingestion, read by the dashboard
+    from the detail the ledger keeps (a key it misreads falls back to raw JSON)."""
     from cairn.services.events import get_event
     from cairn.web.views import decision_reason
 
-    source, _ = await _setup(app, rate_limit_per_hour=1)
-    await ingest(app, source, "issue.opened", {"n": 1})
-    second = await ingest(app, source, "issue.opened", {"n": 2})
-    (decision,) = get_event(app, SANDBOX, second.event_id).decisions or []
-    assert decision.decision == "rate_limited"
-    phrase = decision_reason(decision.decision, decision.detail)
-    assert phrase == "over its hourly rate limit (1 fires this hour)"
+    settings: dict[str, dict[str, object]] = {
+        "type": {"event_type_filter": "issue.opened"},
+        "missing": {"filter_config": {"channel": "C1"}},
+        "mismatch": {"filter_config": {"repo": "web"}},
+        "rate_limited": {"rate_limit_per_hour": 1},
+    }
+    source, trigger_id = await _setup(app, **settings.get(case, {}))
+    if case == "paused":
+        update_trigger(app, SANDBOX, trigger_id, status="paused")
+    if case == "archived":
+        set_archived(app, SANDBOX, "triage", True)
+    if case == "rate_limited":
+        await ingest(app, source, "issue.opened", {"n": 1})
+    event_type = "issue.closed" if case == "type" else "issue.opened"
+    result = await ingest(app, source, event_type, {"text": "hi", "repo": "api"})
+    (decision,) = get_event(app, SANDBOX, result.event_id).decisions or []
+    assert decision.decision != "fired"
+    assert decision_reason(decision.decision, decision.detail) == DASHBOARD_PHRASES[case]
 
 
 async def test_a_paused_trigger_says_how_to_resume(app: App) -> None:
