@@ -8,6 +8,7 @@ checked the role) and returns JSON-ready data (the wire shapes of ``cairn.wire``
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,10 +45,13 @@ def served(target: str, *, awaits: bool = False) -> Callable[..., Any]:
     ``awaits`` marks a coroutine service, so the routes run it on the event loop."""
     module, _, name = target.partition(":")
 
+    @functools.cache
+    def service() -> Callable[..., Any]:  # imported at the first call, not on the cold path
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
     def call(caller: Caller, fields: tuple[Any, ...], body: Any) -> Any:
-        function = getattr(importlib.import_module(module), name)
         given = {} if body is None else body.model_dump()
-        return function(caller.app, caller.sandbox, *fields, **given)
+        return service()(caller.app, caller.sandbox, *fields, **given)
 
     async def handle_async(caller: Caller, *path: Any, body: Any = None, **named: Any) -> JSON:
         return as_json(await call(caller, (*path, *named.values()), body))
